@@ -1,0 +1,31 @@
+"""arch_search: neural architecture exploration for efficient NLP encoders.
+
+SqueezeBERT's grouped convolutions (Iandola et al., 2020) as a search space: ArchSpec says
+which position-wise layers are grouped, ``build_model`` builds it, ``count_cost`` counts it,
+``measure_latency`` times it, ``from_hf``/``to_hf`` move weights to and from HF.
+"""
+
+from arch_search.cost import Cost, closed_form_macs, count_cost
+from arch_search.hf import from_hf, to_hf
+from arch_search.latency import Comparison, Env, Latency, compare_latency, measure_latency
+from arch_search.model import Encoder, EncoderOutput, GroupedLinear, build_model
+from arch_search.spec import PROJECTIONS, ArchSpec
+
+__all__ = [
+    "PROJECTIONS",
+    "ArchSpec",
+    "Comparison",
+    "Cost",
+    "Encoder",
+    "EncoderOutput",
+    "Env",
+    "GroupedLinear",
+    "Latency",
+    "build_model",
+    "closed_form_macs",
+    "compare_latency",
+    "count_cost",
+    "from_hf",
+    "measure_latency",
+    "to_hf",
+]

@@ -1,0 +1,3 @@
+from arch_search.cli import main
+
+main()

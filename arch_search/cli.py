@@ -1,0 +1,92 @@
+"""``python -m arch_search <command> [hydra overrides]`` -- the only module that sees the config.
+
+Each command composes ``conf/config.yaml`` with Hydra (so ``arch=squeezebert``,
+``arch.groups.ffn_in=8`` or ``latency.threads=2`` work, and a bad override is Hydra's error,
+exit code 1), instantiates typed objects from it and calls the library.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+
+import hydra
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from arch_search.cost import count_cost
+from arch_search.latency import Comparison
+from arch_search.model import build_model
+from arch_search.resources import conf_dir
+from arch_search.spec import ArchSpec
+
+COMMANDS: dict[str, str] = {
+    "evaluate": "costs and measured latency of one design vs its dense reference "
+    "(e.g. `evaluate arch=squeezebert arch.groups.ffn_in=8 latency.threads=2`)",
+}
+
+
+def usage() -> str:
+    lines = ["usage: python -m arch_search <command> [hydra overrides]", "", "commands:"]
+    lines += [f"  {name:<10} {text}" for name, text in COMMANDS.items()]
+    lines += ["", f"configs: {conf_dir()}  (add --cfg job to print the composed config)"]
+    return "\n".join(lines)
+
+
+def _spec(cfg: DictConfig) -> ArchSpec:
+    try:
+        return instantiate(cfg.arch, _convert_="all")
+    except InstantiationException as e:  # ArchSpec's ValueError, e.g. groups that do not divide
+        raise SystemExit(f"error: invalid arch: {e.__cause__ or e}") from None
+
+
+def evaluate(cfg: DictConfig) -> Comparison:
+    """Print params, GMACs, GFLOPs and latency of ``cfg.arch`` beside its dense reference."""
+    spec = _spec(cfg)
+    dense = spec.replace(groups={}, shuffle=False)
+    designs = {"candidate": spec} if spec.is_dense else {"dense reference": dense, "candidate": spec}
+    costs = {name: count_cost(s, seq_len=cfg.seq_len, batch=cfg.batch) for name, s in designs.items()}
+    compare = instantiate(cfg.latency)
+    comparison = compare({name: build_model(s) for name, s in designs.items()}, baseline=next(iter(designs)))
+    print(format_table(designs, costs, comparison))
+    return comparison
+
+
+def format_table(designs: dict[str, ArchSpec], costs: dict, comparison: Comparison) -> str:
+    env = next(iter(comparison.latencies.values())).env
+    head = f"{'design':<16} {'spec':<44} {'params':>8} {'GMACs':>7} {'GFLOPs':>7} {'median ms':>10} {'p10-p90 ms':>15} {'CV':>6} {'speedup':>8}"
+    rows = [head, "-" * len(head)]
+    for name, spec in designs.items():
+        c, lat = costs[name], comparison.latencies[name]
+        rows.append(
+            f"{name:<16} {spec.summary():<44} {c.params / 1e6:>7.1f}M {c.gmacs:>7.2f} {c.gflops:>7.2f} "
+            f"{lat.median_ms:>10.1f} {f'{lat.p10_ms:.1f}-{lat.p90_ms:.1f}':>15} {lat.cv:>6.3f} "
+            f"{comparison.speedup[name]:>7.2f}x"
+        )
+    n = len(next(iter(comparison.latencies.values())).samples_ms)
+    c0 = next(iter(costs.values()))
+    rows += [
+        "",
+        f"batch {c0.batch}, seq {c0.seq_len}; GMACs/GFLOPs: encoder matmuls (FLOPs = 2 x MACs); "
+        f"speedup vs the dense reference, {n} interleaved rounds",
+        f"env: {env}",
+    ]
+    return "\n".join(rows)
+
+
+def _hydra_command(fn: Callable[[DictConfig], object]) -> Callable[[], None]:
+    return hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")(fn)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(usage())
+        return
+    command, overrides = argv[0], argv[1:]
+    if command not in COMMANDS:
+        print(f"error: unknown command {command!r}\n\n{usage()}", file=sys.stderr)
+        raise SystemExit(2)
+    sys.argv = [f"arch_search {command}", *overrides]  # Hydra reads its overrides from sys.argv
+    _hydra_command(globals()[command])()

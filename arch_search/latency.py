@@ -1,0 +1,189 @@
+"""Measured CPU latency with a stated protocol, and interleaved A/B comparisons.
+
+Protocol (``measure_latency``): ``torch.set_num_threads(threads)`` for the measurement (the
+previous value is restored), ``model.eval()``, ``torch.inference_mode()``, fixed seeded
+token ids of shape (batch, seq_len) and no attention mask, ``warmup`` untimed forward passes,
+then ``repeats`` timed ones with ``time.perf_counter``. Reported: median, p10, p90 (ms) and
+the coefficient of variation (std / mean), with the environment fingerprint.
+
+Machines are noisy, so compare models *interleaved* (``compare_latency``: A B C A B C ...,
+one forward each per round) and report ratios of medians, never absolute times across runs.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass(frozen=True)
+class Env:
+    """Where a latency was measured."""
+
+    cpu: str
+    cores: int
+    threads: int
+    torch: str
+    python: str
+    machine: str
+
+    @classmethod
+    def current(cls, threads: int) -> Env:
+        return cls(
+            cpu=_cpu_model(),
+            cores=os.cpu_count() or 0,
+            threads=threads,
+            torch=torch.__version__,
+            python=platform.python_version(),
+            machine=platform.machine(),
+        )
+
+    def __str__(self) -> str:
+        return (
+            f"{self.cpu} | {self.cores} cores | {self.threads} thread(s) | torch {self.torch}"
+            f" | python {self.python} | {self.machine}"
+        )
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Latency statistics in milliseconds over ``len(samples_ms)`` timed forward passes."""
+
+    median_ms: float
+    p10_ms: float
+    p90_ms: float
+    cv: float  # std / mean of the samples
+    env: Env
+    samples_ms: tuple[float, ...] = field(repr=False, default=())
+
+    @classmethod
+    def from_samples(cls, samples_ms: list[float], env: Env) -> Latency:
+        s = sorted(samples_ms)
+        mean = statistics.fmean(s)
+        std = statistics.pstdev(s) if len(s) > 1 else 0.0
+        return cls(
+            median_ms=statistics.median(s),
+            p10_ms=_quantile(s, 0.10),
+            p90_ms=_quantile(s, 0.90),
+            cv=std / mean if mean else 0.0,
+            env=env,
+            samples_ms=tuple(samples_ms),
+        )
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Interleaved measurement of several models. ``speedup[name]`` = median latency of the
+    baseline / median latency of ``name`` (> 1: faster than the baseline)."""
+
+    latencies: dict[str, Latency]
+    baseline: str
+
+    @property
+    def speedup(self) -> dict[str, float]:
+        base = self.latencies[self.baseline].median_ms
+        return {name: base / lat.median_ms for name, lat in self.latencies.items()}
+
+    def ratio(self, slower: str, faster: str) -> float:
+        """How many times faster ``faster`` is than ``slower`` (ratio of medians)."""
+        return self.latencies[slower].median_ms / self.latencies[faster].median_ms
+
+
+def _quantile(sorted_values: list[float], q: float) -> float:
+    """Linear-interpolated quantile of already sorted values."""
+    if len(sorted_values) == 1:
+        return sorted_values[0]
+    pos = q * (len(sorted_values) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _vocab_size(model: torch.nn.Module) -> int:
+    spec = getattr(model, "spec", None)
+    if spec is not None:
+        return spec.vocab
+    config = getattr(model, "config", None)  # an HF model
+    return getattr(config, "vocab_size", 1000)
+
+
+def _runner(model: torch.nn.Module, seq_len: int, batch: int, seed: int) -> Callable[[], None]:
+    ids = torch.randint(0, _vocab_size(model), (batch, seq_len), generator=torch.Generator().manual_seed(seed))
+    model.eval()
+    return lambda: model(input_ids=ids)
+
+
+class _threads:
+    def __init__(self, n: int):
+        self.n = n
+
+    def __enter__(self):
+        self.old = torch.get_num_threads()
+        torch.set_num_threads(self.n)
+
+    def __exit__(self, *exc):
+        torch.set_num_threads(self.old)
+
+
+def measure_latency(
+    model: torch.nn.Module,
+    seq_len: int = 128,
+    batch: int = 1,
+    threads: int = 1,
+    warmup: int = 5,
+    repeats: int = 30,
+    seed: int = 0,
+) -> Latency:
+    """Latency of one forward pass of ``model`` on (batch, seq_len) token ids (protocol above)."""
+    return compare_latency(
+        {"model": model}, seq_len=seq_len, batch=batch, threads=threads, warmup=warmup, rounds=repeats, seed=seed
+    ).latencies["model"]
+
+
+def compare_latency(
+    models: Mapping[str, torch.nn.Module],
+    baseline: str | None = None,
+    seq_len: int = 128,
+    batch: int = 1,
+    threads: int = 1,
+    warmup: int = 5,
+    rounds: int = 30,
+    seed: int = 0,
+) -> Comparison:
+    """Measure several models interleaved (one forward each per round, in turn), same inputs
+    shape and protocol; ``baseline`` (default: the first) is the reference of ``speedup``."""
+    if not models:
+        raise ValueError("compare_latency needs at least one model")
+    if rounds < 1 or warmup < 0:
+        raise ValueError(f"rounds must be >= 1 and warmup >= 0, got {rounds}, {warmup}")
+    runners = {name: _runner(m, seq_len, batch, seed) for name, m in models.items()}
+    samples: dict[str, list[float]] = {name: [] for name in models}
+    with _threads(threads), torch.inference_mode():
+        for _ in range(warmup):
+            for run in runners.values():
+                run()
+        for _ in range(rounds):
+            for name, run in runners.items():
+                t0 = time.perf_counter()
+                run()
+                samples[name].append((time.perf_counter() - t0) * 1e3)
+    env = Env.current(threads)
+    latencies = {name: Latency.from_samples(s, env) for name, s in samples.items()}
+    return Comparison(latencies, baseline or next(iter(models)))
