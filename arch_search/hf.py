@@ -76,6 +76,7 @@ def spec_from_hf_config(config: Mapping[str, Any]) -> ArchSpec:
 
 def _load_folder(path: Path) -> tuple[dict[str, Any], dict[str, Tensor]]:
     config = json.loads((path / "config.json").read_text())
+    spec_from_hf_config(config)  # unsupported architectures fail before any weights are read
     if (path / "model.safetensors").is_file():
         from safetensors.torch import load_file
 

@@ -11,6 +11,7 @@ PyTorch's grouped ``Conv1d`` in (B, C, T) layout is equally fast per layer here,
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
@@ -54,7 +55,15 @@ class GroupedLinear(nn.Module):
         self.in_features, self.out_features, self.groups = in_features, out_features, groups
         self.shuffle = shuffle and groups > 1
         self.weight = nn.Parameter(torch.empty(groups, out_features // groups, in_features // groups))
-        self.bias = nn.Parameter(torch.zeros(out_features))
+        self.bias = nn.Parameter(torch.empty(out_features))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """As ``nn.Conv1d(groups=G)``: U(-b, b) with b = 1/sqrt(C_in/G). The encoder re-inits
+        with BERT's N(0, 0.02)."""
+        bound = 1 / math.sqrt(self.in_features // self.groups)
+        nn.init.uniform_(self.weight, -bound, bound)
+        nn.init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: Tensor) -> Tensor:
         if self.groups == 1:

@@ -1,0 +1,41 @@
+"""Shared fixtures. Data that lives outside the repository (../shared) is required: a test that
+needs it fails loudly when it is missing, it does not skip."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from arch_search import ArchSpec
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("ARCH_SEARCH_SHARED", REPO.parent / "shared"))
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> Path:
+    path = SHARED / "models" / "all-MiniLM-L6-v2"
+    assert (path / "config.json").is_file(), f"MiniLM checkpoint missing at {path} (set ARCH_SEARCH_SHARED)"
+    return path
+
+
+def tiny_spec(**changes) -> ArchSpec:
+    """4 heads of 8 dims, 2 layers: every group count in {1, 2, 4, 8} divides every projection."""
+    base = dict(hidden=32, layers=2, heads=4, intermediate=64, vocab=99, max_positions=24, type_vocab=2)
+    return ArchSpec(**{**base, **changes})
+
+
+@pytest.fixture
+def batch():
+    """(input_ids, attention_mask, token_type_ids) of shape (3, 9), with padding and pairs."""
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(1, 99, (3, 9), generator=g)
+    mask = torch.ones(3, 9, dtype=torch.long)
+    mask[1, 6:] = 0
+    mask[2, 3:] = 0
+    types = torch.zeros(3, 9, dtype=torch.long)
+    types[:, 5:] = 1
+    return ids, mask, types

@@ -1,0 +1,60 @@
+"""`python -m arch_search ...` as a user runs it (subprocesses, tiny settings)."""
+
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+
+def run(*args, cwd):
+    return subprocess.run(
+        [sys.executable, "-m", "arch_search", *args], cwd=cwd, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_no_command_prints_the_commands(tmp_path):
+    out = run(cwd=tmp_path)
+    assert out.returncode == 0 and "evaluate" in out.stdout and "usage" in out.stdout
+    bad = run("frobnicate", cwd=tmp_path)
+    assert bad.returncode == 2 and "unknown command 'frobnicate'" in bad.stderr
+
+
+def test_evaluate_prints_costs_latency_and_speedup(tmp_path):
+    out = run(
+        "evaluate", "arch=squeezebert", "arch.groups.ffn_in=8", "seq_len=16",
+        "latency.rounds=2", "latency.warmup=0", "latency.threads=2", f"hydra.run.dir={tmp_path}/run",
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    candidate = next(line for line in lines if line.startswith("candidate"))
+    dense = next(line for line in lines if line.startswith("dense reference"))
+    assert "in8" in candidate and "g[q1 k1 v1 post1 in1 out1]" in dense
+    assert candidate.split()[-1].endswith("x") and dense.split()[-1] == "1.00x"
+    assert "2 thread(s)" in out.stdout and "seq 16" in out.stdout
+    # GMACs column: closed form at seq 16 (BERT-base dims, ffn_in at g=8)
+    from arch_search import ArchSpec, closed_form_macs
+
+    spec = ArchSpec.preset("squeezebert").replace(groups={"q": 4, "k": 4, "v": 4, "ffn_in": 8, "ffn_out": 4})
+    assert f"{closed_form_macs(spec, 16) / 1e9:.2f}" in candidate
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("arch=no_such_preset", "Could not find 'arch/no_such_preset'"),
+        ("arch.groupz.q=2", "Could not override 'arch.groupz.q'"),
+        ("arch.groups.q=5", "groups=5 does not divide in_channels=768"),
+    ],
+)
+def test_bad_preset_or_override_fails_with_a_clear_error(override, message, tmp_path):
+    out = run("evaluate", override, f"hydra.run.dir={tmp_path}/run", cwd=tmp_path)
+    assert out.returncode != 0
+    assert message in out.stderr + out.stdout
+
+
+def test_runs_from_the_repository_root_too():
+    out = run("--help", cwd=REPO)
+    assert out.returncode == 0 and str(REPO / "conf") in out.stdout

@@ -1,0 +1,63 @@
+"""The latency protocol, not the speed: no test here asserts a time."""
+
+import pytest
+import torch
+
+from arch_search import Latency, build_model, compare_latency, measure_latency
+from arch_search.latency import Comparison, Env
+from tests.conftest import tiny_spec
+
+ENV = Env(cpu="test", cores=2, threads=1, torch="x", python="3", machine="x86_64")
+
+
+def test_statistics_of_known_samples():
+    lat = Latency.from_samples([5.0, 1.0, 2.0, 4.0, 3.0], ENV)
+    assert lat.median_ms == 3.0
+    assert lat.p10_ms == pytest.approx(1.4) and lat.p90_ms == pytest.approx(4.6)
+    assert lat.cv == pytest.approx((2**0.5) / 3)  # population std 1.414 / mean 3
+    assert lat.samples_ms == (5.0, 1.0, 2.0, 4.0, 3.0)
+
+
+class Recorder(torch.nn.Module):
+    def __init__(self, name, log):
+        super().__init__()
+        self.name, self.log = name, log
+        self.spec = tiny_spec()
+
+    def forward(self, input_ids):
+        self.log.append((self.name, tuple(input_ids.shape), torch.is_inference_mode_enabled(), torch.get_num_threads()))
+        return input_ids
+
+
+def test_compare_interleaves_models_under_the_protocol():
+    log = []
+    models = {"a": Recorder("a", log), "b": Recorder("b", log)}
+    before = torch.get_num_threads()
+    cmp = compare_latency(models, seq_len=11, batch=2, threads=1, warmup=2, rounds=3)
+    assert [name for name, *_ in log] == ["a", "b"] * 5  # warm-up and timed rounds alternate
+    assert all(shape == (2, 11) and inference and threads == 1 for _, shape, inference, threads in log)
+    assert torch.get_num_threads() == before  # restored
+    assert {k: len(v.samples_ms) for k, v in cmp.latencies.items()} == {"a": 3, "b": 3}
+    assert cmp.baseline == "a" and cmp.speedup["a"] == 1.0
+    assert cmp.latencies["a"].env.threads == 1 and cmp.latencies["a"].env.cores >= 1
+
+
+def test_speedup_and_ratio_are_ratios_of_medians():
+    slow, fast = Latency.from_samples([10.0, 12.0, 11.0], ENV), Latency.from_samples([5.0, 4.0, 6.0], ENV)
+    cmp = Comparison({"dense": slow, "grouped": fast}, baseline="dense")
+    assert cmp.speedup == {"dense": 1.0, "grouped": 2.2}
+    assert cmp.ratio("dense", "grouped") == 2.2
+
+
+def test_measure_latency_runs_a_real_model():
+    model = build_model(tiny_spec(groups={"ffn_in": 4}))
+    lat = measure_latency(model, seq_len=8, threads=1, warmup=1, repeats=4)
+    assert len(lat.samples_ms) == 4 and lat.p10_ms <= lat.median_ms <= lat.p90_ms and lat.median_ms > 0
+    assert "thread" in str(lat.env) and lat.env.torch == torch.__version__
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError):
+        compare_latency({})
+    with pytest.raises(ValueError):
+        compare_latency({"a": build_model(tiny_spec())}, rounds=0)

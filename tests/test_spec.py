@@ -1,0 +1,92 @@
+import pytest
+
+from arch_search import PROJECTIONS, ArchSpec
+from tests.conftest import tiny_spec
+
+
+def test_presets_have_the_papers_dims_and_groups():
+    bert, sq, mini = (ArchSpec.preset(n) for n in ("bert_base", "squeezebert", "minilm_l6"))
+    assert (bert.hidden, bert.layers, bert.heads, bert.intermediate) == (768, 12, 12, 3072)
+    assert bert.is_dense and bert.uniform_groups() == dict.fromkeys(PROJECTIONS, 1)
+    assert sq.uniform_groups() == {"q": 4, "k": 4, "v": 4, "post_attention": 1, "ffn_in": 4, "ffn_out": 4}
+    assert (sq.hidden, sq.layers, sq.intermediate) == (768, 12, 3072)
+    assert (mini.hidden, mini.layers, mini.heads, mini.intermediate, mini.vocab) == (384, 6, 12, 1536, 30522)
+    with pytest.raises(ValueError, match="unknown preset 'nope'"):
+        ArchSpec.preset("nope")
+
+
+def test_int_means_all_layers_and_list_means_per_layer():
+    s = tiny_spec(groups={"q": 2, "ffn_in": [1, 4]}, shuffle={"ffn_in": [False, True]})
+    assert s.groups["q"] == (2, 2) and s.groups["k"] == (1, 1) and s.groups["ffn_in"] == (1, 4)
+    assert s.layer(1)["ffn_in"] == (4, True) and s.layer(0)["ffn_in"] == (1, False)
+    assert s.uniform_groups() is None and s.uses_shuffle and not s.is_dense
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"groups": {"q": [1, 3]}}, r"layer 1: projection 'q' groups=3 does not divide in_channels=32 and out_channels=32"),
+        ({"groups": {"ffn_out": 5}}, r"layer 0: projection 'ffn_out' groups=5 does not divide in_channels=64 and out_channels=32"),
+        ({"heads": 5}, r"heads=5 do not divide hidden=32"),
+        ({"groups": {"q": [1, 2, 4]}}, r"3 values for 2 layers"),
+        ({"groups": {"query": 2}}, r"unknown projection"),
+        ({"groups": {"q": 0}}, r"groups=0"),
+        ({"act": "swish"}, r"act must be one of"),
+    ],
+)
+def test_invalid_specs_raise_naming_layer_projection_and_sizes(changes, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_spec(**changes)
+
+
+def test_groups_may_cut_across_heads():
+    # 12 heads of 64 channels; g=8 and g=16 split heads between groups, as HF's SqueezeBERT allows
+    s = ArchSpec.preset("bert_base").replace(groups={"q": 8, "k": 16, "v": 16, "ffn_in": 16})
+    assert s.groups["k"] == (16,) * 12
+
+
+def test_yaml_and_dict_round_trip_and_hash():
+    s = tiny_spec(groups={"q": [2, 4], "v": 8}, shuffle={"v": True})
+    assert ArchSpec.from_yaml(s.to_yaml()) == s
+    assert ArchSpec.from_dict(s.to_dict()) == s
+    assert s.to_dict()["groups"]["q"] == [2, 4] and s.to_dict()["groups"]["v"] == 8
+    assert ArchSpec.from_yaml(s.to_yaml()).hash == s.hash and hash(s) == hash(ArchSpec.from_dict(s.to_dict()))
+    assert tiny_spec(groups={"q": [4, 2], "v": 8}, shuffle={"v": True}).hash != s.hash
+    # an int and the same value repeated per layer are the same design
+    assert tiny_spec(groups={"q": 2}).hash == tiny_spec(groups={"q": [2, 2]}).hash
+
+
+def test_hash_is_stable_across_versions():
+    # pinned: a changed hash would orphan every cached trial; change it only on purpose
+    assert ArchSpec.preset("squeezebert").hash == "38fd2e5dabaf"
+    assert ArchSpec.preset("bert_base").hash != ArchSpec.preset("squeezebert").hash
+
+
+def test_from_dict_ignores_hydra_keys_and_rejects_unknown_fields(tmp_path):
+    d = {"_target_": "arch_search.spec.ArchSpec", **tiny_spec().to_dict()}
+    assert ArchSpec.from_dict(d) == tiny_spec()
+    with pytest.raises(ValueError, match="unknown field"):
+        ArchSpec.from_dict({**d, "hiden": 3})
+    path = tmp_path / "s.yaml"
+    path.write_text(tiny_spec(groups={"q": 2}).to_yaml())
+    assert ArchSpec.from_yaml(path) == tiny_spec(groups={"q": 2})
+
+
+def test_with_scale_keeps_the_pattern():
+    sq = ArchSpec.preset("squeezebert")
+    proxy = sq.with_scale(hidden=384, layers=6, intermediate=1536)
+    assert proxy.uniform_groups() == sq.uniform_groups() and proxy.layers == 6
+    assert (proxy.hidden, proxy.intermediate, proxy.heads) == (384, 1536, 12)
+
+
+def test_with_scale_resamples_per_layer_patterns():
+    s = ArchSpec.preset("bert_base").replace(groups={"ffn_in": [1, 2, 4, 8] * 3})
+    half = s.with_scale(layers=6)
+    assert half.groups["ffn_in"] == (1, 4, 1, 4, 1, 4)  # layer i takes old layer 2i
+    with pytest.raises(ValueError, match="groups=8 does not divide"):
+        s.with_scale(intermediate=3076)
+
+
+def test_summary_is_one_line():
+    assert ArchSpec.preset("squeezebert").summary() == "768x12 h12 ffn3072 g[q4 k4 v4 post1 in4 out4]"
+    assert "in1/4s" in tiny_spec(groups={"ffn_in": [1, 4]}, shuffle=True).summary()
