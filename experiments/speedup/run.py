@@ -16,9 +16,7 @@ import sys
 from pathlib import Path
 
 import torch
-import transformers as tf
-
-from arch_search import ArchSpec, closed_form_macs, compare_latency, count_cost, from_hf
+from arch_search import ArchSpec, build_model, closed_form_macs, compare_latency, count_cost, from_hf, to_hf
 
 HERE = Path(__file__).resolve().parent
 PAPER_GFLOPS = {"BERT-base": 22.5, "SqueezeBERT": 7.42}  # Iandola et al., 2020, Table 2 (seq 128)
@@ -30,29 +28,12 @@ TARGETS = {  # name: (slower, faster, target ratio)
 
 
 def hf_models(spec_bert: ArchSpec, spec_sq: ArchSpec) -> dict[str, torch.nn.Module]:
-    common = dict(
-        vocab_size=spec_bert.vocab,
-        hidden_size=spec_bert.hidden,
-        num_hidden_layers=spec_bert.layers,
-        num_attention_heads=spec_bert.heads,
-        intermediate_size=spec_bert.intermediate,
-    )
-    g = spec_sq.uniform_groups()
+    """HF BertModel and SqueezeBertModel of these specs (BERT's random init, seed 0)."""
     torch.manual_seed(0)
-    bert = tf.BertModel(tf.BertConfig(**common))
-    sq = tf.SqueezeBertModel(
-        tf.SqueezeBertConfig(
-            embedding_size=spec_sq.hidden,
-            q_groups=g["q"],
-            k_groups=g["k"],
-            v_groups=g["v"],
-            post_attention_groups=g["post_attention"],
-            intermediate_groups=g["ffn_in"],
-            output_groups=g["ffn_out"],
-            **common,
-        )
-    )
-    return {"HF BertModel": bert.eval(), "HF SqueezeBertModel": sq.eval()}
+    return {
+        "HF BertModel": to_hf(build_model(spec_bert)).eval(),
+        "HF SqueezeBertModel": to_hf(build_model(spec_sq)).eval(),
+    }
 
 
 def main() -> None:
@@ -63,6 +44,7 @@ def main() -> None:
     ap.add_argument("--seq-len", type=int, default=128)
     ap.add_argument("--quick", action="store_true", help="smoke run at seq 32, 3 rounds; writes nothing")
     ap.add_argument("--out", type=Path, default=HERE / "results.md")
+    ap.add_argument("--profile", action="store_true", help="print where each model's time goes (torch.profiler), then exit")
     args = ap.parse_args()
     if args.quick:
         args.rounds, args.warmup, args.seq_len = 3, 1, 32
@@ -73,6 +55,8 @@ def main() -> None:
     for name, hf_name in (("ours BERT-base", "HF BertModel"), ("ours SqueezeBERT", "HF SqueezeBertModel")):
         assert from_hf(hf[hf_name])[1] == (spec_bert if "BERT-base" in name else spec_sq)
     parity = _parity(ours, hf, args.seq_len)
+    if args.profile:
+        return _profile({**ours, **hf}, args)
 
     models = {**ours, **hf}
     cmp = compare_latency(
@@ -86,6 +70,24 @@ def main() -> None:
         print(f"wrote {args.out}")
     print(report if args.quick else "")
     print("ratios: " + "; ".join(f"{k} {v:.2f}x (target {TARGETS[k][2]}x)" for k, v in ratios.items()))
+
+
+def _profile(models, args, passes: int = 5) -> None:
+    """Self CPU time per forward pass, by op, for each model (top 8 ops)."""
+    ids = torch.randint(0, 30522, (1, args.seq_len), generator=torch.Generator().manual_seed(1))
+    torch.set_num_threads(args.threads)
+    with torch.inference_mode():
+        for name, model in models.items():
+            for _ in range(args.warmup):
+                model(input_ids=ids)
+            with torch.profiler.profile() as prof:
+                for _ in range(passes):
+                    model(input_ids=ids)
+            events = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)
+            total = sum(e.self_cpu_time_total for e in events) / passes / 1e3
+            print(f"\n{name}: {total:.1f} ms per forward (profiled)")
+            for e in events[:8]:
+                print(f"  {e.key:<50} {e.self_cpu_time_total / passes / 1e3:8.2f} ms  {e.count // passes:5d} calls")
 
 
 def _parity(ours, hf, seq_len: int) -> dict[str, float]:
