@@ -137,7 +137,8 @@ def _report(args, cmp, ratios, parity, spec_bert, spec_sq) -> str:
         f"HF's own SqueezeBertModel vs HF BertModel here: {hf_ratio:.2f}x. The FLOP ratio is "
         f"{flop_ratio:.2f}x, so with ours BERT-base no slower than HF's, ours SqueezeBERT can be at most "
         f"about {flop_ratio:.2f} / {hf_ratio:.2f} = {flop_ratio / hf_ratio:.2f}x faster than HF's SqueezeBertModel "
-        "unless it beats the FLOP ratio.",
+        "unless it beats the FLOP ratio. Where the time goes: `profile.txt` beside this file "
+        "(`--profile`), read in `README.md`.",
         "",
         f"## FLOPs at seq {args.seq_len}, batch 1 (encoder; fvcore, checked in closed form)",
         "",
