@@ -130,7 +130,9 @@ def _runner(model: torch.nn.Module, seq_len: int, batch: int, seed: int) -> Call
     return lambda: model(input_ids=ids)
 
 
-class _threads:
+class num_threads:
+    """Context manager: ``torch.set_num_threads(n)`` inside, the previous value restored after."""
+
     def __init__(self, n: int):
         self.n = n
 
@@ -175,7 +177,7 @@ def compare_latency(
         raise ValueError(f"rounds must be >= 1 and warmup >= 0, got {rounds}, {warmup}")
     runners = {name: _runner(m, seq_len, batch, seed) for name, m in models.items()}
     samples: dict[str, list[float]] = {name: [] for name in models}
-    with _threads(threads), torch.inference_mode():
+    with num_threads(threads), torch.inference_mode():
         for _ in range(warmup):
             for run in runners.values():
                 run()
