@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 from arch_search.cost import count_cost
 from arch_search.latency import Comparison
 from arch_search.model import build_model
+from arch_search.proxies import ProxyResult
 from arch_search.resources import conf_dir
 from arch_search.spec import ArchSpec
 
@@ -50,7 +51,23 @@ def evaluate(cfg: DictConfig) -> Comparison:
     compare = instantiate(cfg.latency)
     comparison = compare({name: build_model(s) for name, s in designs.items()}, baseline=next(iter(designs)))
     print(format_table(designs, costs, comparison))
+    if cfg.get("proxy") is not None:
+        print()
+        print(format_proxy(instantiate(cfg.proxy).evaluate(spec), cfg.task.name))
     return comparison
+
+
+def format_proxy(result: ProxyResult, task: str) -> str:
+    """The proxy's score (on the held-out slice of train: what a search sees) and dev metrics."""
+    d = result.details
+    how = f" ({d['init']} init, {d['steps']} steps)" if "steps" in d else ""
+    lines = [f"accuracy proxy: {d['proxy']} on {task}{how}"]
+    lines.append(f"  score (search signal, held-out slice of train): {result.metric} {result.score:.4f}")
+    if result.dev:
+        lines.append("  dev (reported numbers): " + ", ".join(f"{k} {v:.4f}" for k, v in result.dev.items()))
+    if "scores" in d:
+        lines.append("  all scores: " + ", ".join(f"{k} {v:.4g}" for k, v in d["scores"].items()))
+    return "\n".join(lines)
 
 
 def format_table(designs: dict[str, ArchSpec], costs: dict, comparison: Comparison) -> str:

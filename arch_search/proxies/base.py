@@ -1,0 +1,182 @@
+"""What every proxy shares: its result type, the task data it scores on, and prediction.
+
+A proxy scores a design (an ArchSpec at target scale) for accuracy, cheaply. The search sees
+``ProxyResult.score``, computed on a seeded held-out slice of the *train* split, so that the
+dev split stays clean for the numbers we report (``ProxyResult.dev``, GLUE's metrics on dev).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from tokenizers import Tokenizer
+
+from arch_search.glue import GlueTask, get_task, glue_metric, load_glue
+from arch_search.hf import from_hf
+from arch_search.inherit import inherit_from_dense
+from arch_search.model import Encoder, build_model
+from arch_search.spec import ArchSpec
+from arch_search.tokenizer import Encoded, encode, eval_batches, load_tokenizer, train_tokenizer
+
+# report(step, score): called at intervals; may raise (e.g. optuna.TrialPruned) to stop early
+Report = Callable[[int, float], None]
+
+
+class ProxyDiverged(RuntimeError):
+    """Training produced a non-finite loss; the design gets no score."""
+
+
+@dataclass(frozen=True)
+class ProxyResult:
+    score: float  # the search signal: ``metric`` on the held-out train slice (higher is better)
+    metric: str  # e.g. "accuracy", "matthews_correlation", "pearson"
+    dev: dict[str, float] | None = None  # GLUE metrics on the dev split: the numbers to report
+    details: dict[str, Any] = field(default_factory=dict)  # steps, seconds, history, ...
+
+
+class Proxy(Protocol):
+    def evaluate(self, spec: ArchSpec, report: Report | None = None) -> ProxyResult: ...
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """A GLUE task tokenised: train (minus the held-out slice), held-out, dev."""
+
+    task: GlueTask
+    tokenizer: Tokenizer
+    train: Encoded
+    heldout: Encoded
+    dev: Encoded
+
+    @classmethod
+    def load(
+        cls,
+        task: str,
+        tokenizer: str | Path | None,
+        max_len: int,
+        heldout: int,
+        seed: int,
+        data_dir: str | Path | None = None,
+        vocab_size: int = 8192,
+        cache_dir: str | Path = ".cache",
+    ) -> TaskData:
+        """``tokenizer``: a checkpoint folder whose vocabulary to use, or None to train a
+        WordPiece vocabulary of ``vocab_size`` on the train split (cached in ``cache_dir``)."""
+        glue_task = get_task(task)
+        train = load_glue(glue_task.name, "train", data_dir)
+        dev_split = "validation_matched" if glue_task.name == "mnli" else "validation"
+        dev = load_glue(glue_task.name, dev_split, data_dir)
+        if not 0 < heldout < len(train):
+            raise ValueError(f"heldout={heldout} must be between 0 and the {len(train)} train rows")
+        order = list(range(len(train)))
+        random.Random(seed).shuffle(order)
+        held, rest = train.subset(sorted(order[:heldout])), train.subset(sorted(order[heldout:]))
+        if tokenizer is None:
+            texts = list(rest.text_a) + list(rest.text_b or ())
+            tok = train_tokenizer(texts, vocab_size, Path(cache_dir) / "tokenizers")
+        else:
+            tok = load_tokenizer(tokenizer)
+
+        def enc(split):
+            return encode(tok, split.text_a, split.text_b, split.labels, max_len)
+
+        return cls(glue_task, tok, enc(rest), enc(held), enc(dev))
+
+
+def predict(model: Encoder, data: Encoded, regression: bool, batch_size: int = 128) -> list:
+    """Predictions for every row: class ids, or floats for regression."""
+    preds: list = [None] * len(data)
+    model.eval()
+    with torch.inference_mode():
+        for rows, batch in eval_batches(data, batch_size, regression):
+            logits = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]).logits
+            values = logits[:, 0].tolist() if regression else logits.argmax(-1).tolist()
+            for i, v in zip(rows, values):
+                preds[i] = v
+    return preds
+
+
+def score(model: Encoder, data: Encoded, task: GlueTask) -> dict[str, float]:
+    """GLUE metrics of ``model`` on ``data``."""
+    return glue_metric(task.name, predict(model, data, task.is_regression), list(data.labels))
+
+
+MINILM_DIMS = {"hidden": 384, "layers": 6, "heads": 12, "intermediate": 1536}
+_DIMS = ("hidden", "layers", "heads", "intermediate", "vocab", "max_positions", "type_vocab")
+
+
+class ProxySetup:
+    """What every proxy of a run shares: the task data and the proxy-scale models.
+
+    The design keeps its grouping pattern at the proxy dims (default the MiniLM-L6 dims, so
+    it can start from a pretrained dense checkpoint such as all-MiniLM-L6-v2).
+    ``init="pretrained"`` inherits the dense weights block-diagonally (``arch_search.inherit``;
+    lossy for G > 1) and uses the checkpoint's vocabulary; ``init="scratch"`` starts from
+    BERT's random init with a WordPiece vocabulary trained on the task's train split.
+    Data and the dense model are loaded once, on first use.
+    """
+
+    def __init__(
+        self,
+        task: str = "sst2",
+        init: str = "pretrained",
+        checkpoint: str | None = None,
+        scale: dict[str, int] | None = None,
+        max_len: int = 64,
+        heldout: int = 2000,
+        dropout: float = 0.1,
+        seed: int = 0,
+        data_dir: str | None = None,
+        vocab_size: int = 8192,
+        cache_dir: str = ".cache/arch_search",
+    ):
+        if init not in ("pretrained", "scratch"):
+            raise ValueError(f"init must be 'pretrained' or 'scratch', got {init!r}")
+        if init == "pretrained" and not checkpoint:
+            raise ValueError("init='pretrained' needs a dense BERT checkpoint (folder or hub id)")
+        self.task, self.init, self.checkpoint = task, init, checkpoint
+        self.scale = dict(scale or MINILM_DIMS)
+        self.max_len, self.heldout, self.dropout, self.seed = max_len, heldout, dropout, seed
+        self.data_dir, self.vocab_size, self.cache_dir = data_dir, vocab_size, cache_dir
+        self._data: TaskData | None = None
+        self._dense: Encoder | None = None
+
+    @property
+    def data(self) -> TaskData:
+        if self._data is None:
+            self._data = TaskData.load(
+                self.task, self.checkpoint if self.init == "pretrained" else None, self.max_len,
+                self.heldout, self.seed, self.data_dir, self.vocab_size, self.cache_dir,
+            )
+        return self._data
+
+    @property
+    def dense(self) -> Encoder:
+        """The pretrained dense encoder (init="pretrained" only)."""
+        if self._dense is None:
+            self._dense = from_hf(self.checkpoint)[0]
+        return self._dense
+
+    def proxy_spec(self, spec: ArchSpec) -> ArchSpec:
+        """``spec``'s pattern at proxy scale (the checkpoint's dims when pretrained)."""
+        if self.init == "pretrained":
+            d = self.dense.spec
+            dims = {k: getattr(d, k) for k in _DIMS}
+            if any(self.scale.get(k, v) != v for k, v in dims.items()):
+                raise ValueError(f"proxy scale {self.scale} differs from the checkpoint's dims {dims}")
+            return spec.with_scale(**dims).replace(act=d.act, layer_norm_eps=d.layer_norm_eps)
+        return spec.with_scale(**self.scale, vocab=self.data.tokenizer.get_vocab_size())
+
+    def build(self, spec: ArchSpec) -> Encoder:
+        """The untrained proxy model of ``spec``, with a head for the task (seeded)."""
+        torch.manual_seed(self.seed)
+        pspec = self.proxy_spec(spec)
+        n, p = self.data.task.num_labels, self.dropout
+        if self.init == "pretrained":
+            return inherit_from_dense(pspec, self.dense, task_head=n, dropout=p, attention_dropout=p)
+        return build_model(pspec, task_head=n, dropout=p, attention_dropout=p)

@@ -1,0 +1,104 @@
+"""Finetune proxy: train the design at proxy scale for a few hundred steps, score it.
+
+Fine-tuning as in BERT (Devlin et al., 2019, Sec. 4): AdamW, linear warm-up and decay,
+gradient clipping at 1.0; the proxy model comes from ``ProxySetup`` (scale and init).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from arch_search.model import Encoder
+from arch_search.proxies.base import ProxyDiverged, ProxyResult, ProxySetup, Report, score
+from arch_search.spec import ArchSpec
+from arch_search.latency import num_threads
+from arch_search.tokenizer import bucketed_batches
+
+
+class FinetuneProxy:
+    """Score = the task's GLUE metric on a held-out slice of train after ``steps`` steps of
+    fine-tuning the proxy model that ``setup`` builds."""
+
+    def __init__(
+        self,
+        setup: ProxySetup,
+        steps: int = 300,
+        batch_size: int = 32,
+        lr: float = 5e-5,
+        warmup: float = 0.1,
+        weight_decay: float = 0.01,
+        eval_every: int = 100,
+        eval_dev: bool = True,
+        threads: int = 2,
+        progress: bool = True,
+    ):
+        self.setup = setup
+        self.steps, self.batch_size, self.lr, self.warmup = steps, batch_size, lr, warmup
+        self.weight_decay, self.eval_every, self.eval_dev = weight_decay, eval_every, eval_dev
+        self.threads, self.progress = threads, progress
+
+    def evaluate(self, spec: ArchSpec, report: Report | None = None) -> ProxyResult:
+        with num_threads(self.threads):
+            model = self.setup.build(spec)
+            t0 = time.perf_counter()
+            history = self.train(model, report)
+            seconds = time.perf_counter() - t0
+            data = self.setup.data
+            final = score(model, data.heldout, data.task)
+            dev = score(model, data.dev, data.task) if self.eval_dev else None
+        return ProxyResult(
+            score=final[data.task.metric],
+            metric=data.task.metric,
+            dev=dev,
+            details={
+                "proxy": "finetune", "init": self.setup.init, "steps": self.steps, "train_seconds": round(seconds, 1),
+                "heldout": dict(final), "history": history, "proxy_spec": self.setup.proxy_spec(spec).to_dict(),
+            },
+        )
+
+    def train(self, model: Encoder, report: Report | None = None) -> list[tuple[int, float]]:
+        """Fine-tune in place; returns [(step, held-out score)] at each ``eval_every``."""
+        data = self.setup.data
+        task, seed = data.task, self.setup.seed
+        torch.manual_seed(seed)
+        decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "norm" not in n]
+        no_decay = [p for n, p in model.named_parameters() if p.ndim < 2 or "norm" in n]
+        opt = torch.optim.AdamW(
+            [{"params": decay, "weight_decay": self.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=self.lr
+        )
+        warm = max(1, int(self.warmup * self.steps))
+        sched = torch.optim.lr_scheduler.LambdaLR(
+            opt, lambda s: min((s + 1) / warm, max(0.0, (self.steps - s) / max(1, self.steps - warm)))
+        )
+        batches = bucketed_batches(data.train, self.batch_size, seed, regression=task.is_regression)
+        history: list[tuple[int, float]] = []
+        bar = tqdm(range(1, self.steps + 1), desc=f"finetune {task.name}", disable=not self.progress, leave=False)
+        seen, t0 = 0, time.perf_counter()
+        for step in bar:
+            model.train()
+            batch = next(batches)
+            logits = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]).logits
+            if task.is_regression:
+                loss = F.mse_loss(logits[:, 0], batch["labels"])
+            else:
+                loss = F.cross_entropy(logits, batch["labels"])
+            if not math.isfinite(loss.item()):
+                raise ProxyDiverged(f"non-finite loss {loss.item()} at step {step}")
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            opt.zero_grad(set_to_none=True)
+            seen += len(batch["labels"])
+            bar.set_postfix(loss=f"{loss.item():.3f}", ex_per_s=f"{seen / (time.perf_counter() - t0):.0f}")
+            if step % self.eval_every == 0 and step < self.steps:
+                value = score(model, data.heldout, task)[task.metric]
+                history.append((step, value))
+                if report is not None:
+                    report(step, value)
+        return history
