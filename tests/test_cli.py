@@ -58,3 +58,19 @@ def test_bad_preset_or_override_fails_with_a_clear_error(override, message, tmp_
 def test_runs_from_the_repository_root_too():
     out = run("--help", cwd=REPO)
     assert out.returncode == 0 and str(REPO / "conf") in out.stdout
+
+
+def test_evaluate_with_a_proxy_prints_its_score_and_dev_metric(tmp_path):
+    from tests.conftest import SHARED
+
+    out = run(
+        "evaluate", "arch=squeezebert", "seq_len=8", "latency.rounds=1", "latency.warmup=0",
+        "proxy=finetune", "task=wnli", f"task.data_dir={SHARED / 'glue'}", "proxy_setup.init=scratch",
+        "proxy_setup.scale={hidden: 32, layers: 2, heads: 4, intermediate: 64}", "proxy_setup.heldout=100",
+        "proxy_setup.vocab_size=400", "proxy.steps=2", "proxy.threads=1", f"cache_dir={tmp_path}/cache",
+        f"hydra.run.dir={tmp_path}/run", cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "accuracy proxy: finetune on wnli (scratch init, 2 steps)" in out.stdout
+    assert "score (search signal, held-out slice of train): accuracy 0." in out.stdout
+    assert "dev (reported numbers): accuracy 0." in out.stdout

@@ -1,0 +1,102 @@
+"""Proxies on tiny settings: WNLI (635 train rows), a 2-layer, 32-wide proxy scale."""
+
+import math
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+
+from arch_search import ArchSpec, from_hf
+from arch_search.proxies import FinetuneProxy, ProxyDiverged, ProxyResult, ProxySetup, ZeroCostProxy
+from arch_search.resources import conf_dir
+from tests.conftest import SHARED
+
+TINY = {"hidden": 32, "layers": 2, "heads": 4, "intermediate": 64}
+SQUEEZE = ArchSpec.preset("squeezebert")
+
+
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory):
+    return ProxySetup(
+        task="wnli", init="scratch", scale=TINY, max_len=32, heldout=100, vocab_size=400,
+        data_dir=str(SHARED / "glue"), cache_dir=str(tmp_path_factory.mktemp("cache")),
+    )
+
+
+def tiny_finetune(setup, **kw):
+    return FinetuneProxy(setup, **{"steps": 4, "batch_size": 8, "eval_every": 2, "threads": 1, "progress": False, **kw})
+
+
+def test_setup_splits_train_into_train_and_heldout(scratch):
+    data = scratch.data
+    assert (len(data.train), len(data.heldout), len(data.dev)) == (535, 100, 71)
+    assert scratch.proxy_spec(SQUEEZE).hidden == 32 and scratch.proxy_spec(SQUEEZE).groups["q"] == (4, 4)
+    assert scratch.proxy_spec(SQUEEZE).vocab == data.tokenizer.get_vocab_size() <= 400
+
+
+def test_finetune_is_deterministic_and_reports(scratch):
+    reports = []
+    a = tiny_finetune(scratch).evaluate(SQUEEZE, report=lambda step, value: reports.append((step, value)))
+    b = tiny_finetune(scratch).evaluate(SQUEEZE)
+    assert isinstance(a, ProxyResult) and a.metric == "accuracy" and 0 <= a.score <= 1
+    assert (a.score, a.dev) == (b.score, b.dev) and set(a.dev) == {"accuracy"}
+    assert [s for s, _ in reports] == [2] and a.details["history"] == reports
+    assert a.details["heldout"]["accuracy"] == a.score
+
+
+def test_report_can_stop_training(scratch):
+    class Pruned(Exception):
+        pass
+
+    def prune(step, value):
+        raise Pruned
+
+    with pytest.raises(Pruned):
+        tiny_finetune(scratch).evaluate(SQUEEZE, report=prune)
+
+
+def test_diverging_training_raises(scratch):
+    with pytest.raises(ProxyDiverged, match="non-finite loss"):
+        tiny_finetune(scratch, lr=float("inf"), steps=3).evaluate(SQUEEZE)
+
+
+def test_pretrained_dense_design_starts_as_the_checkpoint(minilm_dir):
+    setup = ProxySetup(task="wnli", checkpoint=str(minilm_dir), data_dir=str(SHARED / "glue"), heldout=100)
+    model = setup.build(ArchSpec.preset("bert_base"))  # dense pattern at the checkpoint's dims
+    dense, _ = from_hf(minilm_dir)
+    ids = torch.randint(0, 30000, (2, 12), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        assert torch.equal(model.eval()(ids).last_hidden_state, dense.eval()(ids).last_hidden_state)
+    assert setup.proxy_spec(SQUEEZE).groups["ffn_in"] == (4,) * 6
+    with pytest.raises(ValueError, match="differs from the checkpoint"):
+        ProxySetup(checkpoint=str(minilm_dir), scale={"hidden": 768}).proxy_spec(SQUEEZE)
+
+
+def test_zero_cost_scores(scratch):
+    proxy = ZeroCostProxy(scratch, score="synflow", batch_size=16, threads=1)
+    a, b = proxy.evaluate(SQUEEZE), proxy.evaluate(SQUEEZE)
+    assert a.metric == "synflow" and a.score == a.details["scores"]["synflow"] == b.score
+    assert set(a.details["scores"]) == {"grad_norm", "snip", "synflow", "params"}
+    assert all(math.isfinite(v) for v in a.details["scores"].values())
+    dense = proxy.evaluate(ArchSpec.preset("bert_base"))
+    assert dense.details["scores"]["params"] > a.details["scores"]["params"]
+    with pytest.raises(ValueError, match="score must be one of"):
+        ZeroCostProxy(scratch, score="accuracy")
+
+
+PROXIES = sorted(p.stem for p in (conf_dir() / "proxy").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("name", PROXIES)
+def test_every_proxy_config_scores_a_design(name, tmp_path):
+    overrides = [
+        f"proxy={name}", "task=wnli", f"task.data_dir={SHARED / 'glue'}", "proxy_setup.init=scratch",
+        "proxy_setup.scale={hidden: 32, layers: 2, heads: 4, intermediate: 64}", "proxy_setup.heldout=100",
+        "proxy_setup.vocab_size=400", "proxy_setup.max_len=32", f"cache_dir={tmp_path}", "proxy.threads=1",
+    ]
+    overrides += {"finetune": ["proxy.steps=2", "proxy.progress=false"], "zero_cost": ["proxy.batch_size=8"]}.get(name, [])
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=overrides)
+    result = instantiate(cfg.proxy).evaluate(SQUEEZE)
+    assert isinstance(result, ProxyResult) and math.isfinite(result.score)

@@ -1,0 +1,63 @@
+import pytest
+
+from arch_search import tokenizer as T
+
+CORPUS = ["the cat sat on the mat", "a dog ran in the park", "the cat and the dog"] * 20
+
+
+def test_checkpoint_tokenizer_is_bert_wordpiece(minilm_dir):
+    tok = T.load_tokenizer(minilm_dir)
+    assert tok.get_vocab_size() == 30522
+    assert tok.encode("Hello world").ids == [101, 7592, 2088, 102]  # [CLS] hello world [SEP]
+
+
+def test_vocab_txt_only_folder(tmp_path):
+    (tmp_path / "vocab.txt").write_text("\n".join([*T.SPECIAL_TOKENS, "hello", "world", "##s"]) + "\n")
+    tok = T.load_tokenizer(tmp_path)
+    assert tok.encode("Hello worlds").tokens == ["[CLS]", "hello", "world", "##s", "[SEP]"]
+    with pytest.raises(FileNotFoundError):
+        T.load_tokenizer(tmp_path / "none")
+
+
+def test_trained_tokenizer_is_cached_by_data_and_settings(tmp_path, monkeypatch):
+    tok = T.train_tokenizer(CORPUS, vocab_size=60, cache_dir=tmp_path)
+    files = list(tmp_path.glob("wordpiece-*.json"))
+    assert len(files) == 1 and tok.token_to_id("[PAD]") == 0 and tok.token_to_id("cat") is not None
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained again instead of reading the cache")
+
+    monkeypatch.setattr(T.BertWordPieceTokenizer, "train_from_iterator", no_training)
+    again = T.train_tokenizer(CORPUS, vocab_size=60, cache_dir=tmp_path)
+    assert again.get_vocab() == tok.get_vocab()
+    monkeypatch.undo()
+    T.train_tokenizer(CORPUS, vocab_size=70, cache_dir=tmp_path)  # other settings: other key
+    T.train_tokenizer(CORPUS[:-1], vocab_size=60, cache_dir=tmp_path)  # other data: other key
+    assert len(list(tmp_path.glob("wordpiece-*.json"))) == 3
+
+
+def test_encode_pairs_truncate_and_pad(minilm_dir):
+    tok = T.load_tokenizer(minilm_dir)
+    enc = T.encode(tok, ["a b c d e f g h", "hi"], ["x y z", "there"], [1, 0], max_len=8)
+    assert [len(r) for r in enc.input_ids] == [8, 5]
+    assert enc.token_type_ids[1] == (0, 0, 0, 1, 1)
+    assert tok.encode("a b c").ids[:1] == [101]  # truncation is off again after encode
+    assert len(tok.encode(" ".join(["w"] * 100)).ids) == 102
+    batch = T.pad_batch(enc, [1, 0])
+    assert batch["input_ids"].shape == (2, 8) and batch["attention_mask"].tolist()[0] == [1] * 5 + [0] * 3
+    assert batch["input_ids"][0, 5:].tolist() == [0, 0, 0] and batch["labels"].tolist() == [0, 1]
+    assert T.pad_batch(enc, [0], regression=True)["labels"].dtype.is_floating_point
+
+
+def test_bucketed_batches_cover_each_epoch_seeded_and_by_length():
+    lengths = [1 + (i * 7) % 40 for i in range(200)]
+    enc = T.Encoded(tuple((5,) * n for n in lengths), tuple((0,) * n for n in lengths), tuple(range(200)))
+    epoch = [next(it) for it in [T.bucketed_batches(enc, 10, seed=3, bucket=5)] for _ in range(20)]
+    rows = sorted(r for b in epoch for r in b["labels"].tolist())
+    assert rows == list(range(200))  # every row once per epoch
+    again = [b["labels"].tolist() for b, _ in zip(T.bucketed_batches(enc, 10, seed=3, bucket=5), range(20))]
+    assert again == [b["labels"].tolist() for b in epoch]
+    spread = max(max(lengths[r] for r in b["labels"].tolist()) - min(lengths[r] for r in b["labels"].tolist()) for b in epoch)
+    assert spread <= 10  # sorted within windows of 50 rows: far below the 39 of random batches
+    seen = sorted(r for rows, _ in T.eval_batches(enc, 16) for r in rows)
+    assert seen == list(range(200))
