@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import torch
+import torch.nn.functional as F
 from tokenizers import Tokenizer
 
 from arch_search.glue import GlueTask, get_task, glue_metric, load_glue
@@ -86,6 +87,22 @@ class TaskData:
             return encode(tok, split.text_a, split.text_b, split.labels, max_len)
 
         return cls(glue_task, tok, enc(rest), enc(held), enc(dev))
+
+
+def task_loss(logits: torch.Tensor, labels: torch.Tensor, task: GlueTask) -> torch.Tensor:
+    """Cross-entropy, or MSE on the single output for regression (STS-B)."""
+    return F.mse_loss(logits[:, 0], labels) if task.is_regression else F.cross_entropy(logits, labels)
+
+
+def optimizer(model: torch.nn.Module, lr: float, weight_decay: float, warmup: float, steps: int):
+    """BERT's fine-tuning optimiser: AdamW (no decay on biases and LayerNorm) with a linear
+    warm-up over ``warmup * steps`` steps and a linear decay to 0. Returns (opt, scheduler)."""
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "norm" not in n]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2 or "norm" in n]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=lr)
+    warm = max(1, int(warmup * steps))
+    schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warm, max(0.0, (steps - s) / max(1, steps - warm))))
+    return opt, schedule
 
 
 def predict(model: Encoder, data: Encoded, regression: bool, batch_size: int = 128) -> list:

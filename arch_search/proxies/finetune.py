@@ -10,11 +10,10 @@ import math
 import time
 
 import torch
-import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from arch_search.model import Encoder
-from arch_search.proxies.base import ProxyDiverged, ProxyResult, ProxySetup, Report, score
+from arch_search.proxies.base import ProxyDiverged, ProxyResult, ProxySetup, Report, optimizer, score, task_loss
 from arch_search.spec import ArchSpec
 from arch_search.latency import num_threads
 from arch_search.tokenizer import bucketed_batches
@@ -66,15 +65,7 @@ class FinetuneProxy:
         data = self.setup.data
         task, seed = data.task, self.setup.seed
         torch.manual_seed(seed)
-        decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "norm" not in n]
-        no_decay = [p for n, p in model.named_parameters() if p.ndim < 2 or "norm" in n]
-        opt = torch.optim.AdamW(
-            [{"params": decay, "weight_decay": self.weight_decay}, {"params": no_decay, "weight_decay": 0.0}], lr=self.lr
-        )
-        warm = max(1, int(self.warmup * self.steps))
-        sched = torch.optim.lr_scheduler.LambdaLR(
-            opt, lambda s: min((s + 1) / warm, max(0.0, (self.steps - s) / max(1, self.steps - warm)))
-        )
+        opt, sched = optimizer(model, self.lr, self.weight_decay, self.warmup, self.steps)
         batches = bucketed_batches(data.train, self.batch_size, seed, regression=task.is_regression)
         history: list[tuple[int, float]] = []
         bar = tqdm(range(1, self.steps + 1), desc=f"finetune {task.name}", disable=not self.progress, leave=False)
@@ -83,10 +74,7 @@ class FinetuneProxy:
             model.train()
             batch = next(batches)
             logits = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]).logits
-            if task.is_regression:
-                loss = F.mse_loss(logits[:, 0], batch["labels"])
-            else:
-                loss = F.cross_entropy(logits, batch["labels"])
+            loss = task_loss(logits, batch["labels"], task)
             if not math.isfinite(loss.item()):
                 raise ProxyDiverged(f"non-finite loss {loss.item()} at step {step}")
             loss.backward()
