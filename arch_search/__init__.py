@@ -6,6 +6,7 @@ which position-wise layers are grouped, ``build_model`` builds it, ``count_cost`
 """
 
 from arch_search.cost import Cost, closed_form_macs, count_cost
+from arch_search.glue import glue_metric, load_glue
 from arch_search.hf import from_hf, to_hf
 from arch_search.latency import Comparison, Env, Latency, compare_latency, measure_latency
 from arch_search.model import Encoder, EncoderOutput, GroupedLinear, build_model
@@ -26,6 +27,8 @@ __all__ = [
     "compare_latency",
     "count_cost",
     "from_hf",
+    "glue_metric",
+    "load_glue",
     "measure_latency",
     "to_hf",
 ]
