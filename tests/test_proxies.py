@@ -100,3 +100,14 @@ def test_every_proxy_config_scores_a_design(name, tmp_path):
         cfg = compose(config_name="config", overrides=overrides)
     result = instantiate(cfg.proxy).evaluate(SQUEEZE)
     assert isinstance(result, ProxyResult) and math.isfinite(result.score)
+
+
+def test_kendall_tau_hand_computed():
+    from arch_search.proxies import kendall_tau
+
+    assert kendall_tau([1, 2, 3, 4], [10, 20, 30, 40]) == 1.0
+    assert kendall_tau([1, 2, 3, 4], [4, 3, 2, 1]) == -1.0
+    # pairs of [1,2,3,4] vs [1,3,2,4]: 5 concordant, 1 discordant -> 4/6
+    assert kendall_tau([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(4 / 6)
+    # tau-b with a tie in y: x=[1,2,3], y=[1,1,2]: C=2, D=0, ties_y=1 -> 2/sqrt(3*2)
+    assert kendall_tau([1, 2, 3], [1, 1, 2]) == pytest.approx(2 / 6**0.5)

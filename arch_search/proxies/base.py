@@ -197,3 +197,24 @@ class ProxySetup:
         if self.init == "pretrained":
             return inherit_from_dense(pspec, self.dense, task_head=n, dropout=p, attention_dropout=p)
         return build_model(pspec, task_head=n, dropout=p, attention_dropout=p)
+
+
+def kendall_tau(x: list[float], y: list[float]) -> float:
+    """Kendall's tau-b between two score lists (ties in either ranking handled): how well a
+    proxy ranks designs as the reference does; 1 = same order, -1 = reversed."""
+    n, concordant, discordant, tx, ty = len(x), 0, 0, 0, 0
+    for i in range(n):
+        for j in range(i + 1, n):
+            dx, dy = x[i] - x[j], y[i] - y[j]
+            if dx == 0 and dy == 0:
+                continue
+            if dx == 0:
+                tx += 1
+            elif dy == 0:
+                ty += 1
+            elif dx * dy > 0:
+                concordant += 1
+            else:
+                discordant += 1
+    denom = ((concordant + discordant + tx) * (concordant + discordant + ty)) ** 0.5
+    return (concordant - discordant) / denom if denom else 0.0

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from arch_search import ArchSpec
 from arch_search.latency import Env
-from arch_search.proxies import FinetuneProxy, ProxySetup, SupernetProxy, ZeroCostProxy
+from arch_search.proxies import FinetuneProxy, ProxySetup, SupernetProxy, ZeroCostProxy, kendall_tau
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -48,26 +48,6 @@ PROJ = ("q", "k", "v", "post_attention", "ffn_in", "ffn_out")
 FIELDS = ["design", "groups", "supernet_dev", "supernet_heldout", "supernet_seconds", "zero_cost_snip",
           "zero_cost_synflow", "zero_cost_grad_norm", "zero_cost_seconds", "finetune_steps", "finetune_dev",
           "finetune_heldout", "finetune_minutes", "same_budget_dev"]
-
-
-def kendall_tau(x: list[float], y: list[float]) -> float:
-    """Kendall's tau-b (ties in either ranking handled)."""
-    n, concordant, discordant, tx, ty = len(x), 0, 0, 0, 0
-    for i in range(n):
-        for j in range(i + 1, n):
-            dx, dy = x[i] - x[j], y[i] - y[j]
-            if dx == 0 and dy == 0:
-                continue
-            if dx == 0:
-                tx += 1
-            elif dy == 0:
-                ty += 1
-            elif dx * dy > 0:
-                concordant += 1
-            else:
-                discordant += 1
-    denom = ((concordant + discordant + tx) * (concordant + discordant + ty)) ** 0.5
-    return (concordant - discordant) / denom if denom else 0.0
 
 
 def main() -> None:
