@@ -25,7 +25,7 @@ SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 
 def load_tokenizer(checkpoint: str | Path) -> Tokenizer:
     """The tokenizer of a checkpoint folder: ``tokenizer.json``, else ``vocab.txt`` (+ its
-    ``tokenizer_config.json`` for lower-casing). Padding and truncation are turned off: we
+    ``tokenizer_config.json`` for lower-casing); a hub id goes through ``transformers``. Padding and truncation are turned off: we
     truncate per call and pad per batch."""
     path = Path(checkpoint)
     if (path / "tokenizer.json").is_file():
@@ -34,6 +34,12 @@ def load_tokenizer(checkpoint: str | Path) -> Tokenizer:
         config_file = path / "tokenizer_config.json"
         config = json.loads(config_file.read_text()) if config_file.is_file() else {}
         tok = BertWordPieceTokenizer(str(path / "vocab.txt"), lowercase=config.get("do_lower_case", True))._tokenizer
+    elif not path.exists() and not str(checkpoint).startswith((".", "/")):  # a hub id
+        try:
+            from transformers import AutoTokenizer
+        except ImportError as e:
+            raise FileNotFoundError(f"{checkpoint!r} is no folder; a hub id needs `pip install arch_search[hf]`") from e
+        tok = AutoTokenizer.from_pretrained(str(checkpoint)).backend_tokenizer
     else:
         raise FileNotFoundError(f"{path}: no tokenizer.json or vocab.txt")
     tok.no_padding()
