@@ -1,0 +1,85 @@
+import optuna
+import pytest
+
+from arch_search import ArchSpec
+from arch_search.resources import spaces_dir
+from arch_search.space import SearchSpace, SpaceError
+
+MINILM = {"hidden": 384, "layers": 6, "heads": 12, "intermediate": 1536}
+SPACES = sorted(p.stem for p in spaces_dir().glob("*.yaml"))
+
+
+def test_the_four_spaces_exist():
+    assert {"squeezebert", "squeezebert_per_layer", "cv_lessons", "dense_dims"} <= set(SPACES)
+
+
+@pytest.mark.parametrize("name", SPACES)
+def test_every_space_loads_samples_valid_specs_and_contains_them(name):
+    space = SearchSpace.load(name, proxy_scale=MINILM)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    for _ in range(5):
+        trial = study.ask()
+        spec = space.sample(trial)
+        assert isinstance(spec, ArchSpec) and space.contains(spec)
+        again = space.sample(optuna.trial.FixedTrial(space.params_of(spec)))
+        assert again == spec
+        study.tell(trial, 0.0)
+
+
+def test_sizes():
+    assert SearchSpace.load("squeezebert").size == 15_625
+    assert SearchSpace.load("squeezebert_per_layer").size == 5 ** 72
+    assert SearchSpace.load("cv_lessons").size == 4 * 4 * 4 * 3 * 4 * 4 * 2 * 3
+    assert SearchSpace.load("dense_dims").size == 3 * 2 * 3 * 4
+    assert not SearchSpace.load("squeezebert").changes_dims and SearchSpace.load("dense_dims").changes_dims
+
+
+def test_references_are_dense_and_squeezebert():
+    space = SearchSpace.load("squeezebert")
+    refs = space.references()
+    assert refs["bert_base"] == ArchSpec.preset("bert_base") and refs["squeezebert"] == ArchSpec.preset("squeezebert")
+    assert all(space.contains(s) for s in refs.values())
+    assert space.params_of(refs["squeezebert"]) == {"q": 4, "k": 4, "v": 4, "post_attention": 1, "ffn_in": 4, "ffn_out": 4, "shuffle": False}
+    assert not SearchSpace.load("dense_dims").contains(refs["squeezebert"])
+
+
+def test_per_layer_parameters():
+    space = SearchSpace.load("squeezebert_per_layer")
+    params = space.params_of(ArchSpec.preset("squeezebert"))
+    assert params["q.0"] == 4 and params["post_attention.11"] == 1 and len(params) == 72 + 1
+
+
+@pytest.mark.parametrize(
+    "body, key, value",
+    [
+        ("grups: {q: [1]}", "grups", "{'q': [1]}"),
+        ("groups: {q: []}", "groups.q", "[]"),
+        ("groups: {query: [2]}", "groups.query", "[2]"),
+        ("groups: {q: [1, 5]}", "groups.q", "5"),
+        ("groups: {ffn_in: [1, 7]}", "groups.ffn_in", "7"),
+        ("groups: {q: [1, two]}", "groups.q", "'two'"),
+        ("dims: {heads: [5]}", "dims.heads", "5"),
+        ("dims: {width: [5]}", "dims.width", "[5]"),
+        ("shuffle: [maybe]", "shuffle", "'maybe'"),
+        ("base: nope", "base", "'nope'"),
+    ],
+)
+def test_invalid_spaces_name_file_key_and_value(tmp_path, body, key, value):
+    path = tmp_path / "mine.yaml"
+    path.write_text(body + "\n")
+    with pytest.raises(SpaceError) as e:
+        SearchSpace.load(path)
+    assert str(e.value).startswith(f"{path}: {key}: {value}"), str(e.value)
+
+
+def test_groups_that_fit_the_target_but_not_the_proxy(tmp_path):
+    path = tmp_path / "mine.yaml"
+    path.write_text("groups: {q: [1, 256]}\n")  # 256 divides 768, not 384
+    SearchSpace.load(path)
+    with pytest.raises(SpaceError, match=r"groups.q: 256: does not divide in_channels=384 .*proxy scale"):
+        SearchSpace.load(path, proxy_scale=MINILM)
+
+
+def test_unknown_space_name():
+    with pytest.raises(SpaceError, match="no such search space"):
+        SearchSpace.load("nope")
