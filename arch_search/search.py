@@ -1,0 +1,222 @@
+"""The multi-objective search: Optuna study over a SearchSpace, accuracy up, latency down.
+
+Each trial samples a design from the space, scores it with an accuracy proxy (at proxy
+scale) and measures its latency (at target scale), and records costs and details as user
+attributes. The reference designs (dense BERT, SqueezeBERT) are enqueued first. A design
+already evaluated in the study (same spec hash) is not evaluated again. A proxy that
+diverges prunes its trial; the study goes on. Storage is any Optuna RDB URL (a SQLite file
+by default; PostgreSQL for many workers), with heartbeats so that a killed worker's
+running trial is failed and retried.
+
+Optuna: Akiba et al., 2019. NSGA-II: Deb et al., 2002.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+
+from arch_search.cost import count_cost
+from arch_search.latency import Comparison
+from arch_search.model import build_model
+from arch_search.proxies.base import Proxy, ProxyDiverged
+from arch_search.space import SearchSpace
+
+DIRECTIONS = ("maximize", "minimize")  # proxy accuracy, latency ms
+Measure = Callable[..., Comparison]  # compare_latency with the protocol bound (conf/latency)
+
+
+@dataclass(frozen=True)
+class Constraints:
+    """Optional limits; a design over them is infeasible for NSGA-II (Optuna's constraints)."""
+
+    max_latency_ms: float | None = None
+    max_params: int | None = None
+
+    def values(self, latency_ms: float, params: int) -> list[float]:
+        """Optuna's convention: <= 0 is feasible."""
+        return [
+            latency_ms - self.max_latency_ms if self.max_latency_ms is not None else -1.0,
+            params - self.max_params if self.max_params is not None else -1.0,
+        ]
+
+
+def storage_for(url: str, heartbeat_interval: int = 60, grace_period: int | None = None, max_retry: int = 3) -> RDBStorage:
+    """An RDB storage with heartbeats: a trial whose worker stops beating for
+    ``grace_period`` seconds (default 2 x interval) is failed and re-queued (``max_retry``)."""
+    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
+    with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since v2.8
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return RDBStorage(
+            url,
+            engine_kwargs=engine_kwargs,
+            heartbeat_interval=heartbeat_interval,
+            grace_period=grace_period or 2 * heartbeat_interval,
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=max_retry),
+        )
+
+
+def constraints_func(trial: optuna.trial.FrozenTrial) -> list[float]:
+    return trial.user_attrs.get("constraints", [-1.0, -1.0])
+
+
+class Search:
+    """One study. ``run(n_trials)`` may be called by many workers on the same storage."""
+
+    def __init__(
+        self,
+        space: SearchSpace,
+        proxy: Proxy,
+        measure: Measure,
+        study_name: str,
+        storage: RDBStorage | str,
+        sampler: optuna.samplers.BaseSampler,
+        seq_len: int = 128,
+        batch: int = 1,
+        constraints: Constraints = Constraints(),
+    ):
+        self.space, self.proxy, self.measure = space, proxy, measure
+        self.seq_len, self.batch, self.constraints = seq_len, batch, constraints
+        self.study = optuna.create_study(
+            study_name=study_name, storage=storage, sampler=sampler, directions=list(DIRECTIONS), load_if_exists=True
+        )
+        if not self.study.trials:  # a new study: the references go first (not again on resume)
+            for name, spec in space.references().items():
+                if space.contains(spec):
+                    self.study.enqueue_trial(space.params_of(spec), user_attrs={"reference": name})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            self.study.set_metric_names(["proxy_accuracy", "latency_ms"])
+
+    def objective(self, trial: optuna.Trial) -> tuple[float, float]:
+        spec = self.space.sample(trial)
+        trial.set_user_attr("spec_hash", spec.hash)
+        trial.set_user_attr("spec", spec.to_yaml())
+        trial.set_user_attr("summary", spec.summary())
+        done = self._evaluated(spec.hash, trial.number)
+        if done is not None:  # same design already scored: reuse, do not evaluate twice
+            for key, value in done.user_attrs.items():
+                if key not in ("reference",):
+                    trial.set_user_attr(key, value)
+            trial.set_user_attr("duplicate_of", done.number)
+            return tuple(done.values)
+
+        cost = count_cost(spec, seq_len=self.seq_len, batch=self.batch)
+        trial.set_user_attr("params", cost.params)
+        trial.set_user_attr("macs", cost.macs)
+        trial.set_user_attr("flops", cost.flops)
+        latency = self.measure({"design": build_model(spec)}).latencies["design"]
+        trial.set_user_attr("latency_cv", latency.cv)
+        trial.set_user_attr("latency_p90_ms", latency.p90_ms)
+        trial.set_user_attr("constraints", self.constraints.values(latency.median_ms, cost.params))
+        try:
+            result = self.proxy.evaluate(spec)
+        except ProxyDiverged as e:
+            trial.set_user_attr("pruned_because", str(e))
+            raise optuna.TrialPruned(str(e)) from None
+        trial.set_user_attr("proxy_metric", result.metric)
+        trial.set_user_attr("proxy_dev", result.dev)
+        trial.set_user_attr("proxy_details", {k: v for k, v in result.details.items() if k != "proxy_spec"})
+        return result.score, latency.median_ms
+
+    def _evaluated(self, spec_hash: str, number: int) -> optuna.trial.FrozenTrial | None:
+        for t in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+            if t.number != number and t.user_attrs.get("spec_hash") == spec_hash:
+                return t
+        return None
+
+    def run(self, n_trials: int, progress: bool = True) -> optuna.Study:
+        """Run until the study holds ``n_trials`` finished trials (counting earlier runs and
+        other workers), so a resumed or parallel run does not overshoot."""
+        states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+        callback = optuna.study.MaxTrialsCallback(n_trials, states=states)
+        remaining = n_trials - len(self.study.get_trials(deepcopy=False, states=states))
+        if remaining > 0:
+            self.study.optimize(self.objective, n_trials=remaining, callbacks=[callback], show_progress_bar=progress,
+                                catch=())
+        return self.study
+
+    # ---- results --------------------------------------------------------------------------------
+
+    def pareto(self) -> list[optuna.trial.FrozenTrial]:
+        return sorted(self.study.best_trials, key=lambda t: t.values[1])
+
+    def dense_reference(self) -> optuna.trial.FrozenTrial | None:
+        return next((t for t in self.study.trials if t.user_attrs.get("reference") == "bert_base" and t.values), None)
+
+    def remeasure(self, trials: list[optuna.trial.FrozenTrial]) -> dict[int, float]:
+        """Median latency (ms) of each trial's design measured again, all interleaved with the
+        dense reference in one run (whatever the latency mode during the search)."""
+        from arch_search.spec import ArchSpec
+
+        models = {t.number: build_model(ArchSpec.from_yaml(t.user_attrs["spec"])) for t in trials if "spec" in t.user_attrs}
+        dense = self.dense_reference()
+        if dense is not None and dense.number not in models:
+            models[dense.number] = build_model(ArchSpec.from_yaml(dense.user_attrs["spec"]))
+        comparison = self.measure(models)
+        return {number: lat.median_ms for number, lat in comparison.latencies.items()}
+
+    def rows(self, trials: list[optuna.trial.FrozenTrial]) -> list[dict]:
+        dense = self.dense_reference()
+        rows = []
+        for t in trials:
+            if t.values is None:
+                continue
+            acc, ms = t.values
+            rows.append({
+                "trial": t.number,
+                "reference": t.user_attrs.get("reference", ""),
+                "design": t.user_attrs.get("summary", ""),
+                "proxy_accuracy": round(acc, 4),
+                "latency_ms": round(ms, 2),
+                "speedup_vs_dense": round(dense.values[1] / ms, 2) if dense else "",
+                "accuracy_vs_dense_points": round(100 * (acc - dense.values[0]), 2) if dense else "",
+                "gflops": round(t.user_attrs.get("flops", 0) / 1e9, 3),
+                "params_m": round(t.user_attrs.get("params", 0) / 1e6, 2),
+                "latency_cv": round(t.user_attrs.get("latency_cv", 0), 3),
+                "spec_hash": t.user_attrs.get("spec_hash", ""),
+            })
+        return rows
+
+    def write(self, run_dir: Path) -> None:
+        """trials.csv, pareto.csv and study.json in ``run_dir``."""
+        run_dir.mkdir(parents=True, exist_ok=True)
+        done = [t for t in self.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+        for name, trials in (("trials.csv", done), ("pareto.csv", self.pareto())):
+            rows = self.rows(trials)
+            with open(run_dir / name, "w", newline="") as f:
+                if rows:
+                    writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+                    writer.writeheader()
+                    writer.writerows(rows)
+        summary = {
+            "study_name": self.study.study_name,
+            "space": self.space.name,
+            "directions": list(DIRECTIONS),
+            "metric_names": ["proxy_accuracy", "latency_ms"],
+            "n_trials": len(self.study.trials),
+            "states": {s.name: sum(t.state == s for t in self.study.trials) for s in optuna.trial.TrialState},
+            "pareto": self.rows(self.pareto()),
+            "references": {t.user_attrs["reference"]: t.number for t in self.study.trials if "reference" in t.user_attrs},
+        }
+        (run_dir / "study.json").write_text(json.dumps(summary, indent=2))
+
+
+def format_pareto(rows: list[dict]) -> str:
+    """The Pareto table: one design a line, references marked."""
+    head = (f"{'trial':>5}  {'reference':<11} {'design':<44} {'accuracy':>8} {'ms':>8} {'speedup':>7} "
+            f"{'GFLOPs':>7} {'params':>7}")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        lines.append(
+            f"{r['trial']:>5}  {r['reference'] or '-':<11} {r['design']:<44} {r['proxy_accuracy']:>8.4f} "
+            f"{r['latency_ms']:>8.1f} {r['speedup_vs_dense']!s:>6}x {r['gflops']:>7.2f} {r['params_m']:>6.1f}M"
+        )
+    return "\n".join(lines)
