@@ -8,7 +8,9 @@ exit code 1), instantiates typed objects from it and calls the library.
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
+from pathlib import Path
 
 import hydra
 from hydra.errors import InstantiationException
@@ -23,9 +25,11 @@ from arch_search.resources import conf_dir
 from arch_search.spec import ArchSpec
 
 COMMANDS: dict[str, str] = {
+    "run": "the multi-objective search over a space (e.g. `run space=squeezebert`, `run search=quick`)",
     "evaluate": "costs and measured latency of one design vs its dense reference "
     "(e.g. `evaluate arch=squeezebert arch.groups.ffn_in=8 latency.threads=2`)",
 }
+CONFIG_OF = {"run": "run", "evaluate": "config"}  # the primary config each command composes
 
 
 def usage() -> str:
@@ -55,6 +59,39 @@ def evaluate(cfg: DictConfig) -> Comparison:
         print()
         print(format_proxy(instantiate(cfg.proxy).evaluate(spec), cfg.task.name))
     return comparison
+
+
+def run(cfg: DictConfig) -> None:
+    """Search ``cfg.search.space`` with Optuna; print the Pareto front, write trials.csv,
+    pareto.csv and study.json to the run directory (where the SQLite study lives too)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    from arch_search.search import Constraints, Search, format_pareto
+    from arch_search.space import SearchSpace, SpaceError
+
+    try:
+        space = SearchSpace.load(cfg.search.space, proxy_scale=cfg.proxy_setup.scale)
+    except SpaceError as e:
+        raise SystemExit(f"error: {e}") from None
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    search = Search(
+        space=space,
+        proxy=instantiate(cfg.proxy),
+        measure=instantiate(cfg.latency),
+        study_name=cfg.search.study_name,
+        storage=instantiate(cfg.storage),
+        sampler=instantiate(cfg.search.sampler),
+        seq_len=cfg.seq_len,
+        batch=cfg.batch,
+        constraints=Constraints(**cfg.search.constraints),
+    )
+    print(f"space {space.name}: {space.size:,} designs; study {cfg.search.study_name!r} in {run_dir}")
+    t0 = time.perf_counter()
+    search.run(cfg.search.n_trials, progress=cfg.search.progress)
+    search.write(run_dir)
+    print(f"\nPareto front ({time.perf_counter() - t0:.0f} s; accuracy: {cfg.task.name} held-out slice of train):")
+    print(format_pareto(search.rows(search.pareto())))
+    print(f"\nwrote {run_dir}/trials.csv, pareto.csv, study.json")
 
 
 def format_proxy(result: ProxyResult, task: str) -> str:
@@ -92,8 +129,8 @@ def format_table(designs: dict[str, ArchSpec], costs: dict, comparison: Comparis
     return "\n".join(rows)
 
 
-def _hydra_command(fn: Callable[[DictConfig], object]) -> Callable[[], None]:
-    return hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")(fn)
+def _hydra_command(fn: Callable[[DictConfig], object], config_name: str) -> Callable[[], None]:
+    return hydra.main(config_path=str(conf_dir()), config_name=config_name, version_base="1.3")(fn)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -105,5 +142,7 @@ def main(argv: list[str] | None = None) -> None:
     if command not in COMMANDS:
         print(f"error: unknown command {command!r}\n\n{usage()}", file=sys.stderr)
         raise SystemExit(2)
+    # `space=X` is short for `search.space=X`
+    overrides = [f"search.{o}" if o.startswith("space=") else o for o in overrides]
     sys.argv = [f"arch_search {command}", *overrides]  # Hydra reads its overrides from sys.argv
-    _hydra_command(globals()[command])()
+    _hydra_command(globals()[command], CONFIG_OF[command])()

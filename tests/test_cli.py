@@ -74,3 +74,35 @@ def test_evaluate_with_a_proxy_prints_its_score_and_dev_metric(tmp_path):
     assert "accuracy proxy: finetune on wnli (scratch init, 2 steps)" in out.stdout
     assert "score (search signal, held-out slice of train): accuracy 0." in out.stdout
     assert "dev (reported numbers): accuracy 0." in out.stdout
+
+
+def test_run_search_writes_pareto_and_resumes(tmp_path):
+    from tests.conftest import SHARED
+
+    space = tmp_path / "tiny.yaml"
+    space.write_text("base: minilm_l6\ngroups: {q: [1, 4], k: [1, 4], v: [1, 4], ffn_in: [1, 4], ffn_out: [1, 4]}\n")
+    args = [
+        "run", f"space={space}", "proxy=zero_cost", "task=wnli", f"task.data_dir={SHARED / 'glue'}",
+        "proxy_setup.init=scratch", "proxy_setup.scale={hidden: 32, layers: 2, heads: 4, intermediate: 64}",
+        "proxy_setup.heldout=100", "proxy_setup.vocab_size=400", "proxy.batch_size=8", "proxy.threads=1",
+        "seq_len=8", "latency.rounds=1", "latency.warmup=0", "search.progress=false",
+        f"cache_dir={tmp_path}/cache", f"hydra.run.dir={tmp_path}/run",
+    ]
+    out = run(*args, "search.n_trials=3", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "Pareto front" in out.stdout and "bert_base" in out.stdout
+    for name in ("study.db", "trials.csv", "pareto.csv", "study.json"):
+        assert (tmp_path / "run" / name).is_file(), name
+    assert len((tmp_path / "run" / "trials.csv").read_text().splitlines()) == 1 + 3
+    again = run(*args, "search.n_trials=5", cwd=tmp_path)  # same run dir + study name: continues
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert len((tmp_path / "run" / "trials.csv").read_text().splitlines()) == 1 + 5
+
+
+def test_run_rejects_a_bad_space_before_any_study(tmp_path):
+    space = tmp_path / "bad.yaml"
+    space.write_text("groups: {q: [1, 5]}\n")
+    out = run("run", f"space={space}", f"hydra.run.dir={tmp_path}/run", cwd=tmp_path)
+    assert out.returncode != 0
+    assert f"{space}: groups.q: 5: does not divide" in out.stderr
+    assert not (tmp_path / "run" / "study.db").exists()
