@@ -15,7 +15,7 @@ from pathlib import Path
 import hydra
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from arch_search.cost import count_cost
 from arch_search.latency import Comparison
@@ -68,12 +68,16 @@ def run(cfg: DictConfig) -> None:
 
     from arch_search.search import Constraints, Search, format_pareto
     from arch_search.space import SearchSpace, SpaceError
+    from arch_search.tracking import WandbTracker
 
     try:
         space = SearchSpace.load(cfg.search.space, proxy_scale=cfg.proxy_setup.scale)
     except SpaceError as e:
         raise SystemExit(f"error: {e}") from None
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    tracker = instantiate(cfg.logger)
+    if isinstance(tracker, WandbTracker):  # the run config goes beside each trial's spec
+        tracker.config = {"run": OmegaConf.to_container(cfg, resolve=False)}
     search = Search(
         space=space,
         proxy=instantiate(cfg.proxy),
@@ -84,11 +88,13 @@ def run(cfg: DictConfig) -> None:
         seq_len=cfg.seq_len,
         batch=cfg.batch,
         constraints=Constraints(**cfg.search.constraints),
+        tracker=tracker,
     )
     print(f"space {space.name}: {space.size:,} designs; study {cfg.search.study_name!r} in {run_dir}")
     t0 = time.perf_counter()
     search.run(cfg.search.n_trials, progress=cfg.search.progress)
     search.write(run_dir)
+    tracker.finish(search.study, search.rows(search.pareto()))
     print(f"\nPareto front ({time.perf_counter() - t0:.0f} s; accuracy: {cfg.task.name} held-out slice of train):")
     print(format_pareto(search.rows(search.pareto())))
     print(f"\nwrote {run_dir}/trials.csv, pareto.csv, study.json")

@@ -81,8 +81,9 @@ class Search:
         seq_len: int = 128,
         batch: int = 1,
         constraints: Constraints = Constraints(),
+        tracker: Callable[[optuna.Study, optuna.trial.FrozenTrial], None] | None = None,
     ):
-        self.space, self.proxy, self.measure = space, proxy, measure
+        self.space, self.proxy, self.measure, self.tracker = space, proxy, measure, tracker
         self.seq_len, self.batch, self.constraints = seq_len, batch, constraints
         self.study = optuna.create_study(
             study_name=study_name, storage=storage, sampler=sampler, directions=list(DIRECTIONS), load_if_exists=True
@@ -139,8 +140,8 @@ class Search:
         callback = optuna.study.MaxTrialsCallback(n_trials, states=states)
         remaining = n_trials - len(self.study.get_trials(deepcopy=False, states=states))
         if remaining > 0:
-            self.study.optimize(self.objective, n_trials=remaining, callbacks=[callback], show_progress_bar=progress,
-                                catch=())
+            callbacks = [callback] + ([self.tracker] if self.tracker is not None else [])
+            self.study.optimize(self.objective, n_trials=remaining, callbacks=callbacks, show_progress_bar=progress)
         return self.study
 
     # ---- results --------------------------------------------------------------------------------

@@ -88,8 +88,9 @@ def test_run_search_writes_pareto_and_resumes(tmp_path):
         "seq_len=8", "latency.rounds=1", "latency.warmup=0", "search.progress=false",
         f"cache_dir={tmp_path}/cache", f"hydra.run.dir={tmp_path}/run",
     ]
-    out = run(*args, "search.n_trials=3", cwd=tmp_path)
+    out = run(*args, "search.n_trials=3", "logger=wandb", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
+    assert len(list((tmp_path / "run" / "wandb").glob("offline-run-*"))) == 3 + 1  # trials + Pareto
     assert "Pareto front" in out.stdout and "bert_base" in out.stdout
     for name in ("study.db", "trials.csv", "pareto.csv", "study.json"):
         assert (tmp_path / "run" / name).is_file(), name

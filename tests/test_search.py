@@ -99,3 +99,16 @@ def test_constraints_and_outputs(space, tmp_path):
     assert "bert_base" in format_pareto(search.rows(study.trials))
     remeasured = search.remeasure(search.pareto())
     assert set(remeasured) >= {t.number for t in search.pareto()} | {0}
+
+
+def test_wandb_offline_run_per_trial_and_pareto(space, tmp_path, monkeypatch):
+    from arch_search.tracking import WandbTracker
+
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    tracker = WandbTracker(mode="offline", dir=str(tmp_path / "wb"), config={"space": "tiny"})
+    search = make(space, tmp_path, FakeProxy(), tracker=tracker)
+    study = search.run(2, progress=False)
+    tracker.finish(study, search.rows(search.pareto()))
+    runs = sorted((tmp_path / "wb" / "wandb").glob("offline-run-*"))
+    assert len(runs) == 3  # two trials and the Pareto run
+    assert all(any(r.glob("*.wandb")) for r in runs)
