@@ -1,0 +1,79 @@
+"""Crash safety: a worker killed with SIGKILL mid-trial loses no completed trial, and its
+running trial is failed by heartbeat and retried by the next worker."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import optuna
+
+WORKER = textwrap.dedent(
+    """
+    import functools, sys, time
+    import optuna
+    from arch_search import compare_latency
+    from arch_search.proxies import ProxyResult
+    from arch_search.search import Search, storage_for
+    from arch_search.space import SearchSpace
+
+    space_path, url, sleep, seed, n_trials = sys.argv[1:6]
+
+    class SlowProxy:
+        def evaluate(self, spec, report=None):
+            time.sleep(float(sleep))
+            return ProxyResult(score=1.0 / sum(spec.groups["ffn_in"]), metric="accuracy")
+
+    search = Search(
+        SearchSpace.load(space_path), SlowProxy(), functools.partial(compare_latency, seq_len=8, rounds=1, warmup=0),
+        "faults", storage_for(url, heartbeat_interval=1, grace_period=2), optuna.samplers.RandomSampler(seed=int(seed)),
+        seq_len=8,
+    )
+    search.run(int(n_trials), progress=False)
+    """
+)
+SPACE = "base: minilm_l6\ngroups: {q: [1, 2, 4, 8], k: [1, 2, 4, 8], v: [1, 2, 4, 8], ffn_in: [1, 2, 4, 8], ffn_out: [1, 2, 4, 8]}\n"
+
+
+def test_sigkill_mid_trial_loses_nothing_and_the_trial_is_retried(tmp_path):
+    (tmp_path / "worker.py").write_text(WORKER)
+    (tmp_path / "space.yaml").write_text(SPACE)
+    url = f"sqlite:///{tmp_path}/study.db"
+    cmd = [sys.executable, str(tmp_path / "worker.py"), str(tmp_path / "space.yaml"), url]
+    worker = subprocess.Popen([*cmd, "3.0", "0", "50"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 180
+    try:
+        while True:
+            assert time.time() < deadline, "worker made no progress"
+            assert worker.poll() is None, worker.stderr.read().decode()[-2000:]
+            time.sleep(0.5)
+            try:
+                trials = optuna.load_study(study_name="faults", storage=url).trials
+            except KeyError:  # study not created yet
+                continue
+            done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+            running = [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
+            if len(done) >= 2 and running and "spec_hash" in running[0].user_attrs:
+                break
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait()
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    killed = running[0]
+    before = {t.number: t.values for t in done}
+    time.sleep(3)  # > grace period: the killed trial's heartbeat is stale
+
+    second = subprocess.run([*cmd, "0.05", "1", str(len(before) + 2)], capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr[-2000:]
+    trials = optuna.load_study(study_name="faults", storage=url).trials
+    by_number = {t.number: t for t in trials}
+    for number, values in before.items():  # nothing completed was lost or changed
+        assert by_number[number].state == optuna.trial.TrialState.COMPLETE and by_number[number].values == values
+    assert by_number[killed.number].state == optuna.trial.TrialState.FAIL
+    retries = [t for t in trials if t.system_attrs.get("failed_trial") == killed.number]
+    assert len(retries) == 1 and retries[0].state == optuna.trial.TrialState.COMPLETE
+    assert retries[0].params == killed.params
+    assert not [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
