@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import socket
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -51,6 +53,7 @@ class Constraints:
 def storage_for(url: str, heartbeat_interval: int = 60, grace_period: int | None = None, max_retry: int = 3) -> RDBStorage:
     """An RDB storage with heartbeats: a trial whose worker stops beating for
     ``grace_period`` seconds (default 2 x interval) is failed and re-queued (``max_retry``)."""
+    url = _postgres_driver(url)
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since v2.8
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -61,6 +64,19 @@ def storage_for(url: str, heartbeat_interval: int = 60, grace_period: int | None
             grace_period=grace_period or 2 * heartbeat_interval,
             heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=max_retry),
         )
+
+
+def _postgres_driver(url: str) -> str:
+    """``postgresql://`` with the driver that is installed: SQLAlchemy's default for that
+    scheme is psycopg 3, while the ``postgres`` extra installs psycopg2."""
+    if not url.startswith("postgresql://"):
+        return url
+    try:
+        import psycopg  # noqa: F401
+
+        return url
+    except ImportError:
+        return "postgresql+psycopg2://" + url[len("postgresql://") :]
 
 
 def constraints_func(trial: optuna.trial.FrozenTrial) -> list[float]:
@@ -85,10 +101,15 @@ class Search:
     ):
         self.space, self.proxy, self.measure, self.tracker = space, proxy, measure, tracker
         self.seq_len, self.batch, self.constraints = seq_len, batch, constraints
-        self.study = optuna.create_study(
-            study_name=study_name, storage=storage, sampler=sampler, directions=list(DIRECTIONS), load_if_exists=True
-        )
-        if not self.study.trials:  # a new study: the references go first (not again on resume)
+        try:  # the database's unique study name makes exactly one worker the creator
+            self.study = optuna.create_study(
+                study_name=study_name, storage=storage, sampler=sampler, directions=list(DIRECTIONS)
+            )
+            created = True
+        except optuna.exceptions.DuplicatedStudyError:
+            self.study = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler)
+            created = False
+        if created:  # the references go first, once (not again on resume or by other workers)
             for name, spec in space.references().items():
                 if space.contains(spec):
                     self.study.enqueue_trial(space.params_of(spec), user_attrs={"reference": name})
@@ -101,6 +122,7 @@ class Search:
         trial.set_user_attr("spec_hash", spec.hash)
         trial.set_user_attr("spec", spec.to_yaml())
         trial.set_user_attr("summary", spec.summary())
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         done = self._evaluated(spec.hash, trial.number)
         if done is not None:  # same design already scored: reuse, do not evaluate twice
             for key, value in done.user_attrs.items():

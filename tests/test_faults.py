@@ -5,44 +5,22 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 
 import optuna
 
-WORKER = textwrap.dedent(
-    """
-    import functools, sys, time
-    import optuna
-    from arch_search import compare_latency
-    from arch_search.proxies import ProxyResult
-    from arch_search.search import Search, storage_for
-    from arch_search.space import SearchSpace
+from tests.conftest import REPO
 
-    space_path, url, sleep, seed, n_trials = sys.argv[1:6]
+WORKER = REPO / "tests" / "worker.py"
 
-    class SlowProxy:
-        def evaluate(self, spec, report=None):
-            time.sleep(float(sleep))
-            return ProxyResult(score=1.0 / sum(spec.groups["ffn_in"]), metric="accuracy")
-
-    search = Search(
-        SearchSpace.load(space_path), SlowProxy(), functools.partial(compare_latency, seq_len=8, rounds=1, warmup=0),
-        "faults", storage_for(url, heartbeat_interval=1, grace_period=2), optuna.samplers.RandomSampler(seed=int(seed)),
-        seq_len=8,
-    )
-    search.run(int(n_trials), progress=False)
-    """
-)
 SPACE = "base: minilm_l6\ngroups: {q: [1, 2, 4, 8], k: [1, 2, 4, 8], v: [1, 2, 4, 8], ffn_in: [1, 2, 4, 8], ffn_out: [1, 2, 4, 8]}\n"
 
 
 def test_sigkill_mid_trial_loses_nothing_and_the_trial_is_retried(tmp_path):
-    (tmp_path / "worker.py").write_text(WORKER)
     (tmp_path / "space.yaml").write_text(SPACE)
     url = f"sqlite:///{tmp_path}/study.db"
-    cmd = [sys.executable, str(tmp_path / "worker.py"), str(tmp_path / "space.yaml"), url]
-    worker = subprocess.Popen([*cmd, "3.0", "0", "50"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    cmd = [sys.executable, str(WORKER), str(tmp_path / "space.yaml"), url]
+    worker = subprocess.Popen([*cmd, "3.0", "0", "50", "faults"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.time() + 180
     try:
         while True:
@@ -66,7 +44,7 @@ def test_sigkill_mid_trial_loses_nothing_and_the_trial_is_retried(tmp_path):
     before = {t.number: t.values for t in done}
     time.sleep(3)  # > grace period: the killed trial's heartbeat is stale
 
-    second = subprocess.run([*cmd, "0.05", "1", str(len(before) + 2)], capture_output=True, text=True, timeout=300)
+    second = subprocess.run([*cmd, "0.05", "1", str(len(before) + 2), "faults"], capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stderr[-2000:]
     trials = optuna.load_study(study_name="faults", storage=url).trials
     by_number = {t.number: t for t in trials}

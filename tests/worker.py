@@ -1,0 +1,32 @@
+"""A search worker with a slow fake proxy, run as a subprocess by the fault and many-worker
+tests:  python tests/worker.py SPACE_YAML STORAGE_URL SLEEP_S SEED N_TRIALS STUDY_NAME"""
+
+import functools
+import sys
+import time
+
+import optuna
+
+from arch_search import compare_latency
+from arch_search.proxies import ProxyResult
+from arch_search.search import Search, storage_for
+from arch_search.space import SearchSpace
+
+
+class SlowProxy:
+    def __init__(self, sleep: float):
+        self.sleep = sleep
+
+    def evaluate(self, spec, report=None):
+        time.sleep(self.sleep)
+        return ProxyResult(score=1.0 / sum(spec.groups["ffn_in"]), metric="accuracy")
+
+
+if __name__ == "__main__":
+    space_path, url, sleep, seed, n_trials, study_name = sys.argv[1:7]
+    search = Search(
+        SearchSpace.load(space_path), SlowProxy(float(sleep)),
+        functools.partial(compare_latency, seq_len=8, rounds=1, warmup=0), study_name,
+        storage_for(url, heartbeat_interval=1, grace_period=2), optuna.samplers.RandomSampler(seed=int(seed)), seq_len=8,
+    )
+    search.run(int(n_trials), progress=False)
