@@ -75,6 +75,7 @@ def run(cfg: DictConfig) -> None:
     except SpaceError as e:
         raise SystemExit(f"error: {e}") from None
     run_dir = Path(HydraConfig.get().runtime.output_dir)
+    study_name = cfg.search.study_name or space.name
     tracker = instantiate(cfg.logger)
     if isinstance(tracker, WandbTracker):  # the run config goes beside each trial's spec
         tracker.config = {"run": OmegaConf.to_container(cfg, resolve=False)}
@@ -82,15 +83,15 @@ def run(cfg: DictConfig) -> None:
         space=space,
         proxy=instantiate(cfg.proxy),
         measure=instantiate(cfg.latency),
-        study_name=cfg.search.study_name,
+        study_name=study_name,
         storage=instantiate(cfg.storage),
-        sampler=instantiate(cfg.search.sampler),
+        sampler=instantiate(cfg.search.sampler, seed=cfg.seed + cfg.search.worker),
         seq_len=cfg.seq_len,
         batch=cfg.batch,
         constraints=Constraints(**cfg.search.constraints),
         tracker=tracker,
     )
-    print(f"space {space.name}: {space.size:,} designs; study {cfg.search.study_name!r} in {run_dir}")
+    print(f"space {space.name}: {space.size:,} designs; study {study_name!r} in {run_dir}")
     t0 = time.perf_counter()
     search.run(cfg.search.n_trials, progress=cfg.search.progress)
     search.write(run_dir)

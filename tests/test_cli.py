@@ -107,3 +107,29 @@ def test_run_rejects_a_bad_space_before_any_study(tmp_path):
     assert out.returncode != 0
     assert f"{space}: groups.q: 5: does not divide" in out.stderr
     assert not (tmp_path / "run" / "study.db").exists()
+
+
+def test_workers_fan_out_with_the_submitit_launcher(tmp_path):
+    """The SLURM fan-out (hydra/launcher=submitit_slurm) run by submitit's local executor:
+    two jobs, one shared study."""
+    import optuna
+
+    from arch_search.search import storage_for
+    from tests.conftest import SHARED
+
+    space = tmp_path / "tiny.yaml"
+    space.write_text("base: minilm_l6\ngroups: {q: [1, 2, 4, 8], k: [1, 2, 4, 8], ffn_in: [1, 2, 4, 8], ffn_out: [1, 2, 4, 8]}\n")
+    url = f"sqlite:///{tmp_path}/shared.db"
+    out = run(
+        "run", "--multirun", "hydra/launcher=submitit_local", "search.worker=0,1", f"space={space}",
+        "proxy=zero_cost", "task=wnli", f"task.data_dir={SHARED / 'glue'}", "proxy_setup.init=scratch",
+        "proxy_setup.scale={hidden: 32, layers: 2, heads: 4, intermediate: 64}", "proxy_setup.heldout=100",
+        "proxy_setup.vocab_size=400", "proxy.batch_size=8", "proxy.threads=1", "seq_len=8", "latency.rounds=1",
+        "latency.warmup=0", "search.progress=false", "search.n_trials=6", f"storage.url={url}",
+        f"cache_dir={tmp_path}/cache", f"hydra.sweep.dir={tmp_path}/sweep", cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr[-3000:] + out.stdout[-2000:]
+    trials = optuna.load_study(study_name="tiny", storage=storage_for(url)).trials
+    assert 6 <= len(trials) <= 7 and all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    assert len({t.user_attrs["worker"] for t in trials}) == 2
+    assert len(list((tmp_path / "sweep").glob("*/pareto.csv"))) == 2  # each job wrote its view of the study
