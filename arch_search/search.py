@@ -26,10 +26,11 @@ import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
 from arch_search.cost import count_cost
-from arch_search.latency import Comparison
+from arch_search.latency import Comparison, Latency
 from arch_search.model import build_model
 from arch_search.proxies.base import Proxy, ProxyDiverged
 from arch_search.space import SearchSpace
+from arch_search.spec import ArchSpec
 
 DIRECTIONS = ("maximize", "minimize")  # proxy accuracy, latency ms
 Measure = Callable[..., Comparison]  # compare_latency with the protocol bound (conf/latency)
@@ -98,8 +99,13 @@ class Search:
         batch: int = 1,
         constraints: Constraints = Constraints(),
         tracker: Callable[[optuna.Study, optuna.trial.FrozenTrial], None] | None = None,
+        predict: Callable[[ArchSpec], Latency] | None = None,
     ):
+        """``measure`` times designs (the protocol of conf/latency); ``predict``, if given
+        (latency.mode=lut), replaces measurement during the search; the Pareto front is
+        re-measured at the end either way (``remeasure``)."""
         self.space, self.proxy, self.measure, self.tracker = space, proxy, measure, tracker
+        self.predict = predict
         self.seq_len, self.batch, self.constraints = seq_len, batch, constraints
         try:  # the database's unique study name makes exactly one worker the creator
             self.study = optuna.create_study(
@@ -135,7 +141,12 @@ class Search:
         trial.set_user_attr("params", cost.params)
         trial.set_user_attr("macs", cost.macs)
         trial.set_user_attr("flops", cost.flops)
-        latency = self.measure({"design": build_model(spec)}).latencies["design"]
+        if self.predict is not None:
+            latency = self.predict(spec)
+            trial.set_user_attr("latency_source", "lut")
+        else:
+            latency = self.measure({"design": build_model(spec)}).latencies["design"]
+            trial.set_user_attr("latency_source", "measured")
         trial.set_user_attr("latency_cv", latency.cv)
         trial.set_user_attr("latency_p90_ms", latency.p90_ms)
         trial.set_user_attr("constraints", self.constraints.values(latency.median_ms, cost.params))
@@ -177,8 +188,6 @@ class Search:
     def remeasure(self, trials: list[optuna.trial.FrozenTrial]) -> dict[int, float]:
         """Median latency (ms) of each trial's design measured again, all interleaved with the
         dense reference in one run (whatever the latency mode during the search)."""
-        from arch_search.spec import ArchSpec
-
         models = {t.number: build_model(ArchSpec.from_yaml(t.user_attrs["spec"])) for t in trials if "spec" in t.user_attrs}
         dense = self.dense_reference()
         if dense is not None and dense.number not in models:
@@ -186,7 +195,9 @@ class Search:
         comparison = self.measure(models)
         return {number: lat.median_ms for number, lat in comparison.latencies.items()}
 
-    def rows(self, trials: list[optuna.trial.FrozenTrial]) -> list[dict]:
+    def rows(self, trials: list[optuna.trial.FrozenTrial], remeasured: dict[int, float] | None = None) -> list[dict]:
+        """One dict per finished trial; ``remeasured`` (trial -> ms, from ``remeasure``) adds
+        the re-measured latency and speedup."""
         dense = self.dense_reference()
         rows = []
         for t in trials:
@@ -206,14 +217,18 @@ class Search:
                 "latency_cv": round(t.user_attrs.get("latency_cv", 0), 3),
                 "spec_hash": t.user_attrs.get("spec_hash", ""),
             })
+            if remeasured is not None:
+                ms_again = remeasured.get(t.number)
+                base = remeasured.get(dense.number) if dense else None
+                rows[-1]["remeasured_ms"] = round(ms_again, 2) if ms_again else ""
+                rows[-1]["remeasured_speedup"] = round(base / ms_again, 2) if ms_again and base else ""
         return rows
 
-    def write(self, run_dir: Path) -> None:
-        """trials.csv, pareto.csv and study.json in ``run_dir``."""
+    def write(self, run_dir: Path, remeasured: dict[int, float] | None = None) -> None:
+        """trials.csv, pareto.csv (with re-measured latency, if given) and study.json."""
         run_dir.mkdir(parents=True, exist_ok=True)
         done = [t for t in self.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-        for name, trials in (("trials.csv", done), ("pareto.csv", self.pareto())):
-            rows = self.rows(trials)
+        for name, rows in (("trials.csv", self.rows(done)), ("pareto.csv", self.rows(self.pareto(), remeasured))):
             with open(run_dir / name, "w", newline="") as f:
                 if rows:
                     writer = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -226,20 +241,23 @@ class Search:
             "metric_names": ["proxy_accuracy", "latency_ms"],
             "n_trials": len(self.study.trials),
             "states": {s.name: sum(t.state == s for t in self.study.trials) for s in optuna.trial.TrialState},
-            "pareto": self.rows(self.pareto()),
+            "pareto": self.rows(self.pareto(), remeasured),
             "references": {t.user_attrs["reference"]: t.number for t in self.study.trials if "reference" in t.user_attrs},
         }
         (run_dir / "study.json").write_text(json.dumps(summary, indent=2))
 
 
 def format_pareto(rows: list[dict]) -> str:
-    """The Pareto table: one design a line, references marked."""
+    """The Pareto table: one design a line, references marked; latency and speedup are the
+    re-measured ones when the rows have them."""
     head = (f"{'trial':>5}  {'reference':<11} {'design':<44} {'accuracy':>8} {'ms':>8} {'speedup':>7} "
             f"{'GFLOPs':>7} {'params':>7}")
     lines = [head, "-" * len(head)]
     for r in rows:
+        ms = r.get("remeasured_ms") or r["latency_ms"]
+        speedup = r.get("remeasured_speedup") or r["speedup_vs_dense"]
         lines.append(
             f"{r['trial']:>5}  {r['reference'] or '-':<11} {r['design']:<44} {r['proxy_accuracy']:>8.4f} "
-            f"{r['latency_ms']:>8.1f} {r['speedup_vs_dense']!s:>6}x {r['gflops']:>7.2f} {r['params_m']:>6.1f}M"
+            f"{ms:>8.1f} {speedup!s:>6}x {r['gflops']:>7.2f} {r['params_m']:>6.1f}M"
         )
     return "\n".join(lines)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import random
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,6 +194,36 @@ class SearchSpace:
             if value not in choices:
                 return False
         return True
+
+    def random_specs(self, n: int, seed: int = 0) -> list[ArchSpec]:
+        """``n`` designs drawn uniformly (seeded), e.g. held out to validate a latency table."""
+        import optuna
+
+        rng = random.Random(seed)
+        out = []
+        for _ in range(n):
+            params = {f"dims.{d}": rng.choice(c) for d, c in self.dims.items()}
+            layers = params.get("dims.layers", self.base.layers)
+            for p, c in self.groups.items():
+                if self.per_layer:
+                    params.update({f"{p}.{i}": rng.choice(c) for i in range(layers)})
+                else:
+                    params[p] = rng.choice(c)
+            params["shuffle"] = rng.choice(self.shuffle)
+            out.append(self.sample(optuna.trial.FixedTrial(params)))
+        return out
+
+    def covering_specs(self) -> list[ArchSpec]:
+        """Few designs that together use every (dims, projection, groups, shuffle) choice:
+        what a latency table must hold to price any design of the space."""
+        out = []
+        width = max(len(c) for c in self.groups.values())
+        for d in self._dim_combinations():
+            for shuffle in self.shuffle:
+                for j in range(width):
+                    groups = {p: c[min(j, len(c) - 1)] for p, c in self.groups.items()}
+                    out.append(self.base.replace(**d, groups=groups, shuffle=shuffle))
+        return out
 
     def references(self) -> dict[str, ArchSpec]:
         """The reference designs (dense BERT, SqueezeBERT's pattern) at the base dims."""

@@ -95,8 +95,10 @@ def test_run_search_writes_pareto_and_resumes(tmp_path):
     for name in ("study.db", "trials.csv", "pareto.csv", "study.json"):
         assert (tmp_path / "run" / name).is_file(), name
     assert len((tmp_path / "run" / "trials.csv").read_text().splitlines()) == 1 + 3
-    again = run(*args, "search.n_trials=5", cwd=tmp_path)  # same run dir + study name: continues
+    again = run(*args, "search.n_trials=5", "search.latency_mode=lut", cwd=tmp_path)  # continues the study
     assert again.returncode == 0, again.stderr[-3000:]
+    assert "latency LUT:" in again.stdout and "MAPE" in again.stdout and "re-measured" in again.stdout
+    assert "remeasured_ms" in (tmp_path / "run" / "pareto.csv").read_text()
     assert len((tmp_path / "run" / "trials.csv").read_text().splitlines()) == 1 + 5
 
 

@@ -1,0 +1,175 @@
+"""Latency lookup table: predict a design's latency from per-op timings on this machine.
+
+A forward pass is the embeddings and pooler (the stem), plus per layer the six projections
+(keyed by C_in, C_out, groups, shuffle) and the rest of the layer (attention, LayerNorms,
+GELU, residual adds; keyed by hidden, heads, intermediate). Each entry is timed once with
+the same protocol as ``measure_latency`` (threads, warm-up, median of rounds, inference
+mode) at the target (batch, seq_len); a design's latency is the sum of its entries (cf.
+ProxylessNAS's and FBNet's latency tables, Cai et al., 2019; Wu et al., 2019). The table is
+cached per machine fingerprint and settings; when built, its error against measured
+latency on held-out designs (MAPE) is reported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import statistics
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from arch_search.latency import Env, Latency, compare_latency, num_threads
+from arch_search.model import Embeddings, GroupedLinear, build_model
+from arch_search.spec import ArchSpec
+
+
+def _time(fn: Callable[[], object], warmup: int, rounds: int) -> float:
+    for _ in range(warmup):
+        fn()
+    samples = []
+    for _ in range(rounds):
+        t0 = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - t0) * 1e3)
+    return statistics.median(samples)
+
+
+def _projection_key(cin: int, cout: int, groups: int, shuffle: bool) -> str:
+    return f"proj:{cin}:{cout}:{groups}:{int(shuffle and groups > 1)}"
+
+
+def _rest_key(hidden: int, heads: int, intermediate: int) -> str:
+    return f"rest:{hidden}:{heads}:{intermediate}"
+
+
+def _stem_key(spec: ArchSpec) -> str:
+    return f"stem:{spec.hidden}:{spec.vocab}:{spec.max_positions}:{spec.type_vocab}"
+
+
+def entries_of(spec: ArchSpec) -> list[str]:
+    """The table entries whose sum is ``spec``'s predicted latency."""
+    keys = [_stem_key(spec)]
+    for i in range(spec.layers):
+        keys.append(_rest_key(spec.hidden, spec.heads, spec.intermediate))
+        for p, (g, shuffle) in spec.layer(i).items():
+            keys.append(_projection_key(*spec.channels(p), g, shuffle))
+    return keys
+
+
+@dataclass
+class LatencyLUT:
+    table: dict[str, float]  # entry -> median ms
+    env: Env
+    seq_len: int
+    batch: int
+    mape: float | None = None  # held-out error when built, in percent
+
+    def predict(self, spec: ArchSpec) -> float:
+        """Predicted median latency (ms) of ``spec``; KeyError if an entry was not built."""
+        return sum(self.table[k] for k in entries_of(spec))
+
+    def latency(self, spec: ArchSpec) -> Latency:
+        """The prediction as a ``Latency`` (p10 = p90 = median, CV 0: not a measurement)."""
+        ms = self.predict(spec)
+        return Latency(median_ms=ms, p10_ms=ms, p90_ms=ms, cv=0.0, env=self.env)
+
+    # ---- building -------------------------------------------------------------------------------
+
+    @classmethod
+    def build(
+        cls, specs: Iterable[ArchSpec], seq_len: int = 128, batch: int = 1, threads: int = 1,
+        warmup: int = 5, rounds: int = 30,
+    ) -> LatencyLUT:
+        """Time every entry the designs ``specs`` need."""
+        table: dict[str, float] = {}
+        with num_threads(threads), torch.inference_mode():
+            for spec in specs:
+                for key in entries_of(spec):
+                    if key not in table:
+                        table[key] = _time(cls._op(key, spec, seq_len, batch), warmup, rounds)
+        return cls(table, Env.current(threads), seq_len, batch)
+
+    @staticmethod
+    def _op(key: str, spec: ArchSpec, T: int, B: int) -> Callable[[], object]:
+        kind, *dims = key.split(":")
+        if kind == "proj":
+            cin, cout, g, shuffle = map(int, dims)
+            layer = GroupedLinear(cin, cout, g, bool(shuffle))
+            x = torch.randn(B, T, cin)
+            return lambda: layer(x)
+        if kind == "rest":  # attention, two LayerNorms, GELU, two residual adds
+            C, H, inner = map(int, dims)
+            q, k, v = (torch.randn(B, H, T, C // H) for _ in range(3))
+            x, h = torch.randn(B, T, C), torch.randn(B, T, inner)
+            norm = torch.nn.LayerNorm(C)
+
+            def rest():
+                ctx = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(B, T, C)
+                y = norm(ctx.add_(x))
+                torch.ops.aten.gelu_(h)
+                return norm(y + x)
+
+            return rest
+        stem_spec = spec.with_scale(layers=1)
+        emb, pooler = Embeddings(stem_spec, 0.0), torch.nn.Linear(spec.hidden, spec.hidden)
+        ids = torch.randint(0, spec.vocab, (B, T))
+        return lambda: torch.tanh(pooler(emb(ids, None)[:, 0]))
+
+    def validate(self, specs: list[ArchSpec], threads: int = 1, warmup: int = 3, rounds: int = 10) -> float:
+        """Mean absolute percentage error of the predictions against measured latency."""
+        comparison = compare_latency(
+            {i: build_model(s) for i, s in enumerate(specs)}, seq_len=self.seq_len, batch=self.batch,
+            threads=threads, warmup=warmup, rounds=rounds,
+        )
+        errors = [abs(self.predict(s) - comparison.latencies[i].median_ms) / comparison.latencies[i].median_ms
+                  for i, s in enumerate(specs)]
+        self.mape = 100 * statistics.fmean(errors)
+        return self.mape
+
+    # ---- cache ------------------------------------------------------------------------------------
+
+    @staticmethod
+    def cache_path(cache_dir: str | Path, threads: int, seq_len: int, batch: int, rounds: int) -> Path:
+        env = Env.current(threads)
+        key = json.dumps({"env": [env.cpu, env.cores, env.threads, env.torch, env.machine],
+                          "seq_len": seq_len, "batch": batch, "rounds": rounds})
+        return Path(cache_dir) / "lut" / f"lut-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+
+    def save(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"table": self.table, "env": vars(self.env), "seq_len": self.seq_len,
+                                   "batch": self.batch, "mape": self.mape}, indent=1))
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> LatencyLUT:
+        d = json.loads(path.read_text())
+        return cls(d["table"], Env(**d["env"]), d["seq_len"], d["batch"], d["mape"])
+
+
+def lut_for(
+    specs: list[ArchSpec], heldout: list[ArchSpec], cache_dir: str | Path, seq_len: int = 128, batch: int = 1,
+    threads: int = 1, warmup: int = 5, rounds: int = 30, log: Callable[[str], None] = print,
+) -> LatencyLUT:
+    """The machine's table covering ``specs`` (every entry a design of the space can need):
+    loaded from the cache, extended with missing entries, or built; validated on ``heldout``
+    designs when anything new was timed."""
+    path = LatencyLUT.cache_path(cache_dir, threads, seq_len, batch, rounds)
+    lut = LatencyLUT.load(path) if path.is_file() else LatencyLUT({}, Env.current(threads), seq_len, batch)
+    missing = [s for s in specs if any(k not in lut.table for k in entries_of(s))]
+    if missing or lut.mape is None:
+        t0 = time.perf_counter()
+        new = LatencyLUT.build(missing, seq_len, batch, threads, warmup, rounds)
+        lut.table.update(new.table)
+        lut.validate(heldout, threads=threads)
+        lut.save(path)
+        log(f"latency LUT: {len(lut.table)} entries, built in {time.perf_counter() - t0:.0f} s; "
+            f"held-out MAPE {lut.mape:.1f}% over {len(heldout)} designs ({path})")
+    return lut
+

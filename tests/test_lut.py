@@ -1,0 +1,47 @@
+import math
+
+import pytest
+
+from arch_search import ArchSpec
+from arch_search.lut import LatencyLUT, entries_of, lut_for
+from arch_search.space import SearchSpace
+
+TINY_SPACE = "base: minilm_l6\ngroups: {q: [1, 4], ffn_in: [1, 2, 4], ffn_out: [1, 4]}\nshuffle: [false, true]\n"
+
+
+@pytest.fixture
+def space(tmp_path):
+    (tmp_path / "tiny.yaml").write_text(TINY_SPACE)
+    return SearchSpace.load(tmp_path / "tiny.yaml")
+
+
+def test_a_design_is_its_stem_plus_per_layer_entries():
+    spec = ArchSpec.preset("squeezebert")
+    keys = entries_of(spec)
+    assert len(keys) == 1 + 12 * (1 + 6)
+    assert keys.count("proj:768:3072:4:0") == 12 and keys.count("proj:768:768:1:0") == 12  # ffn_in; post_attention
+    assert "proj:768:768:4:1" in entries_of(spec.replace(shuffle=True))
+
+
+def test_covering_specs_cover_every_design_of_the_space(space):
+    covered = {k for s in space.covering_specs() for k in entries_of(s)}
+    for spec in space.random_specs(20, seed=0):
+        assert space.contains(spec) and set(entries_of(spec)) <= covered
+
+
+def test_build_predict_cache_and_validate(space, tmp_path, monkeypatch):
+    logs = []
+    kwargs = dict(cache_dir=tmp_path, seq_len=8, batch=1, threads=1, warmup=0, rounds=2, log=logs.append)
+    lut = lut_for(space.covering_specs(), space.random_specs(2, seed=1), **kwargs)
+    spec = space.random_specs(1, seed=5)[0]
+    assert lut.predict(spec) > 0 and math.isfinite(lut.mape) and "MAPE" in logs[0]
+    assert lut.latency(spec).median_ms == lut.predict(spec) and lut.latency(spec).cv == 0.0
+
+    def no_build(*a, **k):
+        raise AssertionError("rebuilt instead of reading the cache")
+
+    monkeypatch.setattr(LatencyLUT, "build", no_build)
+    again = lut_for(space.covering_specs(), space.random_specs(2, seed=1), **kwargs)
+    assert again.table == lut.table and again.mape == lut.mape and len(logs) == 1
+    with pytest.raises(KeyError):  # an entry the table was not built for
+        lut.predict(ArchSpec.preset("bert_base"))
