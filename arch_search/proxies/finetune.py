@@ -28,7 +28,7 @@ class FinetuneProxy:
         setup: ProxySetup,
         steps: int = 300,
         batch_size: int = 32,
-        lr: float = 5e-5,
+        lr: float = 1e-4,
         warmup: float = 0.1,
         weight_decay: float = 0.01,
         eval_every: int = 100,
