@@ -90,7 +90,7 @@ def run(cfg: DictConfig) -> None:
         tracker.config = {"run": OmegaConf.to_container(cfg, resolve=False)}
     search = Search(
         space=space,
-        proxy=instantiate(cfg.proxy),
+        proxy=_proxy_for(space, cfg),
         measure=instantiate(cfg.latency),
         study_name=study_name,
         storage=instantiate(cfg.storage),
@@ -112,6 +112,22 @@ def run(cfg: DictConfig) -> None:
           "latency re-measured at the end, interleaved):")
     print(format_pareto(pareto))
     print(f"\nwrote {run_dir}/trials.csv, pareto.csv, study.json")
+
+
+def _proxy_for(space, cfg: DictConfig):
+    """The configured proxy; a supernet is trained over exactly the space's choices, and a
+    space that changes dims (which a grouping supernet cannot cover) falls back to finetune."""
+    from arch_search.proxies import FinetuneProxy, SupernetProxy
+
+    proxy = instantiate(cfg.proxy)
+    if not isinstance(proxy, SupernetProxy):
+        return proxy
+    if space.changes_dims:
+        print(f"note: space {space.name} changes dims; the supernet covers groups and shuffle at fixed dims: "
+              "falling back to proxy=finetune (its default settings)")
+        return FinetuneProxy(proxy.setup)
+    groups = sorted({g for choices in space.groups.values() for g in choices})
+    return instantiate(cfg.proxy, groups=groups, shuffle=True in space.shuffle, per_layer=space.per_layer)
 
 
 def format_proxy(result: ProxyResult, task: str) -> str:

@@ -75,3 +75,15 @@ def test_storage_configs_target_the_heartbeat_storage():
     for name in ("sqlite", "postgres"):
         cfg = compose_run(f"storage={name}")
         assert cfg.storage._target_ == "arch_search.search.storage_for" and cfg.storage.heartbeat_interval > 0
+
+
+def test_supernet_proxy_follows_the_space_or_falls_back_to_finetune(capsys):
+    from arch_search.cli import _proxy_for
+    from arch_search.proxies import FinetuneProxy, SupernetProxy
+    from arch_search.space import SearchSpace
+
+    cfg = compose_run("proxy=supernet")
+    proxy = _proxy_for(SearchSpace.load("cv_lessons"), cfg)
+    assert isinstance(proxy, FinetuneProxy) and "falling back to proxy=finetune" in capsys.readouterr().out
+    proxy = _proxy_for(SearchSpace.load("squeezebert_per_layer"), cfg)
+    assert isinstance(proxy, SupernetProxy) and proxy.groups == (1, 2, 4, 8, 16) and proxy.per_layer
