@@ -199,6 +199,14 @@ class ProxySetup:
         return build_model(pspec, task_head=n, dropout=p, attention_dropout=p)
 
 
+def result_of(model: Encoder, data: TaskData, eval_dev: bool, details: dict[str, Any]) -> ProxyResult:
+    """The ProxyResult of a ready model: score on the held-out slice, GLUE metrics on dev."""
+    heldout = score(model, data.heldout, data.task)
+    dev = score(model, data.dev, data.task) if eval_dev else None
+    return ProxyResult(score=heldout[data.task.metric], metric=data.task.metric, dev=dev,
+                       details={**details, "heldout": heldout})
+
+
 def kendall_tau(x: list[float], y: list[float]) -> float:
     """Kendall's tau-b between two score lists (ties in either ranking handled): how well a
     proxy ranks designs as the reference does; 1 = same order, -1 = reversed."""

@@ -13,7 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from arch_search.model import Encoder
-from arch_search.proxies.base import ProxyDiverged, ProxyResult, ProxySetup, Report, optimizer, score, task_loss
+from arch_search.proxies.base import ProxyDiverged, ProxyResult, ProxySetup, Report, optimizer, result_of, score, task_loss
 from arch_search.spec import ArchSpec
 from arch_search.latency import num_threads
 from arch_search.tokenizer import bucketed_batches
@@ -46,19 +46,12 @@ class FinetuneProxy:
             model = self.setup.build(spec)
             t0 = time.perf_counter()
             history = self.train(model, report)
-            seconds = time.perf_counter() - t0
-            data = self.setup.data
-            final = score(model, data.heldout, data.task)
-            dev = score(model, data.dev, data.task) if self.eval_dev else None
-        return ProxyResult(
-            score=final[data.task.metric],
-            metric=data.task.metric,
-            dev=dev,
-            details={
-                "proxy": "finetune", "init": self.setup.init, "steps": self.steps, "train_seconds": round(seconds, 1),
-                "heldout": dict(final), "history": history, "proxy_spec": self.setup.proxy_spec(spec).to_dict(),
-            },
-        )
+            details = {
+                "proxy": "finetune", "init": self.setup.init, "steps": self.steps,
+                "train_seconds": round(time.perf_counter() - t0, 1), "history": history,
+                "proxy_spec": self.setup.proxy_spec(spec).to_dict(),
+            }
+            return result_of(model, self.setup.data, self.eval_dev, details)
 
     def train(self, model: Encoder, report: Report | None = None) -> list[tuple[int, float]]:
         """Fine-tune in place; returns [(step, held-out score)] at each ``eval_every``."""

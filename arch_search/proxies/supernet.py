@@ -32,7 +32,7 @@ from tqdm.auto import tqdm
 from arch_search.inherit import inherit_from_dense, output_rows
 from arch_search.latency import num_threads
 from arch_search.model import Encoder, EncoderOutput
-from arch_search.proxies.base import ProxyDiverged, ProxyResult, ProxySetup, Report, optimizer, score, task_loss
+from arch_search.proxies.base import ProxyDiverged, ProxyResult, ProxySetup, Report, optimizer, result_of, task_loss
 from arch_search.spec import PROJECTIONS, ArchSpec
 from arch_search.tokenizer import bucketed_batches
 
@@ -224,17 +224,9 @@ class SupernetProxy:
             )
         supernet = self.supernet  # trains once, outside the timing below
         t0 = time.perf_counter()
+        details = {"proxy": "supernet", "init": self.setup.init, "supernet_steps": self.steps,
+                   "supernet": str(self.cache_path), "proxy_spec": design.to_dict()}
         with num_threads(self.threads):
-            model = supernet.extract(design)
-            data = self.setup.data
-            heldout = score(model, data.heldout, data.task)
-            dev = score(model, data.dev, data.task) if self.eval_dev else None
-        return ProxyResult(
-            score=heldout[data.task.metric],
-            metric=data.task.metric,
-            dev=dev,
-            details={"proxy": "supernet", "init": self.setup.init, "supernet_steps": self.steps,
-                     "score_seconds": round(time.perf_counter() - t0, 2), "heldout": heldout,
-                     "supernet": str(self.cache_path), "proxy_spec": design.to_dict()},
-        )
-
+            result = result_of(supernet.extract(design), self.setup.data, self.eval_dev, details)
+        result.details["score_seconds"] = round(time.perf_counter() - t0, 2)
+        return result
