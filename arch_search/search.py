@@ -80,10 +80,6 @@ def _postgres_driver(url: str) -> str:
         return "postgresql+psycopg2://" + url[len("postgresql://") :]
 
 
-def constraints_func(trial: optuna.trial.FrozenTrial) -> list[float]:
-    return trial.user_attrs.get("constraints", [-1.0, -1.0])
-
-
 class Search:
     """One study. ``run(n_trials)`` may be called by many workers on the same storage."""
 
@@ -135,6 +131,7 @@ class Search:
                 if key not in ("reference",):
                     trial.set_user_attr(key, value)
             trial.set_user_attr("duplicate_of", done.number)
+            self._constrain(trial, done.user_attrs.get("constraints", [-1.0, -1.0]))
             return tuple(done.values)
 
         cost = count_cost(spec, seq_len=self.seq_len, batch=self.batch)
@@ -149,7 +146,7 @@ class Search:
             trial.set_user_attr("latency_source", "measured")
         trial.set_user_attr("latency_cv", latency.cv)
         trial.set_user_attr("latency_p90_ms", latency.p90_ms)
-        trial.set_user_attr("constraints", self.constraints.values(latency.median_ms, cost.params))
+        self._constrain(trial, self.constraints.values(latency.median_ms, cost.params))
         try:
             result = self.proxy.evaluate(spec)
         except ProxyDiverged as e:
@@ -159,6 +156,13 @@ class Search:
         trial.set_user_attr("proxy_dev", result.dev)
         trial.set_user_attr("proxy_details", {k: v for k, v in result.details.items() if k != "proxy_spec"})
         return result.score, latency.median_ms
+
+    @staticmethod
+    def _constrain(trial: optuna.Trial, values: list[float]) -> None:
+        """Optuna's constraints (<= 0 feasible; the samplers read them), kept in user attrs too."""
+        trial.set_user_attr("constraints", values)
+        for key, value in zip(("latency_ms", "params"), values):
+            trial.set_constraint(key, value)
 
     def _evaluated(self, spec_hash: str, number: int) -> optuna.trial.FrozenTrial | None:
         for t in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):

@@ -90,6 +90,7 @@ def test_constraints_and_outputs(space, tmp_path):
     study = search.run(4, progress=False)
     dense, squeeze = study.trials[:2]
     assert dense.user_attrs["constraints"][1] > 0 > squeeze.user_attrs["constraints"][1]  # 22.7M vs 15.4M params
+    assert dense.system_attrs["constraints:params"] > 0 > squeeze.system_attrs["constraints:params"]  # what samplers read
     search.write(tmp_path / "run")
     trials = (tmp_path / "run" / "trials.csv").read_text().splitlines()
     assert len(trials) == 1 + 4 and trials[0].startswith("trial,reference,design,proxy_accuracy,latency_ms,speedup_vs_dense")
