@@ -165,7 +165,7 @@ def to_hf(model: Encoder, spec: ArchSpec | None = None):
         hidden_act=spec.act,
         layer_norm_eps=spec.layer_norm_eps,
         hidden_dropout_prob=model.embeddings.drop.p,
-        attention_probs_dropout_prob=model.layers[0].attention_dropout if spec.layers else 0.1,
+        attention_probs_dropout_prob=model.layers[0].attention_dropout,
         num_labels=model.num_labels or 2,
     )
     if squeeze:
