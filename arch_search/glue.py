@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,7 @@ class GlueTask:
     hf_columns: tuple[str, ...]
     splits: tuple[str, ...] = ("train", "validation")
     num_columns: int | None = None
+    phrases: bool = False  # train rows include sub-phrases of other rows (SST-2: every parse-tree node)
 
     def __post_init__(self) -> None:
         if len(self.text_columns) not in (1, 2) or len(self.hf_columns) != len(self.text_columns):
@@ -101,7 +103,7 @@ TASKS: dict[str, GlueTask] = {
     t.name: t
     for t in (
         GlueTask("cola", "CoLA", 2, "matthews_correlation", (3,), 1, None, _BINARY, ("sentence",), num_columns=4),
-        GlueTask("sst2", "SST-2", 2, "accuracy", (0,), 1, ("sentence", "label"), _BINARY, ("sentence",)),
+        GlueTask("sst2", "SST-2", 2, "accuracy", (0,), 1, ("sentence", "label"), _BINARY, ("sentence",), phrases=True),
         GlueTask("mrpc", "MRPC", 2, "f1", (3, 4), 0, ("#1 String", "#2 String", "Quality"), _BINARY, ("sentence1", "sentence2")),
         GlueTask("stsb", "STS-B", 1, "pearson", (7, 8), 9, ("sentence1", "sentence2", "score"), (), ("sentence1", "sentence2")),
         GlueTask("qqp", "QQP", 2, "f1", (3, 4), 5, ("question1", "question2", "is_duplicate"), _BINARY, ("question1", "question2")),
@@ -170,8 +172,48 @@ class GlueSplit(Sequence):
             source=self.source,
         )
 
+    def heldout(self, n: int, seed: int, disjoint: bool = True) -> tuple[GlueSplit, GlueSplit]:
+        """(held-out, rest): ``n`` seeded random rows held out of this split, and the others.
+
+        With ``disjoint`` and a task whose rows include sub-phrases of other rows (SST-2), a
+        random row is mostly a fragment of a sentence still in the rest, so its label leaks:
+        the held-out rows are then drawn among whole sentences (rows no other row contains),
+        and the rest loses every row that is a span of a held-out sentence (or a copy of it).
+        """
+        if not 0 < n < len(self):
+            raise ValueError(f"heldout={n} must be between 0 and the {len(self)} rows of {self.task.name} {self.split}")
+        rng = random.Random(seed)
+        if not (disjoint and self.task.phrases):
+            order = list(range(len(self)))
+            rng.shuffle(order)
+            held = sorted(order[:n])
+            return self.subset(held), self.subset(sorted(order[n:]))
+        words = [tuple(t.split()) for t in self.text_a]
+        rows = set(words)
+        inside = {s for w in words for s in _spans(w, proper=True) if s in rows}  # rows inside other rows
+        sentences = sorted({w for w in rows if w not in inside})
+        if n >= len(sentences):
+            raise ValueError(f"heldout={n} must be below the {len(sentences)} whole sentences of {self.task.name} {self.split}")
+        held_sentences = set(rng.sample(sentences, n))
+        first = {}
+        for i, w in enumerate(words):
+            if w in held_sentences:
+                first.setdefault(w, i)
+        held = sorted(first.values())
+        leak = {s for w in held_sentences for s in _spans(w, proper=False)}
+        return self.subset(held), self.subset([i for i, w in enumerate(words) if w not in leak])
+
     def __repr__(self) -> str:
         return f"GlueSplit(task={self.task.name!r}, split={self.split!r}, rows={len(self)}, source={self.source!r})"
+
+
+def _spans(words: tuple[str, ...], proper: bool):
+    """Every contiguous word span of ``words`` (without ``words`` itself when ``proper``)."""
+    n = len(words)
+    for i in range(n):
+        for j in range(i + 1, n + 1):
+            if not (proper and j - i == n):
+                yield words[i:j]
 
 
 # ---- reading -------------------------------------------------------------------------------

@@ -187,7 +187,7 @@ class Search:
         return sorted(self.study.best_trials, key=lambda t: t.values[1])
 
     def dense_reference(self) -> optuna.trial.FrozenTrial | None:
-        return next((t for t in self.study.trials if t.user_attrs.get("reference") == "bert_base" and t.values), None)
+        return dense_reference(self.study.trials)
 
     def remeasure(self, trials: list[optuna.trial.FrozenTrial]) -> dict[int, float]:
         """Median latency (ms) of each trial's design measured again, all interleaved with the
@@ -200,33 +200,7 @@ class Search:
         return {number: lat.median_ms for number, lat in comparison.latencies.items()}
 
     def rows(self, trials: list[optuna.trial.FrozenTrial], remeasured: dict[int, float] | None = None) -> list[dict]:
-        """One dict per finished trial; ``remeasured`` (trial -> ms, from ``remeasure``) adds
-        the re-measured latency and speedup."""
-        dense = self.dense_reference()
-        rows = []
-        for t in trials:
-            if t.values is None:
-                continue
-            acc, ms = t.values
-            rows.append({
-                "trial": t.number,
-                "reference": t.user_attrs.get("reference", ""),
-                "design": t.user_attrs.get("summary", ""),
-                "proxy_accuracy": round(acc, 4),
-                "latency_ms": round(ms, 2),
-                "speedup_vs_dense": round(dense.values[1] / ms, 2) if dense else "",
-                "accuracy_vs_dense_points": round(100 * (acc - dense.values[0]), 2) if dense else "",
-                "gflops": round(t.user_attrs.get("flops", 0) / 1e9, 3),
-                "params_m": round(t.user_attrs.get("params", 0) / 1e6, 2),
-                "latency_cv": round(t.user_attrs.get("latency_cv", 0), 3),
-                "spec_hash": t.user_attrs.get("spec_hash", ""),
-            })
-            if remeasured is not None:
-                ms_again = remeasured.get(t.number)
-                base = remeasured.get(dense.number) if dense else None
-                rows[-1]["remeasured_ms"] = round(ms_again, 2) if ms_again else ""
-                rows[-1]["remeasured_speedup"] = round(base / ms_again, 2) if ms_again and base else ""
-        return rows
+        return trial_rows(trials, self.dense_reference(), remeasured)
 
     def write(self, run_dir: Path, remeasured: dict[int, float] | None = None) -> None:
         """trials.csv, pareto.csv (with re-measured latency, if given) and study.json."""
@@ -251,17 +225,61 @@ class Search:
         (run_dir / "study.json").write_text(json.dumps(summary, indent=2))
 
 
+def dense_reference(trials: list[optuna.trial.FrozenTrial]) -> optuna.trial.FrozenTrial | None:
+    """The finished trial of the dense reference design (BERT-base pattern), if any."""
+    return next((t for t in trials if t.user_attrs.get("reference") == "bert_base" and t.values), None)
+
+
+def trial_rows(
+    trials: list[optuna.trial.FrozenTrial],
+    dense: optuna.trial.FrozenTrial | None,
+    remeasured: dict[int, float] | None = None,
+) -> list[dict]:
+    """One dict per finished trial; ``remeasured`` (trial -> ms, from ``remeasure``) adds
+    the re-measured latency and speedup."""
+    rows = []
+    for t in trials:
+        if t.values is None:
+            continue
+        acc, ms = t.values
+        dev, metric = t.user_attrs.get("proxy_dev"), t.user_attrs.get("proxy_metric")
+        rows.append({
+            "trial": t.number,
+            "reference": t.user_attrs.get("reference", ""),
+            "design": t.user_attrs.get("summary", ""),
+            "proxy_accuracy": round(acc, 4),
+            "latency_ms": round(ms, 2),
+            "speedup_vs_dense": round(dense.values[1] / ms, 2) if dense else "",
+            "accuracy_vs_dense_points": round(100 * (acc - dense.values[0]), 2) if dense else "",
+            "dev_score": round(dev[metric], 4) if dev and metric in dev else "",  # reported, not searched on
+            "gflops": round(t.user_attrs.get("flops", 0) / 1e9, 3),
+            "params_m": round(t.user_attrs.get("params", 0) / 1e6, 2),
+            "latency_cv": round(t.user_attrs.get("latency_cv", 0), 3),
+            "spec_hash": t.user_attrs.get("spec_hash", ""),
+        })
+        if remeasured is not None:
+            ms_again = remeasured.get(t.number)
+            base = remeasured.get(dense.number) if dense else None
+            rows[-1]["remeasured_ms"] = round(ms_again, 2) if ms_again else ""
+            rows[-1]["remeasured_speedup"] = round(base / ms_again, 2) if ms_again and base else ""
+    return rows
+
+
 def format_pareto(rows: list[dict]) -> str:
     """The Pareto table: one design a line, references marked; latency and speedup are the
-    re-measured ones when the rows have them."""
-    head = (f"{'trial':>5}  {'reference':<11} {'design':<44} {'accuracy':>8} {'ms':>8} {'speedup':>7} "
-            f"{'GFLOPs':>7} {'params':>7}")
+    re-measured ones when the rows have them. ``accuracy`` is the search's score (held-out
+    slice of train), ``vs dense`` its difference to the dense reference in points, ``dev``
+    the same metric on the task's dev split (reported, not searched on)."""
+    head = (f"{'trial':>5}  {'reference':<11} {'design':<44} {'accuracy':>8} {'vs dense':>8} {'dev':>6} "
+            f"{'ms':>8} {'speedup':>7} {'GFLOPs':>7} {'params':>7}")
     lines = [head, "-" * len(head)]
     for r in rows:
         ms = r.get("remeasured_ms") or r["latency_ms"]
         speedup = r.get("remeasured_speedup") or r["speedup_vs_dense"]
+        delta, dev = r.get("accuracy_vs_dense_points", ""), r.get("dev_score", "")
         lines.append(
             f"{r['trial']:>5}  {r['reference'] or '-':<11} {r['design']:<44} {r['proxy_accuracy']:>8.4f} "
+            f"{delta if delta == '' else f'{delta:+.2f}':>8} {dev if dev == '' else f'{dev:.4f}':>6} "
             f"{ms:>8.1f} {speedup!s:>6}x {r['gflops']:>7.2f} {r['params_m']:>6.1f}M"
         )
     return "\n".join(lines)

@@ -87,3 +87,14 @@ def test_supernet_proxy_follows_the_space_or_falls_back_to_finetune(capsys):
     assert isinstance(proxy, FinetuneProxy) and "falling back to proxy=finetune" in capsys.readouterr().out
     proxy = _proxy_for(SearchSpace.load("squeezebert_per_layer"), cfg)
     assert isinstance(proxy, SupernetProxy) and proxy.groups == (1, 2, 4, 8, 16) and proxy.per_layer
+
+
+def test_run_defaults_train_from_scratch_and_evaluate_inherits():
+    run = compose_run()
+    assert (run.proxy_setup.init, run.proxy_setup.checkpoint, run.proxy.steps, run.proxy.lr) == ("scratch", None, 400, 5e-4)
+    assert dict(run.proxy_setup.scale) == {"hidden": 256, "layers": 4, "heads": 4, "intermediate": 1024}
+    assert run.proxy_setup.heldout_disjoint is True and run.search.n_trials == 64
+    evaluate = compose_with("proxy=finetune")
+    assert (evaluate.proxy_setup.init, evaluate.proxy.lr) == ("pretrained", 1e-4)
+    pretrained_run = compose_run("proxy_setup=pretrained", "proxy=finetune")
+    assert pretrained_run.proxy_setup.scale.hidden == 384 and pretrained_run.proxy.steps == 300

@@ -7,7 +7,6 @@ dev split stays clean for the numbers we report (``ProxyResult.dev``, GLUE's met
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,18 +64,17 @@ class TaskData:
         data_dir: str | Path | None = None,
         vocab_size: int = 8192,
         cache_dir: str | Path = ".cache",
+        heldout_disjoint: bool = True,
     ) -> TaskData:
         """``tokenizer``: a checkpoint folder whose vocabulary to use, or None to train a
-        WordPiece vocabulary of ``vocab_size`` on the train split (cached in ``cache_dir``)."""
+        WordPiece vocabulary of ``vocab_size`` on the train split (cached in ``cache_dir``).
+        ``heldout_disjoint``: see ``GlueSplit.heldout`` (SST-2's held-out rows are whole
+        sentences whose sub-phrases leave train)."""
         glue_task = get_task(task)
         train = load_glue(glue_task.name, "train", data_dir)
         dev_split = "validation_matched" if glue_task.name == "mnli" else "validation"
         dev = load_glue(glue_task.name, dev_split, data_dir)
-        if not 0 < heldout < len(train):
-            raise ValueError(f"heldout={heldout} must be between 0 and the {len(train)} train rows")
-        order = list(range(len(train)))
-        random.Random(seed).shuffle(order)
-        held, rest = train.subset(sorted(order[:heldout])), train.subset(sorted(order[heldout:]))
+        held, rest = train.heldout(heldout, seed, disjoint=heldout_disjoint)
         if tokenizer is None:
             texts = list(rest.text_a) + list(rest.text_b or ())
             tok = train_tokenizer(texts, vocab_size, Path(cache_dir) / "tokenizers")
@@ -151,6 +149,7 @@ class ProxySetup:
         data_dir: str | None = None,
         vocab_size: int = 8192,
         cache_dir: str = ".cache/arch_search",
+        heldout_disjoint: bool = True,
     ):
         if init not in ("pretrained", "scratch"):
             raise ValueError(f"init must be 'pretrained' or 'scratch', got {init!r}")
@@ -160,6 +159,7 @@ class ProxySetup:
         self.scale = dict(scale or MINILM_DIMS)
         self.max_len, self.heldout, self.dropout, self.seed = max_len, heldout, dropout, seed
         self.data_dir, self.vocab_size, self.cache_dir = data_dir, vocab_size, cache_dir
+        self.heldout_disjoint = heldout_disjoint
         self._data: TaskData | None = None
         self._dense: Encoder | None = None
 
@@ -168,7 +168,7 @@ class ProxySetup:
         if self._data is None:
             self._data = TaskData.load(
                 self.task, self.checkpoint if self.init == "pretrained" else None, self.max_len,
-                self.heldout, self.seed, self.data_dir, self.vocab_size, self.cache_dir,
+                self.heldout, self.seed, self.data_dir, self.vocab_size, self.cache_dir, self.heldout_disjoint,
             )
         return self._data
 

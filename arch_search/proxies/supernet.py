@@ -155,7 +155,8 @@ class SupernetProxy:
             "task": s.task, "init": s.init, "checkpoint": str(s.checkpoint), "scale": s.scale,
             "budget": {"steps": self.steps, "random_designs": self.random_designs, "batch_size": self.batch_size,
                        "lr": self.lr, "warmup": self.warmup, "weight_decay": self.weight_decay},
-            "data": {"max_len": s.max_len, "heldout": s.heldout, "vocab_size": s.vocab_size},
+            "data": {"max_len": s.max_len, "heldout": s.heldout, "heldout_disjoint": s.heldout_disjoint,
+                     "vocab_size": s.vocab_size},
             "seed": s.seed, "dropout": s.dropout,
         }
         return hashlib.sha256(json.dumps(key, sort_keys=True, default=list).encode()).hexdigest()[:16]
