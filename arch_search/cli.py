@@ -28,8 +28,10 @@ COMMANDS: dict[str, str] = {
     "run": "the multi-objective search over a space (e.g. `run space=squeezebert`, `run search=quick`)",
     "evaluate": "costs and measured latency of one design vs its dense reference "
     "(e.g. `evaluate arch=squeezebert arch.groups.ffn_in=8 latency.threads=2`)",
+    "export": "a trial of a run as spec YAML, HF checkpoint or ONNX "
+    "(e.g. `export outputs/2026-11-25/12-00-00 trial=3 format=hf [out=DIR]`)",
 }
-CONFIG_OF = {"run": "run", "evaluate": "config"}  # the primary config each command composes
+CONFIG_OF = {"run": "run", "evaluate": "config"}  # the primary config each command composes (Hydra)
 
 
 def usage() -> str:
@@ -100,6 +102,7 @@ def run(cfg: DictConfig) -> None:
         constraints=Constraints(**cfg.search.constraints),
         tracker=tracker,
         predict=predict,
+        weights_dir=run_dir / "weights",
     )
     print(f"space {space.name}: {space.size:,} designs; study {study_name!r} in {run_dir}")
     t0 = time.perf_counter()
@@ -165,6 +168,24 @@ def format_table(designs: dict[str, ArchSpec], costs: dict, comparison: Comparis
     return "\n".join(rows)
 
 
+def export(args: list[str]) -> None:
+    """``export <run dir> trial=N format=spec|hf|onnx [out=DIR]``."""
+    from arch_search.export import ExportError, export_trial
+
+    keys = dict(a.split("=", 1) for a in args[1:] if "=" in a)
+    unknown = [a for a in args[1:] if "=" not in a] + sorted(set(keys) - {"trial", "format", "out"})
+    if not args or args[0].count("=") or unknown or "trial" not in keys or not keys["trial"].isdigit():
+        raise SystemExit("error: usage: python -m arch_search export <run dir> trial=N format=spec|hf|onnx [out=DIR]"
+                         + (f" (unexpected: {' '.join(unknown)})" if unknown else ""))
+    try:
+        out = export_trial(Path(args[0]), int(keys["trial"]), keys.get("format", "spec"), keys.get("out"))
+    except ExportError as e:
+        raise SystemExit(f"error: {e}") from None
+    print(f"wrote {out.path}")
+    for note in out.notes:
+        print(f"  {note}")
+
+
 def _hydra_command(fn: Callable[[DictConfig], object], config_name: str) -> Callable[[], None]:
     return hydra.main(config_path=str(conf_dir()), config_name=config_name, version_base="1.3")(fn)
 
@@ -178,6 +199,9 @@ def main(argv: list[str] | None = None) -> None:
     if command not in COMMANDS:
         print(f"error: unknown command {command!r}\n\n{usage()}", file=sys.stderr)
         raise SystemExit(2)
+    if command not in CONFIG_OF:  # plain arguments, no Hydra config
+        globals()[command](overrides)
+        return
     # `space=X` is short for `search.space=X`
     overrides = [f"search.{o}" if o.startswith("space=") else o for o in overrides]
     sys.argv = [f"arch_search {command}", *overrides]  # Hydra reads its overrides from sys.argv

@@ -26,6 +26,7 @@ import optuna
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
 from arch_search.cost import count_cost
+from arch_search.export import keep_front_weights, save_trial_weights, weights_path
 from arch_search.latency import Comparison, Latency
 from arch_search.model import build_model
 from arch_search.proxies.base import Proxy, ProxyDiverged
@@ -96,12 +97,14 @@ class Search:
         constraints: Constraints = Constraints(),
         tracker: Callable[[optuna.Study, optuna.trial.FrozenTrial], None] | None = None,
         predict: Callable[[ArchSpec], Latency] | None = None,
+        weights_dir: Path | None = None,
     ):
         """``measure`` times designs (the protocol of conf/latency); ``predict``, if given
         (latency.mode=lut), replaces measurement during the search; the Pareto front is
-        re-measured at the end either way (``remeasure``)."""
+        re-measured at the end either way (``remeasure``). ``weights_dir``: where the trained
+        proxy models of Pareto-front trials are kept, for ``export`` (None: not kept)."""
         self.space, self.proxy, self.measure, self.tracker = space, proxy, measure, tracker
-        self.predict = predict
+        self.predict, self.weights_dir = predict, weights_dir
         self.seq_len, self.batch, self.constraints = seq_len, batch, constraints
         try:  # the database's unique study name makes exactly one worker the creator
             self.study = optuna.create_study(
@@ -152,6 +155,8 @@ class Search:
         except ProxyDiverged as e:
             trial.set_user_attr("pruned_because", str(e))
             raise optuna.TrialPruned(str(e)) from None
+        if self.weights_dir is not None and result.model is not None:
+            save_trial_weights(weights_path(self.weights_dir, trial.number), result.model, result.tokenizer)
         trial.set_user_attr("proxy_metric", result.metric)
         trial.set_user_attr("proxy_dev", result.dev)
         trial.set_user_attr("proxy_details", {k: v for k, v in result.details.items() if k != "proxy_spec"})
@@ -178,6 +183,8 @@ class Search:
         remaining = n_trials - len(self.study.get_trials(deepcopy=False, states=states))
         if remaining > 0:
             callbacks = [callback] + ([self.tracker] if self.tracker is not None else [])
+            if self.weights_dir is not None:
+                callbacks.append(lambda study, _: keep_front_weights(self.weights_dir, study))
             self.study.optimize(self.objective, n_trials=remaining, callbacks=callbacks, show_progress_bar=progress)
         return self.study
 

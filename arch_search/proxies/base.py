@@ -37,6 +37,9 @@ class ProxyResult:
     metric: str  # e.g. "accuracy", "matthews_correlation", "pearson"
     dev: dict[str, float] | None = None  # GLUE metrics on the dev split: the numbers to report
     details: dict[str, Any] = field(default_factory=dict)  # steps, seconds, history, ...
+    # the trained proxy-scale model and its tokenizer, when the proxy trains one (for export)
+    model: Encoder | None = field(default=None, repr=False, compare=False)
+    tokenizer: Tokenizer | None = field(default=None, repr=False, compare=False)
 
 
 class Proxy(Protocol):
@@ -204,7 +207,7 @@ def result_of(model: Encoder, data: TaskData, eval_dev: bool, details: dict[str,
     heldout = score(model, data.heldout, data.task)
     dev = score(model, data.dev, data.task) if eval_dev else None
     return ProxyResult(score=heldout[data.task.metric], metric=data.task.metric, dev=dev,
-                       details={**details, "heldout": heldout})
+                       details={**details, "heldout": heldout}, model=model, tokenizer=data.tokenizer)
 
 
 def kendall_tau(x: list[float], y: list[float]) -> float:

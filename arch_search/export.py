@@ -1,0 +1,191 @@
+"""Take a design home: a trial of a run as its ArchSpec YAML, a HF checkpoint or ONNX.
+
+During a search, the proxy model each trial trained (at proxy scale) is kept in
+``<run dir>/weights/trial_<n>.safetensors`` while that trial is on the Pareto front
+(``save_trial_weights``; the search deletes the files of trials that leave the front).
+``export`` writes those trained weights; a trial without them exports its design at target
+scale with BERT's random init, and says that it is untrained.
+
+- ``spec``: the design's ArchSpec YAML (target scale) alone;
+- ``hf``: a ``transformers`` checkpoint folder (``from_pretrained``): BERT when dense,
+  SqueezeBERT when every layer has the same groups; designs HF cannot express (per-layer
+  groups, channel shuffle) are written as ``model.safetensors`` + ``spec.yaml`` that
+  ``load_exported`` reloads, and the reason is returned;
+- ``onnx``: ``model.onnx`` with dynamic batch and sequence axes, checked against ours in
+  onnxruntime.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import optuna
+import torch
+from safetensors.torch import load_file, save_file
+from tokenizers import Tokenizer
+
+from arch_search.model import Encoder, build_model
+from arch_search.spec import ArchSpec
+
+FORMATS = ("spec", "hf", "onnx")
+
+
+class ExportError(ValueError):
+    """A run, study or trial that cannot be exported; the message says which and why."""
+
+
+# ---- what a search keeps of trained proxies ----------------------------------------------------
+
+
+def weights_path(weights_dir: Path, number: int) -> Path:
+    return Path(weights_dir) / f"trial_{number}.safetensors"
+
+
+def save_trial_weights(path: Path, model: Encoder, tokenizer: Tokenizer | None = None) -> None:
+    """The trained proxy model, its spec (proxy scale), head size and tokenizer, in one file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"spec": model.spec.to_yaml(), "num_labels": str(model.num_labels or 0)}
+    if tokenizer is not None:
+        meta["tokenizer"] = tokenizer.to_str()
+    tmp = path.with_suffix(".tmp")
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp), metadata=meta)
+    tmp.replace(path)  # a reader never sees half a file
+
+
+def load_trial_weights(path: Path) -> tuple[Encoder, Tokenizer | None]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        meta = f.metadata()
+    model = build_model(ArchSpec.from_yaml(meta["spec"]), task_head=int(meta["num_labels"]) or None)
+    model.load_state_dict(load_file(str(path)))
+    tokenizer = Tokenizer.from_str(meta["tokenizer"]) if "tokenizer" in meta else None
+    return model.eval(), tokenizer
+
+
+def keep_front_weights(weights_dir: Path, study: optuna.Study) -> None:
+    """Delete the weights of finished trials that are not on the Pareto front (a running
+    trial's file, possibly another worker's, is kept)."""
+    front = {t.number for t in study.best_trials}
+    running = optuna.trial.TrialState.RUNNING
+    for t in study.get_trials(deepcopy=False):
+        path = weights_path(weights_dir, t.number)
+        if t.state != running and t.number not in front and path.exists():
+            path.unlink(missing_ok=True)
+
+
+# ---- export ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Exported:
+    path: Path  # the file or folder written
+    trained: bool  # weights of the trained proxy model (proxy scale), or an untrained design
+    notes: list[str] = field(default_factory=list)
+
+
+def load_run_trial(run_dir: Path, number: int) -> optuna.trial.FrozenTrial:
+    """Trial ``number`` of the study in ``run_dir`` (study.db + study.json written by ``run``)."""
+    run_dir = Path(run_dir)
+    if not (run_dir / "study.db").is_file():
+        raise ExportError(f"{run_dir}: not a run directory (no study.db; `python -m arch_search run` makes one)")
+    name = json.loads((run_dir / "study.json").read_text())["study_name"] if (run_dir / "study.json").is_file() else None
+    storage = f"sqlite:///{run_dir.resolve() / 'study.db'}"
+    names = optuna.get_all_study_names(storage)
+    if name is None:
+        if len(names) != 1:
+            raise ExportError(f"{run_dir}: no study.json and {len(names)} studies in study.db: {names}")
+        name = names[0]
+    study = optuna.load_study(study_name=name, storage=storage)
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
+    if number not in trials:
+        raise ExportError(f"{run_dir}: study {name!r} has no trial {number} (trials 0..{len(trials) - 1})")
+    trial = trials[number]
+    if "spec" not in trial.user_attrs:
+        raise ExportError(f"{run_dir}: trial {number} has no design (state {trial.state.name})")
+    return trial
+
+
+def trial_model(run_dir: Path, trial: optuna.trial.FrozenTrial) -> tuple[Encoder, Tokenizer | None, bool, str]:
+    """(model, tokenizer, trained, note): the trained proxy model if the run kept it, else the
+    design at target scale, untrained."""
+    spec = ArchSpec.from_yaml(trial.user_attrs["spec"])
+    source = trial.user_attrs.get("duplicate_of", trial.number)
+    path = weights_path(Path(run_dir) / "weights", source)
+    if path.is_file():
+        model, tokenizer = load_trial_weights(path)
+        s = model.spec
+        return model, tokenizer, True, (
+            f"trained proxy model of trial {source} (proxy scale: hidden {s.hidden}, {s.layers} layers, "
+            f"{s.heads} heads, FFN {s.intermediate}; the design at target scale is in spec.yaml)"
+        )
+    torch.manual_seed(0)
+    note = (f"UNTRAINED: no trained weights kept for trial {trial.number} (only Pareto-front trials keep "
+            "theirs); this is the design at target scale with BERT's random init")
+    return build_model(spec).eval(), None, False, note
+
+
+def export_trial(run_dir: Path, number: int, fmt: str, out: Path | None = None) -> Exported:
+    """Export trial ``number`` of the run in ``run_dir`` as ``fmt`` (spec | hf | onnx) to
+    ``out`` (default ``<run_dir>/export/trial_<n>_<fmt>``)."""
+    if fmt not in FORMATS:
+        raise ExportError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    run_dir = Path(run_dir)
+    trial = load_run_trial(run_dir, number)
+    spec = ArchSpec.from_yaml(trial.user_attrs["spec"])
+    out = Path(out) if out is not None else run_dir / "export" / f"trial_{number}_{fmt}"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "spec.yaml").write_text(spec.to_yaml())
+    if fmt == "spec":
+        return Exported(out / "spec.yaml", trained=False, notes=[f"design of trial {number} at target scale"])
+    model, tokenizer, trained, note = trial_model(run_dir, trial)
+    if tokenizer is not None:
+        tokenizer.save(str(out / "tokenizer.json"))
+    if fmt == "hf":
+        return Exported(out, trained, [note, export_hf(model, out)])
+    return Exported(out / "model.onnx", trained, [note, export_onnx_checked(model, out / "model.onnx")])
+
+
+def export_hf(model: Encoder, out: Path) -> str:
+    """``model`` as a HF checkpoint folder if HF can express it, else safetensors + spec YAML.
+    Returns what was written and why."""
+    from arch_search.hf import to_hf
+
+    try:
+        hf = to_hf(model)
+    except ValueError as e:
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / "model.safetensors"),
+                  metadata={"spec": model.spec.to_yaml(), "num_labels": str(model.num_labels or 0)})
+        (out / "model_spec.yaml").write_text(model.spec.to_yaml())
+        return (f"not a HF checkpoint: {e}; wrote model.safetensors + model_spec.yaml "
+                "(arch_search.export.load_exported reloads them)")
+    hf.save_pretrained(str(out))
+    kind = type(hf).__name__
+    return f"HF checkpoint ({kind}, {hf.config.model_type}): transformers.AutoModel*.from_pretrained({str(out)!r})"
+
+
+def load_exported(folder: Path) -> Encoder:
+    """Reload a non-HF export (model.safetensors + spec in its metadata)."""
+    model, _ = load_trial_weights(Path(folder) / "model.safetensors")
+    return model
+
+
+def export_onnx_checked(model: Encoder, path: Path, atol: float = 1e-4) -> str:
+    """ONNX with dynamic batch/sequence axes; checks onnxruntime against ours on a shape other
+    than the export one."""
+    from arch_search.onnx_export import export_onnx, ort_outputs
+
+    export_onnx(model, path)
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, model.spec.vocab, (3, 37), generator=g)
+    mask = torch.ones_like(ids)
+    mask[1, 30:] = 0
+    with torch.inference_mode():
+        ours = model(ids, mask).last_hidden_state
+    theirs = torch.as_tensor(ort_outputs(path, ids, mask)["last_hidden_state"])
+    diff = (ours - theirs).abs().max().item()
+    if diff > atol:
+        raise ExportError(f"onnxruntime output differs from ours by {diff:.2e} > {atol:g}")
+    return f"ONNX (dynamic batch and sequence axes); onnxruntime vs ours max abs diff {diff:.1e} on (3, 37)"
