@@ -6,6 +6,12 @@ token ids of shape (batch, seq_len) and no attention mask, ``warmup`` untimed fo
 then ``repeats`` timed ones with ``time.perf_counter``. Reported: median, p10, p90 (ms) and
 the coefficient of variation (std / mean), with the environment fingerprint.
 
+Backends: ``torch`` runs ``model(input_ids=ids)``. ``onnxruntime`` first exports each model
+to ONNX (``arch_search.onnx_export``: opset 17, input ``input_ids`` only, in a temporary
+directory) and opens an onnxruntime CPU session with ``threads`` intra-op threads (sequential,
+all graph optimisations); a forward pass is then ``session.run`` on the same ids as a numpy
+array, under the same warm-up, rounds and interleaving. Export time is not timed.
+
 Machines are noisy, so compare models *interleaved* (``compare_latency``: A B C A B C ...,
 one forward each per round) and report ratios of medians, never absolute times across runs.
 """
@@ -15,9 +21,12 @@ from __future__ import annotations
 import os
 import platform
 import statistics
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
 
 import torch
 
@@ -32,9 +41,14 @@ class Env:
     torch: str
     python: str
     machine: str
+    backend: str = "torch"  # what ran the forward passes: "torch" or "onnxruntime <version>"
 
     @classmethod
-    def current(cls, threads: int) -> Env:
+    def current(cls, threads: int, backend: str = "torch") -> Env:
+        if backend == "onnxruntime":
+            import onnxruntime
+
+            backend = f"onnxruntime {onnxruntime.__version__}"
         return cls(
             cpu=_cpu_model(),
             cores=os.cpu_count() or 0,
@@ -42,11 +56,13 @@ class Env:
             torch=torch.__version__,
             python=platform.python_version(),
             machine=platform.machine(),
+            backend=backend,
         )
 
     def __str__(self) -> str:
+        runtime = "" if self.backend == "torch" else f" | {self.backend}"
         return (
-            f"{self.cpu} | {self.cores} cores | {self.threads} thread(s) | torch {self.torch}"
+            f"{self.cpu} | {self.cores} cores | {self.threads} thread(s) | torch {self.torch}{runtime}"
             f" | python {self.python} | {self.machine}"
         )
 
@@ -124,10 +140,33 @@ def _vocab_size(model: torch.nn.Module) -> int:
     return getattr(config, "vocab_size", 1000)
 
 
-def _runner(model: torch.nn.Module, seq_len: int, batch: int, seed: int) -> Callable[[], None]:
-    ids = torch.randint(0, _vocab_size(model), (batch, seq_len), generator=torch.Generator().manual_seed(seed))
-    model.eval()
-    return lambda: model(input_ids=ids)
+BACKENDS = ("torch", "onnxruntime")
+
+
+def _ids(model: torch.nn.Module, seq_len: int, batch: int, seed: int) -> torch.Tensor:
+    """The protocol's seeded token ids, (batch, seq_len) int64."""
+    return torch.randint(0, _vocab_size(model), (batch, seq_len), generator=torch.Generator().manual_seed(seed))
+
+
+def _runners(
+    models: Mapping[str, torch.nn.Module], seq_len: int, batch: int, seed: int, threads: int, backend: str,
+    onnx_dir: str | Path | None,
+) -> dict[str, Callable[[], object]]:
+    """One forward pass of each model, as a call with no arguments (backends above)."""
+    ids = {name: _ids(m, seq_len, batch, seed) for name, m in models.items()}
+    if backend == "torch":
+        for m in models.values():
+            m.eval()
+        return {name: partial(m, input_ids=ids[name]) for name, m in models.items()}
+    from arch_search.onnx_export import export_onnx, ort_session
+
+    runners = {}
+    with tempfile.TemporaryDirectory(prefix="arch_search-onnx-") as tmp:  # a session keeps its own copy
+        for i, (name, m) in enumerate(models.items()):
+            path = Path(onnx_dir or tmp) / f"{i}.onnx"
+            session = ort_session(export_onnx(m, path, inputs=("input_ids",)), threads=threads)
+            runners[name] = partial(session.run, None, {"input_ids": ids[name].numpy()})
+    return runners
 
 
 class num_threads:
@@ -152,10 +191,13 @@ def measure_latency(
     warmup: int = 5,
     repeats: int = 30,
     seed: int = 0,
+    backend: str = "torch",
 ) -> Latency:
-    """Latency of one forward pass of ``model`` on (batch, seq_len) token ids (protocol above)."""
+    """Latency of one forward pass of ``model`` on (batch, seq_len) token ids (protocol above);
+    ``backend``: ``torch`` or ``onnxruntime``."""
     return compare_latency(
-        {"model": model}, seq_len=seq_len, batch=batch, threads=threads, warmup=warmup, rounds=repeats, seed=seed
+        {"model": model}, seq_len=seq_len, batch=batch, threads=threads, warmup=warmup, rounds=repeats, seed=seed,
+        backend=backend,
     ).latencies["model"]
 
 
@@ -168,14 +210,20 @@ def compare_latency(
     warmup: int = 5,
     rounds: int = 30,
     seed: int = 0,
+    backend: str = "torch",
+    onnx_dir: str | Path | None = None,
 ) -> Comparison:
     """Measure several models interleaved (one forward each per round, in turn), same inputs
-    shape and protocol; ``baseline`` (default: the first) is the reference of ``speedup``."""
+    shape and protocol; ``baseline`` (default: the first) is the reference of ``speedup``;
+    ``backend``: ``torch`` or ``onnxruntime`` (each model exported to ONNX first, the i-th
+    model to ``<onnx_dir>/<i>.onnx``; without ``onnx_dir``, to a temporary directory)."""
     if not models:
         raise ValueError("compare_latency needs at least one model")
     if rounds < 1 or warmup < 0:
         raise ValueError(f"rounds must be >= 1 and warmup >= 0, got {rounds}, {warmup}")
-    runners = {name: _runner(m, seq_len, batch, seed) for name, m in models.items()}
+    if backend not in BACKENDS:
+        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+    runners = _runners(models, seq_len, batch, seed, threads, backend, onnx_dir)
     samples: dict[str, list[float]] = {name: [] for name in models}
     with num_threads(threads), torch.inference_mode():
         for _ in range(warmup):
@@ -186,6 +234,6 @@ def compare_latency(
                 t0 = time.perf_counter()
                 run()
                 samples[name].append((time.perf_counter() - t0) * 1e3)
-    env = Env.current(threads)
+    env = Env.current(threads, backend)
     latencies = {name: Latency.from_samples(s, env) for name, s in samples.items()}
     return Comparison(latencies, baseline or next(iter(models)))

@@ -61,3 +61,11 @@ def test_bad_arguments():
         compare_latency({})
     with pytest.raises(ValueError):
         compare_latency({"a": build_model(tiny_spec())}, rounds=0)
+    with pytest.raises(ValueError, match="backend must be one of"):
+        compare_latency({"a": build_model(tiny_spec())}, backend="tensorrt")
+
+
+def test_env_names_the_backend_only_when_not_torch():
+    assert "onnxruntime" not in str(ENV) and ENV.backend == "torch"
+    ort = Env(cpu="test", cores=2, threads=1, torch="x", python="3", machine="x86_64", backend="onnxruntime 1.0")
+    assert "| onnxruntime 1.0 |" in str(ort)
