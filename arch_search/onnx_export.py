@@ -110,13 +110,35 @@ def ort_session(path: str | Path, threads: int = 1):
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
+def ort_outputs(
+    session,
+    input_ids: Tensor,
+    attention_mask: Tensor | None = None,
+    token_type_ids: Tensor | None = None,
+    threads: int = 1,
+) -> dict[str, np.ndarray]:
+    """Run an exported graph (an ``InferenceSession``, or a path opened with ``threads``) on
+    (batch, sequence) int64 inputs; returns its outputs by name. An input the graph takes but
+    the call leaves out means what the encoder's ``None`` means: a mask of ones, token type 0.
+    Passing an input the graph does not take is an error (padding would be ignored)."""
+    if isinstance(session, (str, Path)):
+        session = ort_session(session, threads)
+    given = {"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids}
+    names = [i.name for i in session.get_inputs()]
+    extra = [k for k, v in given.items() if v is not None and k not in names]
+    if extra:
+        raise ValueError(f"the graph has no input {extra} (its inputs: {names})")
+    defaults = {"attention_mask": torch.ones_like(input_ids), "token_type_ids": torch.zeros_like(input_ids)}
+    feed = {k: (given[k] if given[k] is not None else defaults[k]).numpy() for k in names}
+    return dict(zip([o.name for o in session.get_outputs()], session.run(None, feed)))
+
+
 def ort_max_abs_diff(model: nn.Module, session, feed: Mapping[str, Tensor]) -> dict[str, float]:
     """Max abs difference between ``model``'s outputs (eval, no autograd) and the session's,
-    per session output, on ``feed`` (the session's inputs by name, int64 tensors)."""
-    ort_out = session.run(None, {name: t.numpy() for name, t in feed.items()})
+    per session output, on ``feed`` (inputs by name, int64 (batch, sequence) tensors)."""
+    theirs = ort_outputs(session, **feed)
     was_training = model.training
     with torch.inference_mode():
-        out = model.eval()(**feed)
+        ours = model.eval()(**feed)
     model.train(was_training)
-    names = [o.name for o in session.get_outputs()]
-    return {name: float(np.abs(getattr(out, name).numpy() - value).max()) for name, value in zip(names, ort_out)}
+    return {name: float(np.abs(getattr(ours, name).numpy() - value).max()) for name, value in theirs.items()}

@@ -148,3 +148,17 @@ def test_evaluate_command_with_the_onnxruntime_backend(tmp_path):
     )
     assert out.returncode == 0, out.stderr[-3000:]
     assert f"onnxruntime {ort.__version__}" in out.stdout and "candidate" in out.stdout
+
+
+def test_ort_outputs_fills_left_out_inputs_as_the_encoder_does(tmp_path):
+    torch.manual_seed(0)
+    model = build_model(SPECS["grouped+shuffle"][0]).eval()
+    path = export_onnx(model, tmp_path / "m.onnx")
+    x = feed(("input_ids", "attention_mask"), 2, 11)
+    with torch.inference_mode():
+        ours = model(**x).last_hidden_state.numpy()  # token types left out: type 0
+    theirs = arch_search.onnx_export.ort_outputs(path, x["input_ids"], x["attention_mask"])["last_hidden_state"]
+    assert abs(ours - theirs).max() <= 1e-4
+    ids_only = ort_session(export_onnx(model, tmp_path / "ids.onnx", inputs=("input_ids",)))
+    with pytest.raises(ValueError, match="no input"):  # a mask the graph would ignore
+        arch_search.onnx_export.ort_outputs(ids_only, x["input_ids"], x["attention_mask"])
