@@ -1,12 +1,14 @@
 """``python -m arch_search <command> [hydra overrides]`` -- the only module that sees the config.
 
-Each command composes ``conf/config.yaml`` with Hydra (so ``arch=squeezebert``,
+``run`` and ``evaluate`` compose ``conf/config.yaml`` with Hydra (so ``arch=squeezebert``,
 ``arch.groups.ffn_in=8`` or ``latency.threads=2`` work, and a bad override is Hydra's error,
-exit code 1), instantiates typed objects from it and calls the library.
+exit code 1), instantiate typed objects from it and call the library. ``export``, ``report``
+and ``dashboard`` read an existing run and take plain arguments, not overrides.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 from collections.abc import Callable
@@ -30,6 +32,8 @@ COMMANDS: dict[str, str] = {
     "(e.g. `evaluate arch=squeezebert arch.groups.ffn_in=8 latency.threads=2`)",
     "export": "a trial of a run as spec YAML, HF checkpoint or ONNX "
     "(e.g. `export outputs/2026-11-25/12-00-00 trial=3 format=hf [out=DIR]`)",
+    "report": "HTML + PNG report of a study: `report <run dir | storage URL> [--study NAME] [--out DIR]`",
+    "dashboard": "optuna-dashboard on a study: `dashboard <run dir | storage URL> [--host H] [--port P]`",
 }
 CONFIG_OF = {"run": "run", "evaluate": "config"}  # the primary config each command composes (Hydra)
 
@@ -184,6 +188,41 @@ def export(args: list[str]) -> None:
     print(f"wrote {out.path}")
     for note in out.notes:
         print(f"  {note}")
+
+
+def report(argv: list[str]) -> None:
+    """Write report.html and a PNG per figure for a run directory or a storage URL."""
+    from arch_search.report import ReportError, write_report
+
+    parser = argparse.ArgumentParser(prog="python -m arch_search report", description=report.__doc__)
+    parser.add_argument("target", help="run directory (with study.db) or Optuna storage URL")
+    parser.add_argument("--study", help="study name (default: the run's, or the storage's only study)")
+    parser.add_argument("--out", help="output directory (default: the run directory)")
+    parser.add_argument("--no-png", dest="png", action="store_false", help="HTML only (PNGs need Chrome/Chromium)")
+    args = parser.parse_args(argv)
+    try:
+        result = write_report(args.target, study=args.study, out=args.out, png=args.png)
+    except ReportError as e:
+        raise SystemExit(f"error: {e}") from None
+    print(f"wrote {result.html} and {len(result.pngs)} PNGs ({len(result.front)} designs on the front, "
+          f"{result.seconds:.1f} s)")
+
+
+def dashboard(argv: list[str]) -> None:
+    """Serve optuna-dashboard on a run directory's study.db or a storage URL."""
+    from arch_search.dashboard import serve
+    from arch_search.report import ReportError
+
+    parser = argparse.ArgumentParser(prog="python -m arch_search dashboard", description=dashboard.__doc__)
+    parser.add_argument("target", help="run directory (with study.db) or Optuna storage URL")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--study", help="the study whose page to print (the dashboard shows all)")
+    args = parser.parse_args(argv)
+    try:
+        serve(args.target, host=args.host, port=args.port, study=args.study)
+    except ReportError as e:
+        raise SystemExit(f"error: {e}") from None
 
 
 def _hydra_command(fn: Callable[[DictConfig], object], config_name: str) -> Callable[[], None]:

@@ -1,0 +1,467 @@
+"""The report of a search: one self-contained HTML page (plotly.js inlined once) and a PNG per
+figure, read from the study's storage (and the run directory's pareto.csv, if any).
+
+Figures: the Pareto front (proxy accuracy vs latency, references marked), hypervolume over
+trials, the grouping pattern of the Pareto designs, FLOPs vs latency and params vs accuracy,
+and parameter importances per objective; then the front as a table with speedup vs dense.
+Hypervolume: Zitzler & Thiele, 1998 (2-D, computed incrementally). Importances: PED-ANOVA,
+Watanabe et al., 2023 (Optuna's ``PedAnovaImportanceEvaluator``). PNGs: plotly through kaleido,
+which drives a Chrome/Chromium already installed (e.g. Debian's ``chromium``); none is downloaded.
+"""
+
+from __future__ import annotations
+
+import bisect
+import csv
+import html
+import json
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import optuna
+import plotly.graph_objects as go
+import plotly.io as pio
+from plotly.offline import get_plotlyjs
+
+from arch_search.search import dense_reference, storage_for, trial_rows
+from arch_search.spec import PROJECTIONS, ArchSpec
+
+REFERENCE_LABELS = {"bert_base": "dense (BERT-base)", "squeezebert": "SqueezeBERT"}
+SHORT = {"post_attention": "post", "ffn_in": "in", "ffn_out": "out"}
+FIGURES = ("pareto_front", "hypervolume", "grouping_heatmap", "flops_vs_latency", "params_vs_accuracy", "importances")
+MIN_TRIALS_FOR_IMPORTANCE = 10
+
+
+class ReportError(ValueError):
+    """A run directory, storage or study that cannot be reported (the CLI prints it as ``error: ...``)."""
+
+
+# ---- where the study is -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Location:
+    url: str  # Optuna storage URL
+    study_name: str | None  # None only from locate(..., require_study=False) on a storage of several studies
+    run_dir: Path | None  # where pareto.csv / study.json live, if the study came from a run directory
+
+
+def locate(target: str, study: str | None = None, require_study: bool = True) -> Location:
+    """The storage URL and study name of ``target``: a run directory (its study.db, and the
+    name in its study.json) or a storage URL (``sqlite:///...``, ``postgresql://...``), where
+    ``study`` may be left out when the storage holds exactly one study (or, with
+    ``require_study=False``, any number: the name is then None unless there is one)."""
+    run_dir = None
+    if "://" in target:
+        url = target
+        if url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).is_file():
+            raise ReportError(f"no SQLite file at {url[len('sqlite:///'):]} (from {url})")  # Optuna would create one
+    else:
+        run_dir = Path(target)
+        if not run_dir.is_dir():
+            raise ReportError(f"no such run directory: {target}")
+        if not (run_dir / "study.db").is_file():
+            raise ReportError(f"{target} has no study.db (not a run directory of `python -m arch_search run`)")
+        url = f"sqlite:///{(run_dir / 'study.db').resolve()}"
+        if study is None and (run_dir / "study.json").is_file():
+            study = json.loads((run_dir / "study.json").read_text()).get("study_name")
+    try:
+        names = optuna.get_all_study_names(storage=storage_for(url))
+    except Exception as e:  # a URL that no driver or server answers
+        raise ReportError(f"cannot open storage {url}: {e}") from None
+    if study is None:
+        if len(names) != 1 and not require_study:
+            return Location(url, None, run_dir)
+        if len(names) != 1:
+            raise ReportError(f"{target} holds {len(names)} studies ({', '.join(names) or 'none'}): name one with --study")
+        study = names[0]
+    elif study not in names:
+        raise ReportError(f"study {study!r} not in {url}; studies there: {', '.join(names) or 'none'}")
+    return Location(url, study, run_dir)
+
+
+def load_study(loc: Location) -> optuna.Study:
+    return optuna.load_study(study_name=loc.study_name, storage=storage_for(loc.url))
+
+
+# ---- Pareto front and hypervolume (accuracy up, latency down) ----------------------------------
+
+
+def pareto_mask(acc: np.ndarray, ms: np.ndarray) -> np.ndarray:
+    """True where (accuracy, latency) is not dominated (max accuracy, min latency); equal
+    points do not dominate each other. O(n log n)."""
+    n = len(acc)
+    keep = np.zeros(n, dtype=bool)
+    order = np.lexsort((-acc, ms))  # latency ascending, then accuracy descending
+    best = -math.inf  # best accuracy among strictly faster points
+    i = 0
+    while i < n:
+        j = i
+        while j < n and ms[order[j]] == ms[order[i]]:
+            j += 1
+        top = acc[order[i]]  # the best accuracy at this latency
+        if top > best:
+            for k in order[i:j]:
+                keep[k] = acc[k] == top
+            best = top
+        i = j
+    return keep
+
+
+def hypervolume_2d(front: list[tuple[float, float]], ref: tuple[float, float]) -> float:
+    """Area dominated by ``front`` [(latency, accuracy), sorted by latency, non-dominated, inside
+    the reference box] up to ``ref`` = (latency, accuracy): sum of (l_{i+1} - l_i) * (a_i - ref_a)."""
+    ref_ms, ref_acc = ref
+    area = 0.0
+    for i, (ms, acc) in enumerate(front):
+        right = front[i + 1][0] if i + 1 < len(front) else ref_ms
+        area += (right - ms) * (acc - ref_acc)
+    return area
+
+
+def hypervolume_history(points: list[tuple[float, float]], ref: tuple[float, float]) -> list[float]:
+    """Hypervolume after each of ``points`` [(accuracy, latency ms)], in order, for maximising
+    accuracy and minimising latency up to ``ref`` = (accuracy, latency ms). The front is kept
+    sorted by latency and updated per point: O(n * front)."""
+    ref_acc, ref_ms = ref
+    front: list[tuple[float, float]] = []  # (ms, acc): ms ascending, acc ascending
+    history, hv = [], 0.0
+    for acc, ms in points:
+        if acc > ref_acc and ms < ref_ms:
+            i = bisect.bisect_right(front, (ms, math.inf))  # points at latency <= ms are front[:i]
+            if not (i and front[i - 1][1] >= acc):  # not weakly dominated by a faster-or-equal point
+                j = i
+                while j < len(front) and front[j][1] <= acc:  # slower and no better: dominated now
+                    j += 1
+                front[i:j] = [(ms, acc)]
+                k = i - 1
+                while k >= 0 and front[k][0] == ms:  # same latency, lower accuracy
+                    del front[k]
+                    k -= 1
+                hv = hypervolume_2d(front, (ref_ms, ref_acc))
+        history.append(hv)
+    return history
+
+
+def spearman(x: np.ndarray, y: np.ndarray) -> float:
+    """Spearman's rank correlation (average ranks for ties)."""
+
+    def ranks(v: np.ndarray) -> np.ndarray:
+        order = np.argsort(v, kind="mergesort")
+        r = np.empty(len(v))
+        r[order] = np.arange(len(v), dtype=float)
+        _, inverse, counts = np.unique(v, return_inverse=True, return_counts=True)
+        return (np.bincount(inverse, weights=r) / counts)[inverse]
+
+    if len(x) < 2:
+        return math.nan
+    rx, ry = ranks(np.asarray(x, float)), ranks(np.asarray(y, float))
+    if rx.std() == 0 or ry.std() == 0:
+        return math.nan
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+# ---- the data of one study --------------------------------------------------------------------
+
+
+@dataclass
+class StudyData:
+    """Finished trials of a study as arrays. ``designs`` are the trials that evaluated a design
+    (not the ones that reused an earlier trial's result); ``feasible`` are those within the
+    search's constraints, which the front and hypervolume are computed over (as Optuna does)."""
+
+    study: optuna.Study
+    trials: list[optuna.trial.FrozenTrial]  # COMPLETE, with values, by trial number
+    acc: np.ndarray
+    ms: np.ndarray
+    flops: np.ndarray
+    params: np.ndarray
+    design: np.ndarray  # bool: not a duplicate_of another trial
+    feasible: np.ndarray  # bool
+    counts: dict[str, int] = field(default_factory=dict)  # trials per state
+
+    @classmethod
+    def of(cls, study: optuna.Study) -> StudyData:
+        every = study.get_trials(deepcopy=False)
+        done = sorted((t for t in every if t.state == optuna.trial.TrialState.COMPLETE and t.values), key=lambda t: t.number)
+        if not done:
+            raise ReportError(f"study {study.study_name!r} has no finished trial yet")
+        attrs = [t.user_attrs for t in done]
+        return cls(
+            study=study,
+            trials=done,
+            acc=np.array([t.values[0] for t in done], float),
+            ms=np.array([t.values[1] for t in done], float),
+            flops=np.array([a.get("flops", math.nan) for a in attrs], float),
+            params=np.array([a.get("params", math.nan) for a in attrs], float),
+            design=np.array(["duplicate_of" not in a for a in attrs]),
+            feasible=np.array([all(c <= 0 for c in a.get("constraints", ())) for a in attrs]),
+            counts={s.name.lower(): sum(t.state == s for t in every) for s in optuna.trial.TrialState},
+        )
+
+    def front(self) -> list[int]:
+        """Indices (into ``trials``) of the Pareto front of distinct feasible designs, by latency."""
+        idx = np.flatnonzero(self.design & self.feasible)
+        keep = idx[pareto_mask(self.acc[idx], self.ms[idx])]
+        return sorted(keep.tolist(), key=lambda i: (self.ms[i], -self.acc[i]))
+
+    def reference_point(self) -> tuple[float, float]:
+        """(accuracy, latency ms): the worst accuracy and the worst latency of the finished
+        feasible trials, i.e. the study's nadir; every design but the worst adds volume."""
+        ok = self.feasible if self.feasible.any() else np.ones_like(self.feasible)
+        return float(self.acc[ok].min()), float(self.ms[ok].max())
+
+    def hypervolume(self, ref: tuple[float, float]) -> list[float]:
+        return hypervolume_history(list(zip(self.acc[self.feasible], self.ms[self.feasible])), ref)
+
+    def label(self, i: int) -> str:
+        t = self.trials[i]
+        ref = t.user_attrs.get("reference")
+        return f"#{t.number}" + (f" {REFERENCE_LABELS.get(ref, ref)}" if ref else "")
+
+
+# ---- figures ----------------------------------------------------------------------------------
+
+
+def _hover(d: StudyData, idx) -> list[str]:
+    out = []
+    for i in idx:
+        a = d.trials[i].user_attrs
+        out.append(f"{d.label(i)}<br>{a.get('summary', '')}<br>accuracy {d.acc[i]:.4f}, {d.ms[i]:.1f} ms, "
+                   f"{d.flops[i] / 1e9:.2f} GFLOPs, {d.params[i] / 1e6:.1f}M params")
+    return out
+
+
+def fig_pareto(d: StudyData, front: list[int]) -> go.Figure:
+    fig = go.Figure()
+    rest = np.flatnonzero(d.design & d.feasible)
+    fig.add_trace(go.Scatter(x=d.ms[rest], y=d.acc[rest], mode="markers", name="trials",
+                             marker=dict(size=5, color="rgba(99,110,250,0.35)"), hovertext=_hover(d, rest), hoverinfo="text"))
+    infeasible = np.flatnonzero(d.design & ~d.feasible)
+    if len(infeasible):
+        fig.add_trace(go.Scatter(x=d.ms[infeasible], y=d.acc[infeasible], mode="markers", name="infeasible (constraints)",
+                                 marker=dict(size=5, color="rgba(150,150,150,0.5)", symbol="x"),
+                                 hovertext=_hover(d, infeasible), hoverinfo="text"))
+    fig.add_trace(go.Scatter(x=d.ms[front], y=d.acc[front], mode="lines+markers", line_shape="hv", name="Pareto front",
+                             line=dict(color="#EF553B", width=2), marker=dict(size=8, color="#EF553B"),
+                             hovertext=_hover(d, front), hoverinfo="text"))
+    for i, t in enumerate(d.trials):
+        ref = t.user_attrs.get("reference")
+        if ref and d.design[i]:
+            fig.add_trace(go.Scatter(
+                x=[d.ms[i]], y=[d.acc[i]], mode="markers+text", name=REFERENCE_LABELS.get(ref, ref),
+                text=[REFERENCE_LABELS.get(ref, ref)], textposition="top center",
+                marker=dict(size=14, symbol="star" if ref == "bert_base" else "diamond", color="#00CC96",
+                            line=dict(color="black", width=1)),
+                hovertext=_hover(d, [i]), hoverinfo="text"))
+    fig.update_layout(title=f"Pareto front: proxy accuracy vs measured latency ({len(front)} designs on the front, "
+                            f"{int((d.design & d.feasible).sum())} feasible designs)",
+                      xaxis_title="latency (ms, median, target scale)", yaxis_title="proxy accuracy (held-out slice of train)")
+    return fig
+
+
+def fig_hypervolume(d: StudyData, hv: list[float], ref: tuple[float, float]) -> go.Figure:
+    numbers = [t.number for t, ok in zip(d.trials, d.feasible) if ok]
+    fig = go.Figure(go.Scatter(x=numbers, y=hv, mode="lines", line_shape="hv", name="hypervolume"))
+    fig.update_layout(
+        title=f"Hypervolume over trials (maximise accuracy, minimise latency); reference point: "
+              f"accuracy {ref[0]:.4f}, latency {ref[1]:.1f} ms (the study's worst of each)",
+        xaxis_title="trial number", yaxis_title="hypervolume (accuracy x ms above the reference point)")
+    return fig
+
+
+def fig_grouping(d: StudyData, front: list[int]) -> go.Figure:
+    specs = [ArchSpec.from_yaml(d.trials[i].user_attrs["spec"]) if "spec" in d.trials[i].user_attrs else None for i in front]
+    layers = max((s.layers for s in specs if s), default=0)
+    columns = [f"L{layer} {SHORT.get(p, p)}" for layer in range(layers) for p in PROJECTIONS]
+    z, text = [], []
+    for s in specs:
+        row, hover = [], []
+        for layer in range(layers):
+            for p in PROJECTIONS:
+                if s is None or layer >= s.layers:
+                    row.append(None)
+                    hover.append("-")
+                else:
+                    g, shuffled = s.groups[p][layer], s.shuffle[p][layer] and s.groups[p][layer] > 1
+                    row.append(math.log2(g))
+                    hover.append(f"{g}" + (" + shuffle" if shuffled else ""))
+        z.append(row)
+        text.append(hover)
+    top = max((v for row in z for v in row if v is not None), default=0)
+    ticks = list(range(0, int(top) + 1))
+    fig = go.Figure(go.Heatmap(
+        z=z, x=columns, y=[d.label(i) for i in front], text=text, colorscale="Viridis", zmin=0, zmax=max(top, 1),
+        colorbar=dict(title="groups", tickvals=ticks, ticktext=[str(2 ** k) for k in ticks]),
+        hovertemplate="%{y}<br>%{x}: groups %{text}<extra></extra>", xgap=1, ygap=1))
+    fig.update_layout(title="Grouping of the Pareto designs (colour: groups, log2 scale), fastest at the top",
+                      xaxis_title="layer and projection", yaxis=dict(autorange="reversed", type="category"),
+                      xaxis=dict(type="category", tickangle=-90, tickmode="array", tickvals=columns, ticktext=columns,
+                                 tickfont=dict(size=9 if len(columns) > 36 else 12)),
+                      height=max(350, 140 + 24 * len(front)))
+    return fig
+
+
+def fig_scatter(d: StudyData, x, y, xtitle: str, ytitle: str, what: str) -> go.Figure:
+    idx = np.flatnonzero(d.design & np.isfinite(x) & np.isfinite(y))
+    rho = spearman(x[idx], y[idx])
+    fig = go.Figure(go.Scatter(x=x[idx], y=y[idx], mode="markers", marker=dict(size=5, color="rgba(99,110,250,0.5)"),
+                               hovertext=_hover(d, idx), hoverinfo="text", name="designs"))
+    fig.update_layout(title=f"{what}: Spearman rank correlation {rho:+.3f} over {len(idx)} designs",
+                      xaxis_title=xtitle, yaxis_title=ytitle)
+    return fig
+
+
+def importances(study: optuna.Study, n: int) -> dict[str, dict[str, float]]:
+    """{objective: {param: importance}} by PED-ANOVA (Optuna's PedAnovaImportanceEvaluator,
+    top-10% quantile vs all trials; fast on 10k trials). Accuracy is negated (it assumes minimisation)."""
+    if n < MIN_TRIALS_FOR_IMPORTANCE:
+        return {}
+    evaluator = optuna.importance.PedAnovaImportanceEvaluator()
+    targets = {"proxy accuracy": lambda t: -t.values[0], "latency ms": lambda t: t.values[1]}
+    out = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # experimental API, few-trials warnings
+        for name, target in targets.items():
+            out[name] = optuna.importance.get_param_importances(study, evaluator=evaluator, target=target)
+    return out
+
+
+def fig_importances(imp: dict[str, dict[str, float]], n: int) -> go.Figure:
+    fig = go.Figure()
+    first = next(iter(imp.values()), {})
+    params = sorted({p for v in imp.values() for p in v}, key=lambda p: first.get(p, 0.0))  # most important on top
+    for name, values in imp.items():
+        fig.add_trace(go.Bar(y=params, x=[values.get(p, 0.0) for p in params], orientation="h", name=name))
+    note = "" if imp else f" (needs at least {MIN_TRIALS_FOR_IMPORTANCE} finished trials)"
+    fig.update_layout(title=f"Parameter importances per objective: PED-ANOVA (Optuna's PedAnovaImportanceEvaluator, "
+                            f"top 10% vs all, {n} trials){note}",
+                      xaxis_title="importance", barmode="group", height=max(350, 150 + 30 * len(params)))
+    return fig
+
+
+# ---- the table and the page -------------------------------------------------------------------
+
+
+def front_rows(d: StudyData, front: list[int], run_dir: Path | None) -> list[dict]:
+    """search.trial_rows of the front; the re-measured latency and speedup from the run
+    directory's pareto.csv where it has them (matched by trial number)."""
+    rows = trial_rows([d.trials[i] for i in front], dense_reference(d.trials))
+    csv_path = run_dir / "pareto.csv" if run_dir else None
+    if csv_path and csv_path.is_file():
+        with open(csv_path, newline="") as f:
+            again = {int(r["trial"]): r for r in csv.DictReader(f) if r.get("remeasured_ms")}
+        if again:
+            for r in rows:
+                hit = again.get(r["trial"], {})
+                r["remeasured_ms"] = hit.get("remeasured_ms", "")
+                r["remeasured_speedup"] = hit.get("remeasured_speedup", "")
+    return rows
+
+
+TABLE_COLUMNS = {
+    "trial": "trial", "reference": "reference", "design": "design", "proxy_accuracy": "proxy accuracy",
+    "accuracy_vs_dense_points": "vs dense (points)", "dev_score": "dev", "latency_ms": "latency ms",
+    "speedup_vs_dense": "speedup vs dense", "remeasured_ms": "re-measured ms", "remeasured_speedup": "re-measured speedup",
+    "gflops": "GFLOPs", "params_m": "params (M)", "latency_cv": "latency CV",
+}
+
+
+def table_html(rows: list[dict]) -> str:
+    cols = [c for c in TABLE_COLUMNS if rows and c in rows[0]]
+    head = "".join(f"<th>{html.escape(TABLE_COLUMNS[c])}</th>" for c in cols)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(r[c]))}</td>" for c in cols) + "</tr>" for r in rows
+    )
+    return f'<table id="pareto-table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+PAGE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>body{{font-family:sans-serif;margin:2em;max-width:1400px}} table{{border-collapse:collapse;font-size:13px}}
+td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}} td:nth-child(3){{text-align:left;font-family:monospace}}
+.figure{{margin:1.5em 0}} .note{{color:#555}}</style>
+<script type="text/javascript">{plotlyjs}</script></head>
+<body><h1>{title}</h1><p class="note">{notes}</p>
+{figures}
+<h2>Pareto front</h2><p class="note">{table_note}</p>
+{table}
+</body></html>
+"""
+
+
+@dataclass
+class Report:
+    html: Path
+    pngs: list[Path]
+    front: list[optuna.trial.FrozenTrial]
+    rows: list[dict]
+    hypervolume: list[float]
+    reference_point: tuple[float, float]
+    seconds: float
+
+
+def write_report(target: str, study: str | None = None, out: str | Path | None = None, png: bool = True) -> Report:
+    """Write report.html and one PNG per figure for the study at ``target`` (a run directory or
+    a storage URL) into ``out`` (default: the run directory; required for a storage URL)."""
+    t0 = time.perf_counter()
+    loc = locate(target, study)
+    out_dir = Path(out) if out is not None else loc.run_dir
+    if out_dir is None:
+        raise ReportError("a storage URL needs --out DIR (where to write the report)")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    d = StudyData.of(load_study(loc))
+    front = d.front()
+    ref = d.reference_point()
+    hv = d.hypervolume(ref)
+    imp = importances(d.study, len(d.trials))
+    figures = {
+        "pareto_front": fig_pareto(d, front),
+        "hypervolume": fig_hypervolume(d, hv, ref),
+        "grouping_heatmap": fig_grouping(d, front),
+        "flops_vs_latency": fig_scatter(d, d.flops / 1e9, d.ms, "GFLOPs (target scale)", "latency (ms)",
+                                        "FLOPs vs measured latency (FLOPs are not latency)"),
+        "params_vs_accuracy": fig_scatter(d, d.params / 1e6, d.acc, "params (M, target scale)", "proxy accuracy",
+                                          "Params vs proxy accuracy"),
+        "importances": fig_importances(imp, len(d.trials)),
+    }
+    for fig in figures.values():
+        fig.update_layout(template="plotly_white", margin=dict(t=70))
+    rows = front_rows(d, front, loc.run_dir)
+    counts = ", ".join(f"{n} {s}" for s, n in d.counts.items() if n)
+    title = f"arch_search report: study {loc.study_name}"
+    notes = (f"Storage {html.escape(loc.url)}; {counts}. Objectives: proxy accuracy (maximise; the search's score on a "
+             "held-out slice of train) and latency in ms (minimise; median, target scale, as measured during the search). "
+             "The front and hypervolume cover finished, feasible trials; a trial that reused an earlier result "
+             "(same design) is counted once.")
+    page = PAGE.format(
+        title=html.escape(title), notes=notes, plotlyjs=get_plotlyjs(),
+        figures="\n".join(
+            f'<div class="figure">{fig.to_html(full_html=False, include_plotlyjs=False, div_id=name)}</div>'
+            for name, fig in figures.items()),
+        table_note="speedup vs dense: the dense reference's latency over the design's, both as measured in the search"
+                   + ("; re-measured: from pareto.csv, all interleaved with the dense reference at the end of the run"
+                      if rows and "remeasured_ms" in rows[0] else ""),
+        table=table_html(rows),
+    )
+    html_path = out_dir / "report.html"
+    html_path.write_text(page, encoding="utf-8")
+    pngs = [out_dir / f"{name}.png" for name in figures]
+    if png:
+        write_pngs(list(figures.values()), pngs)
+    return Report(html_path, pngs if png else [], [d.trials[i] for i in front], rows, hv, ref, time.perf_counter() - t0)
+
+
+def write_pngs(figures: list[go.Figure], paths: list[Path]) -> None:
+    """Static images through kaleido (one headless Chrome/Chromium session for all)."""
+    try:
+        pio.write_images(figures, paths, width=1200, height=[max(600, f.layout.height or 0) for f in figures])
+    except Exception as e:  # kaleido's ChromeNotFoundError and its kin
+        if "chrome" in type(e).__name__.lower() or "chrom" in str(e).lower():
+            raise ReportError(f"PNG export needs Chrome or Chromium (Debian: apt-get install chromium; "
+                              f"or set BROWSER_PATH); report.html is written; --no-png skips PNGs ({e})") from None
+        raise

@@ -1,0 +1,249 @@
+"""The report: front, hypervolume and Spearman by hand; a 10,000-trial synthetic study in SQLite
+reported in under 60 s; bad input through the CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import random
+import re
+import subprocess
+import sys
+import time
+
+import numpy as np
+import optuna
+import pytest
+from optuna.distributions import CategoricalDistribution, distribution_to_json
+from optuna.trial import TrialState
+
+from arch_search.cost import closed_form_macs
+from arch_search.report import hypervolume_2d, hypervolume_history, pareto_mask, spearman, write_report
+from arch_search.space import SearchSpace
+from arch_search.spec import PROJECTIONS
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+# ---- a synthetic study with the user attrs a real search stores --------------------------------
+
+
+def synthetic_trials(n: int, space: str = "squeezebert", seed: int = 0) -> list[optuna.trial.FrozenTrial]:
+    """``n`` trials as `Search.objective` records them: the two references first, then random
+    designs of ``space``; latency follows the MACs (with noise), accuracy falls with log2 of the
+    groups. Every 97th trial re-uses an earlier result (``duplicate_of``), every 89th is over a
+    constraint, every 101st was pruned."""
+    rng = random.Random(seed)
+    sp = SearchSpace.load(space)
+    refs = sp.references()
+    specs = [refs["bert_base"], refs["squeezebert"], *sp.random_specs(n - 2, seed=seed)]
+    dense_macs = closed_form_macs(specs[0])
+    dists = {p: CategoricalDistribution(list(c)) for p, c in sp.groups.items()} | {"shuffle": CategoricalDistribution(list(sp.shuffle))}
+    trials = []
+    for i, spec in enumerate(specs):
+        params = sp.params_of(spec)
+        distributions = {k: dists[k.split(".")[0]] for k in params}
+        if i > 2 and i % 101 == 0:
+            trials.append(optuna.trial.create_trial(params=params, distributions=distributions, state=TrialState.PRUNED))
+            continue
+        macs = closed_form_macs(spec)
+        ms = 220.0 * (0.15 + 0.85 * macs / dense_macs) * rng.uniform(0.95, 1.05)
+        acc = 0.9 - sum(math.log2(g) for p in PROJECTIONS for g in spec.groups[p]) / (30 * spec.layers) + rng.gauss(0, 0.01)
+        attrs = {
+            "spec_hash": spec.hash, "spec": spec.to_yaml(), "summary": spec.summary(), "worker": "host:1",
+            "params": int(110e6 * macs / dense_macs), "macs": macs, "flops": 2 * macs, "latency_source": "measured",
+            "latency_cv": rng.uniform(0.005, 0.03), "latency_p90_ms": 1.02 * ms,
+            "constraints": [1.0 if i > 2 and i % 89 == 0 else -1.0, -1.0],
+            "proxy_metric": "accuracy", "proxy_dev": {"accuracy": acc - 0.02}, "proxy_details": {"proxy": "finetune"},
+        }
+        if i < 2:
+            attrs["reference"] = ("bert_base", "squeezebert")[i]
+        values = [acc, ms]
+        if i > 2 and i % 97 == 0:  # the same design as trial i - 1: its result, reused
+            prev = trials[-1]
+            if prev.state == TrialState.COMPLETE:
+                params, attrs, values = prev.params, dict(prev.user_attrs) | {"duplicate_of": i - 1}, prev.values
+        trials.append(optuna.trial.create_trial(params=params, distributions=distributions, values=values, user_attrs=attrs))
+    for number, t in enumerate(trials):
+        t.number = number  # the number the study will give it
+    return trials
+
+
+def bulk_add_trials(url: str, study_name: str, trials: list[optuna.trial.FrozenTrial]) -> None:
+    """What ``study.add_trials`` stores, in one transaction of bulk inserts: Optuna's RDB storage
+    writes a trial attribute by attribute (about 10 ms a trial here), too slow for 10,000 trials
+    in a test. Uses Optuna's own table definitions; `test_bulk_add_equals_add_trials` pins it
+    to add_trials."""
+    import datetime
+
+    from optuna.storages._rdb import models
+    from sqlalchemy import func, insert, select
+
+    def utc(when):  # RDBStorage keeps naive UTC
+        return when.astimezone(datetime.timezone.utc).replace(tzinfo=None) if when else None
+
+    storage = optuna.storages.RDBStorage(url)
+    study_id = storage.get_study_id_from_name(study_name)
+    with storage.engine.begin() as conn:
+        first = conn.execute(select(func.coalesce(func.max(models.TrialModel.trial_id), 0))).scalar() + 1
+        ids = {t.number: first + k for k, t in enumerate(trials)}
+        conn.execute(insert(models.TrialModel.__table__), [
+            {"trial_id": ids[t.number], "number": t.number, "study_id": study_id, "state": t.state,
+             "datetime_start": utc(t.datetime_start), "datetime_complete": utc(t.datetime_complete)} for t in trials])
+        conn.execute(insert(models.TrialParamModel.__table__), [
+            {"trial_id": ids[t.number], "param_name": k, "param_value": t.distributions[k].to_internal_repr(v),
+             "distribution_json": distribution_to_json(t.distributions[k])} for t in trials for k, v in t.params.items()])
+        values = [{"trial_id": ids[t.number], "objective": k, "value": v, "value_type": kind}
+                  for t in trials for k, (v, kind) in enumerate(map(models.TrialValueModel.value_to_stored_repr, t.values or []))]
+        if values:
+            conn.execute(insert(models.TrialValueModel.__table__), values)
+        conn.execute(insert(models.TrialUserAttributeModel.__table__), [
+            {"trial_id": ids[t.number], "key": k, "value_json": json.dumps(v)} for t in trials for k, v in t.user_attrs.items()])
+    storage.engine.dispose()
+
+
+def make_study(url: str, trials, name: str = "synthetic", bulk: bool = True) -> optuna.Study:
+    study = optuna.create_study(study_name=name, storage=url, directions=["maximize", "minimize"])
+    if bulk:
+        bulk_add_trials(url, name, trials)
+    else:
+        study.add_trials(trials)
+    return study
+
+
+def test_bulk_add_equals_add_trials(tmp_path):
+    trials = synthetic_trials(30)
+    a = make_study(f"sqlite:///{tmp_path}/a.db", trials, bulk=False).get_trials()
+    b = optuna.load_study(study_name="synthetic", storage=make_study(f"sqlite:///{tmp_path}/b.db", trials)._storage).get_trials()
+    assert len(a) == len(b) == 30
+    for x, y in zip(a, b):
+        assert (x.number, x.state, x.values, x.params, x.distributions, x.user_attrs, x.datetime_start) == \
+               (y.number, y.state, y.values, y.params, y.distributions, y.user_attrs, y.datetime_start)
+
+
+# ---- the numbers, by hand ---------------------------------------------------------------------
+
+
+def test_hypervolume_of_three_points_by_hand():
+    # maximise accuracy, minimise ms; reference point (accuracy 0, 10 ms)
+    points = [(0.5, 2.0), (0.8, 5.0), (0.6, 6.0)]  # the third is dominated by the second
+    # after 1: 8 ms x 0.5 = 4.0; after 2: (5 - 2) x 0.5 + (10 - 5) x 0.8 = 5.5; after 3: unchanged
+    assert hypervolume_history(points, ref=(0.0, 10.0)) == pytest.approx([4.0, 5.5, 5.5])
+    assert hypervolume_2d([(2.0, 0.5), (5.0, 0.8)], ref=(10.0, 0.0)) == pytest.approx(5.5)
+    # a point that dominates both, one outside the reference box, a tie at the same latency
+    assert hypervolume_history([(0.5, 2.0), (0.9, 1.0), (0.95, 11.0), (0.9, 1.0)], ref=(0.0, 10.0)) == \
+           pytest.approx([4.0, 8.1, 8.1, 8.1])
+    assert hypervolume_history([(0.4, 3.0), (0.6, 3.0)], ref=(0.0, 10.0)) == pytest.approx([2.8, 4.2])
+
+
+def test_pareto_mask_and_spearman_by_hand():
+    acc = np.array([0.5, 0.8, 0.6, 0.8, 0.4, 0.9])
+    ms = np.array([2.0, 5.0, 6.0, 5.0, 2.0, 9.0])
+    # equal points (1, 3) both stay; 4 is dominated by 0 (same ms, lower accuracy); 2 by 1
+    assert pareto_mask(acc, ms).tolist() == [True, True, False, True, False, True]
+    assert spearman(np.array([1, 2, 3, 4]), np.array([1, 3, 2, 4])) == pytest.approx(0.8)
+    assert spearman(np.array([1, 2, 3]), np.array([3, 2, 1])) == pytest.approx(-1.0)
+    assert spearman(np.array([1, 2, 2, 3]), np.array([1, 2, 3, 4])) == pytest.approx(np.corrcoef([1, 2.5, 2.5, 4], [1, 2, 3, 4])[0, 1])
+
+
+# ---- 10,000 trials ----------------------------------------------------------------------------
+
+
+def non_dominated(acc: np.ndarray, ms: np.ndarray) -> set[int]:
+    """Brute force: i is dominated if some j is at least as good in both and better in one."""
+    out = set()
+    for lo in range(0, len(acc), 500):
+        a, m = acc[lo:lo + 500, None], ms[lo:lo + 500, None]
+        dominated = ((acc >= a) & (ms <= m) & ((acc > a) | (ms < m))).any(axis=1)
+        out |= {lo + i for i in np.flatnonzero(~dominated)}
+    return out
+
+
+def test_report_of_10000_trials_under_60_seconds(tmp_path):
+    url = f"sqlite:///{tmp_path}/study.db"
+    trials = synthetic_trials(10_000)
+    make_study(url, trials)
+    t0 = time.perf_counter()
+    report = write_report(url, out=tmp_path / "out")
+    seconds = time.perf_counter() - t0
+    print(f"report of 10,000 trials: {seconds:.1f} s")
+    assert seconds < 60
+
+    assert report.html.is_file() and report.html.stat().st_size > 1_000_000
+    page = report.html.read_text()
+    assert page.count("<script") >= 6 and len(re.findall(r"\* plotly\.js v", page)) == 1  # plotly.js inlined once
+    assert len(report.pngs) == 6 and all(p.stat().st_size > 10_000 and p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in report.pngs)
+
+    # the front: the non-dominated set of finished, feasible, distinct designs
+    done = [t for t in trials if t.state == TrialState.COMPLETE]
+    considered = [t for t in done if "duplicate_of" not in t.user_attrs and t.user_attrs["constraints"][0] <= 0]
+    idx = non_dominated(np.array([t.values[0] for t in considered]), np.array([t.values[1] for t in considered]))
+    assert {t.number for t in report.front} == {considered[i].number for i in idx}
+    assert len(report.rows) == len(idx) == page.count("<tr>") - 1
+    assert any(r["reference"] == "bert_base" and r["speedup_vs_dense"] == 1.0 for r in report.rows)
+
+    hv = report.hypervolume
+    assert len(hv) == sum(t.user_attrs["constraints"][0] <= 0 for t in done)
+    assert all(b >= a for a, b in zip(hv, hv[1:])) and hv[-1] > 0
+    assert report.reference_point == (min(t.values[0] for t in done if t.user_attrs["constraints"][0] <= 0),
+                                      max(t.values[1] for t in done if t.user_attrs["constraints"][0] <= 0))
+
+
+# ---- a run directory, and bad input through the CLI --------------------------------------------
+
+
+def run_cli(*args, cwd):
+    return subprocess.run([sys.executable, "-m", "arch_search", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+def make_run_dir(path, n: int = 40, name: str = "squeezebert"):
+    """A run directory as `run` leaves it: study.db, study.json, pareto.csv with re-measured latency."""
+    path.mkdir(parents=True, exist_ok=True)
+    trials = synthetic_trials(n)
+    make_study(f"sqlite:///{path}/study.db", trials, name=name)
+    (path / "study.json").write_text(json.dumps({"study_name": name}))
+    with open(path / "pareto.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["trial", "remeasured_ms", "remeasured_speedup"])
+        writer.writeheader()
+        writer.writerows({"trial": t.number, "remeasured_ms": 100.0 + t.number, "remeasured_speedup": 1.5}
+                         for t in trials if t.state == TrialState.COMPLETE)
+    return trials
+
+
+def test_report_of_a_run_directory_with_remeasured_latency(tmp_path):
+    make_run_dir(tmp_path / "run")
+    out = run_cli("report", str(tmp_path / "run"), "--no-png", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith(f"wrote {tmp_path / 'run' / 'report.html'} and 0 PNGs")
+    page = (tmp_path / "run" / "report.html").read_text()
+    assert "re-measured ms" in page and "<td>100.0</td>" in page  # trial 0, the dense reference, from pareto.csv
+    assert "dense (BERT-base)" in page and "SqueezeBERT" in page and "Spearman rank correlation" in page
+    assert not list((tmp_path / "run").glob("*.png"))
+
+
+@pytest.mark.parametrize("case", ["missing run dir", "missing study", "no study.db", "missing sqlite file", "two studies"])
+def test_bad_input_is_one_clear_error(case, tmp_path):
+    make_run_dir(tmp_path / "run", n=12)
+    args = {
+        "missing run dir": ["report", str(tmp_path / "nope")],
+        "missing study": ["report", str(tmp_path / "run"), "--study", "other"],
+        "no study.db": ["report", str(tmp_path)],
+        "missing sqlite file": ["dashboard", f"sqlite:///{tmp_path}/nope.db"],
+        "two studies": ["report", f"sqlite:///{tmp_path}/run/study.db"],
+    }[case]
+    if case == "two studies":
+        optuna.create_study(study_name="second", storage=args[1])
+    out = run_cli(*args, cwd=tmp_path)
+    assert out.returncode != 0
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), out.stderr
+    expected = {
+        "missing run dir": f"no such run directory: {tmp_path / 'nope'}",
+        "missing study": "study 'other' not in sqlite:///",
+        "no study.db": "has no study.db",
+        "missing sqlite file": f"no SQLite file at {tmp_path}/nope.db",
+        "two studies": "holds 2 studies (squeezebert, second): name one with --study",
+    }[case]
+    assert expected in lines[0]
+    assert not (tmp_path / "nope.db").exists()
