@@ -72,20 +72,36 @@ def locate(target: str, study: str | None = None, require_study: bool = True) ->
     try:
         names = optuna.get_all_study_names(storage=storage_for(url))
     except Exception as e:  # a URL that no driver or server answers
-        raise ReportError(f"cannot open storage {url}: {e}") from None
+        raise ReportError(f"cannot open storage {shown(url)}: {str(e).strip().splitlines()[0]}") from None
     if study is None:
         if len(names) != 1 and not require_study:
             return Location(url, None, run_dir)
         if len(names) != 1:
-            raise ReportError(f"{target} holds {len(names)} studies ({', '.join(names) or 'none'}): name one with --study")
+            raise ReportError(f"{shown(target)} holds {len(names)} studies ({', '.join(names) or 'none'}): name one with --study")
         study = names[0]
     elif study not in names:
-        raise ReportError(f"study {study!r} not in {url}; studies there: {', '.join(names) or 'none'}")
+        raise ReportError(f"study {study!r} not in {shown(url)}; studies there: {', '.join(names) or 'none'}")
     return Location(url, study, run_dir)
 
 
+def shown(url: str) -> str:
+    """The storage URL without its password (for messages and the page)."""
+    from sqlalchemy.engine import make_url
+
+    if "://" not in url:  # a run directory
+        return url
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url.split("@")[-1]
+
+
 def load_study(loc: Location) -> optuna.Study:
-    return optuna.load_study(study_name=loc.study_name, storage=storage_for(loc.url))
+    study = optuna.load_study(study_name=loc.study_name, storage=storage_for(loc.url))
+    if len(study.directions) != 2:
+        raise ReportError(f"study {loc.study_name!r} has {len(study.directions)} objective(s); a search has two "
+                          "(proxy accuracy, latency ms)")
+    return study
 
 
 # ---- Pareto front and hypervolume (accuracy up, latency down) ----------------------------------
@@ -170,7 +186,7 @@ def spearman(x: np.ndarray, y: np.ndarray) -> float:
 
 @dataclass
 class StudyData:
-    """Finished trials of a study as arrays. ``designs`` are the trials that evaluated a design
+    """Finished trials of a study as arrays. ``design`` marks the trials that evaluated a design
     (not the ones that reused an earlier trial's result); ``feasible`` are those within the
     search's constraints, which the front and hypervolume are computed over (as Optuna does)."""
 
@@ -434,7 +450,7 @@ def write_report(target: str, study: str | None = None, out: str | Path | None =
     rows = front_rows(d, front, loc.run_dir)
     counts = ", ".join(f"{n} {s}" for s, n in d.counts.items() if n)
     title = f"arch_search report: study {loc.study_name}"
-    notes = (f"Storage {html.escape(loc.url)}; {counts}. Objectives: proxy accuracy (maximise; the search's score on a "
+    notes = (f"Storage {html.escape(shown(loc.url))}; {counts}. Objectives: proxy accuracy (maximise; the search's score on a "
              "held-out slice of train) and latency in ms (minimise; median, target scale, as measured during the search). "
              "The front and hypervolume cover finished, feasible trials; a trial that reused an earlier result "
              "(same design) is counted once.")

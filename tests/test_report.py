@@ -6,11 +6,13 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import random
 import re
 import subprocess
 import sys
 import time
+import uuid
 
 import numpy as np
 import optuna
@@ -247,3 +249,24 @@ def test_bad_input_is_one_clear_error(case, tmp_path):
     }[case]
     assert expected in lines[0]
     assert not (tmp_path / "nope.db").exists()
+
+
+def test_report_of_a_study_on_postgres(tmp_path):
+    """A storage URL with several studies: --study picks one; the password stays off the page.
+    Needs ARCH_SEARCH_POSTGRES_URL (.ci/run starts a server), like tests/test_postgres.py."""
+    url = os.environ.get("ARCH_SEARCH_POSTGRES_URL")
+    assert url, "set ARCH_SEARCH_POSTGRES_URL=postgresql://user:pass@host/db (see .ci/run, which starts one)"
+    from arch_search.search import storage_for
+
+    name = f"report-{uuid.uuid4().hex[:8]}"
+    trials = synthetic_trials(25)
+    optuna.create_study(study_name=name, storage=storage_for(url), directions=["maximize", "minimize"]).add_trials(trials)
+    try:
+        out = run_cli("report", url, "--study", name, "--out", str(tmp_path / "out"), "--no-png", cwd=tmp_path)
+        assert out.returncode == 0, out.stderr
+        page = (tmp_path / "out" / "report.html").read_text()
+        assert f"study {name}" in page and "dense (BERT-base)" in page
+        user, _, password = url.split("://", 1)[1].split("@")[0].partition(":")
+        assert password and f"{user}:{password}@" not in page and f"{user}:***@" in page
+    finally:
+        optuna.delete_study(study_name=name, storage=storage_for(url))
