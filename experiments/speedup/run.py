@@ -2,29 +2,35 @@
 
 Measures, interleaved in one run (A B C D A B C D ...), 1 thread, batch 1, seq 128:
 ours BERT-base, ours SqueezeBERT, HF ``BertModel`` and HF ``SqueezeBertModel``, where ours
-carry the HF models' (randomly initialised) weights through ``from_hf``. Writes
-``results.md`` beside this file (or ``--out``) and prints a final line with the ratios.
+carry the HF models' (randomly initialised) weights through ``from_hf``; then the same four
+exported to ONNX (opset 17, dynamic axes) and run by onnxruntime, interleaved in a second
+run. Writes ``results.md`` beside this file (or ``--out``) and prints a final line with the
+ratios.
 
     python experiments/speedup/run.py               # the committed results.md
-    python experiments/speedup/run.py --quick       # smoke run: tiny rounds, no file
+    python experiments/speedup/run.py --quick       # smoke run: 2 layers, tiny rounds, no file
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 from pathlib import Path
 
 import torch
 from arch_search import ArchSpec, build_model, closed_form_macs, compare_latency, count_cost, from_hf, to_hf
+from arch_search.onnx_export import ort_max_abs_diff, ort_session
 
 HERE = Path(__file__).resolve().parent
-PAPER_GFLOPS = {"BERT-base": 22.5, "SqueezeBERT": 7.42}  # Iandola et al., 2020, Table 2 (seq 128)
-TARGETS = {  # name: (slower, faster, target ratio)
-    "ours SqueezeBERT vs ours BERT-base": ("ours BERT-base", "ours SqueezeBERT", 2.8),
-    "ours SqueezeBERT vs HF SqueezeBertModel": ("HF SqueezeBertModel", "ours SqueezeBERT", 1.3),
-    "ours BERT-base vs HF BertModel": ("HF BertModel", "ours BERT-base", 0.95),
+PAPER_GFLOPS = {"BERT-base": 22.5, "SqueezeBERT": 7.42}  # Iandola et al., 2020, Table 2 (seq 128, 12 layers)
+TARGETS = {  # name: (backend, slower, faster, target ratio)
+    "ours SqueezeBERT vs ours BERT-base": ("torch", "ours BERT-base", "ours SqueezeBERT", 2.8),
+    "ours SqueezeBERT vs HF SqueezeBertModel": ("torch", "HF SqueezeBertModel", "ours SqueezeBERT", 1.3),
+    "ours BERT-base vs HF BertModel": ("torch", "HF BertModel", "ours BERT-base", 0.95),
+    "ours SqueezeBERT (ORT) vs HF SqueezeBertModel (ORT)": ("onnxruntime", "HF SqueezeBertModel", "ours SqueezeBERT", 1.0),
 }
+ISSUE_ORT = "HF BERT-base 296 ms, HF SqueezeBERT 112 ms: 2.63x"  # issue 5: through ORT, on another machine
 
 
 def hf_models(spec_bert: ArchSpec, spec_sq: ArchSpec) -> dict[str, torch.nn.Module]:
@@ -42,14 +48,15 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seq-len", type=int, default=128)
-    ap.add_argument("--quick", action="store_true", help="smoke run at seq 32, 3 rounds; writes nothing")
+    ap.add_argument("--layers", type=int, default=12)
+    ap.add_argument("--quick", action="store_true", help="smoke run: 2 layers, seq 32, 3 rounds; writes nothing")
     ap.add_argument("--out", type=Path, default=HERE / "results.md")
     ap.add_argument("--profile", action="store_true", help="print where each model's time goes (torch.profiler), then exit")
     args = ap.parse_args()
     if args.quick:
-        args.rounds, args.warmup, args.seq_len = 3, 1, 32
+        args.rounds, args.warmup, args.seq_len, args.layers = 3, 1, 32, 2
 
-    spec_bert, spec_sq = ArchSpec.preset("bert_base"), ArchSpec.preset("squeezebert")
+    spec_bert, spec_sq = (ArchSpec.preset(p).with_scale(layers=args.layers) for p in ("bert_base", "squeezebert"))
     hf = hf_models(spec_bert, spec_sq)
     ours = {"ours BERT-base": from_hf(hf["HF BertModel"])[0], "ours SqueezeBERT": from_hf(hf["HF SqueezeBertModel"])[0]}
     for name, hf_name in (("ours BERT-base", "HF BertModel"), ("ours SqueezeBERT", "HF SqueezeBertModel")):
@@ -59,22 +66,29 @@ def main() -> None:
         return _profile({**ours, **hf}, args)
 
     models = {**ours, **hf}
-    cmp = compare_latency(
-        models, baseline="ours BERT-base", seq_len=args.seq_len, threads=args.threads,
-        warmup=args.warmup, rounds=args.rounds,
-    )
-    ratios = {name: cmp.ratio(slow, fast) for name, (slow, fast, _) in TARGETS.items()}
-    report = _report(args, cmp, ratios, parity, spec_bert, spec_sq)
+    protocol = dict(baseline="ours BERT-base", seq_len=args.seq_len, threads=args.threads, warmup=args.warmup,
+                    rounds=args.rounds)
+    cmp = {"torch": compare_latency(models, **protocol)}
+    with tempfile.TemporaryDirectory(prefix="speedup-onnx-") as onnx_dir:
+        cmp["onnxruntime"] = compare_latency(models, **protocol, backend="onnxruntime", onnx_dir=onnx_dir)
+        ort_parity = _ort_parity(models, Path(onnx_dir), args.seq_len)
+    ratios = {name: cmp[backend].ratio(slow, fast) for name, (backend, slow, fast, _) in TARGETS.items()}
+    report = _report(args, cmp, ratios, parity, ort_parity, spec_bert, spec_sq)
     if not args.quick:
         args.out.write_text(report)
         print(f"wrote {args.out}")
     print(report if args.quick else "")
-    print("ratios: " + "; ".join(f"{k} {v:.2f}x (target {TARGETS[k][2]}x)" for k, v in ratios.items()))
+    print("ratios: " + "; ".join(f"{k} {v:.2f}x (target {TARGETS[k][3]}x)" for k, v in ratios.items()))
+
+
+def _ids(seq_len: int) -> torch.Tensor:
+    """(1, seq_len) token ids for the profile and the parity checks (seed 1)."""
+    return torch.randint(0, 30522, (1, seq_len), generator=torch.Generator().manual_seed(1))
 
 
 def _profile(models, args, passes: int = 5) -> None:
     """Self CPU time per forward pass, by op, for each model (top 8 ops)."""
-    ids = torch.randint(0, 30522, (1, args.seq_len), generator=torch.Generator().manual_seed(1))
+    ids = _ids(args.seq_len)
     torch.set_num_threads(args.threads)
     with torch.inference_mode():
         for name, model in models.items():
@@ -91,7 +105,7 @@ def _profile(models, args, passes: int = 5) -> None:
 
 
 def _parity(ours, hf, seq_len: int) -> dict[str, float]:
-    ids = torch.randint(0, 30522, (1, seq_len), generator=torch.Generator().manual_seed(1))
+    ids = _ids(seq_len)
     out = {}
     with torch.inference_mode():
         for name, hf_name in (("ours BERT-base", "HF BertModel"), ("ours SqueezeBERT", "HF SqueezeBertModel")):
@@ -101,8 +115,30 @@ def _parity(ours, hf, seq_len: int) -> dict[str, float]:
     return out
 
 
-def _report(args, cmp, ratios, parity, spec_bert, spec_sq) -> str:
+def _ort_parity(models, onnx_dir: Path, seq_len: int) -> dict[str, float]:
+    """Max abs diff of the last hidden state: each model's ONNX graph, as timed (the i-th model's
+    ``<i>.onnx``, traced at (2, 8)), in onnxruntime vs the model in torch, at (1, seq_len)."""
+    return {
+        name: ort_max_abs_diff(m, ort_session(onnx_dir / f"{i}.onnx"), {"input_ids": _ids(seq_len)})["last_hidden_state"]
+        for i, (name, m) in enumerate(models.items())
+    }
+
+
+def _table(cmp, baseline: str, other=None) -> list[str]:
+    """One row a model; with ``other`` (the other backend's comparison), its median / ours."""
+    head = f"| model | median ms | p10 ms | p90 ms | CV | speedup vs {baseline} |"
+    lines = [head + (" torch / ORT median |" if other else ""), "| --- |" + " ---: |" * (5 + bool(other))]
+    for name, lat in cmp.latencies.items():
+        row = f"| {name} | {lat.median_ms:.1f} | {lat.p10_ms:.1f} | {lat.p90_ms:.1f} | {lat.cv:.3f} | {cmp.speedup[name]:.2f}x |"
+        lines.append(row + (f" {other.latencies[name].median_ms / lat.median_ms:.2f}x |" if other else ""))
+    return lines
+
+
+def _report(args, cmp, ratios, parity, ort_parity, spec_bert, spec_sq) -> str:
+    ort = cmp["onnxruntime"]
+    cmp = cmp["torch"]
     env = next(iter(cmp.latencies.values())).env
+    ort_env = next(iter(ort.latencies.values())).env
     cmd = " ".join(["python experiments/speedup/run.py", *sys.argv[1:]])
     lines = [
         "# Speedup: SqueezeBERT vs BERT-base on this CPU",
@@ -111,25 +147,36 @@ def _report(args, cmp, ratios, parity, spec_bert, spec_sq) -> str:
         "",
         f"Machine: {env}",
         "",
-        f"Protocol: batch 1, seq {args.seq_len}, {args.threads} thread(s), `torch.inference_mode`, "
+        f"Protocol: batch 1, seq {args.seq_len}, {args.layers} layers, {args.threads} thread(s), `torch.inference_mode`, "
         f"{args.warmup} warm-up passes, then {args.rounds} rounds of one forward pass per model, "
         "interleaved (A B C D A B C D ...). Ours carry the HF models' weights via `from_hf` "
         f"(max abs diff of last hidden state vs HF: "
         + ", ".join(f"{k} {v:.1e}" for k, v in parity.items())
         + ").",
         "",
-        "| model | median ms | p10 ms | p90 ms | CV | speedup vs ours BERT-base |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        *_table(cmp, "ours BERT-base"),
+        "",
+        "## onnxruntime",
+        "",
+        f"Machine: {ort_env}",
+        "",
+        "The same four models, each exported with `arch_search.onnx_export.export_onnx` "
+        "(`torch.onnx.export`, opset 17, dynamic batch and sequence axes, input `input_ids` only) and run "
+        f"by an onnxruntime CPU session ({args.threads} intra-op thread(s), sequential execution, all graph "
+        "optimisations), with the same protocol in a second interleaved run right after the torch one. "
+        "Max abs diff of last hidden state, each ONNX graph in onnxruntime vs the same model in torch at "
+        f"(1, {args.seq_len}), a shape other than the traced (2, 8): "
+        + ", ".join(f"{k} {v:.1e}" for k, v in ort_parity.items())
+        + ". The last column compares the two runs (separate runs: indicative only).",
+        "",
+        *_table(ort, "ours BERT-base", other=cmp),
     ]
-    for name, lat in cmp.latencies.items():
-        lines.append(
-            f"| {name} | {lat.median_ms:.1f} | {lat.p10_ms:.1f} | {lat.p90_ms:.1f} | {lat.cv:.3f} | {cmp.speedup[name]:.2f}x |"
-        )
     lines += ["", "## Targets", "", "| ratio (of medians) | measured | target | met |", "| --- | ---: | ---: | --- |"]
     for name, value in ratios.items():
-        target = TARGETS[name][2]
+        target = TARGETS[name][3]
         lines.append(f"| {name} | {value:.2f}x | >= {target}x | {'yes' if value >= target else '**no**'} |")
     hf_ratio = cmp.ratio("HF BertModel", "HF SqueezeBertModel")
+    hf_ort_ratio = ort.ratio("HF BertModel", "HF SqueezeBertModel")
     macs = {n: closed_form_macs(s, args.seq_len) for n, s in (("BERT-base", spec_bert), ("SqueezeBERT", spec_sq))}
     flop_ratio = macs["BERT-base"] / macs["SqueezeBERT"]
     lines += [
@@ -140,7 +187,11 @@ def _report(args, cmp, ratios, parity, spec_bert, spec_sq) -> str:
         "unless it beats the FLOP ratio. Where the time goes: `profile.txt` beside this file "
         "(`--profile`), read in `README.md`.",
         "",
-        f"## FLOPs at seq {args.seq_len}, batch 1 (encoder; fvcore, checked in closed form)",
+        f"Through onnxruntime, HF's SqueezeBertModel vs HF BertModel here: {hf_ort_ratio:.2f}x (the issue, on "
+        f"another machine: {ISSUE_ORT}); ours SqueezeBERT vs ours BERT-base: "
+        f"{ort.ratio('ours BERT-base', 'ours SqueezeBERT'):.2f}x.",
+        "",
+        f"## FLOPs at seq {args.seq_len}, batch 1, {args.layers} layers (encoder; fvcore, checked in closed form)",
         "",
         "| model | params | GMACs | GFLOPs (2 x MACs) | paper GFLOPs |",
         "| --- | ---: | ---: | ---: | ---: |",
@@ -148,7 +199,7 @@ def _report(args, cmp, ratios, parity, spec_bert, spec_sq) -> str:
     for name, spec in (("BERT-base", spec_bert), ("SqueezeBERT", spec_sq)):
         c = count_cost(spec, seq_len=args.seq_len)
         assert c.macs == macs[name]
-        paper = PAPER_GFLOPS[name] if args.seq_len == 128 else "-"
+        paper = PAPER_GFLOPS[name] if (args.seq_len, spec.layers) == (128, 12) else "-"
         lines.append(f"| {name} | {c.params / 1e6:.1f}M | {c.gmacs:.3f} | {c.gflops:.2f} | {paper} |")
     lines += ["", f"FLOP ratio {flop_ratio:.2f}x (paper: 22.5 / 7.42 = 3.03x; measured on a Pixel 3: 4.3x).", ""]
     return "\n".join(lines)
