@@ -191,7 +191,10 @@ class Search:
     # ---- results --------------------------------------------------------------------------------
 
     def pareto(self) -> list[optuna.trial.FrozenTrial]:
-        return sorted(self.study.best_trials, key=lambda t: t.values[1])
+        """The Pareto-optimal designs, fastest first; a design sampled again (``duplicate_of``)
+        appears once, as the trial that evaluated it."""
+        front = [t for t in self.study.best_trials if "duplicate_of" not in t.user_attrs]
+        return sorted(front, key=lambda t: t.values[1])
 
     def dense_reference(self) -> optuna.trial.FrozenTrial | None:
         return dense_reference(self.study.trials)

@@ -63,10 +63,14 @@ def test_identical_designs_are_not_evaluated_twice(tmp_path):
     path = tmp_path / "two.yaml"
     path.write_text("base: minilm_l6\ngroups: {ffn_in: [1, 4]}\n")
     proxy = FakeProxy()
-    study = make(SearchSpace.load(path), tmp_path, proxy).run(6, progress=False)
+    search = make(SearchSpace.load(path), tmp_path, proxy)
+    study = search.run(6, progress=False)
     assert len(study.trials) == 6 and len(proxy.calls) == len(set(proxy.calls)) == 2
     dupes = [t for t in study.trials if "duplicate_of" in t.user_attrs]
     assert len(dupes) == 4 and all(t.values == study.trials[t.user_attrs["duplicate_of"]].values for t in dupes)
+    front = search.pareto()  # each design once, as the trial that scored it
+    assert [t.number for t in front] == sorted({t.user_attrs.get("duplicate_of", t.number) for t in study.best_trials},
+                                               key=lambda n: study.trials[n].values[1])
 
 
 def test_resume_continues_the_same_study(space, tmp_path):
