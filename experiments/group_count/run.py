@@ -1,0 +1,123 @@
+"""How many groups? Uniform G in {1, 2, 4, 8, 16} on all six projections of BERT-base.
+
+SqueezeBERT (Iandola et al., 2020, Sec. 4) picked G=4; grouping cuts a projection's MACs by G,
+but latency stops following FLOPs once the ops that grouping does not shrink (attention,
+LayerNorm, GELU, embeddings, per-op overhead) dominate. Each design: proxy accuracy over 3
+seeds, interleaved latency, MACs/FLOPs; then torch.profiler's top ops for G=1 vs G=16.
+
+    python experiments/group_count/run.py            # results.md, results.csv, group_count.png, profile.txt
+    python experiments/group_count/run.py --quick    # smoke run (CI): writes nothing
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+from plotly.subplots import make_subplots
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/: the shared lessons module
+import lessons  # noqa: E402
+
+from arch_search import ArchSpec, build_model  # noqa: E402
+from arch_search.cost import MATMUL_OPS  # noqa: E402
+from arch_search.latency import num_threads  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+GROUPS = (1, 2, 4, 8, 16)
+DESIGNS = {f"G={g}": ArchSpec.preset("bert_base").replace(groups=g) for g in GROUPS}
+PROFILED = ("G=1", "G=16")
+# ops that carry the multiply-adds (cost.py's) and what they dispatch to on CPU
+MATMUL_KERNELS = {op.split("::")[1] for op in MATMUL_OPS} | {
+    "_scaled_dot_product_flash_attention_for_cpu", "_scaled_dot_product_attention_math"}
+
+
+def following(rows) -> list[dict]:
+    """Per G: the FLOP reduction vs the measured speedup, the latency FLOPs alone would
+    predict (dense ms x MACs ratio), and each doubling's cut in FLOPs vs in latency."""
+    dense = rows[0]
+    out = []
+    for prev, r in zip([None, *rows[:-1]], rows):
+        flop_ratio = dense["macs"] / r["macs"]
+        predicted = dense["median_ms"] / flop_ratio
+        out.append({
+            "design": r["design"], "flop_reduction": round(flop_ratio, 3), "speedup": r["speedup"],
+            "speedup_over_flop_reduction": round(r["speedup"] / flop_ratio, 3),
+            "ms_if_latency_followed_flops": round(predicted, 2), "median_ms": r["median_ms"],
+            "ms_above_flops_line": round(r["median_ms"] - predicted, 2),
+            "step_flops_cut_pct": round(100 * (1 - r["macs"] / prev["macs"]), 1) if prev else "",
+            "step_latency_cut_pct": round(100 * (1 - r["median_ms"] / prev["median_ms"]), 1) if prev else "",
+        })
+    return out
+
+
+def profile(args, passes: int = 5, top: int = 12) -> str:
+    """torch.profiler: self CPU time by op, G=1 vs G=16, at the target scale, with the latency
+    protocol's batch / seq / threads; a summary per forward pass, then torch's table."""
+    cfg = lessons.config(args)
+    ids = torch.randint(0, 30522, (cfg.batch, cfg.seq_len), generator=torch.Generator().manual_seed(0))
+    lines = [f"torch.profiler over {passes} forward passes (after 3 warm-up), batch {cfg.batch}, seq {cfg.seq_len}, "
+             f"{cfg.latency.threads} thread(s), torch.inference_mode. Written by `{lessons.command()}`.", ""]
+    with num_threads(cfg.latency.threads), torch.inference_mode():
+        for name in PROFILED:
+            model = build_model(lessons.target(DESIGNS[name], args)).eval()
+            for _ in range(3):
+                model(input_ids=ids)
+            with torch.profiler.profile() as prof:
+                for _ in range(passes):
+                    model(input_ids=ids)
+            ops = prof.key_averages()
+            ms = {e.key: e.self_cpu_time_total / passes / 1e3 for e in ops}  # self CPU ms per pass
+            total = sum(ms.values())
+            matmul = sum(t for key, t in ms.items() if key.split("::")[-1] in MATMUL_KERNELS)
+            lines += [f"{name} ({lessons.pattern(DESIGNS[name])}): {total:.1f} ms per forward (profiled); "
+                      f"matmul-class ops {matmul:.1f} ms ({100 * matmul / total:.0f}%), everything else "
+                      f"{total - matmul:.1f} ms ({100 * (total - matmul) / total:.0f}%)",
+                      f"(table: totals over the {passes} passes)",
+                      ops.table(sort_by="self_cpu_time_total", row_limit=top), ""]
+    return "\n".join(lines)
+
+
+def report(args, rows, scores, cmp, follow, prof) -> list[str]:
+    lines = lessons.header("How many groups: uniform G on all six projections", args, cmp, DESIGNS, rows, scores)
+    lines += ["## Does latency follow FLOPs?", "",
+              "FLOP reduction = MACs(G=1) / MACs(G); *ms if latency followed FLOPs* = median(G=1) / FLOP reduction; "
+              "*step* = the change from the previous G (half as many groups).", "",
+              *lessons.md_table(follow, {
+                  "design": "design", "flop_reduction": "FLOP reduction", "speedup": "speedup",
+                  "speedup_over_flop_reduction": "speedup / FLOP reduction", "median_ms": "median ms",
+                  "ms_if_latency_followed_flops": "ms if latency followed FLOPs", "ms_above_flops_line": "ms above that",
+                  "step_flops_cut_pct": "step: FLOPs cut %", "step_latency_cut_pct": "step: latency cut %"}), "",
+              "## Where the time goes (G=1 vs G=16; full listing in `profile.txt`)", "",
+              *[f"- {line}" for line in prof.splitlines() if line.startswith("G=")], ""]
+    return lines
+
+
+def figure(rows, scores, follow):
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("speedup vs dense (target scale)", "proxy accuracy"))
+    gs = list(GROUPS)
+    fig.add_scatter(x=gs, y=[f["flop_reduction"] for f in follow], name="FLOP reduction (ideal)",
+                    mode="lines+markers", line_dash="dash", row=1, col=1)
+    fig.add_scatter(x=gs, y=[r["speedup"] for r in rows], name="measured speedup", mode="lines+markers", row=1, col=1)
+    for which in ("heldout", "dev"):
+        fig.add_trace(lessons.errorbars(gs, [scores[r["design"]].stats(which) for r in rows],
+                                        f"{which} accuracy (bars: seed min-max)"), row=1, col=2)
+    fig.update_xaxes(type="log", tickvals=gs, title_text="groups G (all six projections)")
+    fig.update_yaxes(title_text="x faster than G=1", row=1, col=1)
+    fig.update_yaxes(title_text="accuracy %", row=1, col=2)
+    fig.update_layout(title="Group count: FLOPs, latency and accuracy")
+    return fig
+
+
+def main() -> None:
+    args = lessons.parse(lessons.parser(__doc__))
+    cmp, scores, rows = lessons.evaluate(DESIGNS, args)
+    prof = profile(args)
+    follow = following(rows)
+    lessons.write(HERE, args, rows, report(args, rows, scores, cmp, follow, prof), figure(rows, scores, follow),
+                  "group_count.png", extra={"profile.txt": prof + "\n"})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,297 @@
+"""What the lesson experiments (which_layers, group_count, shuffle) share: the search's own
+accuracy proxy over several seeds, one interleaved latency measurement, costs, and the writing
+of results.md / results.csv / a PNG.
+
+The proxy and the latency protocol are *composed* from ``conf/run.yaml`` (the config of
+``python -m arch_search run``) and instantiated with Hydra, so an experiment scores designs
+exactly as the search does by default and cannot drift from it. Accuracy is measured at the
+proxy scale (``proxy_setup.scale``), latency and FLOPs at the target scale (the design's own
+dims, BERT-base here), as in the search (``../shared/DESIGN.md``, "Two scales").
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import math
+import os
+import statistics
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import plotly.graph_objects as go
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from arch_search import ArchSpec, build_model, count_cost
+from arch_search.cost import Cost
+from arch_search.latency import Comparison
+from arch_search.proxies.base import ProxyDiverged
+from arch_search.resources import conf_dir
+from arch_search.spec import PROJECTIONS
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("ARCH_SEARCH_SHARED", REPO.parent / "shared"))
+SEEDS = (0, 1, 2)
+SHORT = {"q": "q", "k": "k", "v": "v", "post_attention": "post", "ffn_in": "in", "ffn_out": "out"}
+# --quick: a smoke run of the whole script in seconds (nothing is written)
+QUICK_OVERRIDES = (
+    "proxy.steps=2", "proxy.threads=1", "proxy_setup.heldout=100", "proxy_setup.max_len=16",
+    "proxy_setup.scale={hidden:64,layers:1,heads:4,intermediate:128}", "seq_len=16", "latency.warmup=0",
+)
+QUICK_TARGET = {"hidden": 64, "layers": 2, "heads": 4, "intermediate": 256}  # tiny target dims to time
+
+
+def parser(doc: str) -> argparse.ArgumentParser:
+    """The command line every lesson shares (a script may add its own options)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS), help="proxy seeds (run.yaml's `seed`)")
+    ap.add_argument("--rounds", type=int, default=50, help="interleaved timed rounds per design (latency.rounds)")
+    ap.add_argument("--data-dir", default=os.environ.get("GLUE_DIR", str(SHARED / "glue")), help="GLUE TSV folders")
+    ap.add_argument("--cache-dir", default=str(REPO / ".cache" / "arch_search"), help="trained tokenizers")
+    ap.add_argument("--quick", action="store_true", help="smoke run: 2 proxy steps, 1 seed, tiny target; writes nothing")
+    return ap
+
+
+def parse(ap: argparse.ArgumentParser) -> argparse.Namespace:
+    args = ap.parse_args()
+    if args.quick:
+        args.seeds, args.rounds = args.seeds[:1], 2
+    return args
+
+
+def config(args: argparse.Namespace, seed: int = 0) -> DictConfig:
+    """``conf/run.yaml`` as ``python -m arch_search run seed=<seed>`` composes it."""
+    overrides = [
+        f"seed={seed}", f"task.data_dir={args.data_dir}", f"cache_dir={args.cache_dir}",
+        f"latency.rounds={args.rounds}", "proxy.progress=false",
+    ]
+    if args.quick:
+        overrides += QUICK_OVERRIDES
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        return compose(config_name="run", overrides=overrides)
+
+
+def target(spec: ArchSpec, args: argparse.Namespace) -> ArchSpec:
+    """The design at the scale it is timed and costed at (tiny under --quick)."""
+    return spec.with_scale(**QUICK_TARGET) if args.quick else spec
+
+
+def pattern(spec: ArchSpec) -> str:
+    """``q4 k4 v4 post1 in4 out4`` (+ ``s`` where a shuffle follows a grouped projection)."""
+    return spec.summary().split("g[")[1].rstrip("]")
+
+
+# ---- accuracy: the search's proxy, several seeds -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Proxy accuracy of one design, one value per seed (fractions; NaN where it diverged).
+    ``heldout``: held-out SST-2 train sentences, the score the search sees; ``dev``: SST-2 dev."""
+
+    seeds: tuple[int, ...]
+    heldout: tuple[float, ...]
+    dev: tuple[float, ...]
+    seconds: tuple[float, ...]
+
+    def stats(self, which: str = "heldout") -> tuple[float, float, float]:
+        """(mean, min, max) over seeds, in percent."""
+        values = [100 * v for v in getattr(self, which)]
+        return statistics.fmean(values), min(values), max(values)
+
+    def text(self, which: str = "heldout") -> str:
+        mean, lo, hi = self.stats(which)
+        return f"{mean:.1f} ({lo:.1f}-{hi:.1f})" if len(self.seeds) > 1 else f"{mean:.1f}"
+
+
+def delta(a: Scores, b: Scores, which: str = "heldout") -> tuple[float, float, float]:
+    """Paired per-seed difference a - b in points (same seed = same held-out slice, init and
+    batch order): (mean, min, max) over seeds."""
+    d = [100 * (x - y) for x, y in zip(getattr(a, which), getattr(b, which))]
+    return statistics.fmean(d), min(d), max(d)
+
+
+def paired(a: Scores, b: Scores, prefix: str) -> dict[str, float]:
+    """CSV columns of ``a - b`` in points, paired by seed: ``<prefix>_heldout`` (mean),
+    ``<prefix>_heldout_min``, ``<prefix>_heldout_max``, and the same for ``dev``."""
+    out = {}
+    for which in ("heldout", "dev"):
+        mean, lo, hi = delta(a, b, which)
+        out |= {f"{prefix}_{which}": round(mean, 2), f"{prefix}_{which}_min": round(lo, 2), f"{prefix}_{which}_max": round(hi, 2)}
+    return out
+
+
+def paired_text(row: Mapping, key: str) -> str:
+    """``+1.2 (+0.4 to +2.0)`` from the columns ``paired`` wrote."""
+    return f"{row[key]:+.1f} ({row[key + '_min']:+.1f} to {row[key + '_max']:+.1f})"
+
+
+def paired_stats(row: Mapping, key: str) -> tuple[float, float, float]:
+    return row[key], row[key + "_min"], row[key + "_max"]
+
+
+def score_designs(designs: Mapping[str, ArchSpec], args: argparse.Namespace) -> dict[str, Scores]:
+    """Every design through the run config's proxy (``instantiate(cfg.proxy)``), once per seed.
+    Seed-major, so each seed's task data and tokenizer are loaded once."""
+    runs: dict[str, list[tuple[float, float, float]]] = {name: [] for name in designs}
+    for seed in args.seeds:
+        proxy = instantiate(config(args, seed).proxy)
+        for name, spec in designs.items():
+            try:
+                r = proxy.evaluate(spec)
+                run = (r.score, r.dev[r.metric], r.details["train_seconds"])
+            except ProxyDiverged as e:
+                run = (math.nan, math.nan, math.nan)
+                print(f"seed {seed} {name}: diverged ({e})", flush=True)
+            runs[name].append(run)
+            print(f"seed {seed}  {name:<34} held-out {run[0]:.4f}  dev {run[1]:.4f}  ({run[2]:.0f} s train)", flush=True)
+    return {name: Scores(tuple(args.seeds), *map(tuple, zip(*r))) for name, r in runs.items()}
+
+
+# ---- latency and costs at the target scale -------------------------------------------------------
+
+
+def measure(designs: Mapping[str, ArchSpec], args: argparse.Namespace) -> Comparison:
+    """All designs in ONE interleaved ``compare_latency`` call (run.yaml's ``latency`` group);
+    the first design is the baseline of ``speedup``."""
+    cfg = config(args)
+    models = {name: build_model(target(spec, args)) for name, spec in designs.items()}
+    print(f"timing {len(models)} designs interleaved, {args.rounds} rounds ...", flush=True)
+    return instantiate(cfg.latency)(models, baseline=next(iter(designs)))
+
+
+def costs(designs: Mapping[str, ArchSpec], args: argparse.Namespace) -> dict[str, Cost]:
+    cfg = config(args)
+    return {name: count_cost(target(spec, args), seq_len=cfg.seq_len, batch=cfg.batch) for name, spec in designs.items()}
+
+
+def rows(designs: Mapping[str, ArchSpec], scores: Mapping[str, Scores], cmp: Comparison,
+         cost: Mapping[str, Cost]) -> list[dict]:
+    """One CSV row per design: pattern, accuracy per seed and its stats, latency, costs."""
+    out = []
+    for name, spec in designs.items():
+        s, lat, c = scores[name], cmp.latencies[name], cost[name]
+        row = {"design": name, "groups": pattern(spec)}
+        for which in ("heldout", "dev"):
+            mean, lo, hi = s.stats(which)
+            row |= {f"{which}_mean": round(mean, 2), f"{which}_min": round(lo, 2), f"{which}_max": round(hi, 2)}
+            row |= {f"{which}_seed{seed}": round(100 * v, 2) for seed, v in zip(s.seeds, getattr(s, which))}
+        row |= {
+            "median_ms": round(lat.median_ms, 2), "p10_ms": round(lat.p10_ms, 2), "p90_ms": round(lat.p90_ms, 2),
+            "cv": round(lat.cv, 4), "speedup": round(cmp.speedup[name], 3), "macs": c.macs, "gmacs": round(c.gmacs, 3),
+            "gflops": round(c.gflops, 3), "params_m": round(c.params / 1e6, 2),
+            "train_seconds_mean": round(statistics.fmean(s.seconds), 1),
+        }
+        out.append(row)
+    return out
+
+
+def evaluate(designs: Mapping[str, ArchSpec], args: argparse.Namespace) -> tuple[Comparison, dict[str, Scores], list[dict]]:
+    """Latency (first, on a quiet machine), costs and proxy scores of every design, and their rows."""
+    cmp = measure(designs, args)
+    cost = costs(designs, args)
+    scores = score_designs(designs, args)
+    return cmp, scores, rows(designs, scores, cmp, cost)
+
+
+# ---- writing -------------------------------------------------------------------------------------
+
+
+def command() -> str:
+    """The command line that is running, from the repository root."""
+    return " ".join(["python", str(Path(sys.argv[0]).resolve().relative_to(REPO)), *sys.argv[1:]])
+
+
+def header(title: str, args: argparse.Namespace, cmp: Comparison, designs: Mapping[str, ArchSpec],
+           rows_: Sequence[Mapping], scores: Mapping[str, Scores]) -> list[str]:
+    """Title, the command, the machine, the proxy and latency set-ups as composed, and the
+    table of designs."""
+    cfg = config(args)
+    p, ps, lat = cfg.proxy, cfg.proxy_setup, cfg.latency
+    scale = ps.scale
+    dims = target(next(iter(designs.values())), args)
+    return [
+        f"# {title}", "",
+        f"Command: `{command()}` (from the repository root; GLUE from `GLUE_DIR`, default `../shared/glue`)", "",
+        f"Machine: {next(iter(cmp.latencies.values())).env}", "",
+        "**Accuracy** (proxy scale): the search's default proxy, composed from `conf/run.yaml` "
+        f"(`{p._target_.rsplit('.', 1)[-1]}`, `proxy_setup.init={ps.init}`): each design trained from BERT's random "
+        f"init at hidden {scale.hidden} / {scale.layers} layers / {scale.heads} heads / FFN {scale.intermediate} "
+        f"with the same grouping pattern, {p.steps} steps of batch {p.batch_size}, AdamW lr {p.lr:g}, max length "
+        f"{ps.max_len}, a {ps.vocab_size}-token WordPiece vocabulary learnt on train. **held-out** = accuracy on "
+        f"{ps.heldout} whole SST-2 train sentences held out of training (the score the search sees); **dev** = "
+        f"SST-2 dev (872). Seeds {', '.join(map(str, args.seeds))} (`seed=N`: init, batch order and the held-out "
+        "slice); cells are mean (min-max) over seeds, in %. Deltas between designs are paired by seed.", "",
+        f"**Latency** (target scale, {dims.hidden} hidden x {dims.layers} layers, FFN {dims.intermediate}): "
+        f"batch {cfg.batch}, seq {cfg.seq_len}, {lat.threads} thread(s), `torch.inference_mode`, {lat.warmup} "
+        f"warm-up passes, then {lat.rounds} rounds; all {len(designs)} designs interleaved in one `compare_latency` "
+        "call. Speedup = median(dense) / median(design). FLOPs = 2 x MACs of the encoder (`count_cost`, fvcore).", "",
+        "## Designs", "", *design_table(rows_, scores), "",
+    ]
+
+
+def md_table(rows: Sequence[Mapping], columns: Mapping[str, str]) -> list[str]:
+    """Markdown table of ``rows``: ``columns`` maps a row key to its header."""
+    lines = ["| " + " | ".join(columns.values()) + " |", "|" + " --- |" * len(columns)]
+    for r in rows:
+        lines.append("| " + " | ".join(str(r[k]) for k in columns) + " |")
+    return lines
+
+
+DESIGN_COLUMNS = {
+    "design": "design", "groups": "groups (q k v post in out)", "heldout": "held-out % (seeds)",
+    "dev": "dev % (seeds)", "median_ms": "median ms", "speedup": "speedup", "gflops": "GFLOPs", "params_m": "params M",
+}
+
+
+def design_table(rows_: Sequence[Mapping], scores: Mapping[str, Scores]) -> list[str]:
+    """The per-design table every lesson prints first."""
+    shown = [{**r, "heldout": scores[r["design"]].text("heldout"), "dev": scores[r["design"]].text("dev"),
+              "speedup": f"{r['speedup']:.2f}x"} for r in rows_]
+    return md_table(shown, DESIGN_COLUMNS)
+
+
+def errorbars(x: Sequence[float], stats: Sequence[tuple[float, float, float]], name: str,
+              text: Sequence[str] | None = None, **kw) -> go.Scatter:
+    """A scatter trace at (x, mean) with asymmetric error bars to [min, max] (``stats``)."""
+    y = [m for m, _, _ in stats]
+    return go.Scatter(
+        x=list(x), y=y, name=name, text=list(text) if text else None,
+        mode="markers+text" if text else "markers+lines", textposition="top center",
+        error_y=dict(type="data", symmetric=False, array=[hi - m for m, _, hi in stats],
+                     arrayminus=[m - lo for m, lo, _ in stats]), **kw,
+    )
+
+
+def csv_text(rows_: Sequence[Mapping]) -> str:
+    """``rows_`` as CSV (header from the first row)."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows_[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows_)
+    return out.getvalue()
+
+
+def write(here: Path, args: argparse.Namespace, rows_: Sequence[Mapping], report: Sequence[str],
+          fig: go.Figure, png: str, extra: Mapping[str, str] | None = None) -> None:
+    """results.md, results.csv (``rows_``), ``png`` and ``extra`` files ({name: text}) beside
+    the script; under --quick everything is printed instead and nothing is written."""
+    files = {"results.md": "\n".join(report) + "\n", "results.csv": csv_text(rows_), **(extra or {})}
+    if args.quick:
+        for name, body in files.items():
+            print(f"--- {name} ---\n{body}")
+        print(f"--- {png}: {len(fig.data)} traces (not written under --quick) ---")
+        return
+    for name, body in files.items():
+        (here / name).write_text(body)
+    fig.write_image(here / png, width=1100, height=600)  # plotly -> kaleido -> headless Chromium
+    print(f"wrote {', '.join(files)} and {png} in {here}")
+
+
+__all__ = ["PROJECTIONS", "SHORT", "Scores", "config", "costs", "delta", "design_table", "errorbars",
+           "header", "command", "csv_text", "evaluate", "md_table", "measure", "paired", "paired_stats", "paired_text", "parse", "parser", "pattern", "rows", "score_designs", "target", "write"]
