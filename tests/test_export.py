@@ -116,3 +116,16 @@ def test_cli_export_and_its_errors(run_dir, capsys):
         with pytest.raises(SystemExit) as e:
             main(argv)
         assert str(e.value).startswith("error:") and message in str(e.value)
+
+
+def test_export_onnx_matches_ours_in_onnxruntime(run_dir):
+    from arch_search.onnx_export import ort_outputs
+
+    t = _study(run_dir).best_trials[0]
+    out = export_trial(run_dir, t.number, "onnx", run_dir / "onnx")
+    assert out.path.name == "model.onnx" and out.trained and "max abs diff" in out.notes[1]
+    ours, _ = load_trial_weights(weights_path(run_dir / "weights", t.user_attrs.get("duplicate_of", t.number)))
+    ids = torch.randint(0, TINY["vocab"], (4, 13), generator=torch.Generator().manual_seed(2))  # another shape
+    with torch.inference_mode():
+        expected = ours(ids).logits
+    assert torch.allclose(torch.as_tensor(ort_outputs(out.path, ids)["logits"]), expected, atol=1e-4)
