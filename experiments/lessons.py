@@ -225,8 +225,9 @@ def header(title: str, args: argparse.Namespace, cmp: Comparison, designs: Mappi
         f"with the same grouping pattern, {p.steps} steps of batch {p.batch_size}, AdamW lr {p.lr:g}, max length "
         f"{ps.max_len}, a {ps.vocab_size}-token WordPiece vocabulary learnt on train. **held-out** = accuracy on "
         f"{ps.heldout} whole SST-2 train sentences held out of training (the score the search sees); **dev** = "
-        f"SST-2 dev (872). Seeds {', '.join(map(str, args.seeds))} (`seed=N`: init, batch order and the held-out "
-        "slice); cells are mean (min-max) over seeds, in %. Deltas between designs are paired by seed.", "",
+        f"SST-2 dev (872). Seeds {', '.join(map(str, args.seeds))} (`seed=N` sets the init, the batch order, the held-out "
+        "slice and so the vocabulary learnt on the rest); cells are mean (min-max) over seeds, in %. Deltas "
+        "between designs are paired by seed.", "",
         f"**Latency** (target scale, {dims.hidden} hidden x {dims.layers} layers, FFN {dims.intermediate}): "
         f"batch {cfg.batch}, seq {cfg.seq_len}, {lat.threads} thread(s), `torch.inference_mode`, {lat.warmup} "
         f"warm-up passes, then {lat.rounds} rounds; all {len(designs)} designs interleaved in one `compare_latency` "

@@ -69,7 +69,7 @@ def figure(rows, scores):
                          ("dense", ["dense"])):
         by = {r["design"]: r for r in rows}
         fig.add_trace(lessons.errorbars([by[n]["median_ms"] for n in names], [scores[n].stats() for n in names], label,
-                                        [n.replace(" + shuffle", "") for n in names]))
+                                        [n.replace("ffn ", "").replace(" + shuffle", "") for n in names]))
     fig.update_layout(title="Channel shuffle on FFN in/out: proxy accuracy vs latency (target scale)",
                       xaxis_title="median latency, ms (BERT-base dims, seq 128, 1 thread)",
                       yaxis_title="held-out accuracy % (bars: seed min-max)")
