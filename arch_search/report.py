@@ -256,7 +256,7 @@ def fig_pareto(d: StudyData, front: list[int]) -> go.Figure:
     fig = go.Figure()
     rest = np.flatnonzero(d.design & d.feasible)
     fig.add_trace(go.Scatter(x=d.ms[rest], y=d.acc[rest], mode="markers", name="trials",
-                             marker=dict(size=5, color="rgba(99,110,250,0.35)"), hovertext=_hover(d, rest), hoverinfo="text"))
+                             marker=dict(size=5 if len(rest) > 300 else 9, color="rgba(99,110,250,0.45)"), hovertext=_hover(d, rest), hoverinfo="text"))
     infeasible = np.flatnonzero(d.design & ~d.feasible)
     if len(infeasible):
         fig.add_trace(go.Scatter(x=d.ms[infeasible], y=d.acc[infeasible], mode="markers", name="infeasible (constraints)",
@@ -284,8 +284,8 @@ def fig_hypervolume(d: StudyData, hv: list[float], ref: tuple[float, float]) -> 
     numbers = [t.number for t, ok in zip(d.trials, d.feasible) if ok]
     fig = go.Figure(go.Scatter(x=numbers, y=hv, mode="lines", line_shape="hv", name="hypervolume"))
     fig.update_layout(
-        title=f"Hypervolume over trials (maximise accuracy, minimise latency); reference point: "
-              f"accuracy {ref[0]:.4f}, latency {ref[1]:.1f} ms (the study's worst of each)",
+        title=f"Hypervolume over trials (maximise accuracy, minimise latency)<br><sup>reference point: "
+              f"accuracy {ref[0]:.4f}, latency {ref[1]:.1f} ms (the study's worst of each)</sup>",
         xaxis_title="trial number", yaxis_title="hypervolume (accuracy x ms above the reference point)")
     return fig
 
@@ -325,7 +325,7 @@ def fig_grouping(d: StudyData, front: list[int]) -> go.Figure:
 def fig_scatter(d: StudyData, x, y, xtitle: str, ytitle: str, what: str) -> go.Figure:
     idx = np.flatnonzero(d.design & np.isfinite(x) & np.isfinite(y))
     rho = spearman(x[idx], y[idx])
-    fig = go.Figure(go.Scatter(x=x[idx], y=y[idx], mode="markers", marker=dict(size=5, color="rgba(99,110,250,0.5)"),
+    fig = go.Figure(go.Scatter(x=x[idx], y=y[idx], mode="markers", marker=dict(size=5 if len(idx) > 300 else 9, color="rgba(99,110,250,0.6)"),
                                hovertext=_hover(d, idx), hoverinfo="text", name="designs"))
     fig.update_layout(title=f"{what}: Spearman rank correlation {rho:+.3f} over {len(idx)} designs",
                       xaxis_title=xtitle, yaxis_title=ytitle)
@@ -353,9 +353,10 @@ def fig_importances(imp: dict[str, dict[str, float]], n: int) -> go.Figure:
     params = sorted({p for v in imp.values() for p in v}, key=lambda p: first.get(p, 0.0))  # most important on top
     for name, values in imp.items():
         fig.add_trace(go.Bar(y=params, x=[values.get(p, 0.0) for p in params], orientation="h", name=name))
-    note = "" if imp else f" (needs at least {MIN_TRIALS_FOR_IMPORTANCE} finished trials)"
-    fig.update_layout(title=f"Parameter importances per objective: PED-ANOVA (Optuna's PedAnovaImportanceEvaluator, "
-                            f"top 10% vs all, {n} trials){note}",
+    note = (f": needs at least {MIN_TRIALS_FOR_IMPORTANCE}" if not imp else
+            ": under 50, so under 5 in the top 10%; indicative only" if n < 50 else "")
+    fig.update_layout(title=f"Parameter importances per objective<br><sup>PED-ANOVA (Optuna's PedAnovaImportanceEvaluator), "
+                            f"top 10% vs all, {n} trials{note}</sup>",
                       xaxis_title="importance", barmode="group", height=max(350, 150 + 30 * len(params)))
     return fig
 
@@ -399,7 +400,7 @@ def table_html(rows: list[dict]) -> str:
 PAGE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1400px}} table{{border-collapse:collapse;font-size:13px}}
-td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}} td:nth-child(3){{text-align:left;font-family:monospace}}
+td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}} td:nth-child(3){{text-align:left;font-family:monospace;white-space:nowrap}}
 .figure{{margin:1.5em 0}} .note{{color:#555}}</style>
 <script type="text/javascript">{plotlyjs}</script></head>
 <body><h1>{title}</h1><p class="note">{notes}</p>
