@@ -19,10 +19,14 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import Tensor, nn
+
+if TYPE_CHECKING:  # onnxruntime is the optional extra `onnx`: imported when a session is made
+    from onnxruntime import InferenceSession
 
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -95,7 +99,7 @@ def export_onnx(
     return path
 
 
-def ort_session(path: str | Path, threads: int = 1):
+def ort_session(path: str | Path, threads: int = 1) -> InferenceSession:
     """An onnxruntime ``InferenceSession`` on the CPU: ``threads`` intra-op threads, one
     inter-op thread, sequential execution, all graph optimisations, and no spinning of idle
     worker threads between runs (so sessions timed in turn do not steal each other's cores)."""
@@ -111,7 +115,7 @@ def ort_session(path: str | Path, threads: int = 1):
 
 
 def ort_outputs(
-    session,
+    session: InferenceSession | str | Path,
     input_ids: Tensor,
     attention_mask: Tensor | None = None,
     token_type_ids: Tensor | None = None,
@@ -133,7 +137,7 @@ def ort_outputs(
     return dict(zip([o.name for o in session.get_outputs()], session.run(None, feed)))
 
 
-def ort_max_abs_diff(model: nn.Module, session, feed: Mapping[str, Tensor]) -> dict[str, float]:
+def ort_max_abs_diff(model: nn.Module, session: InferenceSession, feed: Mapping[str, Tensor]) -> dict[str, float]:
     """Max abs difference between ``model``'s outputs (eval, no autograd) and the session's,
     per session output, on ``feed`` (inputs by name, int64 (batch, sequence) tensors)."""
     theirs = ort_outputs(session, **feed)
