@@ -174,7 +174,8 @@ def format_table(designs: dict[str, ArchSpec], costs: dict, comparison: Comparis
 
 def export(args: list[str]) -> None:
     """``export <run dir> trial=N format=spec|hf|onnx [out=DIR]``."""
-    from arch_search.export import ExportError, export_trial
+    from arch_search.export import export_trial
+    from arch_search.runs import RunError
 
     keys = dict(a.split("=", 1) for a in args[1:] if "=" in a)
     unknown = [a for a in args[1:] if "=" not in a] + sorted(set(keys) - {"trial", "format", "out"})
@@ -183,7 +184,7 @@ def export(args: list[str]) -> None:
                          + (f" (unexpected: {' '.join(unknown)})" if unknown else ""))
     try:
         out = export_trial(Path(args[0]), int(keys["trial"]), keys.get("format", "spec"), keys.get("out"))
-    except ExportError as e:
+    except RunError as e:
         raise SystemExit(f"error: {e}") from None
     print(f"wrote {out.path}")
     for note in out.notes:
@@ -192,7 +193,8 @@ def export(args: list[str]) -> None:
 
 def report(argv: list[str]) -> None:
     """Write report.html and a PNG per figure for a run directory or a storage URL."""
-    from arch_search.report import ReportError, write_report
+    from arch_search.report import write_report
+    from arch_search.runs import RunError
 
     parser = argparse.ArgumentParser(prog="python -m arch_search report", description=report.__doc__)
     parser.add_argument("target", help="run directory (with study.db) or Optuna storage URL")
@@ -202,7 +204,7 @@ def report(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     try:
         result = write_report(args.target, study=args.study, out=args.out, png=args.png)
-    except ReportError as e:
+    except RunError as e:
         raise SystemExit(f"error: {e}") from None
     print(f"wrote {result.html} and {len(result.pngs)} PNGs ({len(result.front)} designs on the front, "
           f"{result.seconds:.1f} s)")
@@ -211,7 +213,7 @@ def report(argv: list[str]) -> None:
 def dashboard(argv: list[str]) -> None:
     """Serve optuna-dashboard on a run directory's study.db or a storage URL."""
     from arch_search.dashboard import serve
-    from arch_search.report import ReportError
+    from arch_search.runs import RunError
 
     parser = argparse.ArgumentParser(prog="python -m arch_search dashboard", description=dashboard.__doc__)
     parser.add_argument("target", help="run directory (with study.db) or Optuna storage URL")
@@ -221,7 +223,7 @@ def dashboard(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     try:
         serve(args.target, host=args.host, port=args.port, study=args.study)
-    except ReportError as e:
+    except RunError as e:
         raise SystemExit(f"error: {e}") from None
 
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import optuna
 
-from arch_search.report import ReportError, locate
-from arch_search.search import storage_for
+from arch_search.runs import RunError, locate, storage_for
 
 
 def serve(target: str, host: str = "127.0.0.1", port: int = 8080, study: str | None = None) -> None:
@@ -15,7 +14,7 @@ def serve(target: str, host: str = "127.0.0.1", port: int = 8080, study: str | N
     try:
         from optuna_dashboard import run_server
     except ImportError:
-        raise ReportError("optuna-dashboard is not installed: pip install -e '.[dashboard]'") from None
+        raise RunError("optuna-dashboard is not installed: pip install -e '.[dashboard]'") from None
     loc = locate(target, study, require_study=False)
     storage = storage_for(loc.url)
     base = f"http://{host}:{port}/dashboard/"

@@ -17,7 +17,6 @@ scale with BERT's random init, and says that it is untrained.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,12 +26,13 @@ from safetensors.torch import load_file, save_file
 from tokenizers import Tokenizer
 
 from arch_search.model import Encoder, build_model
+from arch_search.runs import RunError, locate, storage_for
 from arch_search.spec import ArchSpec
 
 FORMATS = ("spec", "hf", "onnx")
 
 
-class ExportError(ValueError):
+class ExportError(RunError):
     """A run, study or trial that cannot be exported; the message says which and why."""
 
 
@@ -88,20 +88,11 @@ class Exported:
 
 def load_run_trial(run_dir: Path, number: int) -> optuna.trial.FrozenTrial:
     """Trial ``number`` of the study in ``run_dir`` (study.db + study.json written by ``run``)."""
-    run_dir = Path(run_dir)
-    if not (run_dir / "study.db").is_file():
-        raise ExportError(f"{run_dir}: not a run directory (no study.db; `python -m arch_search run` makes one)")
-    name = json.loads((run_dir / "study.json").read_text())["study_name"] if (run_dir / "study.json").is_file() else None
-    storage = f"sqlite:///{run_dir.resolve() / 'study.db'}"
-    names = optuna.get_all_study_names(storage)
-    if name is None:
-        if len(names) != 1:
-            raise ExportError(f"{run_dir}: no study.json and {len(names)} studies in study.db: {names}")
-        name = names[0]
-    study = optuna.load_study(study_name=name, storage=storage)
+    loc = locate(str(run_dir))
+    study = optuna.load_study(study_name=loc.study_name, storage=storage_for(loc.url))
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     if number not in trials:
-        raise ExportError(f"{run_dir}: study {name!r} has no trial {number} (trials 0..{len(trials) - 1})")
+        raise ExportError(f"{run_dir}: study {loc.study_name!r} has no trial {number} (trials 0..{len(trials) - 1})")
     trial = trials[number]
     if "spec" not in trial.user_attrs:
         raise ExportError(f"{run_dir}: trial {number} has no design (state {trial.state.name})")

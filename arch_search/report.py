@@ -14,7 +14,6 @@ from __future__ import annotations
 import bisect
 import csv
 import html
-import json
 import math
 import time
 import warnings
@@ -27,81 +26,14 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
-from arch_search.search import dense_reference, storage_for, trial_rows
+from arch_search.runs import RunError, load_study, locate, shown
+from arch_search.search import dense_reference, trial_rows
 from arch_search.spec import PROJECTIONS, ArchSpec
 
 REFERENCE_LABELS = {"bert_base": "dense (BERT-base)", "squeezebert": "SqueezeBERT"}
 SHORT = {"post_attention": "post", "ffn_in": "in", "ffn_out": "out"}
 FIGURES = ("pareto_front", "hypervolume", "grouping_heatmap", "flops_vs_latency", "params_vs_accuracy", "importances")
 MIN_TRIALS_FOR_IMPORTANCE = 10
-
-
-class ReportError(ValueError):
-    """A run directory, storage or study that cannot be reported (the CLI prints it as ``error: ...``)."""
-
-
-# ---- where the study is -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Location:
-    url: str  # Optuna storage URL
-    study_name: str | None  # None only from locate(..., require_study=False) on a storage of several studies
-    run_dir: Path | None  # where pareto.csv / study.json live, if the study came from a run directory
-
-
-def locate(target: str, study: str | None = None, require_study: bool = True) -> Location:
-    """The storage URL and study name of ``target``: a run directory (its study.db, and the
-    name in its study.json) or a storage URL (``sqlite:///...``, ``postgresql://...``), where
-    ``study`` may be left out when the storage holds exactly one study (or, with
-    ``require_study=False``, any number: the name is then None unless there is one)."""
-    run_dir = None
-    if "://" in target:
-        url = target
-        if url.startswith("sqlite:///") and not Path(url[len("sqlite:///") :]).is_file():
-            raise ReportError(f"no SQLite file at {url[len('sqlite:///'):]} (from {url})")  # Optuna would create one
-    else:
-        run_dir = Path(target)
-        if not run_dir.is_dir():
-            raise ReportError(f"no such run directory: {target}")
-        if not (run_dir / "study.db").is_file():
-            raise ReportError(f"{target} has no study.db (not a run directory of `python -m arch_search run`)")
-        url = f"sqlite:///{(run_dir / 'study.db').resolve()}"
-        if study is None and (run_dir / "study.json").is_file():
-            study = json.loads((run_dir / "study.json").read_text()).get("study_name")
-    try:
-        names = optuna.get_all_study_names(storage=storage_for(url))
-    except Exception as e:  # a URL that no driver or server answers
-        raise ReportError(f"cannot open storage {shown(url)}: {str(e).strip().splitlines()[0]}") from None
-    if study is None:
-        if len(names) != 1 and not require_study:
-            return Location(url, None, run_dir)
-        if len(names) != 1:
-            raise ReportError(f"{shown(target)} holds {len(names)} studies ({', '.join(names) or 'none'}): name one with --study")
-        study = names[0]
-    elif study not in names:
-        raise ReportError(f"study {study!r} not in {shown(url)}; studies there: {', '.join(names) or 'none'}")
-    return Location(url, study, run_dir)
-
-
-def shown(url: str) -> str:
-    """The storage URL without its password (for messages and the page)."""
-    from sqlalchemy.engine import make_url
-
-    if "://" not in url:  # a run directory
-        return url
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return url.split("@")[-1]
-
-
-def load_study(loc: Location) -> optuna.Study:
-    study = optuna.load_study(study_name=loc.study_name, storage=storage_for(loc.url))
-    if len(study.directions) != 2:
-        raise ReportError(f"study {loc.study_name!r} has {len(study.directions)} objective(s); a search has two "
-                          "(proxy accuracy, latency ms)")
-    return study
 
 
 # ---- Pareto front and hypervolume (accuracy up, latency down) ----------------------------------
@@ -205,7 +137,7 @@ class StudyData:
         every = study.get_trials(deepcopy=False)
         done = sorted((t for t in every if t.state == optuna.trial.TrialState.COMPLETE and t.values), key=lambda t: t.number)
         if not done:
-            raise ReportError(f"study {study.study_name!r} has no finished trial yet")
+            raise RunError(f"study {study.study_name!r} has no finished trial yet")
         attrs = [t.user_attrs for t in done]
         return cls(
             study=study,
@@ -429,7 +361,7 @@ def write_report(target: str, study: str | None = None, out: str | Path | None =
     loc = locate(target, study)
     out_dir = Path(out) if out is not None else loc.run_dir
     if out_dir is None:
-        raise ReportError("a storage URL needs --out DIR (where to write the report)")
+        raise RunError("a storage URL needs --out DIR (where to write the report)")
     out_dir.mkdir(parents=True, exist_ok=True)
     d = StudyData.of(load_study(loc))
     front = d.front()
@@ -479,6 +411,6 @@ def write_pngs(figures: list[go.Figure], paths: list[Path]) -> None:
         pio.write_images(figures, paths, width=1200, height=[max(600, f.layout.height or 0) for f in figures])
     except Exception as e:  # kaleido's ChromeNotFoundError and its kin
         if "chrome" in type(e).__name__.lower() or "chrom" in str(e).lower():
-            raise ReportError(f"PNG export needs Chrome or Chromium (Debian: apt-get install chromium; "
+            raise RunError(f"PNG export needs Chrome or Chromium (Debian: apt-get install chromium; "
                               f"or set BROWSER_PATH); report.html is written; --no-png skips PNGs ({e})") from None
         raise

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
-from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages import RDBStorage
 
 from arch_search.cost import count_cost
 from arch_search.export import keep_front_weights, save_trial_weights, weights_path
@@ -50,35 +50,6 @@ class Constraints:
             latency_ms - self.max_latency_ms if self.max_latency_ms is not None else -1.0,
             params - self.max_params if self.max_params is not None else -1.0,
         ]
-
-
-def storage_for(url: str, heartbeat_interval: int = 60, grace_period: int | None = None, max_retry: int = 3) -> RDBStorage:
-    """An RDB storage with heartbeats: a trial whose worker stops beating for
-    ``grace_period`` seconds (default 2 x interval) is failed and re-queued (``max_retry``)."""
-    url = _postgres_driver(url)
-    engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
-    with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since v2.8
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return RDBStorage(
-            url,
-            engine_kwargs=engine_kwargs,
-            heartbeat_interval=heartbeat_interval,
-            grace_period=grace_period or 2 * heartbeat_interval,
-            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=max_retry),
-        )
-
-
-def _postgres_driver(url: str) -> str:
-    """``postgresql://`` with the driver that is installed: SQLAlchemy's default for that
-    scheme is psycopg 3, while the ``postgres`` extra installs psycopg2."""
-    if not url.startswith("postgresql://"):
-        return url
-    try:
-        import psycopg  # noqa: F401
-
-        return url
-    except ImportError:
-        return "postgresql+psycopg2://" + url[len("postgresql://") :]
 
 
 class Search:

@@ -74,7 +74,7 @@ def test_every_logger_config_instantiates(logger, tmp_path):
 def test_storage_configs_target_the_heartbeat_storage():
     for name in ("sqlite", "postgres"):
         cfg = compose_run(f"storage={name}")
-        assert cfg.storage._target_ == "arch_search.search.storage_for" and cfg.storage.heartbeat_interval > 0
+        assert cfg.storage._target_ == "arch_search.runs.storage_for" and cfg.storage.heartbeat_interval > 0
 
 
 def test_supernet_proxy_follows_the_space_or_falls_back_to_finetune(capsys):

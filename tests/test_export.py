@@ -9,7 +9,9 @@ import torch
 from arch_search import ArchSpec, build_model, compare_latency
 from arch_search.export import ExportError, export_hf, export_trial, load_exported, load_trial_weights, weights_path
 from arch_search.proxies import ProxyResult
-from arch_search.search import Search, storage_for
+from arch_search.runs import RunError
+from arch_search.runs import storage_for
+from arch_search.search import Search
 from arch_search.space import SearchSpace
 
 SPACE = "base: minilm_l6\ngroups: {q: [1, 4], k: [1, 4], v: [1, 4], post_attention: [1], ffn_in: [1, 4], ffn_out: [1, 4]}\n"
@@ -94,7 +96,7 @@ def test_designs_hf_cannot_express_export_as_safetensors_and_spec(tmp_path):
 
 
 def test_bad_input_is_one_clear_error(run_dir, tmp_path):
-    with pytest.raises(ExportError, match="not a run directory"):
+    with pytest.raises(RunError, match="no such run directory"):
         export_trial(tmp_path / "nowhere", 0, "hf")
     with pytest.raises(ExportError, match="has no trial 99"):
         export_trial(run_dir, 99, "spec")
@@ -102,13 +104,14 @@ def test_bad_input_is_one_clear_error(run_dir, tmp_path):
         export_trial(run_dir, 0, "tflite")
 
 
-def test_cli_export_and_its_errors(run_dir, capsys):
+def test_cli_export_and_its_errors(run_dir, tmp_path, capsys):
     from arch_search.cli import main
 
     main(["export", str(run_dir), "trial=1", "format=spec", f"out={run_dir / 'cli_spec'}"])
     assert "wrote" in capsys.readouterr().out and (run_dir / "cli_spec" / "spec.yaml").is_file()
     for argv, message in [
-        (["export", str(run_dir / "missing"), "trial=0"], "not a run directory"),
+        (["export", str(run_dir / "missing"), "trial=0"], "no such run directory"),
+        (["export", str(tmp_path), "trial=0"], "has no study.db"),
         (["export", str(run_dir), "trial=42"], "has no trial 42"),
         (["export", str(run_dir), "format=hf"], "usage"),
         (["export", str(run_dir), "trial=0", "colour=red"], "unexpected: colour"),

@@ -9,7 +9,7 @@ import uuid
 
 import optuna
 
-from arch_search.search import storage_for
+from arch_search.runs import storage_for
 from tests.conftest import REPO
 
 SPACE = "base: minilm_l6\ngroups: {q: [1, 2, 4, 8], k: [1, 2, 4, 8], v: [1, 2, 4, 8], ffn_in: [1, 2, 4, 8], ffn_out: [1, 2, 4, 8]}\n"

@@ -6,7 +6,7 @@ writes ``results.md`` beside this file from the run's ``pareto.csv`` / ``trials.
 reference, and where SqueezeBERT's own design (4,4,4,1,4,4) lands relative to the front.
 
     python experiments/search_recovers_squeezebert/run.py            # ~30-45 min on 2 cores
-    python experiments/search_recovers_squeezebert/run.py --render   # results.md from run/ again
+    python experiments/search_recovers_squeezebert/run.py --render   # results.md and figures/ from run/ again
     python experiments/search_recovers_squeezebert/run.py --quick    # smoke: `run search=quick`, prints only
 
 GLUE comes from ``GLUE_DIR`` (default ``../shared/glue`` beside the repository).
@@ -18,6 +18,7 @@ import argparse
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -169,7 +170,19 @@ def main() -> None:
         run_search(run_dir, quick=False)
         strip_progress(run_dir / "log.txt")
     (HERE / "results.md").write_text(render(run_dir))
+    figures(run_dir, HERE / "figures")
     print((HERE / "results.md").read_text())
+
+
+def figures(run_dir: Path, out: Path, keep=("pareto_front", "hypervolume", "grouping_heatmap", "flops_vs_latency")) -> None:
+    """The run's `python -m arch_search report` PNGs (the self-contained HTML page, ~5 MB, is
+    not kept: `python -m arch_search report experiments/search_recovers_squeezebert/run` makes it)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "arch_search", "report", str(run_dir), "--out", tmp]
+        subprocess.run(cmd, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+        out.mkdir(exist_ok=True)
+        for name in keep:
+            shutil.copyfile(Path(tmp) / f"{name}.png", out / f"{name}.png")
 
 
 def strip_progress(log: Path) -> None:
