@@ -83,6 +83,9 @@ def run(cfg: DictConfig) -> None:
         raise SystemExit(f"error: {e}") from None
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     predict = None
+    if cfg.search.latency_mode == "lut" and cfg.latency.get("backend", "torch") != "torch":
+        raise SystemExit("error: search.latency_mode=lut prices designs from torch timings; "
+                         "use latency.backend=torch with it (or latency_mode=measured)")
     if cfg.search.latency_mode == "lut":
         lat = cfg.latency
         lut = lut_for(space.covering_specs(), space.random_specs(cfg.search.lut_heldout, cfg.seed), cfg.cache_dir,

@@ -111,6 +111,12 @@ def test_run_rejects_a_bad_space_before_any_study(tmp_path):
     assert not (tmp_path / "run" / "study.db").exists()
 
 
+def test_run_refuses_a_torch_lut_with_the_onnxruntime_backend(tmp_path):
+    out = run("run", "search.latency_mode=lut", "latency.backend=onnxruntime", f"hydra.run.dir={tmp_path}/run", cwd=tmp_path)
+    assert out.returncode != 0 and "use latency.backend=torch" in out.stderr
+    assert not (tmp_path / "run" / "study.db").exists()
+
+
 def test_workers_fan_out_with_the_submitit_launcher(tmp_path):
     """The SLURM fan-out (hydra/launcher=submitit_slurm) run by submitit's local executor:
     two jobs, one shared study."""
