@@ -40,7 +40,7 @@ SEEDS = (0, 1, 2)
 SHORT = {"q": "q", "k": "k", "v": "v", "post_attention": "post", "ffn_in": "in", "ffn_out": "out"}
 # --quick: a smoke run of the whole script in seconds (nothing is written)
 QUICK_OVERRIDES = (
-    "proxy.steps=2", "proxy.threads=1", "proxy_setup.heldout=100", "proxy_setup.max_len=16",
+    "proxy.steps=2", "proxy_setup.heldout=100", "proxy_setup.max_len=16",
     "proxy_setup.scale={hidden:64,layers:1,heads:4,intermediate:128}", "seq_len=16", "latency.warmup=0",
 )
 QUICK_TARGET = {"hidden": 64, "layers": 2, "heads": 4, "intermediate": 256}  # tiny target dims to time
@@ -53,6 +53,9 @@ def parser(doc: str) -> argparse.ArgumentParser:
     ap.add_argument("--rounds", type=int, default=50, help="interleaved timed rounds per design (latency.rounds)")
     ap.add_argument("--data-dir", default=os.environ.get("GLUE_DIR", str(SHARED / "glue")), help="GLUE TSV folders")
     ap.add_argument("--cache-dir", default=str(REPO / ".cache" / "arch_search"), help="trained tokenizers")
+    ap.add_argument("--proxy-threads", type=int, default=None,
+                    help="training threads (proxy.threads; default: run.yaml's). 1 keeps a shared machine's other "
+                         "core free: 2 OpenMP threads beside another busy process stall at barriers")
     ap.add_argument("--quick", action="store_true", help="smoke run: 2 proxy steps, 1 seed, tiny target; writes nothing")
     return ap
 
@@ -70,6 +73,8 @@ def config(args: argparse.Namespace, seed: int = 0) -> DictConfig:
         f"seed={seed}", f"task.data_dir={args.data_dir}", f"cache_dir={args.cache_dir}",
         f"latency.rounds={args.rounds}", "proxy.progress=false",
     ]
+    if args.proxy_threads is not None:
+        overrides.append(f"proxy.threads={args.proxy_threads}")
     if args.quick:
         overrides += QUICK_OVERRIDES
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
@@ -222,7 +227,8 @@ def header(title: str, args: argparse.Namespace, cmp: Comparison, designs: Mappi
         "**Accuracy** (proxy scale): the search's default proxy, composed from `conf/run.yaml` "
         f"(`{p._target_.rsplit('.', 1)[-1]}`, `proxy_setup.init={ps.init}`): each design trained from BERT's random "
         f"init at hidden {scale.hidden} / {scale.layers} layers / {scale.heads} heads / FFN {scale.intermediate} "
-        f"with the same grouping pattern, {p.steps} steps of batch {p.batch_size}, AdamW lr {p.lr:g}, max length "
+        f"with the same grouping pattern, {p.steps} steps of batch {p.batch_size}, AdamW lr {p.lr:g}, {p.threads} "
+        f"training thread(s), max length "
         f"{ps.max_len}, a {ps.vocab_size}-token WordPiece vocabulary learnt on train. **held-out** = accuracy on "
         f"{ps.heldout} whole SST-2 train sentences held out of training (the score the search sees); **dev** = "
         f"SST-2 dev (872). Seeds {', '.join(map(str, args.seeds))} (`seed=N` sets the init, the batch order, the held-out "
