@@ -140,12 +140,12 @@ def paired_stats(row: Mapping, key: str) -> tuple[float, float, float]:
     return row[key], row[key + "_min"], row[key + "_max"]
 
 
-def score_designs(designs: Mapping[str, ArchSpec], args: argparse.Namespace) -> dict[str, Scores]:
-    """Every design through the run config's proxy (``instantiate(cfg.proxy)``), once per seed.
-    Seed-major, so each seed's task data and tokenizer are loaded once."""
+def score_designs(designs: Mapping[str, ArchSpec], args: argparse.Namespace, **proxy_kwargs) -> dict[str, Scores]:
+    """Every design through the run config's proxy (``instantiate(cfg.proxy, **proxy_kwargs)``),
+    once per seed. Seed-major, so each seed's task data and tokenizer are loaded once."""
     runs: dict[str, list[tuple[float, float, float]]] = {name: [] for name in designs}
     for seed in args.seeds:
-        proxy = instantiate(config(args, seed).proxy)
+        proxy = instantiate(config(args, seed).proxy, **proxy_kwargs)
         for name, spec in designs.items():
             try:
                 r = proxy.evaluate(spec)

@@ -16,13 +16,14 @@ from tests.conftest import REPO, SHARED
         ("experiments/proxy_finetune/run.py", ["--quick"]),
         ("experiments/proxy_supernet/run.py", ["--quick"]),
         ("experiments/search_recovers_squeezebert/run.py", ["--quick"]),
+        ("experiments/proxy_fidelity/run.py", ["--quick"]),
         ("experiments/which_layers/run.py", ["--quick"]),
         ("experiments/group_count/run.py", ["--quick"]),
         ("experiments/shuffle/run.py", ["--quick"]),
     ],
 )
 def test_quick_variant_runs(script, args, tmp_path):
-    extra = ["--cache-dir", str(tmp_path)] if "supernet" in script else []
+    extra = ["--cache-dir", str(tmp_path)] if "supernet" in script or "fidelity" in script else []  # trains a supernet
     env = {**os.environ, "ARCH_SEARCH_SHARED": str(SHARED)}
     out = subprocess.run([sys.executable, script, *args, *extra], cwd=REPO, capture_output=True, text=True, timeout=900, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
