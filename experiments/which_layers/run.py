@@ -108,8 +108,9 @@ def report(args, rows, scores, cmp, eff) -> list[str]:
               f"{post['alone_saved_ms']:.1f} ms saved; keeping it dense in all-4: "
               f"{lessons.paired_text(post, 'keep_heldout')} points for "
               f"{post['keep_cost_ms']:.1f} ms.",
-              f"- Seed noise: a design's held-out accuracy spans {noise:.1f} points (max-min over seeds, mean over "
-              "designs); a paired delta whose seed range crosses 0 is not separable from noise.", ""]
+              (f"- Seed noise: a design's held-out accuracy spans {noise:.1f} points (max-min over seeds, mean over "
+               "designs); a paired delta whose seed range crosses 0 is not separable from noise." if len(args.seeds) > 1
+               else "- Seed noise: **not measured (one seed)**; the deltas above are single runs."), ""]
     return lines
 
 
