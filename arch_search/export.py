@@ -26,7 +26,7 @@ from safetensors.torch import load_file, save_file
 from tokenizers import Tokenizer
 
 from arch_search.model import Encoder, build_model
-from arch_search.runs import RunError, locate, storage_for
+from arch_search.runs import RunError, load_study, locate
 from arch_search.spec import ArchSpec
 
 FORMATS = ("spec", "hf", "onnx")
@@ -89,7 +89,7 @@ class Exported:
 def load_run_trial(run_dir: Path, number: int) -> optuna.trial.FrozenTrial:
     """Trial ``number`` of the study in ``run_dir`` (study.db + study.json written by ``run``)."""
     loc = locate(str(run_dir))
-    study = optuna.load_study(study_name=loc.study_name, storage=storage_for(loc.url))
+    study = load_study(loc)
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     if number not in trials:
         raise ExportError(f"{run_dir}: study {loc.study_name!r} has no trial {number} (trials 0..{len(trials) - 1})")
@@ -147,8 +147,7 @@ def export_hf(model: Encoder, out: Path) -> str:
     try:
         hf = to_hf(model)
     except ValueError as e:
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(out / "model.safetensors"),
-                  metadata={"spec": model.spec.to_yaml(), "num_labels": str(model.num_labels or 0)})
+        save_trial_weights(out / "model.safetensors", model)
         (out / "model_spec.yaml").write_text(model.spec.to_yaml())
         return (f"not a HF checkpoint: {e}; wrote model.safetensors + model_spec.yaml "
                 "(arch_search.export.load_exported reloads them)")
@@ -164,19 +163,15 @@ def load_exported(folder: Path) -> Encoder:
 
 
 def export_onnx_checked(model: Encoder, path: Path, atol: float = 1e-4) -> str:
-    """ONNX with dynamic batch/sequence axes; checks onnxruntime against ours on a shape other
-    than the export one."""
-    from arch_search.onnx_export import export_onnx, ort_outputs
+    """ONNX with dynamic batch/sequence axes; checks onnxruntime against ours on a padded
+    (3, 37) batch, a shape other than the export one."""
+    from arch_search.onnx_export import export_onnx, ort_max_abs_diff, ort_session
 
     export_onnx(model, path)
-    g = torch.Generator().manual_seed(0)
-    ids = torch.randint(0, model.spec.vocab, (3, 37), generator=g)
+    ids = torch.randint(0, model.spec.vocab, (3, 37), generator=torch.Generator().manual_seed(0))
     mask = torch.ones_like(ids)
     mask[1, 30:] = 0
-    with torch.inference_mode():
-        ours = model(ids, mask).last_hidden_state
-    theirs = torch.as_tensor(ort_outputs(path, ids, mask)["last_hidden_state"])
-    diff = (ours - theirs).abs().max().item()
+    diff = max(ort_max_abs_diff(model, ort_session(path), {"input_ids": ids, "attention_mask": mask}).values())
     if diff > atol:
         raise ExportError(f"onnxruntime output differs from ours by {diff:.2e} > {atol:g}")
     return f"ONNX (dynamic batch and sequence axes); onnxruntime vs ours max abs diff {diff:.1e} on (3, 37)"
