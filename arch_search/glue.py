@@ -179,9 +179,12 @@ class GlueSplit(Sequence):
         random row is mostly a fragment of a sentence still in the rest, so its label leaks:
         the held-out rows are then drawn among whole sentences (rows no other row contains),
         and the rest loses every row that is a span of a held-out sentence (or a copy of it).
+        ``n = 0``: nothing is held out (an empty split, and every row).
         """
-        if not 0 < n < len(self):
-            raise ValueError(f"heldout={n} must be between 0 and the {len(self)} rows of {self.task.name} {self.split}")
+        if not 0 <= n < len(self):
+            raise ValueError(f"heldout={n} must be in [0, {len(self)}), the rows of {self.task.name} {self.split}")
+        if n == 0:
+            return self.subset([]), self
         rng = random.Random(seed)
         if not (disjoint and self.task.phrases):
             order = list(range(len(self)))

@@ -20,6 +20,7 @@ from tests.conftest import REPO, SHARED
         ("experiments/which_layers/run.py", ["--quick"]),
         ("experiments/group_count/run.py", ["--quick"]),
         ("experiments/shuffle/run.py", ["--quick"]),
+        ("experiments/glue_tasks/run.py", ["--quick"]),
     ],
 )
 def test_quick_variant_runs(script, args, tmp_path):

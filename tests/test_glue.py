@@ -197,8 +197,12 @@ def test_heldout_random_slice():
     phrases = _phrases("a b c d", "a b", "c d")
     held, rest = phrases.heldout(1, 0, disjoint=False)  # the old random slice, fragments allowed
     assert len(held) + len(rest) == 3
-    with pytest.raises(ValueError, match="between 0 and"):
+    with pytest.raises(ValueError, match=r"must be in \[0, 277\)"):
         data.heldout(len(data), 0)
+    with pytest.raises(ValueError, match="must be in"):
+        data.heldout(-1, 0)
+    held, rest = data.heldout(0, 0)  # nothing held out: fine-tune on all of train (glue_tasks)
+    assert (len(held), rest) == (0, data)
 
 
 def test_sst2_heldout_counts(glue_dir):

@@ -45,6 +45,17 @@ def test_finetune_is_deterministic_and_reports(scratch):
     assert a.details["heldout"]["accuracy"] == a.score
 
 
+def test_nothing_held_out_trains_on_all_of_train_and_reports_dev(scratch, tmp_path):
+    setup = ProxySetup(
+        task="wnli", init="scratch", scale=TINY, max_len=32, heldout=0, vocab_size=400,
+        data_dir=str(SHARED / "glue"), cache_dir=str(tmp_path),
+    )
+    assert (len(setup.data.train), len(setup.data.heldout), len(setup.data.dev)) == (635, 0, 71)
+    r = tiny_finetune(setup).evaluate(SQUEEZE)  # eval_every=2 < steps: no held-out rows to score mid-run
+    assert math.isnan(r.score) and r.details["history"] == [] and r.details["heldout"] == {}
+    assert set(r.dev) == {"accuracy"} and 0 <= r.dev["accuracy"] <= 1
+
+
 def test_report_can_stop_training(scratch):
     class Pruned(Exception):
         pass

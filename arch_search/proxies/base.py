@@ -7,6 +7,7 @@ dev split stays clean for the numbers we report (``ProxyResult.dev``, GLUE's met
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -203,10 +204,11 @@ class ProxySetup:
 
 
 def result_of(model: Encoder, data: TaskData, eval_dev: bool, details: dict[str, Any]) -> ProxyResult:
-    """The ProxyResult of a ready model: score on the held-out slice, GLUE metrics on dev."""
-    heldout = score(model, data.heldout, data.task)
+    """The ProxyResult of a ready model: score on the held-out slice (NaN when the setup holds
+    nothing out, ``heldout=0``: fine-tuning on all of train to report dev), GLUE metrics on dev."""
+    heldout = score(model, data.heldout, data.task) if len(data.heldout) else {}
     dev = score(model, data.dev, data.task) if eval_dev else None
-    return ProxyResult(score=heldout[data.task.metric], metric=data.task.metric, dev=dev,
+    return ProxyResult(score=heldout.get(data.task.metric, math.nan), metric=data.task.metric, dev=dev,
                        details={**details, "heldout": heldout}, model=model, tokenizer=data.tokenizer)
 
 

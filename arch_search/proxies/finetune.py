@@ -77,7 +77,7 @@ class FinetuneProxy:
             opt.zero_grad(set_to_none=True)
             seen += len(batch["labels"])
             bar.set_postfix(loss=f"{loss.item():.3f}", ex_per_s=f"{seen / (time.perf_counter() - t0):.0f}")
-            if step % self.eval_every == 0 and step < self.steps:
+            if step % self.eval_every == 0 and step < self.steps and len(data.heldout):
                 value = score(model, data.heldout, task)[task.metric]
                 history.append((step, value))
                 if report is not None:
