@@ -8,16 +8,21 @@ run. Writes ``results.md`` beside this file (or ``--out``) and prints a final li
 ratios.
 
     python experiments/speedup/run.py               # the committed results.md
+    python experiments/speedup/run.py --sweep       # sweep.md/.csv/.png: seq 32-512 x 1, 2 threads
     python experiments/speedup/run.py --quick       # smoke run: 2 layers, tiny rounds, no file
+    python experiments/speedup/run.py --sweep --quick
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import sys
 import tempfile
 from pathlib import Path
 
+import plotly.graph_objects as go
 import torch
 from arch_search import ArchSpec, build_model, closed_form_macs, compare_latency, count_cost, from_hf, to_hf
 from arch_search.onnx_export import ort_max_abs_diff, ort_session
@@ -52,7 +57,11 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="smoke run: 2 layers, seq 32, 3 rounds; writes nothing")
     ap.add_argument("--out", type=Path, default=HERE / "results.md")
     ap.add_argument("--profile", action="store_true", help="print where each model's time goes (torch.profiler), then exit")
+    ap.add_argument("--sweep", action="store_true",
+                    help=f"torch latency over seq {SWEEP_SEQS} x threads {SWEEP_THREADS} (default {SWEEP_ROUNDS} rounds)")
     args = ap.parse_args()
+    if args.sweep and args.rounds == ap.get_default("rounds"):
+        args.rounds = SWEEP_ROUNDS
     if args.quick:
         args.rounds, args.warmup, args.seq_len, args.layers = 3, 1, 32, 2
 
@@ -64,6 +73,8 @@ def main() -> None:
     parity = _parity(ours, hf, args.seq_len)
     if args.profile:
         return _profile({**ours, **hf}, args)
+    if args.sweep:
+        return _sweep({**ours, **hf}, args, spec_bert, spec_sq)
 
     models = {**ours, **hf}
     protocol = dict(baseline="ours BERT-base", seq_len=args.seq_len, threads=args.threads, warmup=args.warmup,
@@ -79,6 +90,68 @@ def main() -> None:
         print(f"wrote {args.out}")
     print(report if args.quick else "")
     print("ratios: " + "; ".join(f"{k} {v:.2f}x (target {TARGETS[k][3]}x)" for k, v in ratios.items()))
+
+
+SWEEP_SEQS, SWEEP_THREADS, SWEEP_ROUNDS = (32, 64, 128, 256, 512), (1, 2), 30
+
+
+def _sweep(models, args, spec_bert: ArchSpec, spec_sq: ArchSpec) -> None:
+    """The four models interleaved (torch) at each (threads, seq): one ``compare_latency`` call
+    per cell; writes sweep.md, sweep.csv and sweep.png beside this file (prints under --quick)."""
+    seqs = (16, 32) if args.quick else SWEEP_SEQS
+    rows = []
+    for threads in SWEEP_THREADS:
+        for seq in seqs:
+            cmp = compare_latency(models, baseline="ours BERT-base", seq_len=seq, threads=threads,
+                                  warmup=args.warmup, rounds=args.rounds)
+            macs = closed_form_macs(spec_bert, seq) / closed_form_macs(spec_sq, seq)
+            lat = cmp.latencies
+            row = {"threads": threads, "seq": seq, **{f"{n} ms": round(lat[n].median_ms, 2) for n in models},
+                   "ours speedup": round(cmp.ratio("ours BERT-base", "ours SqueezeBERT"), 3),
+                   "HF speedup": round(cmp.ratio("HF BertModel", "HF SqueezeBertModel"), 3),
+                   "ours SQ vs HF SQ": round(cmp.ratio("HF SqueezeBertModel", "ours SqueezeBERT"), 3),
+                   "FLOP ratio": round(macs, 3), "max CV": round(max(v.cv for v in lat.values()), 3)}
+            rows.append(row)
+            print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
+    env = next(iter(cmp.latencies.values())).env
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    cmd = " ".join(["python experiments/speedup/run.py", *sys.argv[1:]])
+    lines = [
+        "# Speedup sweep: sequence length x threads", "",
+        f"Command: `{cmd}` (from the repository root)", "",
+        f"Machine: {env.cpu}, {env.cores} cores, {env.machine}, torch {env.torch}, python {env.python}", "",
+        f"Protocol: batch 1, {args.layers} layers, torch, `torch.inference_mode`; per (threads, seq) cell the four models "
+        f"interleaved in one `compare_latency` call, {args.warmup} warm-up passes then {args.rounds} rounds; medians. "
+        "Speedup = median(BERT-base) / median(SqueezeBERT); FLOP ratio = encoder MACs BERT-base / SqueezeBERT at "
+        "that seq (closed form, equal to fvcore's). Paper: 4.3x measured on a Pixel 3 at batch 1, seq 128; FLOP ratio "
+        "22.5 / 7.42 = 3.03x at seq 128.", "",
+        "| threads | seq | " + " | ".join(f"{n} ms" for n in models) + " | ours speedup | HF speedup | ours SQ vs HF SQ | FLOP ratio | max CV |",
+        "| ---: | ---: |" + " ---: |" * (len(models) + 5),
+    ]
+    for r in rows:
+        lines.append(f"| {r['threads']} | {r['seq']} | " + " | ".join(f"{r[n + ' ms']:.1f}" for n in models)
+                     + f" | {r['ours speedup']:.2f}x | {r['HF speedup']:.2f}x | {r['ours SQ vs HF SQ']:.2f}x | "
+                     f"{r['FLOP ratio']:.2f}x | {r['max CV']:.3f} |")
+    fig = go.Figure()
+    for threads in SWEEP_THREADS:
+        cells = [r for r in rows if r["threads"] == threads]
+        for key, dash in (("ours speedup", "solid"), ("HF speedup", "dot")):
+            fig.add_scatter(x=[r["seq"] for r in cells], y=[r[key] for r in cells], name=f"{key}, {threads} thread(s)",
+                            mode="lines+markers", line=dict(dash=dash))
+    fig.add_scatter(x=[r["seq"] for r in rows if r["threads"] == 1], y=[r["FLOP ratio"] for r in rows if r["threads"] == 1],
+                    name="FLOP ratio", mode="lines", line=dict(color="gray", dash="dash"))
+    fig.update_layout(title="SqueezeBERT vs BERT-base speedup by sequence length (batch 1, CPU)", xaxis_type="log",
+                      xaxis_title="sequence length", yaxis_title="speedup (median BERT-base / median SqueezeBERT)")
+    if args.quick:
+        print("\n".join(lines), f"\n--- sweep.csv ---\n{out.getvalue()}--- sweep.png: {len(fig.data)} traces ---")
+        return
+    (HERE / "sweep.md").write_text("\n".join(lines) + "\n")
+    (HERE / "sweep.csv").write_text(out.getvalue())
+    fig.write_image(HERE / "sweep.png", width=1100, height=600)
+    print(f"wrote sweep.md, sweep.csv, sweep.png in {HERE}")
 
 
 def _ids(seq_len: int) -> torch.Tensor:
