@@ -16,6 +16,7 @@ from tests.conftest import REPO, SHARED
         ("experiments/proxy_finetune/run.py", ["--quick"]),
         ("experiments/proxy_supernet/run.py", ["--quick"]),
         ("experiments/search_recovers_squeezebert/run.py", ["--quick"]),
+        ("experiments/search_recovers_squeezebert/samplers.py", ["--quick"]),
         ("experiments/proxy_fidelity/run.py", ["--quick"]),
         ("experiments/which_layers/run.py", ["--quick"]),
         ("experiments/group_count/run.py", ["--quick"]),
