@@ -55,3 +55,40 @@ def test_sigkill_mid_trial_loses_nothing_and_the_trial_is_retried(tmp_path):
     assert len(retries) == 1 and retries[0].state == optuna.trial.TrialState.COMPLETE
     assert retries[0].params == killed.params
     assert not [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
+
+
+def test_workers_racing_to_create_a_new_database_retry(tmp_path, monkeypatch):
+    """Two workers starting on a fresh database both create its schema; the loser's duplicate
+    alembic row (IntegrityError) is retried, and the storage then opens. Other database errors
+    are not retried."""
+    import pytest
+    import sqlalchemy.exc
+
+    from arch_search import runs
+
+    real, calls = runs.RDBStorage, []
+
+    def losing_once(url, **kw):
+        calls.append(url)
+        if len(calls) == 1:
+            real(url, **kw)  # the other worker wins: the schema is now there
+            raise sqlalchemy.exc.IntegrityError("INSERT INTO alembic_version", {}, Exception("UNIQUE constraint failed"))
+        return real(url, **kw)
+
+    monkeypatch.setattr(runs, "RDBStorage", losing_once)
+    monkeypatch.setattr(runs.time, "sleep", lambda s: None)
+    url = f"sqlite:///{tmp_path}/shared.db"
+    storage = runs.storage_for(url)
+    assert len(calls) == 2
+    optuna.create_study(study_name="s", storage=storage).optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    assert len(optuna.load_study(study_name="s", storage=url).trials) == 2
+
+    def broken(url, **kw):
+        calls.append(url)
+        raise sqlalchemy.exc.OperationalError("SELECT", {}, Exception("disk I/O error"))
+
+    monkeypatch.setattr(runs, "RDBStorage", broken)
+    calls.clear()
+    with pytest.raises(sqlalchemy.exc.OperationalError, match="disk I/O error"):
+        runs.storage_for(url)
+    assert len(calls) == 1

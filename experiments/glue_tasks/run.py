@@ -111,9 +111,8 @@ def report(args, rows: list[dict], table: list[dict], cmp) -> list[str]:
     shown = []
     for t in table:
         diff = f"{t['diff']:+.1f}" + (f" ({t['diff_min']:+.1f} to {t['diff_max']:+.1f})" if len(args.seeds) > 1 else "")
-        paper = lambda v: f"{v:.1f}" if v != "" else "—"  # noqa: E731
-        shown.append({**t, "diff": diff, "paper_squeezebert_test": paper(t["paper_squeezebert_test"]),
-                      "paper_bert_base_test": paper(t["paper_bert_base_test"]),
+        shown.append({**t, "diff": diff, "paper_squeezebert_test": _number(t["paper_squeezebert_test"]),
+                      "paper_bert_base_test": _number(t["paper_bert_base_test"]),
                       "paper_diff": f"{t['paper_diff']:+.1f}" if t["paper_diff"] != "" else "—"})
     avg = {k: statistics.fmean(t[k] for t in table) for k in ("dense", "squeezebert", "diff")}
     both = [t for t in table if t["paper_diff"] != ""]
@@ -150,6 +149,11 @@ def report(args, rows: list[dict], table: list[dict], cmp) -> list[str]:
         "## Per run", "",
         *lessons.md_table(rows, {k: k for k in ("task", "design", "seed", "steps", "train_minutes", "score")}), "",
     ]
+
+
+def _number(v: float | str) -> str:
+    """A paper's score, or a dash where the paper (or our source for it) has none."""
+    return f"{v:.1f}" if v != "" else "—"
 
 
 def figure(table: list[dict]) -> go.Figure:
