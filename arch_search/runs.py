@@ -23,26 +23,25 @@ def storage_for(url: str, heartbeat_interval: int = 60, grace_period: int | None
     ``grace_period`` seconds (default 2 x interval) is failed and re-queued (``max_retry``)."""
     url = _postgres_driver(url)
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
-    for attempt in range(SCHEMA_ATTEMPTS):
-        try:
-            with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since v2.8
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return RDBStorage(
-                    url,
-                    engine_kwargs=engine_kwargs,
-                    heartbeat_interval=heartbeat_interval,
-                    grace_period=grace_period or 2 * heartbeat_interval,
-                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=max_retry),
-                )
-        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError) as e:
-            # Workers started together on a new database race to create its schema: the loser
-            # fails on a duplicate row (alembic_version) or table; a moment later the schema
-            # is there to open. Any other database error is raised at once.
-            racing = isinstance(e, sqlalchemy.exc.IntegrityError) or "already exists" in str(e)
-            if not racing or attempt == SCHEMA_ATTEMPTS - 1:
-                raise
-            time.sleep(0.5 * (attempt + 1))
-    raise AssertionError("unreachable")
+    kwargs = dict(
+        engine_kwargs=engine_kwargs,
+        heartbeat_interval=heartbeat_interval,
+        grace_period=grace_period or 2 * heartbeat_interval,
+        heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=max_retry),
+    )
+    with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since v2.8
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        for attempt in range(1, SCHEMA_ATTEMPTS):
+            try:
+                return RDBStorage(url, **kwargs)
+            except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError) as e:
+                # Workers started together on a new database race to create its schema: the
+                # loser fails on a duplicate row (alembic_version) or table; a moment later the
+                # schema is there to open. Any other database error is raised at once.
+                if not (isinstance(e, sqlalchemy.exc.IntegrityError) or "already exists" in str(e)):
+                    raise
+                time.sleep(0.5 * attempt)
+        return RDBStorage(url, **kwargs)  # the last try: its error is the caller's
 
 
 SCHEMA_ATTEMPTS = 5  # tries to open a storage whose schema another worker may be creating

@@ -16,8 +16,6 @@ ratios.
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import sys
 import tempfile
 from pathlib import Path
@@ -28,6 +26,8 @@ from arch_search import ArchSpec, build_model, closed_form_macs, compare_latency
 from arch_search.onnx_export import ort_max_abs_diff, ort_session
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # experiments/: the shared lessons module
+import lessons  # noqa: E402
 PAPER_GFLOPS = {"BERT-base": 22.5, "SqueezeBERT": 7.42}  # Iandola et al., 2020, Table 2 (seq 128, 12 layers)
 TARGETS = {  # name: (backend, slower, faster, target ratio)
     "ours SqueezeBERT vs ours BERT-base": ("torch", "ours BERT-base", "ours SqueezeBERT", 2.8),
@@ -114,10 +114,7 @@ def _sweep(models, args, spec_bert: ArchSpec, spec_sq: ArchSpec) -> None:
             rows.append(row)
             print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
     env = next(iter(cmp.latencies.values())).env
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
+    table = lessons.csv_text(rows)
     cmd = " ".join(["python experiments/speedup/run.py", *sys.argv[1:]])
     lines = [
         "# Speedup sweep: sequence length x threads", "",
@@ -146,10 +143,10 @@ def _sweep(models, args, spec_bert: ArchSpec, spec_sq: ArchSpec) -> None:
     fig.update_layout(title="SqueezeBERT vs BERT-base speedup by sequence length (batch 1, CPU)", xaxis_type="log",
                       xaxis_title="sequence length", yaxis_title="speedup (median BERT-base / median SqueezeBERT)")
     if args.quick:
-        print("\n".join(lines), f"\n--- sweep.csv ---\n{out.getvalue()}--- sweep.png: {len(fig.data)} traces ---")
+        print("\n".join(lines), f"\n--- sweep.csv ---\n{table}--- sweep.png: {len(fig.data)} traces ---")
         return
     (HERE / "sweep.md").write_text("\n".join(lines) + "\n")
-    (HERE / "sweep.csv").write_text(out.getvalue())
+    (HERE / "sweep.csv").write_text(table)
     fig.write_image(HERE / "sweep.png", width=1100, height=600)
     print(f"wrote sweep.md, sweep.csv, sweep.png in {HERE}")
 
