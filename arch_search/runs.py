@@ -23,14 +23,14 @@ def storage_for(url: str, heartbeat_interval: int = 60, grace_period: int | None
     ``grace_period`` seconds (default 2 x interval) is failed and re-queued (``max_retry``)."""
     url = _postgres_driver(url)
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
-    kwargs = dict(
-        engine_kwargs=engine_kwargs,
-        heartbeat_interval=heartbeat_interval,
-        grace_period=grace_period or 2 * heartbeat_interval,
-        heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=max_retry),
-    )
     with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since v2.8
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        kwargs = dict(
+            engine_kwargs=engine_kwargs,
+            heartbeat_interval=heartbeat_interval,
+            grace_period=grace_period or 2 * heartbeat_interval,
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=max_retry),
+        )
         for attempt in range(1, SCHEMA_ATTEMPTS):
             try:
                 return RDBStorage(url, **kwargs)
