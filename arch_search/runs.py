@@ -14,13 +14,13 @@ from pathlib import Path
 
 import optuna
 import sqlalchemy.exc
-
-from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages import RDBStorage
+from optuna.trial import FrozenTrial, TrialState
 
 
 def storage_for(url: str, heartbeat_interval: int = 60, grace_period: int | None = None, max_retry: int = 3) -> RDBStorage:
     """An RDB storage with heartbeats: a trial whose worker stops beating for
-    ``grace_period`` seconds (default 2 x interval) is failed and re-queued (``max_retry``)."""
+    ``grace_period`` seconds (default 2 x interval) is failed and re-queued (``Requeue``)."""
     url = _postgres_driver(url)
     engine_kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since v2.8
@@ -29,7 +29,7 @@ def storage_for(url: str, heartbeat_interval: int = 60, grace_period: int | None
             engine_kwargs=engine_kwargs,
             heartbeat_interval=heartbeat_interval,
             grace_period=grace_period or 2 * heartbeat_interval,
-            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=max_retry),
+            heartbeat_stale_trial_callback=Requeue(max_retry),
         )
         for attempt in range(1, SCHEMA_ATTEMPTS):
             try:
@@ -45,6 +45,26 @@ def storage_for(url: str, heartbeat_interval: int = 60, grace_period: int | None
 
 
 SCHEMA_ATTEMPTS = 5  # tries to open a storage whose schema another worker may be creating
+
+
+class Requeue:
+    """Queue a failed trial's design again (same parameters), at most ``max_retry`` times per
+    design. Unlike Optuna's ``RetryHeartbeatStaleTrialCallback`` it carries over only the
+    ``reference`` user attr: the dead trial's partial records (latency, worker, ...) are not the
+    retry's. The retry names the trial it replaces in ``system_attrs["failed_trial"]``."""
+
+    def __init__(self, max_retry: int = 3):
+        self.max_retry = max_retry
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        history = [*trial.system_attrs.get("retry_history", []), trial.number]
+        if len(history) > self.max_retry:
+            return
+        keep = {k: v for k, v in trial.user_attrs.items() if k == "reference"}
+        study.add_trial(optuna.trial.create_trial(
+            state=TrialState.WAITING, params=trial.params, distributions=trial.distributions, user_attrs=keep,
+            system_attrs={"failed_trial": trial.number, "retry_history": history},
+        ))
 
 
 def _postgres_driver(url: str) -> str:

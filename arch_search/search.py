@@ -2,11 +2,23 @@
 
 Each trial samples a design from the space, scores it with an accuracy proxy (at proxy
 scale) and measures its latency (at target scale), and records costs and details as user
-attributes. The reference designs (dense BERT, SqueezeBERT) are enqueued first. A design
-already evaluated in the study (same spec hash) is not evaluated again. A proxy that
-diverges prunes its trial; the study goes on. Storage is any Optuna RDB URL (a SQLite file
-by default; PostgreSQL for many workers), with heartbeats so that a killed worker's
-running trial is failed and retried.
+attributes. The reference designs (dense BERT, SqueezeBERT) are enqueued first.
+
+Integrity, for resumed runs and many workers on one storage (a SQLite file by default;
+PostgreSQL for many machines):
+- No design is evaluated twice: a design already scored (same ``spec.hash``) is copied, one
+  in flight in another trial is skipped (``duplicate_of`` either way), and ``n_trials`` counts
+  distinct evaluations only. The sampler is seeded anew per trial from (seed, trial number),
+  so a resumed run or a second worker proposes new designs, and a run is reproducible from its
+  seed and history.
+- At start, a worker fails the RUNNING trials of dead processes on its host (and any whose
+  heartbeat is stale) and queues their designs again; a reference that never finished is
+  queued again.
+- The study records a fingerprint of what makes its scores comparable (space, task, proxy and
+  budget, latency protocol); a run with other settings is refused (``StudyMismatch``).
+- Latency drift: each design is timed interleaved with the dense reference in one
+  measurement; its latency objective is its median scaled by anchor / the reference's median
+  now (the anchor: the reference's median in the study's first measurement).
 
 Optuna: Akiba et al., 2019. NSGA-II: Deb et al., 2002.
 """
@@ -14,27 +26,40 @@ Optuna: Akiba et al., 2019. NSGA-II: Deb et al., 2002.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import os
 import socket
+import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import optuna
+from optuna.samplers import BaseSampler
 from optuna.storages import RDBStorage
+from optuna.trial import FrozenTrial, TrialState
+from tqdm import tqdm
 
 from arch_search.cost import count_cost
 from arch_search.export import keep_front_weights, save_trial_weights, weights_path
 from arch_search.latency import Comparison, Latency
 from arch_search.model import build_model
 from arch_search.proxies.base import Proxy, ProxyDiverged
+from arch_search.runs import Requeue
 from arch_search.space import SearchSpace
 from arch_search.spec import ArchSpec
 
 DIRECTIONS = ("maximize", "minimize")  # proxy accuracy, latency ms
 Measure = Callable[..., Comparison]  # compare_latency with the protocol bound (conf/latency)
+SamplerFactory = Callable[[int], BaseSampler]  # seed -> sampler (conf/search/sampler, partially instantiated)
+MAX_DUPLICATES_IN_A_ROW = 50  # a worker whose sampler proposes only known designs this often stops
+
+
+class StudyMismatch(ValueError):
+    """A study resumed with settings that make its scores incomparable (the CLI prints ``error: ...``)."""
 
 
 @dataclass(frozen=True)
@@ -52,6 +77,82 @@ class Constraints:
         ]
 
 
+class TrialSeededSampler(BaseSampler):
+    """The configured sampler, made anew for every trial with a seed derived from (seed, trial
+    number). Trial numbers are unique in a study, so a resumed run or another worker does not
+    replay the same proposals, while one history and seed always give the same proposal. The
+    samplers used here keep their state in the storage (NSGA-II's generations) or none at all."""
+
+    def __init__(self, make: SamplerFactory, seed: int):
+        self.make, self.seed = make, seed
+        self.inner = make(seed=seed)
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self.inner = self.make(seed=trial_seed(self.seed, trial.number))
+        self.inner.before_trial(study, trial)
+
+    def infer_relative_search_space(self, study, trial):
+        return self.inner.infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study, trial, search_space):
+        return self.inner.sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        return self.inner.sample_independent(study, trial, param_name, param_distribution)
+
+    def after_trial(self, study, trial, state, values) -> None:
+        self.inner.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self.inner.reseed_rng()
+
+
+def trial_seed(seed: int, number: int) -> int:
+    """A 32-bit seed for trial ``number`` of a run seeded ``seed``."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{number}".encode()).digest()[:4], "little")
+
+
+def space_fingerprint(space: SearchSpace) -> dict[str, Any]:
+    """What a space offers (not its file name): base design, choices, per-layer or not."""
+    return {"base": space.base.hash, "per_layer": space.per_layer, "groups": {p: list(c) for p, c in space.groups.items()},
+            "shuffle": list(space.shuffle), "dims": {d: list(c) for d, c in space.dims.items()}}
+
+
+def fingerprint_differences(stored: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    """``key: stored -> current`` for every dotted key whose value differs."""
+
+    def flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+        out = {}
+        for k, v in d.items():
+            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, Mapping) else {f"{prefix}{k}": v})
+        return out
+
+    a, b = flat(stored), flat(current)
+    return [f"{k}: {a.get(k, '(unset)')!r} -> {b.get(k, '(unset)')!r}" for k in sorted(a.keys() | b.keys())
+            if a.get(k, "(unset)") != b.get(k, "(unset)")]
+
+
+def _process_start(pid: int) -> str | None:
+    """The start time of process ``pid`` (Linux: /proc/<pid>/stat field 22), None if it is gone
+    or unknown; with the pid it names a process uniquely (pids are reused)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _alive(pid: int, started: str | None) -> bool:
+    if Path("/proc/self/stat").is_file():
+        return started is not None and _process_start(pid) == started
+    try:  # no /proc: existence only
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
 class Search:
     """One study. ``run(n_trials)`` may be called by many workers on the same storage."""
 
@@ -62,65 +163,108 @@ class Search:
         measure: Measure,
         study_name: str,
         storage: RDBStorage | str,
-        sampler: optuna.samplers.BaseSampler,
+        sampler: SamplerFactory | BaseSampler,
         seq_len: int = 128,
         batch: int = 1,
         constraints: Constraints = Constraints(),
         tracker: Callable[[optuna.Study, optuna.trial.FrozenTrial], None] | None = None,
         predict: Callable[[ArchSpec], Latency] | None = None,
         weights_dir: Path | None = None,
+        seed: int = 0,
+        fingerprint: Mapping[str, Any] | None = None,
+        repeat_designs: bool = False,
     ):
         """``measure`` times designs (the protocol of conf/latency); ``predict``, if given
-        (latency.mode=lut), replaces measurement during the search; the Pareto front is
+        (search.latency_mode=lut), replaces measurement during the search; the Pareto front is
         re-measured at the end either way (``remeasure``). ``weights_dir``: where the trained
-        proxy models of Pareto-front trials are kept, for ``export`` (None: not kept)."""
+        proxy models of Pareto-front trials are kept, for ``export`` (None: not kept).
+        ``sampler``: a factory seed -> sampler, seeded per trial (``TrialSeededSampler``), or
+        a sampler used as it is. ``fingerprint``: the settings that make scores comparable
+        (the space's is added); a study created with others raises ``StudyMismatch``.
+        ``repeat_designs``: evaluate a design again each time it is sampled (to see noise)."""
         self.space, self.proxy, self.measure, self.tracker = space, proxy, measure, tracker
-        self.predict, self.weights_dir = predict, weights_dir
+        self.predict, self.weights_dir, self.repeat_designs = predict, weights_dir, repeat_designs
         self.seq_len, self.batch, self.constraints = seq_len, batch, constraints
+        self.fingerprint = {"space": space_fingerprint(space), **(fingerprint or {})}
+        self.reference = space.references()["bert_base"]  # the dense design every latency is timed beside
+        self._reference_model: Any = None
+        self._duplicates_in_a_row = 0
+        if not isinstance(sampler, BaseSampler):
+            sampler = TrialSeededSampler(sampler, seed)
         try:  # the database's unique study name makes exactly one worker the creator
             self.study = optuna.create_study(
                 study_name=study_name, storage=storage, sampler=sampler, directions=list(DIRECTIONS)
             )
-            created = True
-        except optuna.exceptions.DuplicatedStudyError:
-            self.study = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler)
-            created = False
-        if created:  # the references go first, once (not again on resume or by other workers)
-            for name, spec in space.references().items():
+            self.study.set_user_attr("fingerprint", json.loads(json.dumps(self.fingerprint)))
+            for name, spec in space.references().items():  # the references go first, once
                 if space.contains(spec):
                     self.study.enqueue_trial(space.params_of(spec), user_attrs={"reference": name})
+        except optuna.exceptions.DuplicatedStudyError:
+            self.study = optuna.load_study(study_name=study_name, storage=storage, sampler=sampler)
+            self._check_fingerprint()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             self.study.set_metric_names(["proxy_accuracy", "latency_ms"])
 
+    def _check_fingerprint(self) -> None:
+        """Refuse to continue a study made with other settings; adopt the fingerprint of a
+        study made before fingerprints (or whose creator is still writing it)."""
+        if len(self.study.directions) != len(DIRECTIONS):
+            raise StudyMismatch(f"study {self.study.study_name!r} has {len(self.study.directions)} objective(s), "
+                                "not a search's two")
+        for _ in range(20):  # the creator writes it right after creating the study
+            stored = self.study.user_attrs.get("fingerprint")
+            if stored is not None or self.study.get_trials(deepcopy=False):
+                break
+            time.sleep(0.1)
+        current = json.loads(json.dumps(self.fingerprint))
+        if stored is None:
+            self.study.set_user_attr("fingerprint", current)
+            return
+        diff = fingerprint_differences(stored, current)
+        if diff:
+            raise StudyMismatch(
+                f"study {self.study.study_name!r} was run with other settings, so its scores are not comparable "
+                f"({'; '.join(diff)}): rerun with the study's settings, or start another study "
+                "(search.study_name=... or another hydra.run.dir)")
+
+    # ---- one trial ----------------------------------------------------------------------------
+
     def objective(self, trial: optuna.Trial) -> tuple[float, float]:
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        trial.set_user_attr("worker_started", _process_start(os.getpid()))
         spec = self.space.sample(trial)
         trial.set_user_attr("spec_hash", spec.hash)
         trial.set_user_attr("spec", spec.to_yaml())
         trial.set_user_attr("summary", spec.summary())
-        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
-        done = self._evaluated(spec.hash, trial.number)
-        if done is not None:  # same design already scored: reuse, do not evaluate twice
-            for key, value in done.user_attrs.items():
-                if key not in ("reference",):
-                    trial.set_user_attr(key, value)
-            trial.set_user_attr("duplicate_of", done.number)
-            self._constrain(trial, done.user_attrs.get("constraints", [-1.0, -1.0]))
-            return tuple(done.values)
+        if not self.repeat_designs:
+            done, running = self._same_design(spec.hash, trial.number)
+            if done is not None and done.state == TrialState.PRUNED:  # diverged before: not again
+                self._duplicates_in_a_row += 1
+                trial.set_user_attr("duplicate_of", done.number)
+                trial.set_user_attr("pruned_because", f"the same design was pruned in trial {done.number}")
+                raise optuna.TrialPruned(f"design pruned in trial {done.number}")
+            if done is not None:  # already scored: reuse (the sampler learns from the copy)
+                self._duplicates_in_a_row += 1
+                for key, value in done.user_attrs.items():
+                    if key not in ("reference", "worker", "worker_started"):
+                        trial.set_user_attr(key, value)
+                trial.set_user_attr("duplicate_of", done.number)
+                self._constrain(trial, done.user_attrs.get("constraints", [-1.0, -1.0]))
+                return tuple(done.values)
+            if running is not None:  # in flight in an earlier trial (another worker): not again
+                self._duplicates_in_a_row += 1
+                trial.set_user_attr("duplicate_of", running.number)
+                trial.set_user_attr("pruned_because", f"the same design is being evaluated in trial {running.number}")
+                raise optuna.TrialPruned(f"design in flight in trial {running.number}")
+        self._duplicates_in_a_row = 0
 
         cost = count_cost(spec, seq_len=self.seq_len, batch=self.batch)
         trial.set_user_attr("params", cost.params)
         trial.set_user_attr("macs", cost.macs)
         trial.set_user_attr("flops", cost.flops)
-        if self.predict is not None:
-            latency = self.predict(spec)
-            trial.set_user_attr("latency_source", "lut")
-        else:
-            latency = self.measure({"design": build_model(spec)}).latencies["design"]
-            trial.set_user_attr("latency_source", "measured")
-        trial.set_user_attr("latency_cv", latency.cv)
-        trial.set_user_attr("latency_p90_ms", latency.p90_ms)
-        self._constrain(trial, self.constraints.values(latency.median_ms, cost.params))
+        latency_ms = self._latency(trial, spec)
+        self._constrain(trial, self.constraints.values(latency_ms, cost.params))
         try:
             result = self.proxy.evaluate(spec)
         except ProxyDiverged as e:
@@ -131,7 +275,36 @@ class Search:
         trial.set_user_attr("proxy_metric", result.metric)
         trial.set_user_attr("proxy_dev", result.dev)
         trial.set_user_attr("proxy_details", {k: v for k, v in result.details.items() if k != "proxy_spec"})
-        return result.score, latency.median_ms
+        return result.score, latency_ms
+
+    def _latency(self, trial: optuna.Trial, spec: ArchSpec) -> float:
+        """The latency objective (ms). Measured: the design's median, timed interleaved with the
+        dense reference, times anchor / the reference's median now (drift-corrected; the
+        anchor is the reference's median in the study's first measurement). LUT: predicted."""
+        if self.predict is not None:
+            latency = self.predict(spec)
+            trial.set_user_attr("latency_source", "lut")
+            trial.set_user_attr("latency_cv", latency.cv)
+            trial.set_user_attr("latency_p90_ms", latency.p90_ms)
+            return latency.median_ms
+        if self._reference_model is None:
+            self._reference_model = build_model(self.reference)
+        models = {"reference": self._reference_model}
+        if spec.hash != self.reference.hash:
+            models["design"] = build_model(spec)
+        latencies = self.measure(models, baseline="reference").latencies
+        design, reference = latencies.get("design", latencies["reference"]), latencies["reference"].median_ms
+        anchor = self.study.user_attrs.get("latency_anchor_ms")
+        if anchor is None:  # the study's first measurement sets the scale
+            anchor = reference
+            self.study.set_user_attr("latency_anchor_ms", anchor)
+        trial.set_user_attr("latency_source", "measured")
+        trial.set_user_attr("latency_raw_ms", design.median_ms)
+        trial.set_user_attr("reference_ms", reference)
+        trial.set_user_attr("latency_drift", reference / anchor)
+        trial.set_user_attr("latency_cv", design.cv)
+        trial.set_user_attr("latency_p90_ms", design.p90_ms * anchor / reference)
+        return design.median_ms * anchor / reference
 
     @staticmethod
     def _constrain(trial: optuna.Trial, values: list[float]) -> None:
@@ -140,23 +313,89 @@ class Search:
         for key, value in zip(("latency_ms", "params"), values):
             trial.set_constraint(key, value)
 
-    def _evaluated(self, spec_hash: str, number: int) -> optuna.trial.FrozenTrial | None:
-        for t in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-            if t.number != number and t.user_attrs.get("spec_hash") == spec_hash:
-                return t
-        return None
+    def _same_design(self, spec_hash: str, number: int) -> tuple[FrozenTrial | None, FrozenTrial | None]:
+        """(a finished trial that evaluated this design: scored, or pruned as diverged; an
+        earlier trial evaluating it now). Of two trials that sample one design at once, the
+        earlier evaluates it: each sets its hash before it looks, so the later one always sees
+        the earlier."""
+        done = running = None
+        states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+        for t in self.study.get_trials(deepcopy=False, states=states):
+            if t.number == number or t.user_attrs.get("spec_hash") != spec_hash or "duplicate_of" in t.user_attrs:
+                continue
+            if t.state != TrialState.RUNNING and (done is None or done.state == TrialState.PRUNED):
+                done = t
+            elif t.state == TrialState.RUNNING and t.number < number:
+                running = t
+        return done, running
+
+    # ---- the loop -------------------------------------------------------------------------------
+
+    def evaluations(self) -> int:
+        """Distinct evaluations in the study (scored or diverged), what ``n_trials`` counts:
+        copies of known designs and skipped in-flight duplicates are not counted."""
+        return sum("duplicate_of" not in t.user_attrs
+                   for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+
+    def recover(self) -> list[int]:
+        """Before a run: fail the RUNNING trials whose worker process on this host is gone (or
+        whose heartbeat is stale, any host) and queue their designs again; queue again each
+        reference that has no finished, running or queued trial. Returns the failed trials."""
+        host, failed = socket.gethostname(), []
+        storage = self.study._storage
+        for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            worker_host, _, pid = t.user_attrs.get("worker", "").rpartition(":")
+            if worker_host != host or not pid.isdigit() or _alive(int(pid), t.user_attrs.get("worker_started")):
+                continue
+            try:
+                if storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL):
+                    failed.append(t.number)
+                    requeue = storage.get_heartbeat_stale_trial_callback() if hasattr(
+                        storage, "get_heartbeat_stale_trial_callback") else None
+                    (requeue or Requeue())(self.study, storage.get_trial(t._trial_id))
+            except optuna.exceptions.UpdateFinishedTrialError:  # another worker failed it first
+                pass
+        stale_before = {t.number for t in self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,))}
+        with warnings.catch_warnings():  # heartbeat-stale ones (re-queued by the storage's Requeue)
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(self.study)
+        failed += [t.number for t in self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+                   if t.number not in stale_before]
+        alive = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING, TrialState.PRUNED)
+        have = {t.user_attrs.get("reference") for t in self.study.get_trials(deepcopy=False, states=alive)}
+        for name, spec in self.space.references().items():
+            if name not in have and self.space.contains(spec):
+                self.study.enqueue_trial(self.space.params_of(spec), user_attrs={"reference": name})
+        return sorted(failed)
 
     def run(self, n_trials: int, progress: bool = True) -> optuna.Study:
-        """Run until the study holds ``n_trials`` finished trials (counting earlier runs and
-        other workers), so a resumed or parallel run does not overshoot."""
-        states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-        callback = optuna.study.MaxTrialsCallback(n_trials, states=states)
-        remaining = n_trials - len(self.study.get_trials(deepcopy=False, states=states))
-        if remaining > 0:
-            callbacks = [callback] + ([self.tracker] if self.tracker is not None else [])
-            if self.weights_dir is not None:
-                callbacks.append(lambda study, _: keep_front_weights(self.weights_dir, study))
-            self.study.optimize(self.objective, n_trials=remaining, callbacks=callbacks, show_progress_bar=progress)
+        """Run until the study holds ``n_trials`` distinct evaluations (counting earlier runs
+        and other workers; with N workers up to N-1 more), after ``recover``. A worker also
+        stops when the space is exhausted or its sampler proposes only known designs
+        (``MAX_DUPLICATES_IN_A_ROW``)."""
+        self.recover()
+        target = min(n_trials, self.space.size)
+        if self.evaluations() >= target:
+            return self.study
+        bar = tqdm(total=n_trials, initial=self.evaluations(), desc="evaluations", disable=not progress)
+
+        def stop_when_done(study: optuna.Study, trial: FrozenTrial) -> None:
+            done = self.evaluations()
+            bar.update(done - bar.n)
+            if done >= target:
+                study.stop()
+            elif self._duplicates_in_a_row >= MAX_DUPLICATES_IN_A_ROW:
+                print(f"note: the sampler proposed {MAX_DUPLICATES_IN_A_ROW} known designs in a row; "
+                      f"stopping at {done} distinct evaluations")
+                study.stop()
+
+        callbacks = [stop_when_done] + ([self.tracker] if self.tracker is not None else [])
+        if self.weights_dir is not None:
+            callbacks.append(lambda study, _: keep_front_weights(self.weights_dir, study))
+        try:
+            self.study.optimize(self.objective, callbacks=callbacks)
+        finally:
+            bar.close()
         return self.study
 
     # ---- results --------------------------------------------------------------------------------

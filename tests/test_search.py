@@ -42,7 +42,7 @@ def space(tmp_path):
 def make(space, tmp_path, proxy, name="s", sampler=None, **kw):
     return Search(
         space, proxy, functools.partial(compare_latency, seq_len=8, rounds=2, warmup=0), name,
-        storage_for(f"sqlite:///{tmp_path}/study.db", heartbeat_interval=5), sampler or optuna.samplers.RandomSampler(seed=0),
+        storage_for(f"sqlite:///{tmp_path}/study.db", heartbeat_interval=5), sampler or optuna.samplers.RandomSampler,
         seq_len=8, **kw,
     )
 
@@ -61,25 +61,126 @@ def test_references_first_values_and_user_attrs(space, tmp_path):
 
 
 def test_identical_designs_are_not_evaluated_twice(tmp_path):
-    path = tmp_path / "two.yaml"
-    path.write_text("base: minilm_l6\ngroups: {ffn_in: [1, 4]}\n")
+    path = tmp_path / "four.yaml"
+    path.write_text("base: minilm_l6\ngroups: {ffn_in: [1, 2, 4, 8]}\n")
     proxy = FakeProxy()
     search = make(SearchSpace.load(path), tmp_path, proxy)
-    study = search.run(6, progress=False)
-    assert len(study.trials) == 6 and len(proxy.calls) == len(set(proxy.calls)) == 2
+    study = search.run(4, progress=False)
+    assert len(proxy.calls) == len(set(proxy.calls)) == 4 == search.evaluations()
     dupes = [t for t in study.trials if "duplicate_of" in t.user_attrs]
-    assert len(dupes) == 4 and all(t.values == study.trials[t.user_attrs["duplicate_of"]].values for t in dupes)
+    assert len(study.trials) == 4 + len(dupes)  # copies do not count toward n_trials
+    assert all(t.values == study.trials[t.user_attrs["duplicate_of"]].values for t in dupes)
     front = search.pareto()  # each design once, as the trial that scored it
     assert [t.number for t in front] == sorted({t.user_attrs.get("duplicate_of", t.number) for t in study.best_trials},
                                                key=lambda n: study.trials[n].values[1])
+    assert search.run(10, progress=False) and len(proxy.calls) == 4  # the space (4 designs) is exhausted: stop
 
 
-def test_resume_continues_the_same_study(space, tmp_path):
-    make(space, tmp_path, FakeProxy()).run(3, progress=False)
-    again = make(space, tmp_path, FakeProxy(), sampler=optuna.samplers.RandomSampler(seed=1))
-    study = again.run(5, progress=False)
-    assert len(study.trials) == 5
+def test_resumed_run_proposes_new_designs_and_counts_distinct_evaluations(space, tmp_path):
+    """The sampler is seeded per trial number: a rerun with the same seed does not replay the
+    first run's proposals (before: trials 6-8 of a resumed run were copies of 2-4)."""
+    proxy = FakeProxy()
+    make(space, tmp_path, proxy).run(4, progress=False)
+    again = make(space, tmp_path, proxy)
+    study = again.run(9, progress=False)
+    assert len(proxy.calls) == len(set(proxy.calls)) == 9 == again.evaluations()
     assert sum("reference" in t.user_attrs for t in study.trials) == 2  # not enqueued again
+
+
+def test_per_trial_seeds_reproduce_and_differ():
+    from arch_search.search import TrialSeededSampler, trial_seed
+
+    assert trial_seed(0, 5) == trial_seed(0, 5) and len({trial_seed(0, n) for n in range(100)}) == 100
+    assert trial_seed(0, 5) != trial_seed(1, 5)
+
+    def proposals(seed):
+        study = optuna.create_study(sampler=TrialSeededSampler(optuna.samplers.RandomSampler, seed))
+        study.optimize(lambda t: t.suggest_int("x", 0, 10**6), n_trials=5)
+        return [t.params["x"] for t in study.trials]
+
+    assert proposals(0) == proposals(0) != proposals(1)
+    assert len(set(proposals(0))) == 5
+
+
+class StepMeasure:
+    """A fake latency protocol: the machine slows down 10% per call (drift); a design takes
+    half the reference's time in every measurement."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, models, baseline=None):
+        from arch_search.latency import Comparison, Env, Latency
+
+        self.calls += 1
+        ref = 10.0 * 1.1 ** self.calls
+        env = Env.current(1)
+        out = {name: Latency.from_samples([ref if name == "reference" else ref / 2], env) for name in models}
+        return Comparison(out, baseline or next(iter(models)))
+
+
+def test_latency_is_timed_beside_the_reference_and_corrected_for_drift(space, tmp_path):
+    search = make(space, tmp_path, FakeProxy())
+    search.measure = StepMeasure()
+    study = search.run(5, progress=False)
+    anchor = study.user_attrs["latency_anchor_ms"]
+    assert anchor == 11.0  # the first measurement's reference median
+    dense, *others = [t for t in study.trials if t.values and "duplicate_of" not in t.user_attrs]
+    assert dense.values[1] == anchor and dense.user_attrs["latency_drift"] == 1.0
+    for t in others:  # the machine drifted, the objective did not
+        assert t.user_attrs["latency_drift"] > 1.0
+        assert t.user_attrs["latency_raw_ms"] == t.user_attrs["reference_ms"] / 2
+        assert t.values[1] == pytest.approx(anchor / 2)
+
+
+def test_a_failed_reference_is_queued_again(space, tmp_path):
+    class Broken(FakeProxy):
+        def evaluate(self, spec, report=None):
+            raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        make(space, tmp_path, Broken()).run(4, progress=False)
+    study = make(space, tmp_path, FakeProxy()).run(4, progress=False)
+    refs = {t.user_attrs["reference"]: t.state for t in study.trials if "reference" in t.user_attrs}
+    assert refs == {"bert_base": optuna.trial.TrialState.COMPLETE, "squeezebert": optuna.trial.TrialState.COMPLETE}
+    assert any(t.state == optuna.trial.TrialState.FAIL and t.user_attrs.get("reference") == "bert_base"
+               for t in study.trials)
+
+
+def test_a_dead_workers_running_trial_is_failed_and_requeued_at_start(space, tmp_path):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    from arch_search.search import _process_start
+
+    search = make(space, tmp_path, FakeProxy())
+    search.run(2, progress=False)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    host = socket.gethostname()
+    for pid, started in ((int(dead.stdout), "123"), (os.getpid(), _process_start(os.getpid()))):
+        t = search.study.ask({"q": optuna.distributions.CategoricalDistribution([1, 4])})
+        t.set_user_attr("worker", f"{host}:{pid}")
+        t.set_user_attr("worker_started", started)
+    assert make(space, tmp_path, FakeProxy()).recover() == [2]  # the dead one; ours is alive
+    trials = search.study.trials
+    assert trials[2].state == optuna.trial.TrialState.FAIL and trials[3].state == optuna.trial.TrialState.RUNNING
+    assert trials[4].state == optuna.trial.TrialState.WAITING and trials[4].system_attrs["failed_trial"] == 2
+    assert trials[4].params == trials[2].params
+
+
+def test_resuming_with_other_settings_is_refused(space, tmp_path):
+    from arch_search.search import StudyMismatch
+
+    make(space, tmp_path, FakeProxy(), fingerprint={"task": "sst2", "proxy": {"steps": 400}}).run(2, progress=False)
+    make(space, tmp_path, FakeProxy(), fingerprint={"task": "sst2", "proxy": {"steps": 400}})  # same: fine
+    with pytest.raises(StudyMismatch, match=r"proxy.steps: 400 -> 80; task: 'sst2' -> 'rte'"):
+        make(space, tmp_path, FakeProxy(), fingerprint={"task": "rte", "proxy": {"steps": 80}})
+    other = tmp_path / "other.yaml"
+    other.write_text("base: minilm_l6\ngroups: {q: [1, 2]}\n")
+    with pytest.raises(StudyMismatch, match=r"space.groups.q: \[1, 4\] -> \[1, 2\]"):
+        make(SearchSpace.load(other), tmp_path, FakeProxy(), fingerprint={"task": "sst2", "proxy": {"steps": 400}})
 
 
 def test_diverging_proxy_prunes_and_the_study_goes_on(space, tmp_path):

@@ -1,5 +1,5 @@
 """A search worker with a slow fake proxy, run as a subprocess by the fault and many-worker
-tests:  python tests/worker.py SPACE_YAML STORAGE_URL SLEEP_S SEED N_TRIALS STUDY_NAME"""
+tests (heartbeat grace 60 s: a dead worker's trial is found by its PID, not its heartbeat):  python tests/worker.py SPACE_YAML STORAGE_URL SLEEP_S SEED N_TRIALS STUDY_NAME"""
 
 import functools
 import sys
@@ -28,6 +28,6 @@ if __name__ == "__main__":
     search = Search(
         SearchSpace.load(space_path), SlowProxy(float(sleep)),
         functools.partial(compare_latency, seq_len=8, rounds=1, warmup=0), study_name,
-        storage_for(url, heartbeat_interval=1, grace_period=2), optuna.samplers.RandomSampler(seed=int(seed)), seq_len=8,
+        storage_for(url, heartbeat_interval=1, grace_period=60), optuna.samplers.RandomSampler, seq_len=8, seed=int(seed),
     )
     search.run(int(n_trials), progress=False)
