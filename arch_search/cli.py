@@ -9,15 +9,20 @@ and ``dashboard`` read an existing run and take plain arguments, not overrides.
 from __future__ import annotations
 
 import argparse
+import os
+import shutil
 import sys
 import time
+import traceback
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import hydra
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from arch_search.cost import count_cost
 from arch_search.latency import Comparison
@@ -54,66 +59,92 @@ def _spec(cfg: DictConfig) -> ArchSpec:
 
 def evaluate(cfg: DictConfig) -> Comparison:
     """Print params, GMACs, GFLOPs and latency of ``cfg.arch`` beside its dense reference."""
+    check_settings(cfg)
     spec = _spec(cfg)
     dense = spec.replace(groups={}, shuffle=False)
     designs = {"candidate": spec} if spec.is_dense else {"dense reference": dense, "candidate": spec}
     costs = {name: count_cost(s, seq_len=cfg.seq_len, batch=cfg.batch) for name, s in designs.items()}
-    compare = instantiate(cfg.latency)
+    compare = _built("latency", lambda: instantiate(cfg.latency))
+    proxy = None if cfg.get("proxy") is None else _built("proxy", lambda: instantiate(cfg.proxy))
+    _prepare(proxy)  # data and checkpoint before the timing, so that their errors come first
     comparison = compare({name: build_model(s) for name, s in designs.items()}, baseline=next(iter(designs)))
     print(format_table(designs, costs, comparison))
-    if cfg.get("proxy") is not None:
+    if proxy is not None:
         print()
-        print(format_proxy(instantiate(cfg.proxy).evaluate(spec), cfg.task.name))
+        print(format_proxy(proxy.evaluate(spec), cfg.task.name))
     return comparison
 
 
 def run(cfg: DictConfig) -> None:
     """Search ``cfg.search.space`` with Optuna; print the Pareto front, write trials.csv,
-    pareto.csv and study.json to the run directory (where the SQLite study lives too)."""
+    pareto.csv and study.json to the run directory (where the SQLite study lives too).
+    Everything checkable is checked before the study is created or touched; an error is one
+    ``error:`` line, and a run that fails before its study leaves no run directory behind."""
     from hydra.core.hydra_config import HydraConfig
 
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    try:
+        _search(cfg, run_dir)
+    except KeyboardInterrupt:
+        print("interrupted: finished trials are kept in the study; rerun the same command to resume",
+              file=sys.stderr)
+        raise SystemExit(130) from None
+    finally:
+        _remove_if_empty(run_dir)
+
+
+def _search(cfg: DictConfig, run_dir: Path) -> None:
     from arch_search.lut import lut_for
-    from arch_search.search import Constraints, Search, format_pareto
+    from arch_search.runs import shown
+    from arch_search.search import Constraints, Search, StudyMismatch, format_pareto
     from arch_search.space import SearchSpace, SpaceError
     from arch_search.tracking import WandbTracker
 
+    check_settings(cfg, search=True)
     try:
         space = SearchSpace.load(cfg.search.space, proxy_scale=cfg.proxy_setup.scale)
     except SpaceError as e:
         raise SystemExit(f"error: {e}") from None
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
-    predict = None
+    if cfg.search.latency_mode not in ("measured", "lut"):
+        raise SystemExit(f"error: search.latency_mode must be measured or lut, got {cfg.search.latency_mode!r}")
     if cfg.search.latency_mode == "lut" and cfg.latency.get("backend", "torch") != "torch":
         raise SystemExit("error: search.latency_mode=lut prices designs from torch timings; "
                          "use latency.backend=torch with it (or latency_mode=measured)")
-    if cfg.search.latency_mode == "lut":
-        lat = cfg.latency
-        lut = lut_for(space.covering_specs(), space.random_specs(cfg.search.lut_heldout, cfg.seed), cfg.cache_dir,
-                      cfg.seq_len, cfg.batch, lat.threads, lat.warmup, lat.rounds)
-        predict = lut.latency
-    elif cfg.search.latency_mode != "measured":
-        raise SystemExit(f"error: search.latency_mode must be measured or lut, got {cfg.search.latency_mode!r}")
+    measure = _built("latency", lambda: instantiate(cfg.latency))
+    proxy = _built("proxy", lambda: _proxy_for(space, cfg))
+    _prepare(proxy)  # the task's data (and checkpoint) load now, not inside trial 0
+    make_sampler = _built("search.sampler", lambda: instantiate(cfg.search.sampler, _partial_=True))
+    _built("search.sampler", lambda: make_sampler(seed=cfg.seed))
+    tracker = _built("logger", lambda: instantiate(cfg.logger))
+    if isinstance(tracker, WandbTracker):  # the run config goes beside each trial's spec, storage URL masked
+        config = OmegaConf.to_container(cfg, resolve=False)
+        config["storage"]["url"] = shown(str(cfg.storage.url))
+        tracker.config = {"run": config}
+    storage = _built("storage", lambda: instantiate(cfg.storage))
     study_name = cfg.search.study_name or space.name
-    tracker = instantiate(cfg.logger)
-    if isinstance(tracker, WandbTracker):  # the run config goes beside each trial's spec
-        tracker.config = {"run": OmegaConf.to_container(cfg, resolve=False)}
-    search = Search(
-        space=space,
-        proxy=_proxy_for(space, cfg),
-        measure=instantiate(cfg.latency),
-        study_name=study_name,
-        storage=instantiate(cfg.storage),
-        sampler=instantiate(cfg.search.sampler, seed=cfg.seed + cfg.search.worker),
-        seq_len=cfg.seq_len,
-        batch=cfg.batch,
-        constraints=Constraints(**cfg.search.constraints),
-        tracker=tracker,
-        predict=predict,
-        weights_dir=run_dir / "weights",
-    )
+    try:
+        search = Search(
+            space=space, proxy=proxy, measure=measure, study_name=study_name, storage=storage,
+            sampler=make_sampler, seed=cfg.seed, seq_len=cfg.seq_len, batch=cfg.batch,
+            constraints=Constraints(**cfg.search.constraints), tracker=tracker,
+            weights_dir=run_dir / "weights", fingerprint=fingerprint(cfg), repeat_designs=cfg.search.repeat_designs,
+        )
+    except StudyMismatch as e:
+        raise SystemExit(f"error: {e}") from None
+    if cfg.search.latency_mode == "lut":  # built (or loaded) once the study is known to accept this run
+        lat = cfg.latency
+        search.predict = lut_for(space.covering_specs(), space.random_specs(cfg.search.lut_heldout, cfg.seed),
+                                 cfg.cache_dir, cfg.seq_len, cfg.batch, lat.threads, lat.warmup, lat.rounds).latency
     print(f"space {space.name}: {space.size:,} designs; study {study_name!r} in {run_dir}")
     t0 = time.perf_counter()
-    search.run(cfg.search.n_trials, progress=cfg.search.progress)
+    try:
+        search.run(cfg.search.n_trials, progress=cfg.search.progress)
+    except Exception as e:  # a trial's unexpected error: one line here, the traceback in the run directory
+        log = run_dir / "errors.log"
+        with open(log, "a") as f:
+            f.write(traceback.format_exc())
+        raise SystemExit(f"error: a trial failed: {type(e).__name__}: {e} (traceback: {log}; "
+                         "rerun the same command to resume)") from None
     remeasured = search.remeasure(search.pareto())  # whatever the latency mode
     pareto = search.rows(search.pareto(), remeasured)
     search.write(run_dir, remeasured)
@@ -122,6 +153,76 @@ def run(cfg: DictConfig) -> None:
           "latency re-measured at the end, interleaved):")
     print(format_pareto(pareto))
     print(f"\nwrote {run_dir}/trials.csv, pareto.csv, study.json")
+
+
+def _built(what: str, make: Callable[[], Any]) -> Any:
+    """``make()``, with a config error (bad value, missing env var, bad class argument) as one line."""
+    try:
+        return make()
+    except (InstantiationException, OmegaConfBaseException, TypeError, ValueError, OSError) as e:
+        cause = e.__cause__ or e
+        raise SystemExit(f"error: {what}: {str(cause).strip().splitlines()[0]}") from None
+
+
+def _prepare(proxy: Any) -> None:
+    """Load what a proxy's first trial would load (task data; the checkpoint when pretrained),
+    so that a missing folder or a malformed file stops the run before its study exists."""
+    setup = getattr(proxy, "setup", None)
+    if setup is None:
+        return
+    try:
+        setup.data
+        if setup.init == "pretrained":
+            setup.dense
+    except (OSError, ValueError, RuntimeError) as e:
+        raise SystemExit(f"error: {str(e).strip().splitlines()[0]}") from None
+
+
+# (key, lowest allowed value) of the numbers a command checks before it starts; keys a config
+# does not have (no proxy, another proxy's settings) are skipped
+SETTINGS = (
+    ("seq_len", 1), ("batch", 1), ("latency.threads", 1), ("latency.rounds", 1), ("latency.warmup", 0),
+    ("proxy.steps", 1), ("proxy.batch_size", 1), ("proxy.threads", 1), ("proxy_setup.max_len", 2),
+)
+SEARCH_SETTINGS = (("search.n_trials", 1), ("search.lut_heldout", 1), ("proxy_setup.heldout", 1))
+
+
+def check_settings(cfg: DictConfig, search: bool = False) -> None:
+    """Each number of ``SETTINGS`` (and, for a search, ``SEARCH_SETTINGS``: it needs a held-out
+    slice to score on) is an int at or above its lowest value; one ``error:`` line otherwise."""
+    for key, lowest in SETTINGS + (SEARCH_SETTINGS if search else ()):
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < lowest):
+            raise SystemExit(f"error: {key} must be an integer >= {lowest}, got {value!r}")
+
+
+# proxy and setup keys that do not change a score (speed, logging, paths)
+_NOT_SCORED = {"_target_", "setup", "threads", "progress", "eval_dev", "eval_every", "cache_dir", "data_dir"}
+
+
+def fingerprint(cfg: DictConfig) -> dict[str, Any]:
+    """What makes a study's scores comparable (``Search`` adds the space): the task, the proxy
+    and its budget, its setup (init, scale, data split, seed) and the latency protocol."""
+    proxy = OmegaConf.to_container(cfg.proxy, resolve=True)
+    setup = OmegaConf.to_container(cfg.proxy_setup, resolve=True)
+    if setup.get("checkpoint"):
+        setup["checkpoint"] = Path(setup["checkpoint"]).name  # the same model in another folder is the same
+    return {
+        "task": cfg.task.name,
+        "proxy": {"kind": cfg.proxy._target_, **{k: v for k, v in proxy.items() if k not in _NOT_SCORED}},
+        "proxy_setup": {k: v for k, v in setup.items() if k not in _NOT_SCORED},
+        "latency": {"mode": cfg.search.latency_mode, "backend": cfg.latency.get("backend", "torch"),
+                    "threads": cfg.latency.threads, "seq_len": cfg.seq_len, "batch": cfg.batch},
+    }
+
+
+def _remove_if_empty(run_dir: Path) -> None:
+    """Remove a run directory that holds nothing but Hydra's own files and logs (a run that
+    failed before its study existed; its error was printed)."""
+    if not run_dir.is_dir():
+        return
+    if all(p.name == ".hydra" or p.suffix == ".log" for p in run_dir.iterdir()):
+        shutil.rmtree(run_dir, ignore_errors=True)
 
 
 def _proxy_for(space, cfg: DictConfig):
@@ -211,6 +312,8 @@ def report(argv: list[str]) -> None:
         raise SystemExit(f"error: {e}") from None
     print(f"wrote {result.html} and {len(result.pngs)} PNGs ({len(result.front)} designs on the front, "
           f"{result.seconds:.1f} s)")
+    for note in result.notes:
+        print(f"  {note}")
 
 
 def dashboard(argv: list[str]) -> None:
@@ -228,6 +331,62 @@ def dashboard(argv: list[str]) -> None:
         serve(args.target, host=args.host, port=args.port, study=args.study)
     except RunError as e:
         raise SystemExit(f"error: {e}") from None
+
+
+STORAGE_URL_ENV = "ARCH_SEARCH_STORAGE_URL"  # conf/storage/postgres.yaml reads the URL from here by default
+
+
+def hide_storage_password(override: str) -> str:
+    """``storage.url=<URL with a password>`` becomes ``storage.url=${oc.env:ARCH_SEARCH_STORAGE_URL}``
+    with the URL moved to that environment variable (inherited by the launcher's workers), so
+    the password reaches no file Hydra writes (.hydra/*.yaml), no W&B config and no message."""
+    from sqlalchemy.engine import make_url
+
+    key, _, url = override.partition("=")
+    if key.lstrip("+~") != "storage.url" or "://" not in url:
+        return override
+    try:
+        password = make_url(url).password
+    except Exception:  # not a URL SQLAlchemy can parse: Optuna will say so
+        return override
+    if not password:
+        return override
+    os.environ[STORAGE_URL_ENV] = url
+    return f"{key}=${{oc.env:{STORAGE_URL_ENV}}}"
+
+
+def check_overrides(config_name: str, overrides: list[str]) -> None:
+    """Compose the config once before Hydra runs it, so that Hydra's own errors (an unknown
+    option, a misspelt key, a bad value) are one ``error:`` line, not Hydra's 7-20 line report.
+    A sweep (``a=1,2``) is checked with its first value; Hydra's flags are left to Hydra."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    if any(o.startswith("-") for o in overrides):  # --multirun, --cfg job, ...: Hydra's own reporting
+        overrides = [o for o in overrides if not o.startswith("-")]
+        if any(o in ("job", "hydra", "all") for o in overrides):
+            return
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+        single = [o.input_line if not o.is_sweep_override()
+                  else f"{o.get_key_element()}={next(iter(o.sweep_string_iterator()))}" for o in parsed]
+        with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+            compose(config_name, overrides=single, return_hydra_config=True)
+    except (HydraException, OmegaConfBaseException, ValueError) as e:
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        detail = next((line for line in lines[1:] if line.startswith("Key ")), "")
+        options = lines[lines.index(next(x for x in lines if x.startswith("Available options"))) + 1:] if any(
+            x.startswith("Available options") for x in lines) else []
+        options = [x for x in options if not x.startswith(("Config search path", "provider="))]
+        message = lines[0] if lines else type(e).__name__
+        message += f" ({detail})" if detail else ""
+        message += f"; options: {', '.join(options)}" if options else ""
+        print(f"error: {message}", file=sys.stderr)
+        raise SystemExit(1) from None
+    finally:
+        GlobalHydra.instance().clear()
 
 
 def _hydra_command(fn: Callable[[DictConfig], object], config_name: str) -> Callable[[], None]:
@@ -248,5 +407,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     # `space=X` is short for `search.space=X`
     overrides = [f"search.{o}" if o.startswith("space=") else o for o in overrides]
+    overrides = [hide_storage_password(o) for o in overrides]
+    check_overrides(CONFIG_OF[command], overrides)
     sys.argv = [f"arch_search {command}", *overrides]  # Hydra reads its overrides from sys.argv
     _hydra_command(globals()[command], CONFIG_OF[command])()

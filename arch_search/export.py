@@ -25,6 +25,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tokenizers import Tokenizer
 
+from arch_search.cache import atomic_path
 from arch_search.model import Encoder, build_model
 from arch_search.runs import RunError, load_study, locate
 from arch_search.spec import ArchSpec
@@ -49,9 +50,8 @@ def save_trial_weights(path: Path, model: Encoder, tokenizer: Tokenizer | None =
     meta = {"spec": model.spec.to_yaml(), "num_labels": str(model.num_labels or 0)}
     if tokenizer is not None:
         meta["tokenizer"] = tokenizer.to_str()
-    tmp = path.with_suffix(".tmp")
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp), metadata=meta)
-    tmp.replace(path)  # a reader never sees half a file
+    with atomic_path(path) as tmp:  # a reader never sees half a file
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp), metadata=meta)
 
 
 def load_trial_weights(path: Path) -> tuple[Encoder, Tokenizer | None]:
@@ -94,6 +94,11 @@ def load_run_trial(run_dir: Path, number: int) -> optuna.trial.FrozenTrial:
     if number not in trials:
         raise ExportError(f"{run_dir}: study {loc.study_name!r} has no trial {number} (trials 0..{len(trials) - 1})")
     trial = trials[number]
+    if trial.state != optuna.trial.TrialState.COMPLETE:
+        done = [n for n, t in trials.items() if t.state == optuna.trial.TrialState.COMPLETE]
+        listed = ", ".join(map(str, done[:20])) + (f", ... ({len(done)} in all)" if len(done) > 20 else "")
+        raise ExportError(f"{run_dir}: trial {number} is {trial.state.name}; only COMPLETE trials can be exported "
+                          f"(here: {listed or 'none yet'})")
     if "spec" not in trial.user_attrs:
         raise ExportError(f"{run_dir}: trial {number} has no design (state {trial.state.name})")
     return trial
@@ -127,7 +132,10 @@ def export_trial(run_dir: Path, number: int, fmt: str, out: Path | None = None) 
     trial = load_run_trial(run_dir, number)
     spec = ArchSpec.from_yaml(trial.user_attrs["spec"])
     out = Path(out) if out is not None else run_dir / "export" / f"trial_{number}_{fmt}"
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:  # e.g. out= an existing file: an export is a folder
+        raise ExportError(f"out={out}: cannot make the export folder there ({e.strerror}); out= names a folder") from None
     (out / "spec.yaml").write_text(spec.to_yaml())
     if fmt == "spec":
         return Exported(out / "spec.yaml", trained=False, notes=[f"design of trial {number} at target scale"])

@@ -11,7 +11,8 @@ SqueezeBERT's ``Conv1d(groups=G).weight`` of shape (C_out, C_in/G, 1) is exactly
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,26 @@ _SQUEEZEBERT_GROUPS = {
     "ffn_in": "intermediate_groups",
     "ffn_out": "output_groups",
 }
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is no local folder and that the model hub did not give (offline, unknown id)."""
+
+
+@contextmanager
+def hub_errors(checkpoint: str | Path) -> Iterator[None]:
+    """Turns the OSError of ``transformers`` failing to fetch hub id ``checkpoint`` into one
+    CheckpointError that says what to do; errors about a local path pass through."""
+    try:
+        yield
+    except OSError as e:
+        if Path(checkpoint).exists() or str(checkpoint).startswith((".", "/")):
+            raise
+        why = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise CheckpointError(
+            f"checkpoint {str(checkpoint)!r} is not a local folder and could not be loaded from the model hub ({why}); "
+            "point ARCH_SEARCH_CHECKPOINT (or proxy_setup.checkpoint=...) at a local checkpoint folder, "
+            "e.g. ../shared/models/all-MiniLM-L6-v2") from e
 
 
 def spec_from_hf_config(config: Mapping[str, Any]) -> ArchSpec:
@@ -100,7 +121,8 @@ def _resolve(model_or_path: Any) -> tuple[dict[str, Any], dict[str, Tensor]]:
         from transformers import AutoModel
     except ImportError as e:
         raise FileNotFoundError(f"{model_or_path!r} is no folder; loading a hub id needs `pip install arch_search[hf]`") from e
-    model = AutoModel.from_pretrained(str(model_or_path))
+    with hub_errors(model_or_path):
+        model = AutoModel.from_pretrained(str(model_or_path))
     return model.config.to_dict(), model.state_dict()
 
 

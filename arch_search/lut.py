@@ -23,9 +23,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from arch_search.cache import atomic_path
 from arch_search.latency import Env, Latency, compare_latency, num_threads
 from arch_search.model import Embeddings, GroupedLinear, build_model
 from arch_search.spec import ArchSpec
+
+CACHE_VERSION = 1  # in the table's cache key: bump it when what an entry times or means changes
 
 
 def _time(fn: Callable[[], object], warmup: int, rounds: int) -> float:
@@ -135,17 +138,17 @@ class LatencyLUT:
 
     @staticmethod
     def cache_path(cache_dir: str | Path, threads: int, seq_len: int, batch: int, rounds: int) -> Path:
+        """The table's file for this machine and settings (and ``CACHE_VERSION``)."""
         env = Env.current(threads)
         key = json.dumps({"env": [env.cpu, env.cores, env.threads, env.torch, env.machine],
-                          "seq_len": seq_len, "batch": batch, "rounds": rounds})
+                          "seq_len": seq_len, "batch": batch, "rounds": rounds, "version": CACHE_VERSION})
         return Path(cache_dir) / "lut" / f"lut-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
 
     def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"table": self.table, "env": vars(self.env), "seq_len": self.seq_len,
-                                   "batch": self.batch, "mape": self.mape}, indent=1))
-        tmp.replace(path)
+        """Write the table whole: workers saving at once each write a complete file."""
+        with atomic_path(path) as tmp:
+            tmp.write_text(json.dumps({"table": self.table, "env": vars(self.env), "seq_len": self.seq_len,
+                                       "batch": self.batch, "mape": self.mape}, indent=1))
 
     @classmethod
     def load(cls, path: Path) -> LatencyLUT:

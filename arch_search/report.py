@@ -3,10 +3,12 @@ figure, read from the study's storage (and the run directory's pareto.csv, if an
 
 Figures: the Pareto front (proxy accuracy vs latency, references marked), hypervolume over
 trials, the grouping pattern of the Pareto designs, FLOPs vs latency and params vs accuracy,
-and parameter importances per objective; then the front as a table with speedup vs dense.
+parameter importances per objective and, when the trials carry it, the dense reference's
+latency over the run (drift); then the front as a table with speedup vs dense.
 Hypervolume: Zitzler & Thiele, 1998 (2-D, computed incrementally). Importances: PED-ANOVA,
 Watanabe et al., 2023 (Optuna's ``PedAnovaImportanceEvaluator``). PNGs: plotly through kaleido,
-which drives a Chrome/Chromium already installed (e.g. Debian's ``chromium``); none is downloaded.
+which drives a Chrome/Chromium already installed (e.g. Debian's ``chromium``); none is downloaded,
+and without one the report is the HTML alone (``Report.notes`` says so).
 """
 
 from __future__ import annotations
@@ -32,7 +34,8 @@ from arch_search.spec import PROJECTIONS, ArchSpec
 
 REFERENCE_LABELS = {"bert_base": "dense (BERT-base)", "squeezebert": "SqueezeBERT"}
 SHORT = {"post_attention": "post", "ffn_in": "in", "ffn_out": "out"}
-FIGURES = ("pareto_front", "hypervolume", "grouping_heatmap", "flops_vs_latency", "params_vs_accuracy", "importances")
+FIGURES = ("pareto_front", "hypervolume", "grouping_heatmap", "flops_vs_latency", "params_vs_accuracy", "importances",
+           "reference_latency")  # the last only for studies whose trials carry reference_ms
 MIN_TRIALS_FOR_IMPORTANCE = 10
 
 
@@ -293,6 +296,29 @@ def fig_importances(imp: dict[str, dict[str, float]], n: int) -> go.Figure:
     return fig
 
 
+def fig_reference_latency(d: StudyData) -> go.Figure | None:
+    """The dense reference's median (ms) measured interleaved with each trial's design
+    (``reference_ms``) by trial number, and the study's anchor (``latency_anchor_ms``); None
+    when no trial has ``reference_ms`` (studies from before drift correction)."""
+    idx = [i for i, t in enumerate(d.trials) if "reference_ms" in t.user_attrs]
+    if not idx:
+        return None
+    ref_ms = [d.trials[i].user_attrs["reference_ms"] for i in idx]
+    hover = [f"{d.label(i)}: reference {r:.1f} ms; design {d.trials[i].user_attrs.get('latency_raw_ms', math.nan):.1f} ms "
+             f"measured, {d.ms[i]:.1f} ms scaled" for i, r in zip(idx, ref_ms)]
+    fig = go.Figure(go.Scatter(x=[d.trials[i].number for i in idx], y=ref_ms, mode="lines+markers", name="dense reference",
+                               marker=dict(size=5 if len(idx) > 300 else 8), hovertext=hover, hoverinfo="text"))
+    anchor = d.study.user_attrs.get("latency_anchor_ms")
+    if anchor is not None:
+        fig.add_hline(y=anchor, line_dash="dash", line_color="#EF553B", annotation_text=f"anchor {anchor:.1f} ms")
+    fig.update_layout(
+        title="Reference latency over the run (drift of the machine)<br><sup>the dense reference's median, measured "
+              "interleaved with each trial's design; the search's latency objective is each design's median "
+              "scaled by anchor / reference_ms</sup>",
+        xaxis_title="trial number", yaxis_title="dense reference latency (ms, median)")
+    return fig
+
+
 # ---- the table and the page -------------------------------------------------------------------
 
 
@@ -352,6 +378,7 @@ class Report:
     hypervolume: list[float]
     reference_point: tuple[float, float]
     seconds: float
+    notes: list[str] = field(default_factory=list)  # e.g. why no PNGs were written
 
 
 def write_report(target: str, study: str | None = None, out: str | Path | None = None, png: bool = True) -> Report:
@@ -377,7 +404,9 @@ def write_report(target: str, study: str | None = None, out: str | Path | None =
         "params_vs_accuracy": fig_scatter(d, d.params / 1e6, d.acc, "params (M, target scale)", "proxy accuracy",
                                           "Params vs proxy accuracy"),
         "importances": fig_importances(imp, len(d.trials)),
+        "reference_latency": fig_reference_latency(d),
     }
+    figures = {name: fig for name, fig in figures.items() if fig is not None}
     for fig in figures.values():
         fig.update_layout(template="plotly_white", margin=dict(t=70))
     rows = front_rows(d, front, loc.run_dir)
@@ -399,18 +428,23 @@ def write_report(target: str, study: str | None = None, out: str | Path | None =
     )
     html_path = out_dir / "report.html"
     html_path.write_text(page, encoding="utf-8")
-    pngs = [out_dir / f"{name}.png" for name in figures]
-    if png:
-        write_pngs(list(figures.values()), pngs)
-    return Report(html_path, pngs if png else [], [d.trials[i] for i in front], rows, hv, ref, time.perf_counter() - t0)
+    pngs = [out_dir / f"{name}.png" for name in figures] if png else []
+    notes = []
+    if pngs and (skipped := write_pngs(list(figures.values()), pngs)):
+        pngs, notes = [], [skipped]
+    return Report(html_path, pngs, [d.trials[i] for i in front], rows, hv, ref, time.perf_counter() - t0, notes)
 
 
-def write_pngs(figures: list[go.Figure], paths: list[Path]) -> None:
-    """Static images through kaleido (one headless Chrome/Chromium session for all)."""
+def write_pngs(figures: list[go.Figure], paths: list[Path]) -> str | None:
+    """Static images through kaleido (one headless Chrome/Chromium session for all). Returns
+    None, or why no PNG was written: no Chrome/Chromium was found. Any other error raises."""
+    from kaleido.errors import ChromeNotFoundError
+
     try:
         pio.write_images(figures, paths, width=1200, height=[max(600, f.layout.height or 0) for f in figures])
-    except Exception as e:  # kaleido's ChromeNotFoundError and its kin
-        if "chrome" in type(e).__name__.lower() or "chrom" in str(e).lower():
-            raise RunError(f"PNG export needs Chrome or Chromium (Debian: apt-get install chromium; "
-                              f"or set BROWSER_PATH); report.html is written; --no-png skips PNGs ({e})") from None
-        raise
+    except Exception as e:  # plotly re-raises kaleido's ChromeNotFoundError as a RuntimeError
+        if not any(isinstance(x, ChromeNotFoundError) for x in (e, e.__cause__, e.__context__)):
+            raise
+        return ("PNGs skipped: no Chrome or Chromium found (Debian: apt-get install chromium; or set BROWSER_PATH "
+                "to a Chrome/Chromium executable); report.html is complete")
+    return None

@@ -149,12 +149,15 @@ class SearchSpace:
 
     @property
     def size(self) -> int:
-        """Number of distinct designs (per-layer spaces: per layer of every depth choice)."""
+        """Number of distinct designs (per-layer spaces: per layer of every depth choice). The
+        shuffle choices multiply the count, except for the all-dense design (every projection
+        at groups 1), which has nothing to shuffle and counts once."""
         shuffles = len(self.shuffle)
+        all_dense = all(1 in c for c in self.groups.values())
         total = 0
         for d in self._dim_combinations():
             layers = d["layers"] if self.per_layer else 1
-            total += math.prod(len(c) ** layers for c in self.groups.values()) * shuffles
+            total += math.prod(len(c) ** layers for c in self.groups.values()) * shuffles - (shuffles - 1) * all_dense
         return total
 
     def sample(self, trial) -> ArchSpec:

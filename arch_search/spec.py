@@ -160,8 +160,12 @@ class ArchSpec:
 
     @property
     def hash(self) -> str:
-        """Stable 12-hex-digit digest of the normalised spec (same design -> same hash)."""
+        """Stable 12-hex-digit digest of the normalised spec (same design -> same hash). A
+        shuffle after a dense projection (groups 1) is a no-op, so it is hashed as no shuffle."""
         canonical = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        canonical["shuffle"] = {
+            p: tuple(s and g > 1 for g, s in zip(self.groups[p], self.shuffle[p])) for p in PROJECTIONS
+        }
         blob = json.dumps(canonical, sort_keys=True, default=list, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 

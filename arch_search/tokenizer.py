@@ -20,7 +20,10 @@ import torch
 from tokenizers import Tokenizer
 from tokenizers.implementations import BertWordPieceTokenizer
 
+from arch_search.cache import atomic_path
+
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+CACHE_VERSION = 1  # in the tokenizer cache's key: bump it when what is cached changes meaning (training, format)
 
 
 def load_tokenizer(checkpoint: str | Path) -> Tokenizer:
@@ -49,12 +52,13 @@ def load_tokenizer(checkpoint: str | Path) -> Tokenizer:
 
 def train_tokenizer(texts: Sequence[str], vocab_size: int, cache_dir: str | Path, lowercase: bool = True) -> Tokenizer:
     """A BERT WordPiece tokenizer trained on ``texts``; cached as
-    ``<cache_dir>/wordpiece-<key>.json`` where key hashes the texts and the settings."""
+    ``<cache_dir>/wordpiece-<key>.json`` where key hashes the texts, the settings and
+    ``CACHE_VERSION``."""
     digest = hashlib.sha256()
     for t in texts:
         digest.update(t.encode())
         digest.update(b"\0")
-    digest.update(json.dumps({"vocab_size": vocab_size, "lowercase": lowercase}).encode())
+    digest.update(json.dumps({"vocab_size": vocab_size, "lowercase": lowercase, "version": CACHE_VERSION}).encode())
     path = Path(cache_dir) / f"wordpiece-{digest.hexdigest()[:16]}.json"
     if path.is_file():
         return Tokenizer.from_file(str(path))
@@ -63,10 +67,8 @@ def train_tokenizer(texts: Sequence[str], vocab_size: int, cache_dir: str | Path
     tok = wp._tokenizer
     tok.no_padding()
     tok.no_truncation()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tok.save(str(tmp))
-    tmp.replace(path)  # atomic: concurrent workers never read half a file
+    with atomic_path(path) as tmp:  # workers training the same vocabulary each write a whole file
+        tok.save(str(tmp))
     return tok
 
 

@@ -3,7 +3,9 @@ needs it fails loudly when it is missing, it does not skip."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -39,3 +41,23 @@ def batch():
     types = torch.zeros(3, 9, dtype=torch.long)
     types[:, 5:] = 1
     return ids, mask, types
+
+
+def race(fn: Callable[[], object], processes: int = 4) -> list[int]:
+    """Exit codes of ``processes`` forked processes that each call ``fn`` once, released
+    together by a barrier (0: returned; 1: raised, traceback on stderr)."""
+    ctx = multiprocessing.get_context("fork")
+    barrier = ctx.Barrier(processes)
+
+    def worker():
+        barrier.wait()
+        fn()
+
+    procs = [ctx.Process(target=worker) for _ in range(processes)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=120)
+        if p.exitcode is None:  # hung: end it, the caller sees None
+            p.kill()
+    return [p.exitcode for p in procs]

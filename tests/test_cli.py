@@ -95,11 +95,17 @@ def test_run_search_writes_pareto_and_resumes(tmp_path):
     for name in ("study.db", "trials.csv", "pareto.csv", "study.json"):
         assert (tmp_path / "run" / name).is_file(), name
     assert len((tmp_path / "run" / "trials.csv").read_text().splitlines()) == 1 + 3
-    again = run(*args, "search.n_trials=5", "search.latency_mode=lut", cwd=tmp_path)  # continues the study
+    again = run(*args, "search.n_trials=5", cwd=tmp_path)  # continues the study
     assert again.returncode == 0, again.stderr[-3000:]
-    assert "latency LUT:" in again.stdout and "MAPE" in again.stdout and "re-measured" in again.stdout
     assert "remeasured_ms" in (tmp_path / "run" / "pareto.csv").read_text()
-    assert len((tmp_path / "run" / "trials.csv").read_text().splitlines()) == 1 + 5
+    rows = (tmp_path / "run" / "trials.csv").read_text().splitlines()[1:]
+    assert len({r.split(",")[-1] for r in rows}) == 5  # five distinct designs (spec_hash), copies aside
+    mixed = run(*args, "search.n_trials=6", "search.latency_mode=lut", "proxy.score=grad_norm", cwd=tmp_path)
+    assert mixed.returncode == 1 and mixed.stderr.count("\n") == 1, mixed.stderr
+    assert "latency.mode: 'measured' -> 'lut'" in mixed.stderr and "proxy.score: 'snip' -> 'grad_norm'" in mixed.stderr
+    lut = run(*args, "search.n_trials=3", "search.latency_mode=lut", "search.study_name=with_lut", cwd=tmp_path)
+    assert lut.returncode == 0, lut.stderr[-3000:]
+    assert "latency LUT:" in lut.stdout and "MAPE" in lut.stdout and "re-measured" in lut.stdout
 
 
 def test_run_rejects_a_bad_space_before_any_study(tmp_path):

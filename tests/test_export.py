@@ -1,10 +1,12 @@
 """Trained proxy weights kept for the Pareto front, and `export` to spec / HF / ONNX."""
 
 import functools
+import shutil
 
 import optuna
 import pytest
 import torch
+from optuna.trial import TrialState
 
 from arch_search import ArchSpec, build_model, compare_latency
 from arch_search.export import ExportError, export_hf, export_trial, load_exported, load_trial_weights, weights_path
@@ -115,10 +117,31 @@ def test_cli_export_and_its_errors(run_dir, tmp_path, capsys):
         (["export", str(run_dir), "trial=42"], "has no trial 42"),
         (["export", str(run_dir), "format=hf"], "usage"),
         (["export", str(run_dir), "trial=0", "colour=red"], "unexpected: colour"),
+        (["export", str(run_dir), "trial=1", f"out={run_dir / 'study.json'}"], f"out={run_dir / 'study.json'}: cannot make"),
     ]:
         with pytest.raises(SystemExit) as e:
             main(argv)
         assert str(e.value).startswith("error:") and message in str(e.value)
+
+
+@pytest.mark.parametrize("state", [TrialState.FAIL, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING])
+def test_only_complete_trials_export(run_dir, tmp_path, state):
+    from arch_search.cli import main
+
+    copy = tmp_path / "run"
+    copy.mkdir()
+    for name in ("study.db", "study.json"):
+        shutil.copy(run_dir / name, copy)
+    study = _study(copy)
+    done = [t.number for t in study.trials if t.state == TrialState.COMPLETE]
+    study.add_trial(optuna.trial.create_trial(state=state, user_attrs=study.trials[0].user_attrs))  # a design, not finished
+    number = len(study.trials) - 1
+    with pytest.raises(ExportError, match=f"trial {number} is {state.name}; only COMPLETE trials can be exported") as e:
+        export_trial(copy, number, "spec")
+    assert str(e.value).endswith(f"(here: {', '.join(map(str, done))})")
+    with pytest.raises(SystemExit, match=f"^error: .*trial {number} is {state.name}"):
+        main(["export", str(copy), f"trial={number}", "format=spec"])
+    assert not (copy / "export").exists()
 
 
 def test_export_onnx_matches_ours_in_onnxruntime(run_dir):

@@ -6,7 +6,7 @@ import torch
 import transformers as tf
 
 from arch_search import ArchSpec, from_hf, to_hf
-from tests.conftest import tiny_spec
+from tests.conftest import SHARED, tiny_spec
 
 COMMON = dict(
     vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
@@ -98,6 +98,24 @@ def test_from_hf_rejects_other_architectures(tmp_path):
         from_hf(tmp_path)
     with pytest.raises(FileNotFoundError):
         from_hf(tmp_path / "missing")
+
+
+def test_a_hub_id_that_cannot_be_loaded_is_one_clear_error(monkeypatch):
+    import huggingface_hub.constants
+
+    from arch_search.hf import CheckpointError
+    from arch_search.proxies import ProxySetup
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # read once, at import
+    hub_id = "no-such-org/no-such-model"
+    setup = ProxySetup(task="wnli", checkpoint=hub_id, max_len=16, heldout=10, data_dir=str(SHARED / "glue"))
+    for load in (lambda: from_hf(hub_id), lambda: setup.dense, lambda: setup.data):  # model, and tokenizer
+        with pytest.raises(CheckpointError) as e:
+            load()
+        message = str(e.value)
+        assert message.startswith(f"checkpoint {hub_id!r} is not a local folder and could not be loaded from the model hub (")
+        assert "point ARCH_SEARCH_CHECKPOINT" in message and "\n" not in message
 
 
 def test_minilm_checkpoint_matches_hf(minilm_dir, batch):

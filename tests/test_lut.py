@@ -3,8 +3,11 @@ import math
 import pytest
 
 from arch_search import ArchSpec
+from arch_search import lut as L
+from arch_search.latency import Env
 from arch_search.lut import LatencyLUT, entries_of, lut_for
 from arch_search.space import SearchSpace
+from tests.conftest import race
 
 TINY_SPACE = "base: minilm_l6\ngroups: {q: [1, 4], ffn_in: [1, 2, 4], ffn_out: [1, 4]}\nshuffle: [false, true]\n"
 
@@ -45,3 +48,17 @@ def test_build_predict_cache_and_validate(space, tmp_path, monkeypatch):
     assert again.table == lut.table and again.mape == lut.mape and len(logs) == 1
     with pytest.raises(KeyError):  # an entry the table was not built for
         lut.predict(ArchSpec.preset("bert_base"))
+
+
+def test_cache_path_changes_with_the_cache_version(tmp_path, monkeypatch):
+    before = LatencyLUT.cache_path(tmp_path, threads=1, seq_len=8, batch=1, rounds=2)
+    monkeypatch.setattr(L, "CACHE_VERSION", L.CACHE_VERSION + 1)
+    assert LatencyLUT.cache_path(tmp_path, threads=1, seq_len=8, batch=1, rounds=2) != before
+
+
+def test_workers_saving_the_same_table_together_leave_one_complete_file(tmp_path):
+    table = LatencyLUT({f"proj:{i}": i / 7 for i in range(5000)}, Env.current(1), seq_len=8, batch=1, mape=1.5)
+    path = LatencyLUT.cache_path(tmp_path, threads=1, seq_len=8, batch=1, rounds=2)
+    for _ in range(20):
+        assert race(lambda: table.save(path)) == [0] * 4
+        assert LatencyLUT.load(path) == table and list(path.parent.iterdir()) == [path]  # no temporary file left

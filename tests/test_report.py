@@ -9,6 +9,7 @@ import math
 import os
 import random
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -21,7 +22,8 @@ from optuna.distributions import CategoricalDistribution, distribution_to_json
 from optuna.trial import TrialState
 
 from arch_search.cost import closed_form_macs
-from arch_search.report import hypervolume_2d, hypervolume_history, pareto_mask, spearman, write_report
+from arch_search.report import (StudyData, fig_reference_latency, hypervolume_2d, hypervolume_history, pareto_mask,
+                                spearman, write_report)
 from arch_search.space import SearchSpace
 from arch_search.spec import PROJECTIONS
 
@@ -249,6 +251,54 @@ def test_bad_input_is_one_clear_error(case, tmp_path):
     }[case]
     assert expected in lines[0]
     assert not (tmp_path / "nope.db").exists()
+
+
+def test_dashboard_on_a_port_in_use_is_one_clear_error(tmp_path):
+    make_run_dir(tmp_path / "run", n=12)
+    with socket.create_server(("127.0.0.1", 0)) as busy:  # listening: the port is taken
+        port = busy.getsockname()[1]
+        out = run_cli("dashboard", str(tmp_path / "run"), "--port", str(port), cwd=tmp_path)
+    assert out.returncode != 0 and "http://" not in out.stdout  # no URL of a server that never started
+    lines = out.stderr.strip().splitlines()
+    assert lines == [f"error: port {port} on 127.0.0.1 is in use: pick another with --port"], out.stderr
+
+
+def test_report_without_a_browser_is_the_html_and_a_note(tmp_path, monkeypatch):
+    make_run_dir(tmp_path / "run", n=12)
+    monkeypatch.setenv("BROWSER_PATH", str(tmp_path / "no-chromium"))  # kaleido looks there and nowhere else
+    report = write_report(str(tmp_path / "run"), out=tmp_path / "lib")
+    assert report.html.is_file() and report.pngs == [] and not list((tmp_path / "lib").glob("*.png"))
+    assert len(report.notes) == 1 and "PNGs skipped" in report.notes[0]
+    assert "apt-get install chromium" in report.notes[0] and "BROWSER_PATH" in report.notes[0]
+    out = run_cli("report", str(tmp_path / "run"), cwd=tmp_path)  # the env (BROWSER_PATH) goes along
+    assert out.returncode == 0 and out.stdout.startswith(f"wrote {tmp_path / 'run' / 'report.html'} and 0 PNGs"), out.stderr
+
+    def broken(*args, **kwargs):
+        raise ValueError("not a browser")
+
+    monkeypatch.setattr("plotly.io.write_images", broken)
+    with pytest.raises(ValueError, match="not a browser"):  # any other PNG error is raised
+        write_report(str(tmp_path / "run"), out=tmp_path / "lib")
+
+
+def test_reference_latency_figure_only_for_studies_that_measured_it(tmp_path):
+    trials = synthetic_trials(12)
+    for t in trials:
+        t.set_user_attr("reference_ms", 200.0 + 0.5 * t.number)
+        t.set_user_attr("latency_raw_ms", 1.1 * t.values[1])
+        t.set_user_attr("latency_drift", (200.0 + 0.5 * t.number) / 201.0)
+    study = make_study(f"sqlite:///{tmp_path}/drift.db", trials, bulk=False)
+    study.set_user_attr("latency_anchor_ms", 201.0)
+    fig = fig_reference_latency(StudyData.of(study))
+    assert list(fig.data[0].x) == list(range(12)) and list(fig.data[0].y) == [200.0 + 0.5 * n for n in range(12)]
+    assert fig.layout.shapes[0].y0 == fig.layout.shapes[0].y1 == 201.0  # the anchor
+    assert "scaled by anchor / reference_ms" in fig.layout.title.text
+    page = write_report(f"sqlite:///{tmp_path}/drift.db", out=tmp_path / "drift", png=False).html.read_text()
+    assert 'id="reference_latency"' in page
+
+    old = make_study(f"sqlite:///{tmp_path}/old.db", synthetic_trials(12), bulk=False)
+    assert fig_reference_latency(StudyData.of(old)) is None
+    assert 'id="reference_latency"' not in write_report(f"sqlite:///{tmp_path}/old.db", out=tmp_path / "old", png=False).html.read_text()
 
 
 def test_report_of_a_study_on_postgres(tmp_path):

@@ -1,3 +1,5 @@
+import itertools
+
 import optuna
 import pytest
 
@@ -29,9 +31,40 @@ def test_every_space_loads_samples_valid_specs_and_contains_them(name):
 def test_sizes():
     assert SearchSpace.load("squeezebert").size == 15_625
     assert SearchSpace.load("squeezebert_per_layer").size == 5 ** 72
-    assert SearchSpace.load("cv_lessons").size == 4 * 4 * 4 * 3 * 4 * 4 * 2 * 3
+    # per FFN width, the all-dense design counts once, not with and without shuffle
+    assert SearchSpace.load("cv_lessons").size == (4 * 4 * 4 * 3 * 4 * 4 * 2 - 1) * 3
     assert SearchSpace.load("dense_dims").size == 3 * 2 * 3 * 4
     assert not SearchSpace.load("squeezebert").changes_dims and SearchSpace.load("dense_dims").changes_dims
+
+
+def distinct_designs(space: SearchSpace) -> int:
+    """Brute force: the distinct ``ArchSpec.hash`` of every parameter combination."""
+    hashes = set()
+    for layers in space.dims["layers"]:
+        keys = [f"{p}.{i}" for p in space.groups for i in range(layers)] if space.per_layer else list(space.groups)
+        for *groups, shuffle in itertools.product(*(space.groups[k.split(".")[0]] for k in keys), space.shuffle):
+            params = {"dims.layers": layers, **dict(zip(keys, groups)), "shuffle": shuffle}
+            hashes.add(space.sample(optuna.trial.FixedTrial(params)).hash)
+    return len(hashes)
+
+
+@pytest.mark.parametrize(
+    "per_layer, k, size",
+    [
+        (False, [1], (2 * 2 * 2 - 1) * 2),  # per depth: 2x2 groups x shuffle, less the all-dense design with shuffle
+        (True, [1], (2 * 2 * 2 - 1) + (4 * 4 * 2 - 1)),  # depth 1, depth 2
+        (False, [2, 4], 2 * 2 * 2 * 2 * 2),  # no all-dense design: shuffle always counts
+        (True, [2, 4], 2**3 * 2 + 2**6 * 2),  # depth 1: 3 projections x 2 choices; depth 2: 6
+    ],
+)
+def test_size_counts_distinct_designs(tmp_path, per_layer, k, size):
+    path = tmp_path / "small.yaml"
+    path.write_text(
+        f"base: minilm_l6\nper_layer: {str(per_layer).lower()}\ngroups: {{q: [1, 2], k: {k}, ffn_in: [1, 4]}}\n"
+        "shuffle: [false, true]\ndims: {layers: [1, 2]}\n"
+    )
+    space = SearchSpace.load(path)
+    assert space.size == size == distinct_designs(space)
 
 
 def test_references_are_dense_and_squeezebert():

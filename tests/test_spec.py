@@ -62,6 +62,20 @@ def test_hash_is_stable_across_versions():
     assert ArchSpec.preset("bert_base").hash != ArchSpec.preset("squeezebert").hash
 
 
+def test_a_shuffle_after_a_dense_projection_does_not_change_the_hash():
+    design = dict(groups={"q": 2, "ffn_in": [1, 4]})
+    plain = tiny_spec(**design)
+    # groups == 1: the shuffle is a no-op, the design the same
+    assert tiny_spec(**design, shuffle={"k": True, "ffn_in": [True, False]}).hash == plain.hash
+    assert ArchSpec.preset("bert_base").replace(shuffle=True).hash == ArchSpec.preset("bert_base").hash
+    # groups > 1: another design
+    assert tiny_spec(**design, shuffle={"q": True}).hash != plain.hash
+    assert tiny_spec(**design, shuffle={"ffn_in": [False, True]}).hash != plain.hash
+    # pinned: designs without a no-op shuffle keep the hashes they had before hashes were canonical
+    assert ArchSpec.preset("bert_base").hash == "8cad94ddc2a3"
+    assert tiny_spec(groups={"q": [2, 4], "v": 8}, shuffle={"v": True}).hash == "024b8a7059a4"
+
+
 def test_from_dict_ignores_hydra_keys_and_rejects_unknown_fields(tmp_path):
     d = {"_target_": "arch_search.spec.ArchSpec", **tiny_spec().to_dict()}
     assert ArchSpec.from_dict(d) == tiny_spec()

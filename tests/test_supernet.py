@@ -1,10 +1,14 @@
+import time
+
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 from arch_search import ArchSpec, build_model
 from arch_search.proxies import ProxySetup, Supernet, SupernetProxy
+from arch_search.proxies import supernet as S
 from arch_search.proxies.supernet import block_mask
-from tests.conftest import SHARED, tiny_spec
+from tests.conftest import SHARED, race, tiny_spec
 from tests.test_inherit import masked_dense
 
 
@@ -74,6 +78,25 @@ def test_trained_once_cached_and_reused(tiny_proxy, monkeypatch):
     assert (second.score, second.dev) == (first.score, first.dev)
     assert tiny_proxy(seed=1).cache_path != proxy.cache_path  # budget/seed are part of the key
     assert tiny_proxy(steps=4).cache_path != proxy.cache_path
+    before = proxy.cache_path
+    monkeypatch.setattr(S, "CACHE_VERSION", S.CACHE_VERSION + 1)  # a new format: a new key
+    assert proxy.cache_path != before
+
+
+def test_workers_training_the_same_supernet_together_all_get_it(tiny_proxy, monkeypatch):
+    def slow_save(*args, **kwargs):  # every worker is between writing and renaming at once
+        save_file(*args, **kwargs)
+        time.sleep(0.05)
+
+    monkeypatch.setattr(SupernetProxy, "train", lambda self, supernet: 0.0)  # the race is in the write
+    monkeypatch.setattr(S, "save_file", slow_save)
+    proxy = tiny_proxy()
+    dense = proxy.setup.build(ArchSpec.preset("bert_base")).state_dict()  # loads the data once, before forking
+    for _ in range(5):
+        proxy.cache_path.unlink(missing_ok=True)
+        assert race(lambda: proxy.supernet) == [0] * 4
+        assert load_file(str(proxy.cache_path)).keys() == dense.keys()
+        assert list(proxy.cache_path.parent.iterdir()) == [proxy.cache_path]  # no temporary file left
 
 
 def test_sandwich_and_the_space_it_covers(tiny_proxy):

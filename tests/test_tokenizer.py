@@ -1,6 +1,7 @@
 import pytest
 
 from arch_search import tokenizer as T
+from tests.conftest import race
 
 CORPUS = ["the cat sat on the mat", "a dog ran in the park", "the cat and the dog"] * 20
 
@@ -34,6 +35,18 @@ def test_trained_tokenizer_is_cached_by_data_and_settings(tmp_path, monkeypatch)
     T.train_tokenizer(CORPUS, vocab_size=70, cache_dir=tmp_path)  # other settings: other key
     T.train_tokenizer(CORPUS[:-1], vocab_size=60, cache_dir=tmp_path)  # other data: other key
     assert len(list(tmp_path.glob("wordpiece-*.json"))) == 3
+    monkeypatch.setattr(T, "CACHE_VERSION", T.CACHE_VERSION + 1)  # a new format: a new key
+    T.train_tokenizer(CORPUS, vocab_size=60, cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("wordpiece-*.json"))) == 4
+
+
+def test_workers_training_the_same_tokenizer_together_all_get_it(tmp_path):
+    for _ in range(50):
+        for f in tmp_path.iterdir():
+            f.unlink()
+        assert race(lambda: T.train_tokenizer(CORPUS, vocab_size=60, cache_dir=tmp_path)) == [0] * 4
+        [path] = tmp_path.iterdir()  # one complete entry, no temporary file left
+        assert path.name.startswith("wordpiece-") and T.Tokenizer.from_file(str(path)).token_to_id("cat") is not None
 
 
 def test_encode_pairs_truncate_and_pad(minilm_dir):

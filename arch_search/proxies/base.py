@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from tokenizers import Tokenizer
 
 from arch_search.glue import GlueTask, get_task, glue_metric, load_glue
-from arch_search.hf import from_hf
+from arch_search.hf import from_hf, hub_errors
 from arch_search.inherit import inherit_from_dense
 from arch_search.model import Encoder, build_model
 from arch_search.spec import ArchSpec
@@ -83,7 +83,8 @@ class TaskData:
             texts = list(rest.text_a) + list(rest.text_b or ())
             tok = train_tokenizer(texts, vocab_size, Path(cache_dir) / "tokenizers")
         else:
-            tok = load_tokenizer(tokenizer)
+            with hub_errors(tokenizer):  # a hub id, offline: one CheckpointError (from_hf raises the same)
+                tok = load_tokenizer(tokenizer)
 
         def enc(split):
             return encode(tok, split.text_a, split.text_b, split.labels, max_len)

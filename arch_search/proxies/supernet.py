@@ -12,7 +12,7 @@ evaluating it: no training, and equal to the supernet's masked forward.
 
 The design is an argument of ``forward`` (``torch.func.functional_call`` with the masked
 weights): there is no "active subnet" state. The trained supernet is cached on disk, keyed by
-the space, task, init, budget and seed, and reused by every later trial and run.
+the space, task, init, budget, seed and ``CACHE_VERSION``, and reused by every later trial and run.
 """
 
 from __future__ import annotations
@@ -29,12 +29,15 @@ from safetensors.torch import load_file, save_file
 from torch.func import functional_call
 from tqdm.auto import tqdm
 
+from arch_search.cache import atomic_path
 from arch_search.inherit import inherit_from_dense, output_rows
 from arch_search.latency import num_threads
 from arch_search.model import Encoder, EncoderOutput
 from arch_search.proxies.base import ProxyDiverged, ProxyResult, ProxySetup, Report, optimizer, result_of, task_loss
 from arch_search.spec import PROJECTIONS, ArchSpec
 from arch_search.tokenizer import bucketed_batches
+
+CACHE_VERSION = 1  # in the supernet's cache key: bump it when training or the saved weights change meaning
 
 
 def block_mask(out_features: int, in_features: int, groups: int, shuffle: bool) -> torch.Tensor:
@@ -149,6 +152,7 @@ class SupernetProxy:
     # ---- training (once) and cache ------------------------------------------------------------
 
     def cache_key(self) -> str:
+        """16 hex digits hashing all the trained weights depend on, and ``CACHE_VERSION``."""
         s = self.setup
         key = {
             "space": {"groups": self.groups, "shuffle": self.shuffle, "per_layer": self.per_layer},
@@ -157,7 +161,7 @@ class SupernetProxy:
                        "lr": self.lr, "warmup": self.warmup, "weight_decay": self.weight_decay},
             "data": {"max_len": s.max_len, "heldout": s.heldout, "heldout_disjoint": s.heldout_disjoint,
                      "vocab_size": s.vocab_size},
-            "seed": s.seed, "dropout": s.dropout,
+            "seed": s.seed, "dropout": s.dropout, "version": CACHE_VERSION,
         }
         return hashlib.sha256(json.dumps(key, sort_keys=True, default=list).encode()).hexdigest()[:16]
 
@@ -178,11 +182,9 @@ class SupernetProxy:
                 self._supernet = Supernet(dense)
                 with num_threads(self.threads):
                     seconds = self.train(self._supernet)
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_suffix(".tmp")
-                save_file({k: v.contiguous() for k, v in dense.state_dict().items()}, str(tmp),
-                          metadata={"train_seconds": f"{seconds:.1f}", "key": self.cache_key()})
-                tmp.replace(path)
+                with atomic_path(path) as tmp:  # workers training the same supernet each write a whole file
+                    save_file({k: v.contiguous() for k, v in dense.state_dict().items()}, str(tmp),
+                              metadata={"train_seconds": f"{seconds:.1f}", "key": self.cache_key()})
         return self._supernet
 
     def train(self, supernet: Supernet) -> float:

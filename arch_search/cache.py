@@ -1,0 +1,39 @@
+"""Disk caches shared by concurrent workers: an entry is written whole or not at all.
+
+Each writer writes its own temporary file in the entry's folder and renames it onto the
+entry (``os.replace``: atomic within one file system). A reader sees the old file or a new
+one, never half of one; of two workers writing the same entry, the last rename wins and both
+files are complete. Each cache keeps a ``CACHE_VERSION`` in its keys.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+_UMASK = os.umask(0o22)
+os.umask(_UMASK)  # read the process's umask (os.umask can only read it by setting it)
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """A fresh temporary path next to ``path`` for the caller to write to; on leaving the
+    block it is flushed to disk and renamed onto ``path``. If the block raises, the temporary
+    file is removed and ``path`` is left as it was."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.", suffix=".tmp")
+    os.close(fd)
+    os.chmod(name, 0o666 & ~_UMASK)  # mkstemp's 0600 -> the mode a plain open() gives
+    tmp = Path(name)
+    try:
+        yield tmp
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -1,0 +1,39 @@
+import os
+
+import pytest
+
+from arch_search.cache import atomic_path
+from tests.conftest import race
+
+MIB = 1 << 20
+
+
+def test_concurrent_writers_leave_one_complete_file(tmp_path):
+    target = tmp_path / "entry.bin"
+
+    def write_then_read():
+        with atomic_path(target) as tmp, open(tmp, "wb") as f:
+            for _ in range(64):  # 1 MiB of this worker's byte, in chunks
+                f.write(bytes([os.getpid() % 256]) * (MIB // 64))
+        data = target.read_bytes()  # whoever's file it is, it is whole
+        assert len(data) == MIB and len(set(data)) == 1
+
+    for _ in range(5):
+        assert race(write_then_read) == [0] * 4
+        assert list(tmp_path.iterdir()) == [target]  # no temporary file left
+    plain = tmp_path / "plain"
+    plain.touch()
+    assert target.stat().st_mode == plain.stat().st_mode  # not mkstemp's 0600
+
+
+def test_a_write_that_raises_leaves_neither_target_nor_temporary_file(tmp_path):
+    target = tmp_path / "new" / "entry.json"
+    with pytest.raises(RuntimeError, match="disk full"), atomic_path(target) as tmp:
+        tmp.write_text('{"half": ')
+        raise RuntimeError("disk full")
+    assert list(target.parent.iterdir()) == []
+    target.write_text("old")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("new, half")
+        raise RuntimeError
+    assert target.read_text() == "old" and list(target.parent.iterdir()) == [target]  # an existing entry stays
