@@ -9,6 +9,7 @@ and ``dashboard`` read an existing run and take plain arguments, not overrides.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
 import sys
@@ -137,6 +138,8 @@ def _search(cfg: DictConfig, run_dir: Path) -> None:
                                  cfg.cache_dir, cfg.seq_len, cfg.batch, lat.threads, lat.warmup, lat.rounds).latency
     print(f"space {space.name}: {space.size:,} designs; study {study_name!r} in {run_dir}")
     t0 = time.perf_counter()
+    optuna_log, quiet = logging.getLogger(_OPTUNA_TRIAL_LOGGER), _NoTraceback()
+    optuna_log.addFilter(quiet)  # Optuna's "Trial N failed" warning, without its traceback
     try:
         search.run(cfg.search.n_trials, progress=cfg.search.progress)
     except Exception as e:  # a trial's unexpected error: one line here, the traceback in the run directory
@@ -145,6 +148,8 @@ def _search(cfg: DictConfig, run_dir: Path) -> None:
             f.write(traceback.format_exc())
         raise SystemExit(f"error: a trial failed: {type(e).__name__}: {e} (traceback: {log}; "
                          "rerun the same command to resume)") from None
+    finally:
+        optuna_log.removeFilter(quiet)
     remeasured = search.remeasure(search.pareto())  # whatever the latency mode
     pareto = search.rows(search.pareto(), remeasured)
     search.write(run_dir, remeasured)
@@ -153,6 +158,18 @@ def _search(cfg: DictConfig, run_dir: Path) -> None:
           "latency re-measured at the end, interleaved):")
     print(format_pareto(pareto))
     print(f"\nwrote {run_dir}/trials.csv, pareto.csv, study.json")
+
+
+_OPTUNA_TRIAL_LOGGER = "optuna.study._optimize"  # logs a failed trial (Ctrl-C too) with its traceback
+
+
+class _NoTraceback(logging.Filter):
+    """Keep a record, drop its traceback: the CLI reports a failed trial in one ``error:`` line
+    (the traceback goes to errors.log) and Ctrl-C in one ``interrupted:`` line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info, record.exc_text = None, None
+        return True
 
 
 def _built(what: str, make: Callable[[], Any]) -> Any:

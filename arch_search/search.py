@@ -438,6 +438,7 @@ class Search:
             "directions": list(DIRECTIONS),
             "metric_names": ["proxy_accuracy", "latency_ms"],
             "n_trials": len(self.study.trials),
+            "evaluations": self.evaluations(),  # distinct designs evaluated (what search.n_trials counts)
             "states": {s.name: sum(t.state == s for t in self.study.trials) for s in optuna.trial.TrialState},
             "pareto": self.rows(self.pareto(), remeasured),
             "references": {t.user_attrs["reference"]: t.number for t in self.study.trials if "reference" in t.user_attrs},
