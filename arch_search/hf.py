@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from arch_search.model import Encoder, build_model
-from arch_search.spec import PROJECTIONS, ArchSpec
+from arch_search.spec import ArchSpec
 
 # Our per-layer names -> (BERT name, SqueezeBERT name), relative to the layer.
 _LAYER_KEYS = {

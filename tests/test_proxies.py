@@ -100,12 +100,16 @@ PROXIES = sorted(p.stem for p in (conf_dir() / "proxy").glob("*.yaml"))
 
 
 @pytest.mark.parametrize("name", PROXIES)
-def test_every_proxy_config_scores_a_design(name, tmp_path):
-    overrides = [
-        f"proxy={name}", "task=wnli", f"task.data_dir={SHARED / 'glue'}", "proxy_setup.init=scratch",
-        "proxy_setup.scale={hidden: 32, layers: 2, heads: 4, intermediate: 64}", "proxy_setup.heldout=100",
-        "proxy_setup.vocab_size=400", "proxy_setup.max_len=32", f"cache_dir={tmp_path}", "proxy.threads=1",
-    ]
+def test_every_proxy_config_scores_a_design(name, tmp_path, minilm_dir):
+    overrides = [f"proxy={name}", "task=wnli", f"task.data_dir={SHARED / 'glue'}", "proxy_setup.heldout=100",
+                 "proxy_setup.max_len=32", f"cache_dir={tmp_path}", "proxy.threads=1"]
+    if name == "compressed":  # compresses a pretrained checkpoint, at its dims
+        overrides += [f"proxy_setup.checkpoint={minilm_dir}", "proxy.teacher_steps=2", "proxy.calibration=8",
+                      "proxy.distill_steps=1", "proxy.steps=1", "proxy.batch_size=8", "proxy.eval_dev=false",
+                      "proxy.progress=false"]
+    else:
+        overrides += ["proxy_setup.init=scratch", "proxy_setup.scale={hidden: 32, layers: 2, heads: 4, intermediate: 64}",
+                      "proxy_setup.vocab_size=400"]
     overrides += {"finetune": ["proxy.steps=2", "proxy.progress=false"], "zero_cost": ["proxy.batch_size=8"]}.get(name, [])
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         cfg = compose(config_name="config", overrides=overrides)
@@ -122,3 +126,37 @@ def test_kendall_tau_hand_computed():
     assert kendall_tau([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(4 / 6)
     # tau-b with a tie in y: x=[1,2,3], y=[1,1,2]: C=2, D=0, ties_y=1 -> 2/sqrt(3*2)
     assert kendall_tau([1, 2, 3], [1, 1, 2]) == pytest.approx(2 / 6**0.5)
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory, minilm_dir):
+    return ProxySetup(task="wnli", init="pretrained", checkpoint=str(minilm_dir), max_len=24, heldout=60,
+                      data_dir=str(SHARED / "glue"), cache_dir=str(tmp_path_factory.mktemp("cache")))
+
+
+def tiny_compressed(setup, **kw):
+    from arch_search.proxies import CompressedProxy
+
+    return CompressedProxy(setup, **{"teacher_steps": 2, "calibration": 16, "distill_steps": 2, "steps": 2,
+                                     "batch_size": 8, "threads": 1, "progress": False, "eval_dev": False, **kw})
+
+
+def test_compressed_proxy_scores_paired_and_caches_its_teacher(pretrained):
+    proxy = tiny_compressed(pretrained)
+    a = proxy.evaluate(SQUEEZE)
+    assert a.metric == "log_likelihood" and a.score < 0 and 0 <= a.details["heldout"]["accuracy"] <= 1
+    assert set(a.details["seconds"]) == {"permute", "refit", "distill", "finetune"}
+    assert proxy.teacher_path.is_file()
+    again = tiny_compressed(pretrained)  # a new proxy (another worker): the cached teacher, the same score
+    assert again.evaluate(SQUEEZE).score == a.score
+    for name, p in again.teacher.state_dict().items():
+        assert torch.equal(p, proxy.teacher.state_dict()[name]), name
+    naive = tiny_compressed(pretrained, permute=False, refit=False, distill_steps=0).evaluate(SQUEEZE)
+    assert naive.score != a.score and naive.details["seconds"]["refit"] == 0.0
+    dense = tiny_compressed(pretrained, score="metric").evaluate(ArchSpec.preset("bert_base"))
+    assert dense.metric == "accuracy" and dense.score == dense.details["heldout"]["accuracy"]
+
+
+def test_compressed_proxy_needs_a_pretrained_setup(scratch):
+    with pytest.raises(ValueError, match="proxy_setup=pretrained"):
+        tiny_compressed(scratch)

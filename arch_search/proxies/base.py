@@ -97,6 +97,31 @@ def task_loss(logits: torch.Tensor, labels: torch.Tensor, task: GlueTask) -> tor
     return F.mse_loss(logits[:, 0], labels) if task.is_regression else F.cross_entropy(logits, labels)
 
 
+def kd_loss(student: torch.Tensor, teacher: torch.Tensor, task: GlueTask, temperature: float = 1.0) -> torch.Tensor:
+    """Logit distillation (Hinton et al., 2015): T^2 KL(softmax(teacher/T) || softmax(student/T));
+    for regression, the squared error to the teacher's output."""
+    if task.is_regression:
+        return F.mse_loss(student[:, 0], teacher[:, 0])
+    T = temperature
+    return F.kl_div(F.log_softmax(student / T, -1), F.log_softmax(teacher / T, -1), log_target=True,
+                    reduction="batchmean") * T * T
+
+
+def gold_log_likelihood(model: Encoder, data: Encoded, task: GlueTask, batch_size: int = 128) -> float:
+    """Mean log-probability of the gold label over ``data`` (classification), or minus the mean
+    squared error (regression): a continuous score, less noisy than accuracy on a few rows."""
+    total = 0.0
+    model.eval()
+    with torch.inference_mode():
+        for rows, batch in eval_batches(data, batch_size, task.is_regression):
+            logits = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]).logits
+            if task.is_regression:
+                total -= F.mse_loss(logits[:, 0], batch["labels"], reduction="sum").item()
+            else:
+                total += logits.log_softmax(-1).gather(1, batch["labels"][:, None]).sum().item()
+    return total / len(data)
+
+
 def optimizer(model: torch.nn.Module, lr: float, weight_decay: float, warmup: float, steps: int):
     """BERT's fine-tuning optimiser: AdamW (no decay on biases and LayerNorm) with a linear
     warm-up over ``warmup * steps`` steps and a linear decay to 0. Returns (opt, scheduler)."""
@@ -106,6 +131,20 @@ def optimizer(model: torch.nn.Module, lr: float, weight_decay: float, warmup: fl
     warm = max(1, int(warmup * steps))
     schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warm, max(0.0, (steps - s) / max(1, steps - warm))))
     return opt, schedule
+
+
+def descend(loss: torch.Tensor, model: torch.nn.Module, opt, schedule, what: str = "loss") -> float:
+    """One optimiser step on ``loss``: ``ProxyDiverged`` if it is not finite, else backward,
+    gradient norm clipped at 1.0, step, schedule step, gradients cleared. Returns its value."""
+    value = loss.item()
+    if not math.isfinite(value):
+        raise ProxyDiverged(f"non-finite {what} {value}")
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    schedule.step()
+    opt.zero_grad(set_to_none=True)
+    return value
 
 
 def predict(model: Encoder, data: Encoded, regression: bool, batch_size: int = 128) -> list:

@@ -6,14 +6,14 @@ gradient clipping at 1.0; the proxy model comes from ``ProxySetup`` (scale and i
 
 from __future__ import annotations
 
-import math
 import time
 
 import torch
 from tqdm.auto import tqdm
 
 from arch_search.model import Encoder
-from arch_search.proxies.base import ProxyDiverged, ProxyResult, ProxySetup, Report, optimizer, result_of, score, task_loss
+from arch_search.proxies.base import (ProxyResult, ProxySetup, Report, descend, kd_loss, optimizer, result_of, score,
+                                      task_loss)
 from arch_search.spec import ArchSpec
 from arch_search.latency import num_threads
 from arch_search.tokenizer import bucketed_batches
@@ -53,8 +53,13 @@ class FinetuneProxy:
             }
             return result_of(model, self.setup.data, self.eval_dev, details)
 
-    def train(self, model: Encoder, report: Report | None = None) -> list[tuple[int, float]]:
-        """Fine-tune in place; returns [(step, held-out score)] at each ``eval_every``."""
+    def train(
+        self, model: Encoder, report: Report | None = None, teacher: Encoder | None = None, kd_weight: float = 0.5,
+        temperature: float = 1.0,
+    ) -> list[tuple[int, float]]:
+        """Fine-tune in place; returns [(step, held-out score)] at each ``eval_every``. With a
+        ``teacher`` (same task head), the loss is (1 - kd_weight) x the task loss + kd_weight x
+        ``kd_loss`` to the teacher's logits."""
         data = self.setup.data
         task, seed = data.task, self.setup.seed
         torch.manual_seed(seed)
@@ -68,15 +73,14 @@ class FinetuneProxy:
             batch = next(batches)
             logits = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]).logits
             loss = task_loss(logits, batch["labels"], task)
-            if not math.isfinite(loss.item()):
-                raise ProxyDiverged(f"non-finite loss {loss.item()} at step {step}")
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
+            if teacher is not None:
+                teacher.eval()
+                with torch.no_grad():
+                    target = teacher(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]).logits
+                loss = (1 - kd_weight) * loss + kd_weight * kd_loss(logits, target, task, temperature)
+            value = descend(loss, model, opt, sched, f"loss at step {step}")
             seen += len(batch["labels"])
-            bar.set_postfix(loss=f"{loss.item():.3f}", ex_per_s=f"{seen / (time.perf_counter() - t0):.0f}")
+            bar.set_postfix(loss=f"{value:.3f}", ex_per_s=f"{seen / (time.perf_counter() - t0):.0f}")
             if step % self.eval_every == 0 and step < self.steps and len(data.heldout):
                 value = score(model, data.heldout, task)[task.metric]
                 history.append((step, value))

@@ -1,0 +1,160 @@
+"""Compressed proxy: each design is carved out of the dense model fine-tuned on the task (the
+teacher), healed, fine-tuned with the teacher's logits, and scored on held-out train rows.
+
+Per design (``arch_search.compress``): permute the teacher's channels for the design's blocks,
+take the block-diagonal slices, refit them by least squares on calibration text, distil the
+hidden states from the permuted teacher on the task's train text, then fine-tune on the task
+with logit distillation (TinyBERT's task-specific stage, Jiao et al., 2020). The teacher is
+fine-tuned once per task and setting and cached on disk (workers and runs share it).
+
+Every design sees the same calibration rows, the same batches in the same order and the same
+seeds (common random numbers): differences between designs are paired. The score is the mean
+log-probability of the gold label on the held-out rows (minus the squared error for
+regression), continuous and so less noisy than accuracy; accuracy (the task's metric) on the
+held-out rows and dev metrics are reported beside it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from arch_search.cache import atomic_path
+from arch_search.compress import distill, permuted, refit
+from arch_search.inherit import inherit_from_dense
+from arch_search.latency import num_threads
+from arch_search.model import Encoder
+from arch_search.proxies.base import ProxyResult, ProxySetup, Report, gold_log_likelihood, result_of
+from arch_search.proxies.finetune import FinetuneProxy
+from arch_search.spec import ArchSpec
+from arch_search.tokenizer import Encoded, bucketed_batches, eval_batches
+
+CACHE_VERSION = 1  # bump when a cached teacher's meaning changes
+
+
+class CompressedProxy:
+    """Score = mean log-likelihood of the gold label (``score="log_likelihood"``) or the task's
+    metric (``score="metric"``) on the held-out rows after compress -> heal -> fine-tune.
+    ``permute``, ``refit`` and ``distill_steps=0`` switch the three healing steps (ablations)."""
+
+    def __init__(
+        self,
+        setup: ProxySetup,
+        teacher_steps: int = 1200,
+        teacher_lr: float = 5e-5,
+        permute: bool = True,
+        refit: bool = True,
+        calibration: int = 256,
+        ridge: float = 1e-2,
+        distill_steps: int = 200,
+        distill_lr: float = 1e-4,
+        steps: int = 200,
+        lr: float = 5e-5,
+        kd_weight: float = 0.5,
+        temperature: float = 2.0,
+        batch_size: int = 32,
+        score: str = "log_likelihood",
+        eval_dev: bool = True,
+        threads: int = 2,
+        progress: bool = True,
+    ):
+        if setup.init != "pretrained":
+            raise ValueError("the compressed proxy compresses a pretrained dense checkpoint: use proxy_setup=pretrained")
+        if score not in ("log_likelihood", "metric"):
+            raise ValueError(f"score must be log_likelihood or metric, got {score!r}")
+        self.setup, self.permute, self.refit, self.calibration, self.ridge = setup, permute, refit, calibration, ridge
+        self.teacher_steps, self.teacher_lr = teacher_steps, teacher_lr
+        self.distill_steps, self.distill_lr, self.kd_weight, self.temperature = distill_steps, distill_lr, kd_weight, temperature
+        self.batch_size, self.score, self.eval_dev, self.threads, self.progress = batch_size, score, eval_dev, threads, progress
+        self.finetune = FinetuneProxy(setup, steps=steps, batch_size=batch_size, lr=lr, eval_every=steps + 1,
+                                      eval_dev=eval_dev, threads=threads, progress=progress)
+        self._teacher: Encoder | None = None
+
+    # ---- the teacher: the dense model fine-tuned on the task, once --------------------------------
+
+    def teacher_key(self) -> str:
+        s = self.setup
+        key = {"checkpoint": Path(str(s.checkpoint)).name, "task": s.task, "steps": self.teacher_steps,
+               "lr": self.teacher_lr, "batch_size": self.batch_size, "seed": s.seed, "max_len": s.max_len,
+               "heldout": s.heldout, "heldout_disjoint": s.heldout_disjoint, "dropout": s.dropout,
+               "version": CACHE_VERSION}
+        return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+    @property
+    def teacher_path(self) -> Path:
+        return Path(self.setup.cache_dir) / "teachers" / f"teacher-{self.teacher_key()}.safetensors"
+
+    @property
+    def teacher(self) -> Encoder:
+        """The dense checkpoint fine-tuned on the task (``teacher_steps``): cached, else trained now."""
+        if self._teacher is None:
+            model = self.setup.build(self.setup.dense.spec)  # the pretrained dense model with a task head
+            if self.teacher_path.is_file():
+                model.load_state_dict(load_file(str(self.teacher_path)))
+            else:
+                trainer = FinetuneProxy(self.setup, steps=self.teacher_steps, batch_size=self.batch_size,
+                                        lr=self.teacher_lr, eval_every=self.teacher_steps + 1, eval_dev=False,
+                                        threads=self.threads, progress=self.progress)
+                with num_threads(self.threads):
+                    trainer.train(model)
+                with atomic_path(self.teacher_path) as tmp:
+                    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp),
+                              metadata={"key": self.teacher_key()})
+            self._teacher = model.eval()
+        return self._teacher
+
+    # ---- one design ------------------------------------------------------------------------------
+
+    def compress(self, spec: ArchSpec) -> tuple[Encoder, Encoder, dict]:
+        """(student, the permuted teacher it was cut from, timings) for ``spec`` at proxy scale,
+        after the healing steps switched on (before the task fine-tune)."""
+        design, data, seed = self.setup.proxy_spec(spec), self.setup.data, self.setup.seed
+        teacher, seconds = self.teacher, {}
+        t0 = time.perf_counter()
+        base = permuted(teacher, design) if self.permute and not design.is_dense else teacher
+        seconds["permute"] = time.perf_counter() - t0
+        torch.manual_seed(seed)
+        p = self.setup.dropout
+        student = inherit_from_dense(design, base, task_head=data.task.num_labels, dropout=p, attention_dropout=p)
+        t0 = time.perf_counter()
+        if self.refit and not design.is_dense:
+            rows = list(range(min(self.calibration, len(data.train))))
+            calib = [b for _, b in eval_batches(_subset(data.train, rows), self.batch_size)]
+            refit(student, base, calib, ridge=self.ridge)
+        seconds["refit"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        if self.distill_steps and not design.is_dense:
+            torch.manual_seed(seed)
+            batches = bucketed_batches(data.train, self.batch_size, seed + 1)  # the train text, labels unused
+            distill(student, base, batches, self.distill_steps, lr=self.distill_lr)
+        seconds["distill"] = time.perf_counter() - t0
+        return student, base, seconds
+
+    def evaluate(self, spec: ArchSpec, report: Report | None = None) -> ProxyResult:
+        with num_threads(self.threads):
+            student, base, seconds = self.compress(spec)
+            t0 = time.perf_counter()
+            self.finetune.train(student, report, teacher=base, kd_weight=self.kd_weight, temperature=self.temperature)
+            seconds["finetune"] = time.perf_counter() - t0
+            data = self.setup.data
+            details = {"proxy": "compressed", "init": "pretrained", "steps": self.finetune.steps,
+                       "distill_steps": self.distill_steps, "permute": self.permute, "refit": self.refit,
+                       "seconds": {k: round(v, 1) for k, v in seconds.items()},
+                       "proxy_spec": self.setup.proxy_spec(spec).to_dict()}
+            result = result_of(student, data, self.eval_dev, details)
+            if self.score == "metric":
+                return result
+            loglik = gold_log_likelihood(student, data.heldout, data.task)
+            details = {**result.details, "heldout": {**result.details["heldout"], "log_likelihood": loglik}}
+            return ProxyResult(score=loglik, metric="log_likelihood", dev=result.dev, details=details,
+                               model=result.model, tokenizer=result.tokenizer)
+
+
+def _subset(enc: Encoded, rows: list[int]) -> Encoded:
+    return Encoded(tuple(enc.input_ids[i] for i in rows), tuple(enc.token_type_ids[i] for i in rows),
+                   tuple(enc.labels[i] for i in rows))

@@ -1,0 +1,95 @@
+"""Compression of a dense encoder into a grouped design (arch_search.compress)."""
+
+import copy
+
+import pytest
+import torch
+
+from arch_search import build_model
+from arch_search.compress import (distill, fit_grouped, kept_energy, out_groups, permuted, reconstruction_error,
+                                  refit)
+from arch_search.inherit import inherit_from_dense
+from arch_search.model import GroupedLinear
+from tests.conftest import tiny_spec
+
+GROUPED = tiny_spec(groups={"q": 2, "k": 4, "v": 8, "post_attention": 2, "ffn_in": [4, 2], "ffn_out": [2, 8]})
+
+
+def batches(n, seed, B=6, T=10):
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(n):
+        ids = torch.randint(1, 99, (B, T), generator=g)
+        mask = torch.ones(B, T, dtype=torch.long)
+        mask[B // 2 :, T // 2 :] = 0  # padded rows
+        out.append({"input_ids": ids, "attention_mask": mask, "token_type_ids": torch.zeros(B, T, dtype=torch.long)})
+    return out
+
+
+@pytest.fixture
+def dense():
+    torch.manual_seed(0)
+    model = build_model(tiny_spec(), task_head=2).eval()
+    with torch.no_grad():  # weights of uneven size per channel, as a trained model has
+        for p in model.parameters():
+            if p.ndim >= 2:
+                p.mul_(torch.rand(p.shape[-1]) * 4)
+    return model
+
+
+def test_out_groups_follow_the_shuffle():
+    assert out_groups(8, 2, False).tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+    assert out_groups(8, 2, True).tolist() == [0, 1, 0, 1, 0, 1, 0, 1]  # group g's output o at o*G + g
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_a_permuted_dense_model_computes_the_same_and_keeps_more(dense, batch, shuffle):
+    spec = GROUPED.replace(shuffle=shuffle)
+    model = permuted(dense, spec)
+    with torch.no_grad():
+        torch.testing.assert_close(model(*batch).logits, dense(*batch).logits, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(model(*batch).pooler_output, dense(*batch).pooler_output, atol=1e-5, rtol=1e-5)
+        # the residual stream itself comes out in the new channel order: the same values, permuted
+        torch.testing.assert_close(model(*batch).last_hidden_state.sort(-1).values,
+                                   dense(*batch).last_hidden_state.sort(-1).values, atol=1e-5, rtol=1e-5)
+    before, after = kept_energy(dense, spec), kept_energy(model, spec)
+    assert after > before + 0.02, (before, after)
+    assert kept_energy(dense, tiny_spec()) == kept_energy(model, tiny_spec()) == 1.0
+    assert not any(torch.equal(a, b) for a, b in zip(model.layers[0].ffn_in.weight, dense.layers[0].ffn_in.weight))
+
+
+def test_least_squares_recovers_a_grouped_layer_exactly():
+    torch.manual_seed(0)
+    layer = GroupedLinear(8, 12, groups=4, shuffle=True)
+    x = torch.randn(200, 8, dtype=torch.float64)
+    with torch.no_grad():
+        y = layer.double()(x)
+    w, b = fit_grouped(x, y, groups=4, shuffle=True, ridge=0.0)
+    torch.testing.assert_close(w, layer.weight.double())
+    torch.testing.assert_close(b, layer.bias.double())
+
+
+def test_refit_keeps_dense_projections_and_beats_naive_slices_on_held_out_text(dense):
+    spec = GROUPED
+    naive = inherit_from_dense(spec, dense, task_head=2)
+    fitted = refit(copy.deepcopy(naive), dense, batches(8, seed=1))
+    for i, (a, b) in enumerate(zip(naive.layers, fitted.layers)):
+        for p, (g, _) in spec.layer(i).items():
+            same = torch.equal(getattr(a, p).weight, getattr(b, p).weight)
+            assert same == (g == 1), (i, p)  # g=1 untouched, grouped ones refitted
+    held_out = batches(4, seed=2)
+    assert reconstruction_error(fitted, dense, held_out) < 0.8 * reconstruction_error(naive, dense, held_out)
+
+
+def test_block_slices_of_a_permuted_model_start_closer_and_distillation_closes_more(dense):
+    spec = GROUPED
+    held_out = batches(4, seed=2)
+    naive = inherit_from_dense(spec, dense, task_head=2)
+    base = permuted(dense, spec)
+    student = inherit_from_dense(spec, base, task_head=2)
+    assert reconstruction_error(student, base, held_out) < reconstruction_error(naive, dense, held_out)
+    torch.manual_seed(0)
+    losses = distill(student, base, iter(batches(40, seed=3)), steps=40, lr=3e-3)
+    assert len(losses) == 40 and sum(losses[-5:]) < 0.8 * sum(losses[:5])  # dropout on: noisy, but falling
+    assert reconstruction_error(student, base, held_out) < reconstruction_error(
+        inherit_from_dense(spec, base, task_head=2), base, held_out)
