@@ -22,10 +22,11 @@ from tests.conftest import REPO, SHARED
         ("experiments/group_count/run.py", ["--quick"]),
         ("experiments/shuffle/run.py", ["--quick"]),
         ("experiments/glue_tasks/run.py", ["--quick"]),
+        ("experiments/proxy_compressed/run.py", ["--quick"]),
     ],
 )
 def test_quick_variant_runs(script, args, tmp_path):
-    extra = ["--cache-dir", str(tmp_path)] if "supernet" in script or "fidelity" in script else []  # trains a supernet
+    extra = ["--cache-dir", str(tmp_path)] if any(s in script for s in ("supernet", "fidelity", "compressed")) else []  # trains a supernet or a teacher
     env = {**os.environ, "ARCH_SEARCH_SHARED": str(SHARED)}
     out = subprocess.run([sys.executable, script, *args, *extra], cwd=REPO, capture_output=True, text=True, timeout=900, env=env)
     assert out.returncode == 0, out.stderr[-3000:]

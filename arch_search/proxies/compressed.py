@@ -52,17 +52,21 @@ class CompressedProxy:
         calibration: int = 256,
         ridge: float = 1e-2,
         distill_steps: int = 200,
-        distill_lr: float = 1e-4,
+        distill_lr: float = 1e-3,
         steps: int = 200,
-        lr: float = 5e-5,
-        kd_weight: float = 0.5,
+        lr: float = 2e-4,
+        kd_weight: float = 0.9,
         temperature: float = 2.0,
         batch_size: int = 32,
         score: str = "log_likelihood",
         eval_dev: bool = True,
         threads: int = 2,
         progress: bool = True,
+        seed: int | None = None,
     ):
+        """``seed``: of the per-design training (head init, batch order, dropout); default the
+        setup's seed. The teacher, the held-out split and the calibration rows stay the setup's,
+        so another ``seed`` is another draw of the same proxy (its noise)."""
         if setup.init != "pretrained":
             raise ValueError("the compressed proxy compresses a pretrained dense checkpoint: use proxy_setup=pretrained")
         if score not in ("log_likelihood", "metric"):
@@ -71,8 +75,9 @@ class CompressedProxy:
         self.teacher_steps, self.teacher_lr = teacher_steps, teacher_lr
         self.distill_steps, self.distill_lr, self.kd_weight, self.temperature = distill_steps, distill_lr, kd_weight, temperature
         self.batch_size, self.score, self.eval_dev, self.threads, self.progress = batch_size, score, eval_dev, threads, progress
+        self.seed = setup.seed if seed is None else seed
         self.finetune = FinetuneProxy(setup, steps=steps, batch_size=batch_size, lr=lr, eval_every=steps + 1,
-                                      eval_dev=eval_dev, threads=threads, progress=progress)
+                                      eval_dev=eval_dev, threads=threads, progress=progress, seed=self.seed)
         self._teacher: Encoder | None = None
 
     # ---- the teacher: the dense model fine-tuned on the task, once --------------------------------
@@ -113,7 +118,7 @@ class CompressedProxy:
     def compress(self, spec: ArchSpec) -> tuple[Encoder, Encoder, dict]:
         """(student, the permuted teacher it was cut from, timings) for ``spec`` at proxy scale,
         after the healing steps switched on (before the task fine-tune)."""
-        design, data, seed = self.setup.proxy_spec(spec), self.setup.data, self.setup.seed
+        design, data, seed = self.setup.proxy_spec(spec), self.setup.data, self.seed
         teacher, seconds = self.teacher, {}
         t0 = time.perf_counter()
         base = permuted(teacher, design) if self.permute and not design.is_dense else teacher

@@ -35,8 +35,11 @@ class FinetuneProxy:
         eval_dev: bool = True,
         threads: int = 2,
         progress: bool = True,
+        seed: int | None = None,
     ):
-        self.setup = setup
+        """``seed``: of the training (data order, dropout); default the setup's seed, which
+        also fixes the held-out split, so another seed here is another draw of the same proxy."""
+        self.setup, self.seed = setup, setup.seed if seed is None else seed
         self.steps, self.batch_size, self.lr, self.warmup = steps, batch_size, lr, warmup
         self.weight_decay, self.eval_every, self.eval_dev = weight_decay, eval_every, eval_dev
         self.threads, self.progress = threads, progress
@@ -61,7 +64,7 @@ class FinetuneProxy:
         ``teacher`` (same task head), the loss is (1 - kd_weight) x the task loss + kd_weight x
         ``kd_loss`` to the teacher's logits."""
         data = self.setup.data
-        task, seed = data.task, self.setup.seed
+        task, seed = data.task, self.seed
         torch.manual_seed(seed)
         opt, sched = optimizer(model, self.lr, self.weight_decay, self.warmup, self.steps)
         batches = bucketed_batches(data.train, self.batch_size, seed, regression=task.is_regression)
