@@ -123,9 +123,10 @@ def _search(cfg: DictConfig, run_dir: Path) -> None:
         tracker.config = {"run": config}
     storage = _built("storage", lambda: instantiate(cfg.storage))
     study_name = cfg.search.study_name or space.name
+    noise_proxy = _noise_proxy(proxy, cfg) if cfg.search.proxy_noise else None
     try:
         search = Search(
-            space=space, proxy=proxy, measure=measure, study_name=study_name, storage=storage,
+            space=space, proxy=proxy, measure=measure, study_name=study_name, storage=storage, noise_proxy=noise_proxy,
             sampler=make_sampler, seed=cfg.seed, seq_len=cfg.seq_len, batch=cfg.batch,
             constraints=Constraints(**cfg.search.constraints), tracker=tracker,
             weights_dir=run_dir / "weights", fingerprint=fingerprint(cfg), repeat_designs=cfg.search.repeat_designs,
@@ -157,6 +158,10 @@ def _search(cfg: DictConfig, run_dir: Path) -> None:
     print(f"\nPareto front ({time.perf_counter() - t0:.0f} s; accuracy: {cfg.task.name} held-out slice of train; "
           "latency re-measured at the end, interleaved):")
     print(format_pareto(pareto))
+    noise = search.proxy_noise()
+    print(f"proxy seed noise: sd {noise.sd:.4f} of the score ({noise.designs} reference designs scored with two seeds); "
+          "~ marks an accuracy within it of the next faster design's" if noise else
+          "proxy seed noise: not measured (search.proxy_noise=false, or a proxy without a seed)")
     print(f"\nwrote {run_dir}/trials.csv, pareto.csv, study.json")
 
 
@@ -240,6 +245,25 @@ def _remove_if_empty(run_dir: Path) -> None:
         return
     if all(p.name == ".hydra" or p.suffix == ".log" for p in run_dir.iterdir()):
         shutil.rmtree(run_dir, ignore_errors=True)
+
+
+def _noise_proxy(proxy: Any, cfg: DictConfig):
+    """The run's proxy with the next seed and the same setup (it scores the references again:
+    the run's noise), or None for a proxy that takes no seed (zero-cost, supernet)."""
+    try:
+        if "seed" not in _init_args(cfg.proxy._target_):
+            return None
+        return instantiate(cfg.proxy, seed=cfg.seed + 1, setup=proxy.setup)
+    except (InstantiationException, TypeError, ValueError) as e:
+        raise SystemExit(f"error: proxy: {str(e.__cause__ or e).splitlines()[0]}") from None
+
+
+def _init_args(target: str) -> set[str]:
+    import inspect
+
+    from hydra.utils import get_class
+
+    return set(inspect.signature(get_class(target)).parameters)
 
 
 def _proxy_for(space, cfg: DictConfig):

@@ -29,7 +29,7 @@ import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
 from arch_search.runs import RunError, load_study, locate, shown
-from arch_search.search import dense_reference, trial_rows
+from arch_search.search import dense_reference, proxy_noise, trial_rows
 from arch_search.spec import PROJECTIONS, ArchSpec
 
 REFERENCE_LABELS = {"bert_base": "dense (BERT-base)", "squeezebert": "SqueezeBERT"}
@@ -197,8 +197,10 @@ def fig_pareto(d: StudyData, front: list[int]) -> go.Figure:
         fig.add_trace(go.Scatter(x=d.ms[infeasible], y=d.acc[infeasible], mode="markers", name="infeasible (constraints)",
                                  marker=dict(size=5, color="rgba(150,150,150,0.5)", symbol="x"),
                                  hovertext=_hover(d, infeasible), hoverinfo="text"))
+    noise = proxy_noise(d.trials)  # the proxy's seed noise, as error bars on the front
     fig.add_trace(go.Scatter(x=d.ms[front], y=d.acc[front], mode="lines+markers", line_shape="hv", name="Pareto front",
                              line=dict(color="#EF553B", width=2), marker=dict(size=8, color="#EF553B"),
+                             error_y=dict(type="constant", value=noise.sd, visible=True) if noise else None,
                              hovertext=_hover(d, front), hoverinfo="text"))
     for i, t in enumerate(d.trials):
         ref = t.user_attrs.get("reference")
@@ -209,8 +211,10 @@ def fig_pareto(d: StudyData, front: list[int]) -> go.Figure:
                 marker=dict(size=14, symbol="star" if ref == "bert_base" else "diamond", color="#00CC96",
                             line=dict(color="black", width=1)),
                 hovertext=_hover(d, [i]), hoverinfo="text"))
+    noted = (f"<br><sup>error bars: the proxy's seed noise, sd {noise.sd:.4f} ({noise.designs} references scored with "
+             "two seeds)</sup>") if noise else ""
     fig.update_layout(title=f"Pareto front: proxy accuracy vs measured latency ({len(front)} designs on the front, "
-                            f"{int((d.design & d.feasible).sum())} feasible designs)",
+                            f"{int((d.design & d.feasible).sum())} feasible designs){noted}",
                       xaxis_title="latency (ms, median, target scale)", yaxis_title="proxy accuracy (held-out slice of train)")
     return fig
 
@@ -325,7 +329,7 @@ def fig_reference_latency(d: StudyData) -> go.Figure | None:
 def front_rows(d: StudyData, front: list[int], run_dir: Path | None) -> list[dict]:
     """search.trial_rows of the front; the re-measured latency and speedup from the run
     directory's pareto.csv where it has them (matched by trial number)."""
-    rows = trial_rows([d.trials[i] for i in front], dense_reference(d.trials))
+    rows = trial_rows([d.trials[i] for i in front], dense_reference(d.trials), noise=proxy_noise(d.trials))
     csv_path = run_dir / "pareto.csv" if run_dir else None
     if csv_path and csv_path.is_file():
         with open(csv_path, newline="") as f:
@@ -343,6 +347,7 @@ TABLE_COLUMNS = {
     "accuracy_vs_dense_points": "vs dense (points)", "dev_score": "dev", "latency_ms": "latency ms",
     "speedup_vs_dense": "speedup vs dense", "remeasured_ms": "re-measured ms", "remeasured_speedup": "re-measured speedup",
     "gflops": "GFLOPs", "params_m": "params (M)", "latency_cv": "latency CV",
+    "within_noise": "within seed noise of the next faster",
 }
 
 

@@ -173,6 +173,7 @@ class Search:
         seed: int = 0,
         fingerprint: Mapping[str, Any] | None = None,
         repeat_designs: bool = False,
+        noise_proxy: Proxy | None = None,
     ):
         """``measure`` times designs (the protocol of conf/latency); ``predict``, if given
         (search.latency_mode=lut), replaces measurement during the search; the Pareto front is
@@ -181,9 +182,12 @@ class Search:
         ``sampler``: a factory seed -> sampler, seeded per trial (``TrialSeededSampler``), or
         a sampler used as it is. ``fingerprint``: the settings that make scores comparable
         (the space's is added); a study created with others raises ``StudyMismatch``.
-        ``repeat_designs``: evaluate a design again each time it is sampled (to see noise)."""
+        ``repeat_designs``: evaluate a design again each time it is sampled (to see noise).
+        ``noise_proxy``: the same proxy with another seed; it scores the reference designs a
+        second time, which gives the run its own seed noise (``proxy_noise``)."""
         self.space, self.proxy, self.measure, self.tracker = space, proxy, measure, tracker
         self.predict, self.weights_dir, self.repeat_designs = predict, weights_dir, repeat_designs
+        self.noise_proxy = noise_proxy
         self.seq_len, self.batch, self.constraints = seq_len, batch, constraints
         self.fingerprint = {"space": space_fingerprint(space), **(fingerprint or {})}
         self.reference = space.references()["bert_base"]  # the dense design every latency is timed beside
@@ -275,6 +279,9 @@ class Search:
         trial.set_user_attr("proxy_metric", result.metric)
         trial.set_user_attr("proxy_dev", result.dev)
         trial.set_user_attr("proxy_details", {k: v for k, v in result.details.items() if k != "proxy_spec"})
+        if self.noise_proxy is not None and trial.user_attrs.get("reference"):
+            trial.set_user_attr("proxy_score_again", self.noise_proxy.evaluate(spec).score)  # another proxy seed
+            trial.set_user_attr("proxy_score", result.score)
         return result.score, latency_ms
 
     def _latency(self, trial: optuna.Trial, spec: ArchSpec) -> float:
@@ -409,6 +416,9 @@ class Search:
     def dense_reference(self) -> optuna.trial.FrozenTrial | None:
         return dense_reference(self.study.trials)
 
+    def proxy_noise(self) -> Noise | None:
+        return proxy_noise(self.study.trials)
+
     def remeasure(self, trials: list[optuna.trial.FrozenTrial]) -> dict[int, float]:
         """Median latency (ms) of each trial's design measured again, all interleaved with the
         dense reference in one run (whatever the latency mode during the search)."""
@@ -420,13 +430,15 @@ class Search:
         return {number: lat.median_ms for number, lat in comparison.latencies.items()}
 
     def rows(self, trials: list[optuna.trial.FrozenTrial], remeasured: dict[int, float] | None = None) -> list[dict]:
-        return trial_rows(trials, self.dense_reference(), remeasured)
+        """``trial_rows`` of ``trials`` (the front, fastest first), with the run's noise."""
+        return trial_rows(trials, self.dense_reference(), remeasured, self.proxy_noise())
 
     def write(self, run_dir: Path, remeasured: dict[int, float] | None = None) -> None:
         """trials.csv, pareto.csv (with re-measured latency, if given) and study.json."""
         run_dir.mkdir(parents=True, exist_ok=True)
         done = [t for t in self.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-        for name, rows in (("trials.csv", self.rows(done)), ("pareto.csv", self.rows(self.pareto(), remeasured))):
+        all_rows = trial_rows(done, self.dense_reference())  # (within_noise is a front's column)
+        for name, rows in (("trials.csv", all_rows), ("pareto.csv", self.rows(self.pareto(), remeasured))):
             with open(run_dir / name, "w", newline="") as f:
                 if rows:
                     writer = csv.DictWriter(f, fieldnames=list(rows[0]))
@@ -441,6 +453,7 @@ class Search:
             "evaluations": self.evaluations(),  # distinct designs evaluated (what search.n_trials counts)
             "states": {s.name: sum(t.state == s for t in self.study.trials) for s in optuna.trial.TrialState},
             "pareto": self.rows(self.pareto(), remeasured),
+            "proxy_noise": vars(noise) if (noise := self.proxy_noise()) else None,
             "references": {t.user_attrs["reference"]: t.number for t in self.study.trials if "reference" in t.user_attrs},
         }
         (run_dir / "study.json").write_text(json.dumps(summary, indent=2))
@@ -451,13 +464,33 @@ def dense_reference(trials: list[optuna.trial.FrozenTrial]) -> optuna.trial.Froz
     return next((t for t in trials if t.user_attrs.get("reference") == "bert_base" and t.values), None)
 
 
+@dataclass(frozen=True)
+class Noise:
+    """The proxy's seed noise in one run: the pooled standard deviation of the score over two
+    seeds, sqrt(mean((a - b)^2 / 2)) over the ``designs`` scored twice (the references)."""
+
+    sd: float
+    designs: int
+
+
+def proxy_noise(trials: list[optuna.trial.FrozenTrial]) -> Noise | None:
+    pairs = [(t.user_attrs["proxy_score"], t.user_attrs["proxy_score_again"]) for t in trials
+             if "proxy_score_again" in t.user_attrs and "duplicate_of" not in t.user_attrs]
+    if not pairs:
+        return None
+    return Noise(sd=(sum((a - b) ** 2 / 2 for a, b in pairs) / len(pairs)) ** 0.5, designs=len(pairs))
+
+
 def trial_rows(
     trials: list[optuna.trial.FrozenTrial],
     dense: optuna.trial.FrozenTrial | None,
     remeasured: dict[int, float] | None = None,
+    noise: Noise | None = None,
 ) -> list[dict]:
     """One dict per finished trial; ``remeasured`` (trial -> ms, from ``remeasure``) adds
-    the re-measured latency and speedup."""
+    the re-measured latency and speedup. With the run's ``noise``, ``within_noise`` marks a
+    trial whose score is within one noise sd of the next faster trial's in ``trials`` (for
+    the front, fastest first: its extra accuracy is not told apart from noise)."""
     rows = []
     for t in trials:
         if t.values is None:
@@ -478,6 +511,9 @@ def trial_rows(
             "latency_cv": round(t.user_attrs.get("latency_cv", 0), 3),
             "spec_hash": t.user_attrs.get("spec_hash", ""),
         })
+        if noise is not None:
+            faster = [r for r in rows[:-1] if r["latency_ms"] < rows[-1]["latency_ms"]]
+            rows[-1]["within_noise"] = bool(faster) and abs(acc - faster[-1]["proxy_accuracy"]) < noise.sd
         if remeasured is not None:
             ms_again = remeasured.get(t.number)
             base = remeasured.get(dense.number) if dense else None
@@ -490,7 +526,8 @@ def format_pareto(rows: list[dict]) -> str:
     """The Pareto table: one design a line, references marked; latency and speedup are the
     re-measured ones when the rows have them. ``accuracy`` is the search's score (held-out
     slice of train), ``vs dense`` its difference to the dense reference in points, ``dev``
-    the same metric on the task's dev split (reported, not searched on)."""
+    the same metric on the task's dev split (reported, not searched on); ``~`` marks an
+    accuracy within the proxy's seed noise of the next faster design's."""
     head = (f"{'trial':>5}  {'reference':<11} {'design':<44} {'accuracy':>8} {'vs dense':>8} {'dev':>6} "
             f"{'ms':>8} {'speedup':>7} {'GFLOPs':>7} {'params':>7}")
     lines = [head, "-" * len(head)]
@@ -498,8 +535,9 @@ def format_pareto(rows: list[dict]) -> str:
         ms = r.get("remeasured_ms") or r["latency_ms"]
         speedup = r.get("remeasured_speedup") or r["speedup_vs_dense"]
         delta, dev = r.get("accuracy_vs_dense_points", ""), r.get("dev_score", "")
+        acc = ("~" if r.get("within_noise") else "") + f"{r['proxy_accuracy']:.4f}"
         lines.append(
-            f"{r['trial']:>5}  {r['reference'] or '-':<11} {r['design']:<44} {r['proxy_accuracy']:>8.4f} "
+            f"{r['trial']:>5}  {r['reference'] or '-':<11} {r['design']:<44} {acc:>8} "
             f"{delta if delta == '' else f'{delta:+.2f}':>8} {dev if dev == '' else f'{dev:.4f}':>6} "
             f"{ms:>8.1f} {speedup!s:>6}x {r['gflops']:>7.2f} {r['params_m']:>6.1f}M"
         )

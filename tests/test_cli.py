@@ -92,6 +92,7 @@ def test_run_search_writes_pareto_and_resumes(tmp_path):
     assert out.returncode == 0, out.stderr[-3000:]
     assert len(list((tmp_path / "run" / "wandb").glob("offline-run-*"))) == 3 + 1  # trials + Pareto
     assert "Pareto front" in out.stdout and "bert_base" in out.stdout
+    assert "proxy seed noise: not measured" in out.stdout  # zero-cost scores take no seed
     for name in ("study.db", "trials.csv", "pareto.csv", "study.json"):
         assert (tmp_path / "run" / name).is_file(), name
     assert len((tmp_path / "run" / "trials.csv").read_text().splitlines()) == 1 + 3

@@ -219,3 +219,45 @@ def test_wandb_offline_run_per_trial_and_pareto(space, tmp_path, monkeypatch):
     runs = sorted((tmp_path / "wb" / "wandb").glob("offline-run-*"))
     assert len(runs) == 3  # two trials and the Pareto run
     assert all(any(r.glob("*.wandb")) for r in runs)
+
+
+class Shifted(FakeProxy):
+    """The fake proxy with another 'seed': every score moved by ``shift``."""
+
+    def __init__(self, shift):
+        super().__init__()
+        self.shift = shift
+
+    def evaluate(self, spec, report=None):
+        r = super().evaluate(spec)
+        return ProxyResult(score=r.score + self.shift, metric=r.metric, dev=r.dev)
+
+
+def test_a_run_knows_its_own_noise(space, tmp_path):
+    again = Shifted(0.02)
+    search = make(space, tmp_path, FakeProxy(), noise_proxy=again)
+    study = search.run(4, progress=False)
+    refs = [t for t in study.trials if "reference" in t.user_attrs]
+    assert len(again.calls) == 2 == len(refs)  # only the references are scored twice
+    assert all(t.user_attrs["proxy_score_again"] == pytest.approx(t.values[0] + 0.02) for t in refs)
+    noise = search.proxy_noise()
+    assert noise.designs == 2 and noise.sd == pytest.approx(0.02 / 2**0.5)
+    search.write(tmp_path / "run")
+    import json
+
+    assert json.loads((tmp_path / "run" / "study.json").read_text())["proxy_noise"]["designs"] == 2
+
+
+def test_front_designs_within_the_noise_of_a_faster_one_are_marked():
+    from arch_search.search import Noise, trial_rows
+
+    def trial(number, acc, ms):
+        return optuna.trial.create_trial(values=[acc, ms], user_attrs={"summary": f"d{number}"})
+
+    front = [trial(0, 0.80, 10.0), trial(1, 0.805, 20.0), trial(2, 0.85, 30.0)]  # fastest first
+    for t, n in zip(front, range(3)):
+        t.number = n
+    rows = trial_rows(front, None, noise=Noise(sd=0.01, designs=2))
+    assert [r["within_noise"] for r in rows] == [False, True, False]
+    assert "~0.8050" in format_pareto(rows) and "~0.8500" not in format_pareto(rows)
+    assert "within_noise" not in trial_rows(front, None)[0]

@@ -233,9 +233,10 @@ class ProxySetup:
             return spec.with_scale(**dims).replace(act=d.act, layer_norm_eps=d.layer_norm_eps)
         return spec.with_scale(**self.scale, vocab=self.data.tokenizer.get_vocab_size())
 
-    def build(self, spec: ArchSpec) -> Encoder:
-        """The untrained proxy model of ``spec``, with a head for the task (seeded)."""
-        torch.manual_seed(self.seed)
+    def build(self, spec: ArchSpec, seed: int | None = None) -> Encoder:
+        """The untrained proxy model of ``spec``, with a head for the task, its random init
+        seeded by ``seed`` (default the setup's)."""
+        torch.manual_seed(self.seed if seed is None else seed)
         pspec = self.proxy_spec(spec)
         n, p = self.data.task.num_labels, self.dropout
         if self.init == "pretrained":

@@ -37,8 +37,9 @@ class FinetuneProxy:
         progress: bool = True,
         seed: int | None = None,
     ):
-        """``seed``: of the training (data order, dropout); default the setup's seed, which
-        also fixes the held-out split, so another seed here is another draw of the same proxy."""
+        """``seed``: of the model's init and the training (data order, dropout); default the
+        setup's seed, which also fixes the held-out split, so another seed here is another
+        draw of the same proxy on the same rows."""
         self.setup, self.seed = setup, setup.seed if seed is None else seed
         self.steps, self.batch_size, self.lr, self.warmup = steps, batch_size, lr, warmup
         self.weight_decay, self.eval_every, self.eval_dev = weight_decay, eval_every, eval_dev
@@ -46,7 +47,7 @@ class FinetuneProxy:
 
     def evaluate(self, spec: ArchSpec, report: Report | None = None) -> ProxyResult:
         with num_threads(self.threads):
-            model = self.setup.build(spec)
+            model = self.setup.build(spec, seed=self.seed)
             t0 = time.perf_counter()
             history = self.train(model, report)
             details = {
