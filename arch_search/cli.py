@@ -9,6 +9,7 @@ and ``dashboard`` read an existing run and take plain arguments, not overrides.
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import os
 import shutil
@@ -416,18 +417,22 @@ def check_overrides(config_name: str, overrides: list[str]) -> None:
         with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
             compose(config_name, overrides=single, return_hydra_config=True)
     except (HydraException, OmegaConfBaseException, ValueError) as e:
-        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-        detail = next((line for line in lines[1:] if line.startswith("Key ")), "")
-        options = lines[lines.index(next(x for x in lines if x.startswith("Available options"))) + 1:] if any(
-            x.startswith("Available options") for x in lines) else []
-        options = [x for x in options if not x.startswith(("Config search path", "provider="))]
-        message = lines[0] if lines else type(e).__name__
-        message += f" ({detail})" if detail else ""
-        message += f"; options: {', '.join(options)}" if options else ""
-        print(f"error: {message}", file=sys.stderr)
+        print(f"error: {_one_line(str(e)) or type(e).__name__}", file=sys.stderr)
         raise SystemExit(1) from None
     finally:
         GlobalHydra.instance().clear()
+
+
+def _one_line(hydra_error: str) -> str:
+    """Hydra's report as one line: its first line, and the options it lists, if any."""
+    lines = [line.strip() for line in hydra_error.splitlines() if line.strip()]
+    if not lines:
+        return ""
+    listed = next((i for i, line in enumerate(lines) if line.startswith("Available options")), None)
+    if listed is None:
+        return lines[0]
+    options = itertools.takewhile(lambda line: not line.startswith("Config search path"), lines[listed + 1:])
+    return f"{lines[0]}; options: {', '.join(options)}"
 
 
 def _hydra_command(fn: Callable[[DictConfig], object], config_name: str) -> Callable[[], None]:
