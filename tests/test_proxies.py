@@ -157,6 +157,30 @@ def test_compressed_proxy_scores_paired_and_caches_its_teacher(pretrained):
     assert dense.metric == "accuracy" and dense.score == dense.details["heldout"]["accuracy"]
 
 
+def test_compressed_proxy_model_exports_as_the_deployable_model(pretrained, tmp_path):
+    """What `export` writes for a front trial is the proxy's model: the permuted, healed,
+    fine-tuned student. At the checkpoint's scale that is the deployable model: HF's
+    SqueezeBERT loaded from the export predicts the held-out rows as the proxy scored them."""
+    import transformers as tf
+
+    from arch_search.export import export_hf
+    from arch_search.tokenizer import eval_batches
+
+    result = tiny_compressed(pretrained, score="metric").evaluate(SQUEEZE)
+    export_hf(result.model, tmp_path)
+    hf = tf.AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
+    assert hf.config.model_type == "squeezebert" and hf.config.hidden_size == 384  # the checkpoint's scale
+    heldout, correct, worst = pretrained.data.heldout, 0, 0.0
+    with torch.inference_mode():
+        for _, b in eval_batches(heldout, 16):
+            ours = result.model(b["input_ids"], b["attention_mask"], b["token_type_ids"]).logits
+            theirs = hf(input_ids=b["input_ids"], attention_mask=b["attention_mask"], token_type_ids=b["token_type_ids"]).logits
+            worst = max(worst, (ours - theirs).abs().max().item())
+            correct += (theirs.argmax(-1) == b["labels"]).sum().item()
+    assert worst <= 1e-4
+    assert correct / len(heldout) == result.score == result.details["heldout"]["accuracy"]
+
+
 def test_compressed_proxy_needs_a_pretrained_setup(scratch):
     with pytest.raises(ValueError, match="proxy_setup=pretrained"):
         tiny_compressed(scratch)

@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/: the shared lessons module
 import lessons  # noqa: E402
@@ -38,6 +39,7 @@ import lessons  # noqa: E402
 from arch_search import ArchSpec  # noqa: E402
 from arch_search.latency import Env  # noqa: E402
 from arch_search.proxies import CompressedProxy, ProxySetup  # noqa: E402
+from arch_search.proxies.base import kendall_tau  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 NAMES = ("q", "k", "v", "post_attention", "ffn_in", "ffn_out")
@@ -47,59 +49,98 @@ PATTERNS = {  # groups of (q, k, v, post-attention, FFN in, FFN out), every laye
     "post-only-4": (1, 1, 1, 4, 1, 1), "qkv16-ffn2": (16, 16, 16, 1, 2, 2), "mixed-a": (2, 8, 4, 2, 16, 1),
     "mixed-b": (8, 8, 8, 4, 1, 4),
 }
+ALL = tuple(PATTERNS)
 BASE = ArchSpec.preset("bert_base")
 QUICK = {"teacher_steps": 2, "calibration": 8, "distill_steps": 2, "steps": 2, "batch_size": 8, "threads": 1}
+# What the command runs, in this order: (task, variant, designs, proxy seeds). Rows already in
+# results.csv are kept, so an interrupted run resumes where it stopped.
+PLAN = (
+    ("sst2", "default", ALL, (0, 1, 2)),                 # gap, SNR, seconds
+    ("sst2", "budget-4x", ALL, (0,)),                    # the rank-fidelity reference
+    ("sst2", "no-permute", ("squeezebert",), (0, 1, 2)),  # ablations: one healing step removed
+    ("sst2", "no-refit", ("squeezebert",), (0, 1, 2)),
+    ("sst2", "no-distill", ("squeezebert",), (0, 1, 2)),  # = the curve at 0 distillation steps
+    ("sst2", "distill-50", ("squeezebert",), (0, 1, 2)),  # the distillation-budget curve
+    ("sst2", "distill-800", ("squeezebert",), (0, 1, 2)),
+    ("mrpc", "default", ALL, (0,)),                      # a second task (F1)
+)
+QUICK_PLAN = (("wnli", "default", ("dense", "squeezebert"), (0, 1)), ("wnli", "budget-4x", ("dense", "squeezebert"), (0,)),
+              ("wnli", "no-refit", ("squeezebert",), (0,)), ("wnli", "distill-8", ("squeezebert",), (0,)))
+
+
+def variant(name: str, base: dict) -> dict:
+    """The proxy's settings for a variant: ``default`` (conf/proxy/compressed.yaml), ``budget-4x``
+    (4x the distillation and fine-tune steps), ``no-permute``/``no-refit``/``no-distill`` (one
+    healing step removed) or ``distill-N`` (N distillation steps)."""
+    if name == "default":
+        return dict(base)
+    if name == "budget-4x":
+        return {**base, "distill_steps": 4 * base["distill_steps"], "steps": 4 * base["steps"]}
+    if name in ("no-permute", "no-refit"):
+        return {**base, name[3:]: False}
+    if name == "no-distill":
+        return {**base, "distill_steps": 0}
+    if name.startswith("distill-"):
+        return {**base, "distill_steps": int(name.split("-")[1])}
+    raise ValueError(f"unknown variant {name!r}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="proxy seeds (default 0 1 2)")
-    ap.add_argument("--designs", nargs="+", default=list(PATTERNS), choices=list(PATTERNS))
-    ap.add_argument("--task", default="sst2")
-    ap.add_argument("--cache-dir", default=".cache/arch_search", help="where the teacher is cached")
+    ap.add_argument("--only", nargs="+", metavar="TASK:VARIANT", help="run only these parts of the plan (e.g. sst2:budget-4x)")
+    ap.add_argument("--cache-dir", default=".cache/arch_search", help="where the teachers are cached")
     ap.add_argument("--quick", action="store_true", help="WNLI, 2 designs, tiny budget; prints, writes nothing")
     args = ap.parse_args()
-    if args.quick:
-        args.task, args.designs, args.seeds = "wnli", ["dense", "squeezebert"], [0, 1]
-    shared = lessons.SHARED
-    setup = ProxySetup(task=args.task, init="pretrained", checkpoint=str(shared / "models" / "all-MiniLM-L6-v2"),
-                       data_dir=str(shared / "glue"), cache_dir=args.cache_dir, seed=0,
-                       **({"heldout": 60, "max_len": 24} if args.quick else {}))
-    settings = {**defaults(), **(QUICK if args.quick else {}), "progress": False}
+    plan = QUICK_PLAN if args.quick else [p for p in PLAN if not args.only or f"{p[0]}:{p[1]}" in args.only]
     path = HERE / "results.csv"
-    rows = [] if args.quick or not path.is_file() else list(csv.DictReader(open(path)))
-    done = {(r["design"], int(r["seed"])) for r in rows}
+    rows = [] if args.quick or not path.is_file() else [
+        {"task": "sst2", "variant": "default", **r} for r in csv.DictReader(open(path))]  # older rows: sst2, default
+    rows = [{k: r[k] for k in COLUMNS} for r in rows]
+    done = {(r["task"], r["variant"], r["design"], int(r["seed"])) for r in rows}
     t0 = time.perf_counter()
-    teacher_s = None
-    for seed in args.seeds:
-        proxy = CompressedProxy(setup, seed=seed, **settings)
-        if teacher_s is None:
-            t = time.perf_counter()
-            proxy.teacher  # trained once (or loaded from the cache), timed apart
-            teacher_s = time.perf_counter() - t
-        for name in args.designs:
-            if (name, seed) in done:
+    teacher_s: dict[str, float] = {}
+    setups: dict[str, ProxySetup] = {}
+    for task, var, designs, seeds in plan:
+        if task not in setups:
+            setups[task] = ProxySetup(task=task, init="pretrained", checkpoint=str(lessons.SHARED / "models" / "all-MiniLM-L6-v2"),
+                                      data_dir=str(lessons.SHARED / "glue"), cache_dir=args.cache_dir, seed=0,
+                                      **({"heldout": 60, "max_len": 24} if args.quick else HELDOUT.get(task, {})))
+        setup = setups[task]
+        settings = variant(var, {**defaults(), **(QUICK if args.quick else {}), "progress": False})
+        for seed in seeds:
+            todo = [d for d in designs if (task, var, d, seed) not in done]
+            if not todo:
                 continue
-            spec = BASE.replace(groups=dict(zip(NAMES, PATTERNS[name])))
-            t = time.perf_counter()
-            r = proxy.evaluate(spec)
-            metric = setup.data.task.metric  # accuracy on SST-2
-            rows.append({"design": name, "seed": seed, "score": round(r.score, 5),
-                         "heldout_metric": round(r.details["heldout"][metric], 5), "dev_metric": round(r.dev[metric], 5),
-                         "seconds": round(time.perf_counter() - t, 1)})
-            print(f"{name:<18} seed {seed}: score {r.score:.4f}, held-out {metric} {rows[-1]['heldout_metric']}, "
-                  f"dev {rows[-1]['dev_metric']}, {rows[-1]['seconds']} s", flush=True)
-            if not args.quick:  # after every design: an interrupted run resumes
-                path.write_text(lessons.csv_text(rows))
-    summary, report, fig = analyse(rows, args, teacher_s, time.perf_counter() - t0)
+            proxy = CompressedProxy(setup, seed=seed, **settings)
+            if task not in teacher_s:
+                t = time.perf_counter()
+                proxy.teacher  # trained once per task (or loaded from the cache), timed apart
+                teacher_s[task] = time.perf_counter() - t
+            metric = setup.data.task.metric
+            for name in todo:
+                spec = BASE.replace(groups=dict(zip(NAMES, PATTERNS[name])))
+                t = time.perf_counter()
+                r = proxy.evaluate(spec)
+                rows.append({"task": task, "variant": var, "design": name, "seed": seed, "score": round(r.score, 5),
+                             "heldout_metric": round(r.details["heldout"][metric], 5), "dev_metric": round(r.dev[metric], 5),
+                             "seconds": round(time.perf_counter() - t, 1)})
+                print(f"{task} {var:<11} {name:<18} seed {seed}: score {r.score:.4f}, held-out {metric} "
+                      f"{rows[-1]['heldout_metric']}, dev {rows[-1]['dev_metric']}, {rows[-1]['seconds']} s", flush=True)
+                if not args.quick:  # after every design: an interrupted run resumes
+                    path.write_text(lessons.csv_text(rows))
+    summary, report, fig = analyse(rows, teacher_s, time.perf_counter() - t0, quick=args.quick)
     if args.quick:
         print(json.dumps(summary, indent=1))
         print("\n".join(report))
         return
     (HERE / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     (HERE / "results.md").write_text("\n".join(report) + "\n")
-    fig.write_image(HERE / "proxy_compressed.png", width=1100, height=600)
+    fig.write_image(HERE / "proxy_compressed.png", width=1300, height=600)
     print(f"wrote results.md, results.csv, summary.json and proxy_compressed.png in {HERE}")
+
+
+COLUMNS = ("task", "variant", "design", "seed", "score", "heldout_metric", "dev_metric", "seconds")
+HELDOUT = {"mrpc": {"heldout": 1000}}  # MRPC has 3,668 train pairs: 1,000 held out, the rest trains
 
 
 def defaults() -> dict:
@@ -116,55 +157,193 @@ def stats(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
 
 
-def analyse(rows: list[dict], args, teacher_s: float | None, seconds: float) -> tuple[dict, list[str], go.Figure]:
-    """summary.json, the Markdown report and the figure, from the rows (design x seed)."""
-    by = {name: [r for r in rows if r["design"] == name] for name in PATTERNS if any(r["design"] == name for r in rows)}
-    table = {name: {key: stats([float(r[key]) for r in rs]) for key in ("score", "heldout_metric", "dev_metric")}
-             for name, rs in by.items()}
-    seeds = sorted({int(r["seed"]) for r in rows})
-    means = [t["score"][0] for t in table.values()]
-    within = statistics.fmean(t["score"][1] for t in table.values()) if len(seeds) > 1 else float("nan")
-    snr = statistics.stdev(means) / within if len(means) > 1 and within > 0 else float("nan")
-    dev_within = statistics.fmean(t["dev_metric"][1] for t in table.values()) if len(seeds) > 1 else float("nan")
-    dev_snr = statistics.stdev(t["dev_metric"][0] for t in table.values()) / dev_within if dev_within > 0 else float("nan")
-    gap = 100 * (table["dense"]["dev_metric"][0] - table["squeezebert"]["dev_metric"][0]) if {"dense", "squeezebert"} <= set(table) else None
-    grouped_s = [float(r["seconds"]) for r in rows if r["design"] != "dense"]
+KEYS = ("score", "heldout_metric", "dev_metric", "seconds")
+
+
+def table_of(rows: list[dict], task: str, var: str) -> dict[str, dict[str, tuple[float, float]]]:
+    """{design: {key: (mean, sd over seeds)}} for one task and variant, in PATTERNS order."""
+    out = {}
+    for name in PATTERNS:
+        rs = [r for r in rows if (r["task"], r["variant"], r["design"]) == (task, var, name)]
+        if rs:
+            out[name] = {key: stats([float(r[key]) for r in rs]) for key in KEYS} | {"n": len(rs)}
+    return out
+
+
+def snr(table: dict, key: str) -> float | None:
+    """Standard deviation of the design means / mean within-design standard deviation (seeds)."""
+    if len(table) < 2 or min(t["n"] for t in table.values()) < 2:
+        return None
+    within = statistics.fmean(t[key][1] for t in table.values())
+    return statistics.stdev(t[key][0] for t in table.values()) / within if within > 0 else None
+
+
+def gap(table: dict, dense: dict | None = None) -> tuple[float, float] | None:
+    """Dense minus SqueezeBERT pattern, dev metric, points; and the SqueezeBERT pattern's seed sd."""
+    dense = dense if dense is not None else table
+    if "dense" not in dense or "squeezebert" not in table:
+        return None
+    return 100 * (dense["dense"]["dev_metric"][0] - table["squeezebert"]["dev_metric"][0]), 100 * table["squeezebert"]["dev_metric"][1]
+
+
+def tau(a: dict[str, float], b: dict[str, float]) -> tuple[float | None, int]:
+    """Kendall tau-b over the designs both rank, and how many they are."""
+    common = [n for n in a if n in b]
+    return (round(kendall_tau([a[n] for n in common], [b[n] for n in common]), 3) if len(common) > 2 else None), len(common)
+
+
+def old_references() -> dict[str, dict[str, float]]:
+    """Earlier proxies' numbers for the same grouping patterns, from their committed results:
+    proxy_fidelity's from-scratch reference (3x the scratch proxy's budget) and proxy_supernet's
+    pretrained-inheritance fine-tune (400 steps)."""
+    by_groups = {v: k for k, v in PATTERNS.items()}
+    out: dict[str, dict[str, float]] = {}
+    fid = HERE.parent / "proxy_fidelity" / "results.csv"
+    if fid.is_file():
+        for r in csv.DictReader(open(fid)):
+            g = tuple(int(x.lstrip("qkvpostinu")) for x in r["groups"].split())
+            if g in by_groups:
+                out.setdefault("scratch reference, held-out", {})[by_groups[g]] = float(r["long_heldout"])
+                out.setdefault("scratch reference, dev", {})[by_groups[g]] = float(r["long_dev"])
+    sup = HERE.parent / "proxy_supernet" / "designs.csv"
+    if sup.is_file():
+        for r in csv.DictReader(open(sup)):
+            g = tuple(int(x) for x in r["groups"].split(","))
+            if g in by_groups and r["finetune_heldout"]:
+                out.setdefault("pretrained inheritance, held-out", {})[by_groups[g]] = float(r["finetune_heldout"])
+                out.setdefault("pretrained inheritance, dev", {})[by_groups[g]] = float(r["finetune_dev"])
+    return out
+
+
+def fmt(x: float | None, digits: int = 1) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}"
+
+
+def analyse(rows: list[dict], teacher_s: dict[str, float], seconds: float, quick: bool = False) -> tuple[dict, list[str], go.Figure]:
+    """summary.json, the Markdown report and the figure, from the rows (task x variant x design x seed)."""
+    task = "wnli" if quick else "sst2"
+    main_t, ref_t = table_of(rows, task, "default"), table_of(rows, task, "budget-4x")
+    seeds = sorted({int(r["seed"]) for r in rows if (r["task"], r["variant"]) == (task, "default")})
+    mean = {key: {n: t[key][0] for n, t in main_t.items()} for key in ("score", "dev_metric", "heldout_metric")}
+    per_seed = {s: {r["design"]: float(r["score"]) for r in rows if (r["task"], r["variant"], int(r["seed"])) == (task, "default", s)}
+                for s in seeds}
+    seed_taus = [tau(per_seed[a], per_seed[b])[0] for i, a in enumerate(seeds) for b in seeds[i + 1:]]
+    seed_taus = [t for t in seed_taus if t is not None]
+    tau_ref, n_ref = tau(mean["score"], {n: t["score"][0] for n, t in ref_t.items()})
+    tau_ref_dev, _ = tau(mean["dev_metric"], {n: t["dev_metric"][0] for n, t in ref_t.items()})
+    old = {name: tau(mean["score"], ref) for name, ref in ({} if quick else old_references()).items()}
+    g, g_ref = gap(main_t), gap(ref_t)
+    ablation = {var: gap(table_of(rows, task, var), main_t) for var in ("default", "no-permute", "no-refit", "no-distill")}
+    curve_vars = sorted({r["variant"] for r in rows if r["task"] == task and r["variant"].startswith("distill-")} | {"no-distill", "default"},
+                        key=lambda v: 0 if v == "no-distill" else defaults()["distill_steps"] if v == "default" else int(v.split("-")[1]))
+    steps_of = {v: 0 if v == "no-distill" else defaults()["distill_steps"] if v == "default" else int(v.split("-")[1]) for v in curve_vars}
+    curve = {v: gap(table_of(rows, task, v), main_t) for v in curve_vars}
+    curve = {v: c for v, c in curve.items() if c is not None}
+    grouped_s = [float(r["seconds"]) for r in rows if (r["task"], r["variant"]) == (task, "default") and r["design"] != "dense"]
+    grouped_ref_s = [float(r["seconds"]) for r in rows if (r["task"], r["variant"]) == (task, "budget-4x") and r["design"] != "dense"]
+    second = sorted({r["task"] for r in rows} - {task})
+    second_t = {t: table_of(rows, t, "default") for t in second}
+    r2 = lambda x: None if x is None else round(x, 2)  # noqa: E731
     summary = {
-        "machine": str(Env.current(2)), "task": args.task, "designs": len(table), "seeds": seeds,
+        "machine": str(Env.current(2)), "task": task, "designs": len(main_t), "seeds": seeds,
         "score": "mean log-likelihood of the gold label on the held-out rows",
-        "gap_points": round(gap, 2) if gap is not None else None,
-        "snr": round(snr, 2), "snr_dev_metric": round(dev_snr, 2),
-        "kendall_tau": None,  # against the >= 4x budget reference: not run yet
+        "gap_points": r2(g[0]) if g else None, "gap_squeezebert_sd_points": r2(g[1]) if g else None,
+        "snr": r2(snr(main_t, "score")), "snr_dev_metric": r2(snr(main_t, "dev_metric")),
+        "kendall_tau": tau_ref, "kendall_tau_designs": n_ref, "kendall_tau_dev_metric": tau_ref_dev,
+        "reference": "the same pipeline at 4x the distillation and fine-tune steps, proxy seed 0",
+        "kendall_tau_between_seeds": r2(statistics.fmean(seed_taus)) if seed_taus else None,
+        "kendall_tau_vs_old": {name: {"tau": t, "designs": n} for name, (t, n) in old.items()},
+        "gap_points_reference": r2(g_ref[0]) if g_ref else None,
+        "ablation_gap_points": {v: r2(x[0]) for v, x in ablation.items() if x},
+        "distill_curve_gap_points": {steps_of[v]: r2(x[0]) for v, x in curve.items()},
         "seconds_per_design": round(statistics.fmean(grouped_s), 1) if grouped_s else None,
-        "teacher_seconds": round(teacher_s, 1) if teacher_s is not None else None,
+        "seconds_per_design_reference": round(statistics.fmean(grouped_ref_s), 1) if grouped_ref_s else None,
+        "teacher_seconds": {t: round(s, 1) for t, s in teacher_s.items()},
+        "second_task": {},
         "settings": defaults(),
     }
+    for t, tab in second_t.items():
+        gt = gap(tab)
+        summary["second_task"][t] = {
+            "designs": len(tab), "seeds": sorted({int(r["seed"]) for r in rows if r["task"] == t}),
+            "metric": METRICS.get(t, "metric"), "gap_points": r2(gt[0]) if gt else None,
+            "kendall_tau_vs_sst2_score": tau(mean["score"], {n: x["score"][0] for n, x in tab.items()})[0],
+            "kendall_tau_vs_sst2_dev": tau(mean["dev_metric"], {n: x["dev_metric"][0] for n, x in tab.items()})[0],
+        }
     lines = [
-        "# proxy_compressed: gap, noise and power of the compressed proxy", "",
-        f"Command: `{lessons.command()}`; machine: {summary['machine']}; task {args.task}; proxy seeds {seeds} "
-        f"(one teacher, held-out split and calibration set: setup seed 0); wall time {seconds / 60:.1f} min "
-        "(this invocation; rows already in results.csv were kept).", "",
-        f"- **Gap dense - SqueezeBERT pattern (dev metric): {summary['gap_points']} points** (target <= 3).",
-        f"- **Signal-to-noise (score): {summary['snr']}** over {len(table)} designs x {len(seeds)} seeds "
-        f"(target >= 3); on the dev metric: {summary['snr_dev_metric']}.",
-        f"- Seconds per grouped design: {summary['seconds_per_design']} (target <= 120); the teacher "
-        f"(trained once, cached): {summary['teacher_seconds']} s this run (0 when cached).",
-        "- Kendall tau against the same pipeline at >= 4x the budget: not run yet.", "",
-        "| design | groups (q k v post in out) | score (mean ± sd) | held-out metric | dev metric (mean ± sd) | vs dense (dev, points) |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "# proxy_compressed: gap, noise, power and rank fidelity of the compressed proxy", "",
+        f"Command: `{lessons.command()}`; machine: {summary['machine']}; main task {task}, proxy seeds {seeds} "
+        f"(one teacher, held-out split and calibration set per task: setup seed 0); wall time {seconds / 60:.1f} min "
+        "(this invocation; rows already in results.csv were kept). Settings: conf/proxy/compressed.yaml.", "",
+        f"- **Gap dense - SqueezeBERT pattern (dev accuracy): {summary['gap_points']} points** (target <= 3); "
+        f"the SqueezeBERT pattern's seed sd {summary['gap_squeezebert_sd_points']} points.",
+        f"- **Signal-to-noise (score): {summary['snr']}** over {len(main_t)} designs x {len(seeds)} seeds "
+        f"(target >= 3); on dev accuracy: {summary['snr_dev_metric']}.",
+        f"- **Kendall tau against the same pipeline at 4x the budget: {tau_ref}** over {n_ref} designs on the score "
+        f"(target >= 0.6; {tau_ref_dev} on dev accuracy). Between two seeds of the default proxy: "
+        f"{summary['kendall_tau_between_seeds']} (mean over seed pairs; the noise ceiling).",
+        f"- Seconds per grouped design: {summary['seconds_per_design']} (target <= 120); at 4x: "
+        f"{summary['seconds_per_design_reference']}; teachers (trained once per task, cached): {summary['teacher_seconds']} s this run.", "",
+        f"## {task}: designs at the default budget", "",
+        "| design | groups (q k v post in out) | score (mean ± sd) | held-out acc. | dev acc. (mean ± sd) | vs dense (dev, points) | 4x budget: score | 4x: dev acc. |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
-    dense_dev = table.get("dense", {}).get("dev_metric", (float("nan"),))[0]
-    for name, t in sorted(table.items(), key=lambda kv: -kv[1]["score"][0]):
+    dense_dev = main_t.get("dense", {}).get("dev_metric", (float("nan"),))[0]
+    for name, t in sorted(main_t.items(), key=lambda kv: -kv[1]["score"][0]):
+        r = ref_t.get(name)
         lines.append(f"| {name} | {' '.join(map(str, PATTERNS[name]))} | {t['score'][0]:.4f} ± {t['score'][1]:.4f} | "
                      f"{100 * t['heldout_metric'][0]:.1f} | {100 * t['dev_metric'][0]:.1f} ± {100 * t['dev_metric'][1]:.1f} | "
-                     f"{100 * (t['dev_metric'][0] - dense_dev):+.1f} |")
-    names = sorted(table, key=lambda n: -table[n]["score"][0])
-    fig = go.Figure(lessons.errorbars(
-        names, [(table[n]["score"][0], min(float(r["score"]) for r in by[n]), max(float(r["score"]) for r in by[n]))
-                for n in names], "score (min-max over seeds)"))
-    fig.update_layout(title=f"Compressed proxy on {args.task}: score per design (SNR {summary['snr']})",
-                      yaxis_title="mean gold log-likelihood, held-out", template="plotly_white")
+                     f"{100 * (t['dev_metric'][0] - dense_dev):+.1f} | {fmt(r and r['score'][0], 4)} | "
+                     f"{fmt(r and 100 * r['dev_metric'][0])} |")
+    lines += ["", "## Rank fidelity against earlier proxies", "",
+              "Kendall tau between this proxy's mean score and earlier proxies' numbers for the same grouping patterns, "
+              "from their committed results (experiments/proxy_fidelity: BERT's random init, 3x the scratch proxy's budget; "
+              "experiments/proxy_supernet: block-diagonal slices of the pretrained model, 400-step fine-tune).", "",
+              "| earlier proxy | designs in common | tau |", "| --- | --- | --- |"]
+    lines += [f"| {name} | {n} | {fmt(t, 3)} |" for name, (t, n) in old.items()] or ["| (none found) | | |"]
+    lines += ["", "## Ablation: one healing step removed (SqueezeBERT pattern)", "",
+              "The gap is dense (default) minus the SqueezeBERT pattern on dev accuracy; sd = the SqueezeBERT pattern's "
+              "seed standard deviation.", "", "| variant | seeds | score (mean ± sd) | dev acc. (mean ± sd) | gap (points) | seconds |",
+              "| --- | --- | --- | --- | --- | --- |"]
+    for var in ("default", "no-permute", "no-refit", "no-distill"):
+        t = table_of(rows, task, var).get("squeezebert")
+        if t:
+            lines.append(f"| {var} | {t['n']} | {t['score'][0]:.4f} ± {t['score'][1]:.4f} | {100 * t['dev_metric'][0]:.1f} ± "
+                         f"{100 * t['dev_metric'][1]:.1f} | {ablation[var][0]:.1f} | {t['seconds'][0]:.0f} |")
+    lines += ["", "## Distillation budget (SqueezeBERT pattern; fine-tune at the default 200 steps)", "",
+              "| distillation steps | gap (points, ± SqueezeBERT seed sd) |", "| --- | --- |"]
+    lines += [f"| {steps_of[v]} | {c[0]:.1f} ± {c[1]:.1f} |" for v, c in curve.items()]
+    if g_ref:
+        lines += ["", f"At 4x the whole budget (distillation and fine-tune, seed 0 only) the gap is {g_ref[0]:.1f} points."]
+    for t, tab in second_t.items():
+        st = summary["second_task"][t]
+        lines += ["", f"## Second task: {t} ({st['metric']}, proxy seeds {st['seeds']})", "",
+                  f"Gap dense - SqueezeBERT pattern: {fmt(st['gap_points'])} points of dev {st['metric']}. "
+                  f"Kendall tau of the designs' order against SST-2's: {st['kendall_tau_vs_sst2_score']} on the score, "
+                  f"{st['kendall_tau_vs_sst2_dev']} on the dev metric.", "",
+                  f"| design | score | held-out {st['metric']} | dev {st['metric']} | vs dense (dev, points) |", "| --- | --- | --- | --- | --- |"]
+        d = tab.get("dense", {}).get("dev_metric", (float("nan"),))[0]
+        for name, x in sorted(tab.items(), key=lambda kv: -kv[1]["score"][0]):
+            lines.append(f"| {name} | {x['score'][0]:.4f} | {100 * x['heldout_metric'][0]:.1f} | {100 * x['dev_metric'][0]:.1f} | "
+                         f"{100 * (x['dev_metric'][0] - d):+.1f} |")
+    fig = make_subplots(rows=1, cols=2, subplot_titles=(f"{task}: score per design (min-max over seeds; SNR {summary['snr']})",
+                                                        "gap dense - SqueezeBERT pattern vs distillation steps"))
+    names = sorted(main_t, key=lambda n: -main_t[n]["score"][0])
+    scores = {n: [float(r["score"]) for r in rows if (r["task"], r["variant"], r["design"]) == (task, "default", n)] for n in names}
+    fig.add_trace(lessons.errorbars(names, [(main_t[n]["score"][0], min(scores[n]), max(scores[n])) for n in names],
+                                    "default budget"), row=1, col=1)
+    fig.add_trace(go.Scatter(x=[n for n in names if n in ref_t], y=[ref_t[n]["score"][0] for n in names if n in ref_t],
+                             mode="markers", name="4x budget (seed 0)"), row=1, col=1)
+    fig.add_trace(go.Scatter(x=[steps_of[v] for v in curve], y=[c[0] for c in curve.values()], mode="markers+lines",
+                             error_y=dict(type="data", array=[c[1] for c in curve.values()]), name="gap (dev points)"), row=1, col=2)
+    fig.update_yaxes(title_text="mean gold log-likelihood, held-out", row=1, col=1)
+    fig.update_yaxes(title_text="points of dev accuracy", row=1, col=2)
+    fig.update_xaxes(title_text="distillation steps", row=1, col=2)
+    fig.update_layout(template="plotly_white")
     return summary, lines, fig
+
+
+METRICS = {"mrpc": "F1", "cola": "MCC", "stsb": "Pearson", "sst2": "accuracy", "wnli": "accuracy"}
 
 
 if __name__ == "__main__":
