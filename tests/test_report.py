@@ -174,6 +174,8 @@ def non_dominated(acc: np.ndarray, ms: np.ndarray) -> set[int]:
     return out
 
 
+@pytest.mark.slow
+@pytest.mark.browser  # the six PNGs
 def test_report_of_10000_trials_under_60_seconds(tmp_path):
     url = f"sqlite:///{tmp_path}/study.db"
     trials = synthetic_trials(10_000)
@@ -311,6 +313,7 @@ def test_reference_latency_figure_only_for_studies_that_measured_it(tmp_path):
     assert 'id="reference_latency"' not in write_report(f"sqlite:///{tmp_path}/old.db", out=tmp_path / "old", png=False).html.read_text()
 
 
+@pytest.mark.postgres
 def test_report_of_a_study_on_postgres(tmp_path):
     """A storage URL with several studies: --study picks one; the password stays off the page.
     Needs ARCH_SEARCH_POSTGRES_URL (.ci/run starts a server), like tests/test_postgres.py."""
