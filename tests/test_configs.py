@@ -98,3 +98,47 @@ def test_run_defaults_train_from_scratch_and_evaluate_inherits():
     assert (evaluate.proxy_setup.init, evaluate.proxy.lr) == ("pretrained", 1e-4)
     pretrained_run = compose_run("proxy_setup=pretrained", "proxy=finetune")
     assert pretrained_run.proxy_setup.scale.hidden == 384 and pretrained_run.proxy.steps == 300
+
+
+# search=quick as it composed when quick.yaml copied every key of default.yaml (pinned): the
+# search node in full, and the budgets it cuts in other groups.
+QUICK = {
+    "search": {
+        "space": "squeezebert", "study_name": "quick", "n_trials": 6, "repeat_designs": False, "proxy_noise": True,
+        "constraints": {"max_latency_ms": None, "max_params": None}, "latency_mode": "measured", "lut_heldout": 5,
+        "progress": True, "worker": 0,
+        "sampler": {"_target_": "optuna.samplers.NSGAIISampler", "seed": 0, "population_size": 10},
+    },
+    "proxy": {"steps": 80, "eval_every": 1000, "eval_dev": False},
+    "proxy_setup": {"heldout": 300},
+    "latency": {"rounds": 5, "warmup": 1},
+}
+
+
+def flat(node, prefix=""):
+    """{dotted key: leaf value} of a config (interpolations unresolved)."""
+    from omegaconf import OmegaConf
+
+    tree = OmegaConf.to_container(node, resolve=False) if not isinstance(node, dict) else node
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            out |= flat(value, f"{prefix}{key}.")
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def test_quick_search_is_the_default_with_smaller_budgets():
+    from omegaconf import OmegaConf
+
+    quick, default = compose_run("search=quick"), compose_run()
+    assert OmegaConf.to_container(quick.search, resolve=True) == QUICK["search"]
+    for group in ("proxy", "proxy_setup", "latency"):
+        assert {k: quick[group][k] for k in QUICK[group]} == QUICK[group], group
+    a, b = flat(quick), flat(default)
+    changed = {k for k in a.keys() | b.keys() if a.get(k, "<absent>") != b.get(k, "<absent>")}
+    assert changed == {"search.study_name", "search.n_trials", "proxy.steps", "proxy.eval_every", "proxy.eval_dev",
+                       "proxy_setup.heldout", "latency.rounds", "latency.warmup"}  # the rest is default.yaml's
+    tpe = compose_run("search=quick", "search/sampler=tpe", "search.n_trials=2")
+    assert tpe.search.sampler._target_ == "optuna.samplers.TPESampler" and tpe.search.n_trials == 2
