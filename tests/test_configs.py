@@ -88,11 +88,12 @@ def test_sqlite_storage_config_opens_study_db_in_the_run_directory(tmp_path):
     from arch_search.runs import Requeue
 
     cfg = compose_run("storage=sqlite", f"hydra.runtime.output_dir={tmp_path}", return_hydra_config=True)
-    HydraConfig.instance().set_config(cfg)
+    hydra, before = HydraConfig.instance(), HydraConfig.instance().cfg
+    hydra.set_config(cfg)
     try:
         storage = instantiate(cfg.storage)
     finally:
-        HydraConfig.instance().cfg = None
+        hydra.cfg = before
     assert isinstance(storage, optuna.storages.RDBStorage) and storage.url == f"sqlite:///{tmp_path}/study.db"
     assert (tmp_path / "study.db").is_file()
     assert (storage.heartbeat_interval, storage.grace_period) == (60, 120)  # grace: 2 x interval
