@@ -9,8 +9,9 @@ scale with BERT's random init, and says that it is untrained.
 - ``spec``: the design's ArchSpec YAML (target scale) alone;
 - ``hf``: a ``transformers`` checkpoint folder (``from_pretrained``): BERT when dense,
   SqueezeBERT when every layer has the same groups; designs HF cannot express (per-layer
-  groups, channel shuffle) are written as ``model.safetensors`` + ``spec.yaml`` that
-  ``load_exported`` reloads, and the reason is returned;
+  groups, channel shuffle) are written as ``model.safetensors`` (its spec in the file's
+  metadata, which ``load_exported`` reloads) + ``model_spec.yaml`` (that spec, to read), and
+  the reason is returned;
 - ``onnx``: ``model.onnx`` with dynamic batch and sequence axes, checked against ours in
   onnxruntime.
 """

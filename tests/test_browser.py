@@ -20,6 +20,8 @@ from PIL import Image
 from arch_search.report import write_report
 from tests.test_report import make_run_dir
 
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--hide-scrollbars"]
 

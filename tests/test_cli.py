@@ -21,6 +21,7 @@ def test_no_command_prints_the_commands(tmp_path):
     assert bad.returncode == 2 and "unknown command 'frobnicate'" in bad.stderr
 
 
+@pytest.mark.slow
 def test_evaluate_prints_costs_latency_and_speedup(tmp_path):
     out = run(
         "evaluate", "arch=squeezebert", "arch.groups.ffn_in=8", "seq_len=16",
@@ -60,6 +61,7 @@ def test_runs_from_the_repository_root_too():
     assert out.returncode == 0 and str(REPO / "conf") in out.stdout
 
 
+@pytest.mark.shared
 def test_evaluate_with_a_proxy_prints_its_score_and_dev_metric(tmp_path):
     from tests.conftest import SHARED
 
@@ -76,6 +78,8 @@ def test_evaluate_with_a_proxy_prints_its_score_and_dev_metric(tmp_path):
     assert "dev (reported numbers): accuracy 0." in out.stdout
 
 
+@pytest.mark.slow
+@pytest.mark.shared
 def test_run_search_writes_pareto_and_resumes(tmp_path):
     from tests.conftest import SHARED
 
@@ -124,6 +128,8 @@ def test_run_refuses_a_torch_lut_with_the_onnxruntime_backend(tmp_path):
     assert not (tmp_path / "run" / "study.db").exists()
 
 
+@pytest.mark.slow
+@pytest.mark.shared
 def test_workers_fan_out_with_the_submitit_launcher(tmp_path):
     """The SLURM fan-out (hydra/launcher=submitit_slurm) run by submitit's local executor:
     two jobs, one shared study."""

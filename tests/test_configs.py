@@ -1,8 +1,10 @@
 """Every config in conf/ composes and instantiates (lightning-hydra-template's lesson)."""
 
+import os
+
 import pytest
 from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 
 from arch_search import ArchSpec, build_model
 from arch_search.latency import Comparison
@@ -41,9 +43,9 @@ SEARCHES = sorted(p.stem for p in (conf_dir() / "search").glob("*.yaml"))
 LOGGERS = sorted(p.stem for p in (conf_dir() / "logger").glob("*.yaml"))
 
 
-def compose_run(*overrides):
+def compose_run(*overrides, return_hydra_config=False):
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        return compose(config_name="run", overrides=list(overrides))
+        return compose(config_name="run", overrides=list(overrides), return_hydra_config=return_hydra_config)
 
 
 @pytest.mark.parametrize("search", SEARCHES)
@@ -71,10 +73,66 @@ def test_every_logger_config_instantiates(logger, tmp_path):
     assert callable(tracker) and hasattr(tracker, "finish")
 
 
-def test_storage_configs_target_the_heartbeat_storage():
-    for name in ("sqlite", "postgres"):
-        cfg = compose_run(f"storage={name}")
-        assert cfg.storage._target_ == "arch_search.runs.storage_for" and cfg.storage.heartbeat_interval > 0
+STORAGES = sorted(p.stem for p in (conf_dir() / "storage").glob("*.yaml"))
+
+
+def test_the_storage_configs_are_sqlite_and_postgres():
+    assert STORAGES == ["postgres", "sqlite"]  # a new one needs an instantiation test below
+
+
+def test_sqlite_storage_config_opens_study_db_in_the_run_directory(tmp_path):
+    """The real interpolation: ${hydra:runtime.output_dir}, set as Hydra sets it for a run."""
+    import optuna
+    from hydra.core.hydra_config import HydraConfig
+
+    from arch_search.runs import Requeue
+
+    cfg = compose_run("storage=sqlite", f"hydra.runtime.output_dir={tmp_path}", return_hydra_config=True)
+    hydra, before = HydraConfig.instance(), HydraConfig.instance().cfg
+    hydra.set_config(cfg)
+    try:
+        storage = instantiate(cfg.storage)
+    finally:
+        hydra.cfg = before
+    assert isinstance(storage, optuna.storages.RDBStorage) and storage.url == f"sqlite:///{tmp_path}/study.db"
+    assert (tmp_path / "study.db").is_file()
+    assert (storage.heartbeat_interval, storage.grace_period) == (60, 120)  # grace: 2 x interval
+    assert isinstance(storage.failed_trial_callback, Requeue) and storage.failed_trial_callback.max_retry == 3
+    optuna.create_study(study_name="s", storage=storage)
+    assert optuna.get_all_study_names(storage=f"sqlite:///{tmp_path}/study.db") == ["s"]
+
+
+def test_postgres_storage_config_reads_its_url_from_the_environment(monkeypatch):
+    """Everything short of opening it (that connects: the next test, with a server)."""
+    import inspect
+
+    from arch_search.runs import storage_for
+
+    url = "postgresql://arch:pw-in-env@db.example:5432/arch_search"
+    monkeypatch.setenv("ARCH_SEARCH_STORAGE_URL", url)
+    make = instantiate(compose_run("storage=postgres").storage, _partial_=True)
+    assert make.func is storage_for
+    assert make.keywords == {"url": url, "heartbeat_interval": 60, "grace_period": None, "max_retry": 3}
+    inspect.signature(storage_for).bind(**make.keywords)  # every key is an argument
+    monkeypatch.delenv("ARCH_SEARCH_STORAGE_URL")
+    with pytest.raises(Exception, match="ARCH_SEARCH_STORAGE_URL"):  # no URL: refused, not a default server
+        instantiate(compose_run("storage=postgres").storage, _partial_=True)
+
+
+@pytest.mark.postgres
+def test_postgres_storage_config_opens_the_server(monkeypatch):
+    import optuna
+
+    from arch_search.runs import Requeue
+
+    url = os.environ.get("ARCH_SEARCH_POSTGRES_URL")
+    assert url, "set ARCH_SEARCH_POSTGRES_URL=postgresql://user:pass@host/db (see .ci/run, which starts one)"
+    monkeypatch.setenv("ARCH_SEARCH_STORAGE_URL", url)
+    storage = instantiate(compose_run("storage=postgres").storage)
+    assert isinstance(storage, optuna.storages.RDBStorage) and storage.url.startswith("postgresql")
+    assert (storage.heartbeat_interval, storage.grace_period) == (60, 120)
+    assert isinstance(storage.failed_trial_callback, Requeue)
+    assert isinstance(optuna.get_all_study_names(storage=storage), list)  # the server answered
 
 
 def test_supernet_proxy_follows_the_space_or_falls_back_to_finetune(capsys):
@@ -98,3 +156,81 @@ def test_run_defaults_train_from_scratch_and_evaluate_inherits():
     assert (evaluate.proxy_setup.init, evaluate.proxy.lr) == ("pretrained", 1e-4)
     pretrained_run = compose_run("proxy_setup=pretrained", "proxy=finetune")
     assert pretrained_run.proxy_setup.scale.hidden == 384 and pretrained_run.proxy.steps == 300
+
+
+# search=quick as it composed when quick.yaml copied every key of default.yaml (pinned): the
+# search node in full, and the budgets it cuts in other groups.
+QUICK = {
+    "search": {
+        "space": "squeezebert", "study_name": "quick", "n_trials": 6, "repeat_designs": False, "proxy_noise": True,
+        "constraints": {"max_latency_ms": None, "max_params": None}, "latency_mode": "measured", "lut_heldout": 5,
+        "progress": True, "worker": 0,
+        "sampler": {"_target_": "optuna.samplers.NSGAIISampler", "seed": 0, "population_size": 10},
+    },
+    "proxy": {"steps": 80, "eval_every": 1000, "eval_dev": False},
+    "proxy_setup": {"heldout": 300},
+    "latency": {"rounds": 5, "warmup": 1},
+}
+
+
+def flat(node, prefix=""):
+    """{dotted key: leaf value} of a config (interpolations unresolved)."""
+    from omegaconf import OmegaConf
+
+    tree = OmegaConf.to_container(node, resolve=False) if not isinstance(node, dict) else node
+    out = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            out |= flat(value, f"{prefix}{key}.")
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def test_quick_search_is_the_default_with_smaller_budgets():
+    from omegaconf import OmegaConf
+
+    quick, default = compose_run("search=quick"), compose_run()
+    assert OmegaConf.to_container(quick.search, resolve=True) == QUICK["search"]
+    for group in ("proxy", "proxy_setup", "latency"):
+        assert {k: quick[group][k] for k in QUICK[group]} == QUICK[group], group
+    a, b = flat(quick), flat(default)
+    changed = {k for k in a.keys() | b.keys() if a.get(k, "<absent>") != b.get(k, "<absent>")}
+    assert changed == {"search.study_name", "search.n_trials", "proxy.steps", "proxy.eval_every", "proxy.eval_dev",
+                       "proxy_setup.heldout", "latency.rounds", "latency.warmup"}  # the rest is default.yaml's
+    tpe = compose_run("search=quick", "search/sampler=tpe", "search.n_trials=2")
+    assert tpe.search.sampler._target_ == "optuna.samplers.TPESampler" and tpe.search.n_trials == 2
+
+
+PROXY_SETUPS = sorted(p.stem for p in (conf_dir() / "proxy_setup").glob("*.yaml"))
+PROXY_CONFIGS = sorted(p.stem for p in (conf_dir() / "proxy").glob("*.yaml"))
+TASKS = sorted(p.stem for p in (conf_dir() / "task").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("setup", PROXY_SETUPS)
+@pytest.mark.parametrize("name", PROXY_CONFIGS)
+def test_every_proxy_and_proxy_setup_config_instantiates(name, setup, tmp_path):
+    """Construction only: no data is read and nothing trains (tests/test_proxies.py scores a
+    design with each proxy config)."""
+    from arch_search.proxies import ProxySetup
+
+    cfg = compose_with(f"proxy={name}", f"proxy_setup={setup}", f"cache_dir={tmp_path}")
+    if (name, setup) == ("compressed", "scratch"):  # it compresses a pretrained checkpoint
+        with pytest.raises(Exception, match="use proxy_setup=pretrained"):
+            instantiate(cfg.proxy)
+        return
+    proxy = instantiate(cfg.proxy)
+    assert type(proxy) is get_class(cfg.proxy._target_)
+    assert isinstance(proxy.setup, ProxySetup) and proxy.setup.init == setup and proxy.setup.cache_dir == str(tmp_path)
+    assert (proxy.setup.checkpoint is None) == (setup == "scratch")
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_every_task_config_names_its_glue_task_and_reaches_the_proxy_setup(task, monkeypatch):
+    from arch_search.glue import get_task
+
+    monkeypatch.setenv("GLUE_DIR", "/data/glue")
+    cfg = compose_with(f"task={task}")
+    assert get_task(cfg.task.name).name == cfg.task.name == task and cfg.task.data_dir == "/data/glue"
+    setup = instantiate(cfg.proxy_setup)
+    assert (setup.task, setup.data_dir) == (task, "/data/glue")

@@ -8,21 +8,23 @@ import pytest
 
 from tests.conftest import REPO, SHARED
 
+pytestmark = pytest.mark.slow  # each runs an experiment's --quick variant in a subprocess
+
 
 @pytest.mark.parametrize(
     "script, args",
     [
         ("experiments/speedup/run.py", ["--quick"]),
-        ("experiments/proxy_finetune/run.py", ["--quick"]),
-        ("experiments/proxy_supernet/run.py", ["--quick"]),
-        ("experiments/search_recovers_squeezebert/run.py", ["--quick"]),
-        ("experiments/search_recovers_squeezebert/samplers.py", ["--quick"]),
-        ("experiments/proxy_fidelity/run.py", ["--quick"]),
-        ("experiments/which_layers/run.py", ["--quick"]),
-        ("experiments/group_count/run.py", ["--quick"]),
-        ("experiments/shuffle/run.py", ["--quick"]),
-        ("experiments/glue_tasks/run.py", ["--quick"]),
-        ("experiments/proxy_compressed/run.py", ["--quick"]),
+        pytest.param("experiments/proxy_finetune/run.py", ["--quick"], marks=pytest.mark.shared),
+        pytest.param("experiments/proxy_supernet/run.py", ["--quick"], marks=pytest.mark.shared),
+        pytest.param("experiments/search_recovers_squeezebert/run.py", ["--quick"], marks=pytest.mark.shared),
+        pytest.param("experiments/search_recovers_squeezebert/samplers.py", ["--quick"], marks=pytest.mark.shared),
+        pytest.param("experiments/proxy_fidelity/run.py", ["--quick"], marks=pytest.mark.shared),
+        pytest.param("experiments/which_layers/run.py", ["--quick"], marks=pytest.mark.shared),
+        pytest.param("experiments/group_count/run.py", ["--quick"], marks=pytest.mark.shared),
+        pytest.param("experiments/shuffle/run.py", ["--quick"], marks=pytest.mark.shared),
+        pytest.param("experiments/glue_tasks/run.py", ["--quick"], marks=pytest.mark.shared),
+        pytest.param("experiments/proxy_compressed/run.py", ["--quick"], marks=pytest.mark.shared),
     ],
 )
 def test_quick_variant_runs(script, args, tmp_path):

@@ -9,6 +9,7 @@ import sys
 import time
 
 import optuna
+import pytest
 
 from tests.conftest import REPO
 
@@ -17,6 +18,7 @@ WORKER = REPO / "tests" / "worker.py"
 SPACE = "base: minilm_l6\ngroups: {q: [1, 2, 4, 8], k: [1, 2, 4, 8], v: [1, 2, 4, 8], ffn_in: [1, 2, 4, 8], ffn_out: [1, 2, 4, 8]}\n"
 
 
+@pytest.mark.slow
 def test_sigkill_mid_trial_loses_nothing_and_the_trial_is_retried(tmp_path):
     (tmp_path / "space.yaml").write_text(SPACE)
     url = f"sqlite:///{tmp_path}/study.db"
@@ -58,6 +60,7 @@ def test_sigkill_mid_trial_loses_nothing_and_the_trial_is_retried(tmp_path):
     assert not [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
 
 
+@pytest.mark.slow
 def test_two_workers_with_the_same_seed_never_evaluate_one_design_twice(tmp_path):
     (tmp_path / "space.yaml").write_text(SPACE)
     url = f"sqlite:///{tmp_path}/study.db"
@@ -78,7 +81,6 @@ def test_workers_racing_to_create_a_new_database_retry(tmp_path, monkeypatch):
     """Two workers starting on a fresh database both create its schema; the loser's duplicate
     alembic row (IntegrityError) is retried, and the storage then opens. Other database errors
     are not retried."""
-    import pytest
     import sqlalchemy.exc
 
     from arch_search import runs

@@ -88,6 +88,7 @@ def test_unknown_task():
 
 
 @pytest.mark.parametrize(("task", "split"), list(ROWS))
+@pytest.mark.shared
 def test_row_counts(glue_dir, task, split):
     data = load_glue(task, split, data_dir=glue_dir)
     assert isinstance(data, GlueSplit)
@@ -104,6 +105,7 @@ def test_row_counts(glue_dir, task, split):
         assert set(data.labels) == {0, 1}
 
 
+@pytest.mark.shared
 def test_glue_dir_env(glue_dir, monkeypatch):
     monkeypatch.setenv("GLUE_DIR", str(glue_dir))
     assert len(load_glue("rte", "validation")) == 277
@@ -111,6 +113,7 @@ def test_glue_dir_env(glue_dir, monkeypatch):
     assert load_glue("wnli", "dev").source == str(glue_dir / "WNLI" / "dev.tsv")
 
 
+@pytest.mark.shared
 def test_data_dir_beats_glue_dir(glue_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("GLUE_DIR", str(tmp_path))  # empty folder
     assert len(load_glue("wnli", "validation", data_dir=glue_dir)) == 71
@@ -118,6 +121,7 @@ def test_data_dir_beats_glue_dir(glue_dir, tmp_path, monkeypatch):
         load_glue("wnli", "validation")
 
 
+@pytest.mark.shared
 def test_exact_rows(glue_dir):
     # first data rows, read from the files by eye
     assert load_glue("sst2", "train", glue_dir)[0] == ("hide new secretions from the parental units ", None, 0)
@@ -135,6 +139,7 @@ def test_exact_rows(glue_dir):
     )
 
 
+@pytest.mark.shared
 def test_mrpc_bom_and_quotes(glue_dir):
     train = load_glue("mrpc", "train", glue_dir)
     assert train[0] == (
@@ -154,6 +159,7 @@ def test_mrpc_bom_and_quotes(glue_dir):
     )
 
 
+@pytest.mark.shared
 def test_lone_quote_inside_text(glue_dir):
     # RTE dev.tsv line 8 (index 6) has one `"` in sentence1
     row = load_glue("rte", "validation", glue_dir)[6]
@@ -161,6 +167,7 @@ def test_lone_quote_inside_text(glue_dir):
     assert row[1:] == ("Spears is to divorce from Kevin Federline.", 0)
 
 
+@pytest.mark.shared
 def test_subset(glue_dir):
     data = load_glue("rte", "validation", glue_dir)
     sub = data.subset([5, 0, 5])
@@ -188,6 +195,7 @@ def test_heldout_whole_sentences_and_their_spans_leave_train():
         data.heldout(3, 0)
 
 
+@pytest.mark.shared
 def test_heldout_random_slice():
     data = load_glue("rte", "validation", SHARED / "glue")  # not phrase-structured: a plain random slice
     held, rest = data.heldout(50, 0)
@@ -205,6 +213,7 @@ def test_heldout_random_slice():
     assert (len(held), rest) == (0, data)
 
 
+@pytest.mark.shared
 def test_sst2_heldout_counts(glue_dir):
     held, rest = load_glue("sst2", "train", glue_dir).heldout(2000, 0)
     assert (len(held), len(rest)) == (2000, 46086)  # 67,349 rows; 19,263 are spans of held-out sentences
@@ -214,6 +223,7 @@ def test_sst2_heldout_counts(glue_dir):
 # ---- splits and errors ---------------------------------------------------------------------
 
 
+@pytest.mark.shared
 def test_dev_alias(glue_dir):
     assert load_glue("wnli", "dev", glue_dir) == load_glue("wnli", "validation", glue_dir)
     assert load_glue("wnli", "DEV", glue_dir).split == "validation"
@@ -245,6 +255,7 @@ def test_unknown_split(task, split):
         load_glue(task, split, data_dir="unused")
 
 
+@pytest.mark.shared
 def test_missing_file_names_it_and_does_not_fall_back(glue_dir):
     with pytest.raises(FileNotFoundError, match=r"glue/QNLI/train\.tsv: no such file"):
         load_glue("qnli", "train", data_dir=glue_dir)

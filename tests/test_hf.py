@@ -100,6 +100,7 @@ def test_from_hf_rejects_other_architectures(tmp_path):
         from_hf(tmp_path / "missing")
 
 
+@pytest.mark.shared
 def test_a_hub_id_that_cannot_be_loaded_is_one_clear_error(monkeypatch):
     import huggingface_hub.constants
 
@@ -118,6 +119,7 @@ def test_a_hub_id_that_cannot_be_loaded_is_one_clear_error(monkeypatch):
         assert "point ARCH_SEARCH_CHECKPOINT" in message and "\n" not in message
 
 
+@pytest.mark.shared
 def test_minilm_checkpoint_matches_hf(minilm_dir, batch):
     hf = tf.BertModel.from_pretrained(minilm_dir).eval()
     ours, spec = from_hf(minilm_dir)

@@ -13,6 +13,8 @@ import pytest
 from arch_search.runs import storage_for
 from tests.conftest import REPO
 
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
 SPACE = "base: minilm_l6\ngroups: {q: [1, 2, 4, 8], k: [1, 2, 4, 8], v: [1, 2, 4, 8], ffn_in: [1, 2, 4, 8], ffn_out: [1, 2, 4, 8]}\n"
 
 
@@ -43,6 +45,7 @@ def test_two_workers_share_one_study_on_postgres(tmp_path):
         optuna.delete_study(study_name=name, storage=storage_for(url))
 
 
+@pytest.mark.shared
 @pytest.mark.parametrize("how", ["override", "environment"])
 def test_the_storage_password_is_written_nowhere(how, tmp_path):
     """A search on PostgreSQL with W&B logging: the password is in no file under the run

@@ -28,6 +28,7 @@ def tiny_finetune(setup, **kw):
     return FinetuneProxy(setup, **{"steps": 4, "batch_size": 8, "eval_every": 2, "threads": 1, "progress": False, **kw})
 
 
+@pytest.mark.shared
 def test_setup_splits_train_into_train_and_heldout(scratch):
     data = scratch.data
     assert (len(data.train), len(data.heldout), len(data.dev)) == (535, 100, 71)
@@ -35,6 +36,7 @@ def test_setup_splits_train_into_train_and_heldout(scratch):
     assert scratch.proxy_spec(SQUEEZE).vocab == data.tokenizer.get_vocab_size() <= 400
 
 
+@pytest.mark.shared
 def test_finetune_is_deterministic_and_reports(scratch):
     reports = []
     a = tiny_finetune(scratch).evaluate(SQUEEZE, report=lambda step, value: reports.append((step, value)))
@@ -45,6 +47,7 @@ def test_finetune_is_deterministic_and_reports(scratch):
     assert a.details["heldout"]["accuracy"] == a.score
 
 
+@pytest.mark.shared
 def test_nothing_held_out_trains_on_all_of_train_and_reports_dev(scratch, tmp_path):
     setup = ProxySetup(
         task="wnli", init="scratch", scale=TINY, max_len=32, heldout=0, vocab_size=400,
@@ -56,6 +59,7 @@ def test_nothing_held_out_trains_on_all_of_train_and_reports_dev(scratch, tmp_pa
     assert set(r.dev) == {"accuracy"} and 0 <= r.dev["accuracy"] <= 1
 
 
+@pytest.mark.shared
 def test_report_can_stop_training(scratch):
     class Pruned(Exception):
         pass
@@ -67,11 +71,13 @@ def test_report_can_stop_training(scratch):
         tiny_finetune(scratch).evaluate(SQUEEZE, report=prune)
 
 
+@pytest.mark.shared
 def test_diverging_training_raises(scratch):
     with pytest.raises(ProxyDiverged, match="non-finite loss"):
         tiny_finetune(scratch, lr=float("inf"), steps=3).evaluate(SQUEEZE)
 
 
+@pytest.mark.shared
 def test_pretrained_dense_design_starts_as_the_checkpoint(minilm_dir):
     setup = ProxySetup(task="wnli", checkpoint=str(minilm_dir), data_dir=str(SHARED / "glue"), heldout=100)
     model = setup.build(ArchSpec.preset("bert_base"))  # dense pattern at the checkpoint's dims
@@ -84,6 +90,7 @@ def test_pretrained_dense_design_starts_as_the_checkpoint(minilm_dir):
         ProxySetup(checkpoint=str(minilm_dir), scale={"hidden": 768}).proxy_spec(SQUEEZE)
 
 
+@pytest.mark.shared
 def test_zero_cost_scores(scratch):
     proxy = ZeroCostProxy(scratch, score="synflow", batch_size=16, threads=1)
     a, b = proxy.evaluate(SQUEEZE), proxy.evaluate(SQUEEZE)
@@ -96,10 +103,12 @@ def test_zero_cost_scores(scratch):
         ZeroCostProxy(scratch, score="accuracy")
 
 
-PROXIES = sorted(p.stem for p in (conf_dir() / "proxy").glob("*.yaml"))
+PROXIES = [pytest.param(n, marks=pytest.mark.slow) if n in ("supernet", "compressed") else n  # train a supernet / a teacher
+           for n in sorted(p.stem for p in (conf_dir() / "proxy").glob("*.yaml"))]
 
 
 @pytest.mark.parametrize("name", PROXIES)
+@pytest.mark.shared
 def test_every_proxy_config_scores_a_design(name, tmp_path, minilm_dir):
     overrides = [f"proxy={name}", "task=wnli", f"task.data_dir={SHARED / 'glue'}", "proxy_setup.heldout=100",
                  "proxy_setup.max_len=32", f"cache_dir={tmp_path}", "proxy.threads=1"]
@@ -141,6 +150,8 @@ def tiny_compressed(setup, **kw):
                                      "batch_size": 8, "threads": 1, "progress": False, "eval_dev": False, **kw})
 
 
+@pytest.mark.slow
+@pytest.mark.shared
 def test_compressed_proxy_scores_paired_and_caches_its_teacher(pretrained):
     proxy = tiny_compressed(pretrained)
     a = proxy.evaluate(SQUEEZE)
@@ -157,6 +168,8 @@ def test_compressed_proxy_scores_paired_and_caches_its_teacher(pretrained):
     assert dense.metric == "accuracy" and dense.score == dense.details["heldout"]["accuracy"]
 
 
+@pytest.mark.slow
+@pytest.mark.shared
 def test_compressed_proxy_model_exports_as_the_deployable_model(pretrained, tmp_path):
     """What `export` writes for a front trial is the proxy's model: the permuted, healed,
     fine-tuned student. At the checkpoint's scale that is the deployable model: HF's

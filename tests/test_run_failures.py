@@ -136,9 +136,9 @@ def planted_glue(tmp_path: Path, damage: str) -> Path:
     "damage, words",
     [
         ("missing", ["WNLI/train.tsv: no such file", "data_dir="]),
-        ("columns", ["WNLI/train.tsv:5: expected 4 columns, got 5"]),
-        ("empty", ["WNLI/train.tsv: empty file"]),
-        ("header", ["WNLI/train.tsv: no examples"]),
+        pytest.param("columns", ["WNLI/train.tsv:5: expected 4 columns, got 5"], marks=pytest.mark.shared),  # copies WNLI from ../shared
+        pytest.param("empty", ["WNLI/train.tsv: empty file"], marks=pytest.mark.shared),
+        pytest.param("header", ["WNLI/train.tsv: no examples"], marks=pytest.mark.shared),
     ],
 )
 def test_a_data_error_stops_the_run_before_trial_0(damage, words, tmp_path):
@@ -150,6 +150,7 @@ def test_a_data_error_stops_the_run_before_trial_0(damage, words, tmp_path):
     assert_nothing_written(tmp_path)
 
 
+@pytest.mark.shared
 def test_a_storage_that_cannot_be_opened_is_one_line_without_its_password(tmp_path):
     password = "pw-7f3a9c"
     url = f"postgresql://u:{password}@127.0.0.1:1/x"  # port 1: connection refused
@@ -165,6 +166,8 @@ def test_a_storage_that_cannot_be_opened_is_one_line_without_its_password(tmp_pa
 # ---- during the study: Ctrl-C, a failing trial ---------------------------------------------------
 
 
+@pytest.mark.slow
+@pytest.mark.shared
 def test_ctrl_c_keeps_finished_trials_and_the_same_command_resumes(tmp_path):
     # finetune for 200 steps: about a second a trial, 32 designs: busy long after trial 0
     slow = ["proxy=finetune", "proxy.steps=200", "proxy.eval_dev=false", "proxy.progress=false"]
@@ -224,6 +227,8 @@ class Boom:
 '''
 
 
+@pytest.mark.slow
+@pytest.mark.shared
 def test_a_failing_trial_is_one_line_its_traceback_in_errors_log_and_a_rerun_redoes_it(tmp_path):
     (tmp_path / "boom.py").write_text(BOOM)
     path = os.pathsep.join(p for p in (str(tmp_path), os.environ.get("PYTHONPATH")) if p)

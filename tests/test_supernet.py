@@ -61,6 +61,7 @@ def tiny_proxy(tmp_path):
     return make
 
 
+@pytest.mark.shared
 def test_trained_once_cached_and_reused(tiny_proxy, monkeypatch):
     proxy = tiny_proxy()
     sq = ArchSpec.preset("squeezebert")
@@ -83,6 +84,7 @@ def test_trained_once_cached_and_reused(tiny_proxy, monkeypatch):
     assert proxy.cache_path != before
 
 
+@pytest.mark.shared
 def test_workers_training_the_same_supernet_together_all_get_it(tiny_proxy, monkeypatch):
     def slow_save(*args, **kwargs):  # every worker is between writing and renaming at once
         save_file(*args, **kwargs)
@@ -99,6 +101,7 @@ def test_workers_training_the_same_supernet_together_all_get_it(tiny_proxy, monk
         assert list(proxy.cache_path.parent.iterdir()) == [proxy.cache_path]  # no temporary file left
 
 
+@pytest.mark.shared
 def test_sandwich_and_the_space_it_covers(tiny_proxy):
     import random
 

@@ -6,6 +6,7 @@ from tests.conftest import race
 CORPUS = ["the cat sat on the mat", "a dog ran in the park", "the cat and the dog"] * 20
 
 
+@pytest.mark.shared
 def test_checkpoint_tokenizer_is_bert_wordpiece(minilm_dir):
     tok = T.load_tokenizer(minilm_dir)
     assert tok.get_vocab_size() == 30522
@@ -49,6 +50,7 @@ def test_workers_training_the_same_tokenizer_together_all_get_it(tmp_path):
         assert path.name.startswith("wordpiece-") and T.Tokenizer.from_file(str(path)).token_to_id("cat") is not None
 
 
+@pytest.mark.shared
 def test_encode_pairs_truncate_and_pad(minilm_dir):
     tok = T.load_tokenizer(minilm_dir)
     enc = T.encode(tok, ["a b c d e f g h", "hi"], ["x y z", "there"], [1, 0], max_len=8)
