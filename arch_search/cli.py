@@ -96,9 +96,8 @@ def run(cfg: DictConfig) -> None:
 
 
 def _search(cfg: DictConfig, run_dir: Path) -> None:
-    from arch_search.lut import lut_for
     from arch_search.runs import shown
-    from arch_search.search import Constraints, Search, StudyMismatch, format_pareto
+    from arch_search.search import Constraints, Search, StudyMismatch
     from arch_search.space import SearchSpace, SpaceError
     from arch_search.tracking import WandbTracker
 
@@ -107,13 +106,9 @@ def _search(cfg: DictConfig, run_dir: Path) -> None:
         space = SearchSpace.load(cfg.search.space, proxy_scale=cfg.proxy_setup.scale)
     except SpaceError as e:
         raise SystemExit(f"error: {e}") from None
-    if cfg.search.latency_mode not in ("measured", "lut"):
-        raise SystemExit(f"error: search.latency_mode must be measured or lut, got {cfg.search.latency_mode!r}")
-    if cfg.search.latency_mode == "lut" and cfg.latency.get("backend", "torch") != "torch":
-        raise SystemExit("error: search.latency_mode=lut prices designs from torch timings; "
-                         "use latency.backend=torch with it (or latency_mode=measured)")
+    latency = _built("search.latency_mode", lambda: instantiate(cfg.search.latency_mode))
     measure = _built("latency", lambda: instantiate(cfg.latency))
-    proxy = _built("proxy", lambda: _proxy_for(space, cfg))
+    proxy = _built("proxy", lambda: _for_space(instantiate(cfg.proxy), space))
     _prepare(proxy)  # the task's data (and checkpoint) load now, not inside trial 0
     make_sampler = _built("search.sampler", lambda: instantiate(cfg.search.sampler, _partial_=True))
     _built("search.sampler", lambda: make_sampler(seed=cfg.seed))
@@ -127,17 +122,13 @@ def _search(cfg: DictConfig, run_dir: Path) -> None:
     noise_proxy = _noise_proxy(proxy, cfg) if cfg.search.proxy_noise else None
     try:
         search = Search(
-            space=space, proxy=proxy, measure=measure, study_name=study_name, storage=storage, noise_proxy=noise_proxy,
-            sampler=make_sampler, seed=cfg.seed, seq_len=cfg.seq_len, batch=cfg.batch,
+            space=space, proxy=proxy, latency=latency, measure=measure, study_name=study_name, storage=storage,
+            noise_proxy=noise_proxy, sampler=make_sampler, seed=cfg.seed, seq_len=cfg.seq_len, batch=cfg.batch,
             constraints=Constraints(**cfg.search.constraints), tracker=tracker,
             weights_dir=run_dir / "weights", fingerprint=fingerprint(cfg), repeat_designs=cfg.search.repeat_designs,
         )
     except StudyMismatch as e:
         raise SystemExit(f"error: {e}") from None
-    if cfg.search.latency_mode == "lut":  # built (or loaded) once the study is known to accept this run
-        lat = cfg.latency
-        search.predict = lut_for(space.covering_specs(), space.random_specs(cfg.search.lut_heldout, cfg.seed),
-                                 cfg.cache_dir, cfg.seq_len, cfg.batch, lat.threads, lat.warmup, lat.rounds).latency
     print(f"space {space.name}: {space.size:,} designs; study {study_name!r} in {run_dir}")
     t0 = time.perf_counter()
     optuna_log, quiet = logging.getLogger(_OPTUNA_TRIAL_LOGGER), _NoTraceback()
@@ -152,18 +143,18 @@ def _search(cfg: DictConfig, run_dir: Path) -> None:
                          "rerun the same command to resume)") from None
     finally:
         optuna_log.removeFilter(quiet)
-    remeasured = search.remeasure(search.pareto())  # whatever the latency mode
-    pareto = search.rows(search.pareto(), remeasured)
-    search.write(run_dir, remeasured)
-    tracker.finish(search.study, pareto)
+    result = search.finish(run_dir)
     print(f"\nPareto front ({time.perf_counter() - t0:.0f} s; accuracy: {cfg.task.name} held-out slice of train; "
           "latency re-measured at the end, interleaved):")
-    print(format_pareto(pareto))
-    noise = search.proxy_noise()
-    print(f"proxy seed noise: sd {noise.sd:.4f} of the score ({noise.designs} reference designs scored with two seeds); "
-          "~ marks an accuracy within it of the next faster design's" if noise else
-          "proxy seed noise: not measured (search.proxy_noise=false, or a proxy without a seed)")
+    print(result.text())
     print(f"\nwrote {run_dir}/trials.csv, pareto.csv, study.json")
+
+
+def _for_space(proxy: Any, space: Any) -> Any:
+    """The proxy set up for ``space`` (a supernet covers exactly the space's choices), if it
+    needs setting up."""
+    for_space = getattr(proxy, "for_space", None)
+    return proxy if for_space is None else for_space(space)
 
 
 _OPTUNA_TRIAL_LOGGER = "optuna.study._optimize"  # logs a failed trial (Ctrl-C too) with its traceback
@@ -207,7 +198,7 @@ SETTINGS = (
     ("seq_len", 1), ("batch", 1), ("latency.threads", 1), ("latency.rounds", 1), ("latency.warmup", 0),
     ("proxy.steps", 1), ("proxy.batch_size", 1), ("proxy.threads", 1), ("proxy_setup.max_len", 2),
 )
-SEARCH_SETTINGS = (("search.n_trials", 1), ("search.lut_heldout", 1), ("proxy_setup.heldout", 1))
+SEARCH_SETTINGS = (("search.n_trials", 1), ("search.latency_mode.heldout", 1), ("proxy_setup.heldout", 1))
 
 
 def check_settings(cfg: DictConfig, search: bool = False) -> None:
@@ -224,8 +215,9 @@ _NOT_SCORED = {"_target_", "setup", "threads", "progress", "eval_dev", "eval_eve
 
 
 def fingerprint(cfg: DictConfig) -> dict[str, Any]:
-    """What makes a study's scores comparable (``Search`` adds the space): the task, the proxy
-    and its budget, its setup (init, scale, data split, seed) and the latency protocol."""
+    """What makes a study's scores comparable (``Search`` adds the space and the latency mode):
+    the task, the proxy and its budget, its setup (init, scale, data split, seed) and the
+    latency protocol."""
     proxy = OmegaConf.to_container(cfg.proxy, resolve=True)
     setup = OmegaConf.to_container(cfg.proxy_setup, resolve=True)
     if setup.get("checkpoint"):
@@ -234,7 +226,7 @@ def fingerprint(cfg: DictConfig) -> dict[str, Any]:
         "task": cfg.task.name,
         "proxy": {"kind": cfg.proxy._target_, **{k: v for k, v in proxy.items() if k not in _NOT_SCORED}},
         "proxy_setup": {k: v for k, v in setup.items() if k not in _NOT_SCORED},
-        "latency": {"mode": cfg.search.latency_mode, "backend": cfg.latency.get("backend", "torch"),
+        "latency": {"backend": cfg.latency.get("backend", "torch"),
                     "threads": cfg.latency.threads, "seq_len": cfg.seq_len, "batch": cfg.batch},
     }
 
@@ -265,22 +257,6 @@ def _init_args(target: str) -> set[str]:
     from hydra.utils import get_class
 
     return set(inspect.signature(get_class(target)).parameters)
-
-
-def _proxy_for(space, cfg: DictConfig):
-    """The configured proxy; a supernet is trained over exactly the space's choices, and a
-    space that changes dims (which a grouping supernet cannot cover) falls back to finetune."""
-    from arch_search.proxies import FinetuneProxy, SupernetProxy
-
-    proxy = instantiate(cfg.proxy)
-    if not isinstance(proxy, SupernetProxy):
-        return proxy
-    if space.changes_dims:
-        print(f"note: space {space.name} changes dims; the supernet covers groups and shuffle at fixed dims: "
-              "falling back to proxy=finetune (its default settings)")
-        return FinetuneProxy(proxy.setup)
-    groups = sorted({g for choices in space.groups.values() for g in choices})
-    return instantiate(cfg.proxy, groups=groups, shuffle=True in space.shuffle, per_layer=space.per_layer)
 
 
 def format_proxy(result: ProxyResult, task: str) -> str:
@@ -449,11 +425,23 @@ def main(argv: list[str] | None = None) -> None:
         print(f"error: unknown command {command!r}\n\n{usage()}", file=sys.stderr)
         raise SystemExit(2)
     if command not in CONFIG_OF:  # plain arguments, no Hydra config
-        globals()[command](overrides)
+        PLAIN[command](overrides)
         return
-    # `space=X` is short for `search.space=X`
-    overrides = [f"search.{o}" if o.startswith("space=") else o for o in overrides]
-    overrides = [hide_storage_password(o) for o in overrides]
+    overrides = [hide_storage_password(shorthand(o)) for o in overrides]
     check_overrides(CONFIG_OF[command], overrides)
-    sys.argv = [f"arch_search {command}", *overrides]  # Hydra reads its overrides from sys.argv
-    _hydra_command(globals()[command], CONFIG_OF[command])()
+    sys.argv = [f"arch_search {command}", *overrides]  # hydra.main reads its overrides from sys.argv
+    _hydra_command(COMPOSED[command], CONFIG_OF[command])()
+
+
+def shorthand(override: str) -> str:
+    """``space=X`` is ``search.space=X``; ``search.latency_mode=X`` picks the config group
+    ``search/latency_mode`` (measured | lut)."""
+    if override.startswith("space="):
+        return f"search.{override}"
+    if override.startswith("search.latency_mode=") and "." not in override.split("=", 1)[1]:
+        return "search/latency_mode=" + override.split("=", 1)[1]
+    return override
+
+
+COMPOSED: dict[str, Callable[[DictConfig], object]] = {"run": run, "evaluate": evaluate}  # Hydra-composed
+PLAIN: dict[str, Callable[[list[str]], None]] = {"export": export, "report": report, "dashboard": dashboard}

@@ -33,7 +33,7 @@ from torch import Tensor
 
 from arch_search.inherit import output_rows
 from arch_search.model import Encoder, GroupedLinear
-from arch_search.proxies.base import descend, optimizer
+from arch_search.training import descend, optimizer
 from arch_search.spec import ArchSpec
 
 Batch = dict[str, Tensor]  # input_ids, attention_mask, token_type_ids (B, T)

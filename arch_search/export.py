@@ -26,8 +26,10 @@ import torch
 from safetensors.torch import load_file, save_file
 from tokenizers import Tokenizer
 
+from arch_search import results
 from arch_search.cache import atomic_path
 from arch_search.model import Encoder, build_model
+from arch_search.results import TrialRecord
 from arch_search.runs import RunError, load_study, locate
 from arch_search.spec import ArchSpec
 
@@ -66,14 +68,14 @@ def load_trial_weights(path: Path) -> tuple[Encoder, Tokenizer | None]:
     return model.eval(), tokenizer
 
 
-def keep_front_weights(weights_dir: Path, study: optuna.Study) -> None:
-    """Delete the weights of finished trials that are not on the Pareto front (a running
-    trial's file, possibly another worker's, is kept)."""
-    front = {t.number for t in study.best_trials}
-    running = optuna.trial.TrialState.RUNNING
-    for t in study.get_trials(deepcopy=False):
-        path = weights_path(weights_dir, t.number)
-        if t.state != running and t.number not in front and path.exists():
+def keep_front_weights(weights_dir: Path, trials: list[optuna.trial.FrozenTrial]) -> None:
+    """Delete the weights of finished trials that are not on the Pareto front (``results.front``;
+    a running trial's file, possibly another worker's, is kept)."""
+    recs = results.records(trials)
+    front = {r.number for r in results.front(recs)}
+    for r in recs:
+        path = weights_path(weights_dir, r.number)
+        if r.state != "RUNNING" and r.number not in front and path.exists():
             path.unlink(missing_ok=True)
 
 
@@ -87,29 +89,29 @@ class Exported:
     notes: list[str] = field(default_factory=list)
 
 
-def load_run_trial(run_dir: Path, number: int) -> optuna.trial.FrozenTrial:
+def load_run_trial(run_dir: Path, number: int) -> TrialRecord:
     """Trial ``number`` of the study in ``run_dir`` (study.db + study.json written by ``run``)."""
     loc = locate(str(run_dir))
     study = load_study(loc)
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     if number not in trials:
         raise ExportError(f"{run_dir}: study {loc.study_name!r} has no trial {number} (trials 0..{len(trials) - 1})")
-    trial = trials[number]
-    if trial.state != optuna.trial.TrialState.COMPLETE:
+    trial = TrialRecord.of(trials[number])
+    if trial.state != "COMPLETE":
         done = [n for n, t in trials.items() if t.state == optuna.trial.TrialState.COMPLETE]
         listed = ", ".join(map(str, done[:20])) + (f", ... ({len(done)} in all)" if len(done) > 20 else "")
-        raise ExportError(f"{run_dir}: trial {number} is {trial.state.name}; only COMPLETE trials can be exported "
+        raise ExportError(f"{run_dir}: trial {number} is {trial.state}; only COMPLETE trials can be exported "
                           f"(here: {listed or 'none yet'})")
-    if "spec" not in trial.user_attrs:
-        raise ExportError(f"{run_dir}: trial {number} has no design (state {trial.state.name})")
+    if trial.spec is None:
+        raise ExportError(f"{run_dir}: trial {number} has no design (state {trial.state})")
     return trial
 
 
-def trial_model(run_dir: Path, trial: optuna.trial.FrozenTrial) -> tuple[Encoder, Tokenizer | None, bool, str]:
+def trial_model(run_dir: Path, trial: TrialRecord) -> tuple[Encoder, Tokenizer | None, bool, str]:
     """(model, tokenizer, trained, note): the trained proxy model if the run kept it, else the
     design at target scale, untrained."""
-    spec = ArchSpec.from_yaml(trial.user_attrs["spec"])
-    source = trial.user_attrs.get("duplicate_of", trial.number)
+    spec = ArchSpec.from_yaml(trial.spec)
+    source = trial.number if trial.duplicate_of is None else trial.duplicate_of
     path = weights_path(Path(run_dir) / "weights", source)
     if path.is_file():
         model, tokenizer = load_trial_weights(path)
@@ -131,7 +133,7 @@ def export_trial(run_dir: Path, number: int, fmt: str, out: Path | None = None) 
         raise ExportError(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     run_dir = Path(run_dir)
     trial = load_run_trial(run_dir, number)
-    spec = ArchSpec.from_yaml(trial.user_attrs["spec"])
+    spec = ArchSpec.from_yaml(trial.spec)
     out = Path(out) if out is not None else run_dir / "export" / f"trial_{number}_{fmt}"
     try:
         out.mkdir(parents=True, exist_ok=True)

@@ -1,9 +1,9 @@
-"""GLUE tasks: reading the official ``glue_data`` TSV files (or HF ``nyu-mll/glue``) and scoring.
+"""GLUE tasks: reading the official ``glue_data`` TSV files (or HF ``nyu-mll/glue``).
 
 GLUE (Wang et al., ICLR 2019, Sec. 3 and Table 1): nine English sentence and sentence-pair
-tasks, and one metric per task: Matthews correlation for CoLA, Pearson/Spearman correlation for
-STS-B, F1/accuracy for MRPC and QQP, accuracy for the others. Text is returned as written in the
-files (no stripping, no tokenisation); label ids follow HF's ``nyu-mll/glue`` ClassLabel order.
+tasks, each with its metric (``GlueTask.metric``; computed in ``arch_search.metrics``). Text is
+returned as written in the files (no stripping, no tokenisation); label ids follow HF's
+``nyu-mll/glue`` ClassLabel order.
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
 
 HF_DATASET = "nyu-mll/glue"
 SPLIT_ALIASES: dict[str, str] = {
@@ -333,85 +331,3 @@ def _load_hf(task: GlueTask, split: str) -> GlueSplit:
         if bad:
             raise ValueError(f"{source} {task.name} {split}: label ids {sorted(bad)} outside 0..{task.num_labels - 1}")
     return GlueSplit(task, split, texts[0], texts[1] if task.is_pair else None, labels, source)
-
-
-# ---- metrics -------------------------------------------------------------------------------
-
-
-def glue_metric(task: str | GlueTask, predictions: Sequence, labels: Sequence) -> dict[str, float]:
-    """GLUE's metrics of one task; ``task.metric`` names the main one.
-
-    Classification: ``predictions`` are class ids; every task gets ``accuracy``, MRPC and QQP
-    also ``f1`` (of the positive class 1), CoLA also ``matthews_correlation``. STS-B:
-    ``predictions`` are float scores; ``pearson`` and ``spearman`` (Pearson of average ranks,
-    ties share their mean rank). Degenerate cases (a constant column, no positive class) score
-    0.0 rather than NaN, as sklearn does. Values are Python floats.
-    """
-    t = get_task(task)
-    p = np.asarray(predictions)
-    y = np.asarray(labels)
-    if p.ndim != 1 or y.ndim != 1:
-        raise ValueError(f"glue_metric: predictions and labels must be 1-D, got shapes {p.shape} and {y.shape}")
-    if len(p) != len(y):
-        raise ValueError(f"glue_metric: {len(p)} predictions for {len(y)} labels")
-    if len(p) == 0:
-        raise ValueError("glue_metric: no predictions")
-    if t.is_regression:
-        p, y = p.astype(np.float64), y.astype(np.float64)
-        if not (np.isfinite(p).all() and np.isfinite(y).all()):
-            raise ValueError("glue_metric: predictions and labels must be finite")
-        return {"pearson": _pearson(p, y), "spearman": _pearson(_average_ranks(p), _average_ranks(y))}
-    p, y = _class_ids(p, t, "predictions"), _class_ids(y, t, "labels")
-    out = {"accuracy": float(np.mean(p == y))}
-    if t.name in ("mrpc", "qqp"):
-        tp = int(np.sum((p == 1) & (y == 1)))
-        wrong = int(np.sum(p != y))  # binary: fp + fn
-        out["f1"] = 2 * tp / (2 * tp + wrong) if tp + wrong else 0.0
-    if t.name == "cola":
-        out["matthews_correlation"] = _matthews(p, y, t.num_labels)
-    return out
-
-
-def _class_ids(x: np.ndarray, task: GlueTask, what: str) -> np.ndarray:
-    if x.dtype.kind not in "biuf" or (x.dtype.kind == "f" and not np.array_equal(x, np.round(x))):
-        raise ValueError(f"glue_metric: {task.name} {what} must be class ids, got dtype {x.dtype}")
-    ids = x.astype(np.int64)
-    if ids.min() < 0 or ids.max() >= task.num_labels:
-        raise ValueError(f"glue_metric: {task.name} {what} must be in 0..{task.num_labels - 1}")
-    return ids
-
-
-def _matthews(p: np.ndarray, y: np.ndarray, k: int) -> float:
-    """Multiclass MCC (Gorodkin, 2004), as sklearn's ``matthews_corrcoef``; binary: the usual
-    (tp*tn - fp*fn) / sqrt((tp+fp)(tp+fn)(tn+fp)(tn+fn))."""
-    confusion = np.zeros((k, k), dtype=np.float64)  # [true, predicted]
-    np.add.at(confusion, (y, p), 1.0)
-    true_per_class, pred_per_class = confusion.sum(axis=1), confusion.sum(axis=0)
-    n, correct = confusion.sum(), np.trace(confusion)
-    cov_yp = correct * n - true_per_class @ pred_per_class
-    cov_pp = n * n - pred_per_class @ pred_per_class
-    cov_yy = n * n - true_per_class @ true_per_class
-    if cov_pp * cov_yy == 0:
-        return 0.0
-    return float(cov_yp / math.sqrt(cov_pp * cov_yy))
-
-
-def _pearson(x: np.ndarray, y: np.ndarray) -> float:
-    dx, dy = x - x.mean(), y - y.mean()
-    denom = math.sqrt(float(dx @ dx) * float(dy @ dy))
-    if denom == 0.0:
-        return 0.0
-    return float(np.clip(float(dx @ dy) / denom, -1.0, 1.0))
-
-
-def _average_ranks(x: np.ndarray) -> np.ndarray:
-    """1-based ranks; tied values get the mean of the ranks they span ([1, 2, 2, 3] -> [1, 2.5, 2.5, 4])."""
-    order = np.argsort(x, kind="stable")
-    sorted_x = x[order]
-    starts_run = np.r_[True, sorted_x[1:] != sorted_x[:-1]]
-    run = np.cumsum(starts_run) - 1  # run id of each sorted position
-    first = np.flatnonzero(starts_run)  # 0-based first position of each run
-    last = np.r_[first[1:], len(x)] - 1  # 0-based last position of each run
-    ranks = np.empty(len(x), dtype=np.float64)
-    ranks[order] = ((first + last) / 2.0 + 1.0)[run]
-    return ranks

@@ -14,9 +14,7 @@ import torch
 from torch import Tensor
 
 from arch_search.model import Encoder, GroupedLinear, build_model
-from arch_search.spec import ArchSpec
-
-_DIMS = ("hidden", "layers", "heads", "intermediate", "vocab", "max_positions", "type_vocab")
+from arch_search.spec import DIMS, ArchSpec
 
 
 def output_rows(out_features: int, groups: int, shuffle: bool) -> Tensor:
@@ -46,7 +44,7 @@ def inherit_from_dense(
 ) -> Encoder:
     """``spec``'s encoder with weights inherited from the dense encoder ``dense`` (same dims).
     A task head is copied when ``dense`` has one of the same size, else freshly initialised."""
-    mismatch = {d: (getattr(spec, d), getattr(dense.spec, d)) for d in _DIMS if getattr(spec, d) != getattr(dense.spec, d)}
+    mismatch = {d: (getattr(spec, d), getattr(dense.spec, d)) for d in DIMS if getattr(spec, d) != getattr(dense.spec, d)}
     if mismatch:
         raise ValueError(f"cannot inherit: spec and dense model differ in {mismatch} (spec, dense)")
     if not dense.spec.is_dense:

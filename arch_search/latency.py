@@ -4,7 +4,8 @@ Protocol (``measure_latency``): ``torch.set_num_threads(threads)`` for the measu
 previous value is restored), ``model.eval()``, ``torch.inference_mode()``, fixed seeded
 token ids of shape (batch, seq_len) and no attention mask, ``warmup`` untimed forward passes,
 then ``repeats`` timed ones with ``time.perf_counter``. Reported: median, p10, p90 (ms) and
-the coefficient of variation (std / mean), with the environment fingerprint.
+the coefficient of variation (std / mean), with the environment fingerprint. The timing loop
+itself is ``time_calls``, which the latency lookup table (``arch_search.lut``) times with too.
 
 Backends: ``torch`` runs ``model(input_ids=ids)``. ``onnxruntime`` first exports each model
 to ONNX (``arch_search.onnx_export``: opset 17, input ``input_ids`` only, in a temporary
@@ -29,6 +30,8 @@ from functools import partial
 from pathlib import Path
 
 import torch
+
+from arch_search.runtime import num_threads
 
 
 @dataclass(frozen=True)
@@ -169,18 +172,29 @@ def _runners(
     return runners
 
 
-class num_threads:
-    """Context manager: ``torch.set_num_threads(n)`` inside, the previous value restored after."""
+def _check_rounds(warmup: int, rounds: int) -> None:
+    if rounds < 1 or warmup < 0:
+        raise ValueError(f"rounds must be >= 1 and warmup >= 0, got {rounds}, {warmup}")
 
-    def __init__(self, n: int):
-        self.n = n
 
-    def __enter__(self):
-        self.old = torch.get_num_threads()
-        torch.set_num_threads(self.n)
-
-    def __exit__(self, *exc):
-        torch.set_num_threads(self.old)
+def time_calls(calls: Mapping[str, Callable[[], object]], threads: int = 1, warmup: int = 5,
+               rounds: int = 30) -> dict[str, list[float]]:
+    """The protocol's timing loop, the only one: under ``num_threads(threads)`` and
+    ``torch.inference_mode()``, ``warmup`` untimed rounds, then ``rounds`` timed ones; each round
+    runs every call once, in turn (interleaved). Returns each call's samples, in ms
+    (``time.perf_counter``), in round order (``Latency.from_samples`` gives the statistics)."""
+    _check_rounds(warmup, rounds)
+    samples: dict[str, list[float]] = {name: [] for name in calls}
+    with num_threads(threads), torch.inference_mode():
+        for _ in range(warmup):
+            for run in calls.values():
+                run()
+        for _ in range(rounds):
+            for name, run in calls.items():
+                t0 = time.perf_counter()
+                run()
+                samples[name].append((time.perf_counter() - t0) * 1e3)
+    return samples
 
 
 def measure_latency(
@@ -219,21 +233,11 @@ def compare_latency(
     model to ``<onnx_dir>/<i>.onnx``; without ``onnx_dir``, to a temporary directory)."""
     if not models:
         raise ValueError("compare_latency needs at least one model")
-    if rounds < 1 or warmup < 0:
-        raise ValueError(f"rounds must be >= 1 and warmup >= 0, got {rounds}, {warmup}")
+    _check_rounds(warmup, rounds)  # before any export
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     runners = _runners(models, seq_len, batch, seed, threads, backend, onnx_dir)
-    samples: dict[str, list[float]] = {name: [] for name in models}
-    with num_threads(threads), torch.inference_mode():
-        for _ in range(warmup):
-            for run in runners.values():
-                run()
-        for _ in range(rounds):
-            for name, run in runners.items():
-                t0 = time.perf_counter()
-                run()
-                samples[name].append((time.perf_counter() - t0) * 1e3)
+    samples = time_calls(runners, threads, warmup, rounds)
     env = Env.current(threads, backend)
     latencies = {name: Latency.from_samples(s, env) for name, s in samples.items()}
     return Comparison(latencies, baseline or next(iter(models)))

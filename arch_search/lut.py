@@ -2,12 +2,12 @@
 
 A forward pass is the embeddings and pooler (the stem), plus per layer the six projections
 (keyed by C_in, C_out, groups, shuffle) and the rest of the layer (attention, LayerNorms,
-GELU, residual adds; keyed by hidden, heads, intermediate). Each entry is timed once with
-the same protocol as ``measure_latency`` (threads, warm-up, median of rounds, inference
-mode) at the target (batch, seq_len); a design's latency is the sum of its entries (cf.
-ProxylessNAS's and FBNet's latency tables, Cai et al., 2019; Wu et al., 2019). The table is
-cached per machine fingerprint and settings; when built, its error against measured
-latency on held-out designs (MAPE) is reported.
+GELU, residual adds; keyed by hidden, heads, intermediate). Each entry is timed once through
+the protocol's timing loop (``latency.time_calls``: threads, warm-up, rounds, inference mode;
+the median of the rounds, ``Latency.from_samples``) at the target (batch, seq_len); a design's
+latency is the sum of its entries (cf. ProxylessNAS's and FBNet's latency tables, Cai et al.,
+2019; Wu et al., 2019). The table is cached per machine fingerprint and settings; when built,
+its error against measured latency on held-out designs (MAPE) is reported.
 """
 
 from __future__ import annotations
@@ -24,22 +24,12 @@ import torch
 import torch.nn.functional as F
 
 from arch_search.cache import atomic_path
-from arch_search.latency import Env, Latency, compare_latency, num_threads
+from arch_search.latency import Env, Latency, compare_latency, time_calls
 from arch_search.model import Embeddings, GroupedLinear, build_model
+from arch_search.runtime import num_threads
 from arch_search.spec import ArchSpec
 
 CACHE_VERSION = 1  # in the table's cache key: bump it when what an entry times or means changes
-
-
-def _time(fn: Callable[[], object], warmup: int, rounds: int) -> float:
-    for _ in range(warmup):
-        fn()
-    samples = []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        fn()
-        samples.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(samples)
 
 
 def _projection_key(cin: int, cout: int, groups: int, shuffle: bool) -> str:
@@ -88,14 +78,16 @@ class LatencyLUT:
         cls, specs: Iterable[ArchSpec], seq_len: int = 128, batch: int = 1, threads: int = 1,
         warmup: int = 5, rounds: int = 30,
     ) -> LatencyLUT:
-        """Time every entry the designs ``specs`` need."""
+        """Time every entry the designs ``specs`` need, one at a time (``time_calls``; median ms)."""
         table: dict[str, float] = {}
-        with num_threads(threads), torch.inference_mode():
+        env = Env.current(threads)
+        with num_threads(threads), torch.inference_mode():  # one thread setting for the build; ops built here
             for spec in specs:
                 for key in entries_of(spec):
                     if key not in table:
-                        table[key] = _time(cls._op(key, spec, seq_len, batch), warmup, rounds)
-        return cls(table, Env.current(threads), seq_len, batch)
+                        samples = time_calls({key: cls._op(key, spec, seq_len, batch)}, threads, warmup, rounds)[key]
+                        table[key] = Latency.from_samples(samples, env).median_ms
+        return cls(table, env, seq_len, batch)
 
     @staticmethod
     def _op(key: str, spec: ArchSpec, T: int, B: int) -> Callable[[], object]:

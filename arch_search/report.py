@@ -5,7 +5,8 @@ Figures: the Pareto front (proxy accuracy vs latency, references marked), hyperv
 trials, the grouping pattern of the Pareto designs, FLOPs vs latency and params vs accuracy,
 parameter importances per objective and, when the trials carry it, the dense reference's
 latency over the run (drift); then the front as a table with speedup vs dense.
-Hypervolume: Zitzler & Thiele, 1998 (2-D, computed incrementally). Importances: PED-ANOVA,
+The front, hypervolume, rows and rank correlation come from ``arch_search.results`` (this
+module only draws them and writes the page). Importances: PED-ANOVA,
 Watanabe et al., 2023 (Optuna's ``PedAnovaImportanceEvaluator``). PNGs: plotly through kaleido,
 which drives a Chrome/Chromium already installed (e.g. Debian's ``chromium``); none is downloaded,
 and without one the report is the HTML alone (``Report.notes`` says so).
@@ -13,7 +14,6 @@ and without one the report is the HTML alone (``Report.notes`` says so).
 
 from __future__ import annotations
 
-import bisect
 import csv
 import html
 import math
@@ -28,92 +28,15 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
+from arch_search import results
+from arch_search.results import TrialRecord, dense_reference, proxy_noise, spearman, trial_rows
 from arch_search.runs import RunError, load_study, locate, shown
-from arch_search.search import dense_reference, proxy_noise, trial_rows
-from arch_search.spec import PROJECTIONS, ArchSpec
+from arch_search.spec import PROJECTIONS, SHORT_NAMES, ArchSpec
 
 REFERENCE_LABELS = {"bert_base": "dense (BERT-base)", "squeezebert": "SqueezeBERT"}
-SHORT = {"post_attention": "post", "ffn_in": "in", "ffn_out": "out"}
 FIGURES = ("pareto_front", "hypervolume", "grouping_heatmap", "flops_vs_latency", "params_vs_accuracy", "importances",
            "reference_latency")  # the last only for studies whose trials carry reference_ms
 MIN_TRIALS_FOR_IMPORTANCE = 10
-
-
-# ---- Pareto front and hypervolume (accuracy up, latency down) ----------------------------------
-
-
-def pareto_mask(acc: np.ndarray, ms: np.ndarray) -> np.ndarray:
-    """True where (accuracy, latency) is not dominated (max accuracy, min latency); equal
-    points do not dominate each other. O(n log n)."""
-    n = len(acc)
-    keep = np.zeros(n, dtype=bool)
-    order = np.lexsort((-acc, ms))  # latency ascending, then accuracy descending
-    best = -math.inf  # best accuracy among strictly faster points
-    i = 0
-    while i < n:
-        j = i
-        while j < n and ms[order[j]] == ms[order[i]]:
-            j += 1
-        top = acc[order[i]]  # the best accuracy at this latency
-        if top > best:
-            for k in order[i:j]:
-                keep[k] = acc[k] == top
-            best = top
-        i = j
-    return keep
-
-
-def hypervolume_2d(front: list[tuple[float, float]], ref: tuple[float, float]) -> float:
-    """Area dominated by ``front`` [(latency, accuracy), sorted by latency, non-dominated, inside
-    the reference box] up to ``ref`` = (latency, accuracy): sum of (l_{i+1} - l_i) * (a_i - ref_a)."""
-    ref_ms, ref_acc = ref
-    area = 0.0
-    for i, (ms, acc) in enumerate(front):
-        right = front[i + 1][0] if i + 1 < len(front) else ref_ms
-        area += (right - ms) * (acc - ref_acc)
-    return area
-
-
-def hypervolume_history(points: list[tuple[float, float]], ref: tuple[float, float]) -> list[float]:
-    """Hypervolume after each of ``points`` [(accuracy, latency ms)], in order, for maximising
-    accuracy and minimising latency up to ``ref`` = (accuracy, latency ms). The front is kept
-    sorted by latency and updated per point: O(n * front)."""
-    ref_acc, ref_ms = ref
-    front: list[tuple[float, float]] = []  # (ms, acc): ms ascending, acc ascending
-    history, hv = [], 0.0
-    for acc, ms in points:
-        if acc > ref_acc and ms < ref_ms:
-            i = bisect.bisect_right(front, (ms, math.inf))  # points at latency <= ms are front[:i]
-            if not (i and front[i - 1][1] >= acc):  # not weakly dominated by a faster-or-equal point
-                j = i
-                while j < len(front) and front[j][1] <= acc:  # slower and no better: dominated now
-                    j += 1
-                front[i:j] = [(ms, acc)]
-                k = i - 1
-                while k >= 0 and front[k][0] == ms:  # same latency, lower accuracy
-                    del front[k]
-                    k -= 1
-                hv = hypervolume_2d(front, (ref_ms, ref_acc))
-        history.append(hv)
-    return history
-
-
-def spearman(x: np.ndarray, y: np.ndarray) -> float:
-    """Spearman's rank correlation (average ranks for ties)."""
-
-    def ranks(v: np.ndarray) -> np.ndarray:
-        order = np.argsort(v, kind="mergesort")
-        r = np.empty(len(v))
-        r[order] = np.arange(len(v), dtype=float)
-        _, inverse, counts = np.unique(v, return_inverse=True, return_counts=True)
-        return (np.bincount(inverse, weights=r) / counts)[inverse]
-
-    if len(x) < 2:
-        return math.nan
-    rx, ry = ranks(np.asarray(x, float)), ranks(np.asarray(y, float))
-    if rx.std() == 0 or ry.std() == 0:
-        return math.nan
-    return float(np.corrcoef(rx, ry)[0, 1])
 
 
 # ---- the data of one study --------------------------------------------------------------------
@@ -126,7 +49,7 @@ class StudyData:
     search's constraints, which the front and hypervolume are computed over (as Optuna does)."""
 
     study: optuna.Study
-    trials: list[optuna.trial.FrozenTrial]  # COMPLETE, with values, by trial number
+    trials: list[TrialRecord]  # COMPLETE, with values, by trial number
     acc: np.ndarray
     ms: np.ndarray
     flops: np.ndarray
@@ -137,28 +60,27 @@ class StudyData:
 
     @classmethod
     def of(cls, study: optuna.Study) -> StudyData:
-        every = study.get_trials(deepcopy=False)
-        done = sorted((t for t in every if t.state == optuna.trial.TrialState.COMPLETE and t.values), key=lambda t: t.number)
+        every = results.records(study.get_trials(deepcopy=False))
+        done = sorted((r for r in every if r.finished), key=lambda r: r.number)
         if not done:
             raise RunError(f"study {study.study_name!r} has no finished trial yet")
-        attrs = [t.user_attrs for t in done]
+        nan = math.nan
         return cls(
             study=study,
             trials=done,
-            acc=np.array([t.values[0] for t in done], float),
-            ms=np.array([t.values[1] for t in done], float),
-            flops=np.array([a.get("flops", math.nan) for a in attrs], float),
-            params=np.array([a.get("params", math.nan) for a in attrs], float),
-            design=np.array(["duplicate_of" not in a for a in attrs]),
-            feasible=np.array([all(c <= 0 for c in a.get("constraints", ())) for a in attrs]),
-            counts={s.name.lower(): sum(t.state == s for t in every) for s in optuna.trial.TrialState},
+            acc=np.array([r.accuracy for r in done], float),
+            ms=np.array([r.latency_ms for r in done], float),
+            flops=np.array([nan if r.flops is None else r.flops for r in done], float),
+            params=np.array([nan if r.params is None else r.params for r in done], float),
+            design=np.array([r.evaluated for r in done]),
+            feasible=np.array([r.feasible for r in done]),
+            counts={s.name.lower(): sum(r.state == s.name for r in every) for s in optuna.trial.TrialState},
         )
 
     def front(self) -> list[int]:
-        """Indices (into ``trials``) of the Pareto front of distinct feasible designs, by latency."""
-        idx = np.flatnonzero(self.design & self.feasible)
-        keep = idx[pareto_mask(self.acc[idx], self.ms[idx])]
-        return sorted(keep.tolist(), key=lambda i: (self.ms[i], -self.acc[i]))
+        """Indices (into ``trials``) of ``results.front``: distinct feasible designs, by latency."""
+        index = {r.number: i for i, r in enumerate(self.trials)}
+        return [index[r.number] for r in results.front(self.trials)]
 
     def reference_point(self) -> tuple[float, float]:
         """(accuracy, latency ms): the worst accuracy and the worst latency of the finished
@@ -167,12 +89,11 @@ class StudyData:
         return float(self.acc[ok].min()), float(self.ms[ok].max())
 
     def hypervolume(self, ref: tuple[float, float]) -> list[float]:
-        return hypervolume_history(list(zip(self.acc[self.feasible], self.ms[self.feasible])), ref)
+        return results.hypervolume_history(list(zip(self.acc[self.feasible], self.ms[self.feasible])), ref)
 
     def label(self, i: int) -> str:
-        t = self.trials[i]
-        ref = t.user_attrs.get("reference")
-        return f"#{t.number}" + (f" {REFERENCE_LABELS.get(ref, ref)}" if ref else "")
+        r = self.trials[i]
+        return f"#{r.number}" + (f" {REFERENCE_LABELS.get(r.reference, r.reference)}" if r.reference else "")
 
 
 # ---- figures ----------------------------------------------------------------------------------
@@ -181,8 +102,7 @@ class StudyData:
 def _hover(d: StudyData, idx) -> list[str]:
     out = []
     for i in idx:
-        a = d.trials[i].user_attrs
-        out.append(f"{d.label(i)}<br>{a.get('summary', '')}<br>accuracy {d.acc[i]:.4f}, {d.ms[i]:.1f} ms, "
+        out.append(f"{d.label(i)}<br>{d.trials[i].summary}<br>accuracy {d.acc[i]:.4f}, {d.ms[i]:.1f} ms, "
                    f"{d.flops[i] / 1e9:.2f} GFLOPs, {d.params[i] / 1e6:.1f}M params")
     return out
 
@@ -202,8 +122,8 @@ def fig_pareto(d: StudyData, front: list[int]) -> go.Figure:
                              line=dict(color="#EF553B", width=2), marker=dict(size=8, color="#EF553B"),
                              error_y=dict(type="constant", value=noise.sd, visible=True) if noise else None,
                              hovertext=_hover(d, front), hoverinfo="text"))
-    for i, t in enumerate(d.trials):
-        ref = t.user_attrs.get("reference")
+    for i, r in enumerate(d.trials):
+        ref = r.reference
         if ref and d.design[i]:
             fig.add_trace(go.Scatter(
                 x=[d.ms[i]], y=[d.acc[i]], mode="markers+text", name=REFERENCE_LABELS.get(ref, ref),
@@ -230,9 +150,9 @@ def fig_hypervolume(d: StudyData, hv: list[float], ref: tuple[float, float]) -> 
 
 
 def fig_grouping(d: StudyData, front: list[int]) -> go.Figure:
-    specs = [ArchSpec.from_yaml(d.trials[i].user_attrs["spec"]) if "spec" in d.trials[i].user_attrs else None for i in front]
+    specs = [ArchSpec.from_yaml(d.trials[i].spec) if d.trials[i].spec else None for i in front]
     layers = max((s.layers for s in specs if s), default=0)
-    columns = [f"L{layer} {SHORT.get(p, p)}" for layer in range(layers) for p in PROJECTIONS]
+    columns = [f"L{layer} {SHORT_NAMES[p]}" for layer in range(layers) for p in PROJECTIONS]
     z, text = [], []
     for s in specs:
         row, hover = [], []
@@ -304,11 +224,11 @@ def fig_reference_latency(d: StudyData) -> go.Figure | None:
     """The dense reference's median (ms) measured interleaved with each trial's design
     (``reference_ms``) by trial number, and the study's anchor (``latency_anchor_ms``); None
     when no trial has ``reference_ms`` (studies from before drift correction)."""
-    idx = [i for i, t in enumerate(d.trials) if "reference_ms" in t.user_attrs]
+    idx = [i for i, r in enumerate(d.trials) if r.reference_ms is not None]
     if not idx:
         return None
-    ref_ms = [d.trials[i].user_attrs["reference_ms"] for i in idx]
-    hover = [f"{d.label(i)}: reference {r:.1f} ms; design {d.trials[i].user_attrs.get('latency_raw_ms', math.nan):.1f} ms "
+    ref_ms = [d.trials[i].reference_ms for i in idx]
+    hover = [f"{d.label(i)}: reference {r:.1f} ms; design {d.trials[i].latency_raw_ms or math.nan:.1f} ms "
              f"measured, {d.ms[i]:.1f} ms scaled" for i, r in zip(idx, ref_ms)]
     fig = go.Figure(go.Scatter(x=[d.trials[i].number for i in idx], y=ref_ms, mode="lines+markers", name="dense reference",
                                marker=dict(size=5 if len(idx) > 300 else 8), hovertext=hover, hoverinfo="text"))
@@ -378,7 +298,7 @@ td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}} td:nth-child(3){
 class Report:
     html: Path
     pngs: list[Path]
-    front: list[optuna.trial.FrozenTrial]
+    front: list[TrialRecord]
     rows: list[dict]
     hypervolume: list[float]
     reference_point: tuple[float, float]

@@ -16,16 +16,20 @@ PostgreSQL for many machines):
   queued again.
 - The study records a fingerprint of what makes its scores comparable (space, task, proxy and
   budget, latency protocol); a run with other settings is refused (``StudyMismatch``).
-- Latency drift: each design is timed interleaved with the dense reference in one
-  measurement; its latency objective is its median scaled by anchor / the reference's median
-  now (the anchor: the reference's median in the study's first measurement).
+- Latency drift (``search/latency_mode=measured``): each design is timed interleaved with the
+  dense reference in one measurement; its latency objective is its median scaled by anchor /
+  the reference's median now (the anchor: the reference's median in the study's first
+  measurement).
+
+What a trial records is ``arch_search.results.TrialRecord`` (written with ``set_attrs``); the
+front, rows and tables are computed there too. ``finish`` is the after-search sequence:
+re-measure the front, write trials.csv / pareto.csv / study.json, close the tracker.
 
 Optuna: Akiba et al., 2019. NSGA-II: Deb et al., 2002.
 """
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import os
@@ -43,17 +47,19 @@ from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
+from arch_search import results
 from arch_search.cost import count_cost
 from arch_search.export import keep_front_weights, save_trial_weights, weights_path
-from arch_search.latency import Comparison, Latency
+from arch_search.latency_model import LatencyModel, Measure, MeasuredLatency
 from arch_search.model import build_model
 from arch_search.proxies.base import Proxy, ProxyDiverged
+from arch_search.results import Noise, TrialRecord, set_attrs
 from arch_search.runs import Requeue
 from arch_search.space import SearchSpace
 from arch_search.spec import ArchSpec
 
 DIRECTIONS = ("maximize", "minimize")  # proxy accuracy, latency ms
-Measure = Callable[..., Comparison]  # compare_latency with the protocol bound (conf/latency)
+METRIC_NAMES = ("proxy_accuracy", "latency_ms")
 SamplerFactory = Callable[[int], BaseSampler]  # seed -> sampler (conf/search/sampler, partially instantiated)
 MAX_DUPLICATES_IN_A_ROW = 50  # a worker whose sampler proposes only known designs this often stops
 
@@ -167,17 +173,20 @@ class Search:
         seq_len: int = 128,
         batch: int = 1,
         constraints: Constraints = Constraints(),
-        tracker: Callable[[optuna.Study, optuna.trial.FrozenTrial], None] | None = None,
-        predict: Callable[[ArchSpec], Latency] | None = None,
+        tracker: Any = None,
         weights_dir: Path | None = None,
         seed: int = 0,
         fingerprint: Mapping[str, Any] | None = None,
         repeat_designs: bool = False,
         noise_proxy: Proxy | None = None,
+        latency: LatencyModel | None = None,
     ):
-        """``measure`` times designs (the protocol of conf/latency); ``predict``, if given
-        (search.latency_mode=lut), replaces measurement during the search; the Pareto front is
-        re-measured at the end either way (``remeasure``). ``weights_dir``: where the trained
+        """``measure`` is the latency protocol (conf/latency); ``latency`` prices each design
+        during the search (``search/latency_mode``: default ``MeasuredLatency(measure)``, or
+        ``LUTLatency``; prepared here, once the study is known to accept this run); the front is
+        re-measured with ``measure`` at the end either way (``remeasure``).
+        ``tracker``: an Optuna callback with ``finish(study, pareto_rows)`` (conf/logger).
+        ``weights_dir``: where the trained
         proxy models of Pareto-front trials are kept, for ``export`` (None: not kept).
         ``sampler``: a factory seed -> sampler, seeded per trial (``TrialSeededSampler``), or
         a sampler used as it is. ``fingerprint``: the settings that make scores comparable
@@ -185,13 +194,13 @@ class Search:
         ``repeat_designs``: evaluate a design again each time it is sampled (to see noise).
         ``noise_proxy``: the same proxy with another seed; it scores the reference designs a
         second time, which gives the run its own seed noise (``proxy_noise``)."""
-        self.space, self.proxy, self.measure, self.tracker = space, proxy, measure, tracker
-        self.predict, self.weights_dir, self.repeat_designs = predict, weights_dir, repeat_designs
-        self.noise_proxy = noise_proxy
-        self.seq_len, self.batch, self.constraints = seq_len, batch, constraints
-        self.fingerprint = {"space": space_fingerprint(space), **(fingerprint or {})}
-        self.reference = space.references()["bert_base"]  # the dense design every latency is timed beside
-        self._reference_model: Any = None
+        latency = MeasuredLatency(measure) if latency is None else latency
+        self.space, self.proxy, self.latency, self.measure, self.tracker = space, proxy, latency, measure, tracker
+        self.weights_dir, self.repeat_designs, self.noise_proxy = weights_dir, repeat_designs, noise_proxy
+        self.seq_len, self.batch, self.constraints, self.seed = seq_len, batch, constraints, seed
+        given = dict(fingerprint or {})
+        self.fingerprint = {"space": space_fingerprint(space), **given,
+                            "latency": {**given.get("latency", {}), "mode": latency.source}}
         self._duplicates_in_a_row = 0
         if not isinstance(sampler, BaseSampler):
             sampler = TrialSeededSampler(sampler, seed)
@@ -208,7 +217,8 @@ class Search:
             self._check_fingerprint()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            self.study.set_metric_names(["proxy_accuracy", "latency_ms"])
+            self.study.set_metric_names(list(METRIC_NAMES))
+        self.latency.prepare(space, seed)
 
     def _check_fingerprint(self) -> None:
         """Refuse to continue a study made with other settings; adopt the fingerprint of a
@@ -235,88 +245,69 @@ class Search:
     # ---- one trial ----------------------------------------------------------------------------
 
     def objective(self, trial: optuna.Trial) -> tuple[float, float]:
-        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
-        trial.set_user_attr("worker_started", _process_start(os.getpid()))
+        set_attrs(trial, worker=f"{socket.gethostname()}:{os.getpid()}", worker_started=_process_start(os.getpid()))
         spec = self.space.sample(trial)
-        trial.set_user_attr("spec_hash", spec.hash)
-        trial.set_user_attr("spec", spec.to_yaml())
-        trial.set_user_attr("summary", spec.summary())
+        set_attrs(trial, spec_hash=spec.hash, spec=spec.to_yaml(), summary=spec.summary())
         if not self.repeat_designs:
             done, running = self._same_design(spec.hash, trial.number)
             if done is not None and done.state == TrialState.PRUNED:  # diverged before: not again
                 self._duplicates_in_a_row += 1
-                trial.set_user_attr("duplicate_of", done.number)
-                trial.set_user_attr("pruned_because", f"the same design was pruned in trial {done.number}")
+                set_attrs(trial, duplicate_of=done.number, pruned_because=f"the same design was pruned in trial {done.number}")
                 raise optuna.TrialPruned(f"design pruned in trial {done.number}")
             if done is not None:  # already scored: reuse (the sampler learns from the copy)
                 self._duplicates_in_a_row += 1
-                for key, value in done.user_attrs.items():
-                    if key not in ("reference", "worker", "worker_started"):
-                        trial.set_user_attr(key, value)
-                trial.set_user_attr("duplicate_of", done.number)
+                set_attrs(trial, **{k: v for k, v in done.user_attrs.items()
+                                    if k in results.ATTRS and k not in ("reference", "worker", "worker_started")})
+                set_attrs(trial, duplicate_of=done.number)
                 self._constrain(trial, done.user_attrs.get("constraints", [-1.0, -1.0]))
                 return tuple(done.values)
             if running is not None:  # in flight in an earlier trial (another worker): not again
                 self._duplicates_in_a_row += 1
-                trial.set_user_attr("duplicate_of", running.number)
-                trial.set_user_attr("pruned_because", f"the same design is being evaluated in trial {running.number}")
+                set_attrs(trial, duplicate_of=running.number,
+                          pruned_because=f"the same design is being evaluated in trial {running.number}")
                 raise optuna.TrialPruned(f"design in flight in trial {running.number}")
         self._duplicates_in_a_row = 0
 
         cost = count_cost(spec, seq_len=self.seq_len, batch=self.batch)
-        trial.set_user_attr("params", cost.params)
-        trial.set_user_attr("macs", cost.macs)
-        trial.set_user_attr("flops", cost.flops)
+        set_attrs(trial, params=cost.params, macs=cost.macs, flops=cost.flops)
         latency_ms = self._latency(trial, spec)
         self._constrain(trial, self.constraints.values(latency_ms, cost.params))
         try:
             result = self.proxy.evaluate(spec)
         except ProxyDiverged as e:
-            trial.set_user_attr("pruned_because", str(e))
+            set_attrs(trial, pruned_because=str(e))
             raise optuna.TrialPruned(str(e)) from None
         if self.weights_dir is not None and result.model is not None:
             save_trial_weights(weights_path(self.weights_dir, trial.number), result.model, result.tokenizer)
-        trial.set_user_attr("proxy_metric", result.metric)
-        trial.set_user_attr("proxy_dev", result.dev)
-        trial.set_user_attr("proxy_details", {k: v for k, v in result.details.items() if k != "proxy_spec"})
+        set_attrs(trial, proxy_metric=result.metric, proxy_dev=result.dev,
+                  proxy_details={k: v for k, v in result.details.items() if k != "proxy_spec"})
         if self.noise_proxy is not None and trial.user_attrs.get("reference"):
-            trial.set_user_attr("proxy_score_again", self.noise_proxy.evaluate(spec).score)  # another proxy seed
-            trial.set_user_attr("proxy_score", result.score)
+            set_attrs(trial, proxy_score_again=self.noise_proxy.evaluate(spec).score,  # another proxy seed
+                      proxy_score=result.score)
         return result.score, latency_ms
 
     def _latency(self, trial: optuna.Trial, spec: ArchSpec) -> float:
         """The latency objective (ms). Measured: the design's median, timed interleaved with the
         dense reference, times anchor / the reference's median now (drift-corrected; the
         anchor is the reference's median in the study's first measurement). LUT: predicted."""
-        if self.predict is not None:
-            latency = self.predict(spec)
-            trial.set_user_attr("latency_source", "lut")
-            trial.set_user_attr("latency_cv", latency.cv)
-            trial.set_user_attr("latency_p90_ms", latency.p90_ms)
-            return latency.median_ms
-        if self._reference_model is None:
-            self._reference_model = build_model(self.reference)
-        models = {"reference": self._reference_model}
-        if spec.hash != self.reference.hash:
-            models["design"] = build_model(spec)
-        latencies = self.measure(models, baseline="reference").latencies
-        design, reference = latencies.get("design", latencies["reference"]), latencies["reference"].median_ms
+        timing = self.latency.time(spec)
+        design = timing.design
+        if timing.reference is None:  # predicted: no drift to correct
+            set_attrs(trial, latency_source=self.latency.source, latency_cv=design.cv, latency_p90_ms=design.p90_ms)
+            return design.median_ms
+        reference = timing.reference.median_ms
         anchor = self.study.user_attrs.get("latency_anchor_ms")
         if anchor is None:  # the study's first measurement sets the scale
             anchor = reference
             self.study.set_user_attr("latency_anchor_ms", anchor)
-        trial.set_user_attr("latency_source", "measured")
-        trial.set_user_attr("latency_raw_ms", design.median_ms)
-        trial.set_user_attr("reference_ms", reference)
-        trial.set_user_attr("latency_drift", reference / anchor)
-        trial.set_user_attr("latency_cv", design.cv)
-        trial.set_user_attr("latency_p90_ms", design.p90_ms * anchor / reference)
+        set_attrs(trial, latency_source=self.latency.source, latency_raw_ms=design.median_ms, reference_ms=reference,
+                  latency_drift=reference / anchor, latency_cv=design.cv, latency_p90_ms=design.p90_ms * anchor / reference)
         return design.median_ms * anchor / reference
 
     @staticmethod
     def _constrain(trial: optuna.Trial, values: list[float]) -> None:
         """Optuna's constraints (<= 0 feasible; the samplers read them), kept in user attrs too."""
-        trial.set_user_attr("constraints", values)
+        set_attrs(trial, constraints=values)
         for key, value in zip(("latency_ms", "params"), values):
             trial.set_constraint(key, value)
 
@@ -398,7 +389,7 @@ class Search:
 
         callbacks = [stop_when_done] + ([self.tracker] if self.tracker is not None else [])
         if self.weights_dir is not None:
-            callbacks.append(lambda study, _: keep_front_weights(self.weights_dir, study))
+            callbacks.append(lambda study, _: keep_front_weights(self.weights_dir, study.get_trials(deepcopy=False)))
         try:
             self.study.optimize(self.objective, callbacks=callbacks)
         finally:
@@ -407,138 +398,78 @@ class Search:
 
     # ---- results --------------------------------------------------------------------------------
 
-    def pareto(self) -> list[optuna.trial.FrozenTrial]:
-        """The Pareto-optimal designs, fastest first; a design sampled again (``duplicate_of``)
-        appears once, as the trial that evaluated it."""
-        front = [t for t in self.study.best_trials if "duplicate_of" not in t.user_attrs]
-        return sorted(front, key=lambda t: t.values[1])
+    def records(self) -> list[TrialRecord]:
+        return results.records(self.study.get_trials(deepcopy=False))
 
-    def dense_reference(self) -> optuna.trial.FrozenTrial | None:
-        return dense_reference(self.study.trials)
+    def pareto(self) -> list[TrialRecord]:
+        """The Pareto-optimal designs, fastest first (``results.front``)."""
+        return results.front(self.records())
+
+    def dense_reference(self) -> TrialRecord | None:
+        return results.dense_reference(self.records())
 
     def proxy_noise(self) -> Noise | None:
-        return proxy_noise(self.study.trials)
+        return results.proxy_noise(self.records())
 
-    def remeasure(self, trials: list[optuna.trial.FrozenTrial]) -> dict[int, float]:
+    def remeasure(self, recs: list[TrialRecord]) -> dict[int, float]:
         """Median latency (ms) of each trial's design measured again, all interleaved with the
         dense reference in one run (whatever the latency mode during the search)."""
-        models = {t.number: build_model(ArchSpec.from_yaml(t.user_attrs["spec"])) for t in trials if "spec" in t.user_attrs}
+        models = {r.number: build_model(ArchSpec.from_yaml(r.spec)) for r in recs if r.spec}
         dense = self.dense_reference()
         if dense is not None and dense.number not in models:
-            models[dense.number] = build_model(ArchSpec.from_yaml(dense.user_attrs["spec"]))
+            models[dense.number] = build_model(ArchSpec.from_yaml(dense.spec))
         comparison = self.measure(models)
         return {number: lat.median_ms for number, lat in comparison.latencies.items()}
 
-    def rows(self, trials: list[optuna.trial.FrozenTrial], remeasured: dict[int, float] | None = None) -> list[dict]:
-        """``trial_rows`` of ``trials`` (the front, fastest first), with the run's noise."""
-        return trial_rows(trials, self.dense_reference(), remeasured, self.proxy_noise())
+    def rows(self, recs: list[TrialRecord], remeasured: dict[int, float] | None = None) -> list[dict]:
+        """``results.trial_rows`` of ``recs`` (the front, fastest first), with the run's noise."""
+        return results.trial_rows(recs, self.dense_reference(), remeasured, self.proxy_noise())
 
-    def write(self, run_dir: Path, remeasured: dict[int, float] | None = None) -> None:
-        """trials.csv, pareto.csv (with re-measured latency, if given) and study.json."""
+    def write(self, run_dir: Path, remeasured: dict[int, float] | None = None) -> list[dict]:
+        """trials.csv, pareto.csv (with re-measured latency, if given) and study.json; returns
+        the front's rows."""
         run_dir.mkdir(parents=True, exist_ok=True)
-        done = [t for t in self.study.trials if t.state == optuna.trial.TrialState.COMPLETE]
-        all_rows = trial_rows(done, self.dense_reference())  # (within_noise is a front's column)
-        for name, rows in (("trials.csv", all_rows), ("pareto.csv", self.rows(self.pareto(), remeasured))):
-            with open(run_dir / name, "w", newline="") as f:
-                if rows:
-                    writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-                    writer.writeheader()
-                    writer.writerows(rows)
+        recs = self.records()
+        done = [r for r in recs if r.finished]
+        front = self.rows(self.pareto(), remeasured)
+        results.write_csv(run_dir / "trials.csv", results.trial_rows(done, self.dense_reference()))  # within_noise: a front's column
+        results.write_csv(run_dir / "pareto.csv", front)
+        noise = self.proxy_noise()
         summary = {
             "study_name": self.study.study_name,
             "space": self.space.name,
             "directions": list(DIRECTIONS),
-            "metric_names": ["proxy_accuracy", "latency_ms"],
-            "n_trials": len(self.study.trials),
+            "metric_names": list(METRIC_NAMES),
+            "n_trials": len(recs),
             "evaluations": self.evaluations(),  # distinct designs evaluated (what search.n_trials counts)
-            "states": {s.name: sum(t.state == s for t in self.study.trials) for s in optuna.trial.TrialState},
-            "pareto": self.rows(self.pareto(), remeasured),
-            "proxy_noise": vars(noise) if (noise := self.proxy_noise()) else None,
-            "references": {t.user_attrs["reference"]: t.number for t in self.study.trials if "reference" in t.user_attrs},
+            "states": {s.name: sum(r.state == s.name for r in recs) for s in TrialState},
+            "pareto": front,
+            "proxy_noise": vars(noise) if noise else None,
+            "references": {r.reference: r.number for r in recs if r.reference},
         }
         (run_dir / "study.json").write_text(json.dumps(summary, indent=2))
+        return front
 
-
-def dense_reference(trials: list[optuna.trial.FrozenTrial]) -> optuna.trial.FrozenTrial | None:
-    """The finished trial of the dense reference design (BERT-base pattern), if any."""
-    return next((t for t in trials if t.user_attrs.get("reference") == "bert_base" and t.values), None)
+    def finish(self, run_dir: Path) -> SearchResult:
+        """After the trials: re-measure the front interleaved with the dense reference (whatever
+        the latency mode), write the run's files, hand the front to the tracker."""
+        remeasured = self.remeasure(self.pareto())
+        front = self.write(run_dir, remeasured)
+        if self.tracker is not None:
+            self.tracker.finish(self.study, front)
+        return SearchResult(front, self.proxy_noise(), run_dir)
 
 
 @dataclass(frozen=True)
-class Noise:
-    """The proxy's seed noise in one run: the pooled standard deviation of the score over two
-    seeds, sqrt(mean((a - b)^2 / 2)) over the ``designs`` scored twice (the references)."""
+class SearchResult:
+    """What a finished run shows: the front's rows (re-measured), the run's noise, where it wrote."""
 
-    sd: float
-    designs: int
+    front: list[dict]
+    noise: Noise | None
+    run_dir: Path
 
-
-def proxy_noise(trials: list[optuna.trial.FrozenTrial]) -> Noise | None:
-    pairs = [(t.user_attrs["proxy_score"], t.user_attrs["proxy_score_again"]) for t in trials
-             if "proxy_score_again" in t.user_attrs and "duplicate_of" not in t.user_attrs]
-    if not pairs:
-        return None
-    return Noise(sd=(sum((a - b) ** 2 / 2 for a, b in pairs) / len(pairs)) ** 0.5, designs=len(pairs))
-
-
-def trial_rows(
-    trials: list[optuna.trial.FrozenTrial],
-    dense: optuna.trial.FrozenTrial | None,
-    remeasured: dict[int, float] | None = None,
-    noise: Noise | None = None,
-) -> list[dict]:
-    """One dict per finished trial; ``remeasured`` (trial -> ms, from ``remeasure``) adds
-    the re-measured latency and speedup. With the run's ``noise``, ``within_noise`` marks a
-    trial whose score is within one noise sd of the next faster trial's in ``trials`` (for
-    the front, fastest first: its extra accuracy is not told apart from noise)."""
-    rows = []
-    for t in trials:
-        if t.values is None:
-            continue
-        acc, ms = t.values
-        dev, metric = t.user_attrs.get("proxy_dev"), t.user_attrs.get("proxy_metric")
-        rows.append({
-            "trial": t.number,
-            "reference": t.user_attrs.get("reference", ""),
-            "design": t.user_attrs.get("summary", ""),
-            "proxy_accuracy": round(acc, 4),
-            "latency_ms": round(ms, 2),
-            "speedup_vs_dense": round(dense.values[1] / ms, 2) if dense else "",
-            "accuracy_vs_dense_points": round(100 * (acc - dense.values[0]), 2) if dense else "",
-            "dev_score": round(dev[metric], 4) if dev and metric in dev else "",  # reported, not searched on
-            "gflops": round(t.user_attrs.get("flops", 0) / 1e9, 3),
-            "params_m": round(t.user_attrs.get("params", 0) / 1e6, 2),
-            "latency_cv": round(t.user_attrs.get("latency_cv", 0), 3),
-            "spec_hash": t.user_attrs.get("spec_hash", ""),
-        })
-        if noise is not None:
-            faster = [r for r in rows[:-1] if r["latency_ms"] < rows[-1]["latency_ms"]]
-            rows[-1]["within_noise"] = bool(faster) and abs(acc - faster[-1]["proxy_accuracy"]) < noise.sd
-        if remeasured is not None:
-            ms_again = remeasured.get(t.number)
-            base = remeasured.get(dense.number) if dense else None
-            rows[-1]["remeasured_ms"] = round(ms_again, 2) if ms_again else ""
-            rows[-1]["remeasured_speedup"] = round(base / ms_again, 2) if ms_again and base else ""
-    return rows
-
-
-def format_pareto(rows: list[dict]) -> str:
-    """The Pareto table: one design a line, references marked; latency and speedup are the
-    re-measured ones when the rows have them. ``accuracy`` is the search's score (held-out
-    slice of train), ``vs dense`` its difference to the dense reference in points, ``dev``
-    the same metric on the task's dev split (reported, not searched on); ``~`` marks an
-    accuracy within the proxy's seed noise of the next faster design's."""
-    head = (f"{'trial':>5}  {'reference':<11} {'design':<44} {'accuracy':>8} {'vs dense':>8} {'dev':>6} "
-            f"{'ms':>8} {'speedup':>7} {'GFLOPs':>7} {'params':>7}")
-    lines = [head, "-" * len(head)]
-    for r in rows:
-        ms = r.get("remeasured_ms") or r["latency_ms"]
-        speedup = r.get("remeasured_speedup") or r["speedup_vs_dense"]
-        delta, dev = r.get("accuracy_vs_dense_points", ""), r.get("dev_score", "")
-        acc = ("~" if r.get("within_noise") else "") + f"{r['proxy_accuracy']:.4f}"
-        lines.append(
-            f"{r['trial']:>5}  {r['reference'] or '-':<11} {r['design']:<44} {acc:>8} "
-            f"{delta if delta == '' else f'{delta:+.2f}':>8} {dev if dev == '' else f'{dev:.4f}':>6} "
-            f"{ms:>8.1f} {speedup!s:>6}x {r['gflops']:>7.2f} {r['params_m']:>6.1f}M"
-        )
-    return "\n".join(lines)
+    def text(self) -> str:
+        noise = (f"proxy seed noise: sd {self.noise.sd:.4f} of the score ({self.noise.designs} reference designs scored "
+                 "with two seeds); ~ marks an accuracy within it of the next faster design's" if self.noise else
+                 "proxy seed noise: not measured (search.proxy_noise=false, or a proxy without a seed)")
+        return f"{results.format_pareto(self.front)}\n{noise}"

@@ -23,6 +23,8 @@ import yaml
 from arch_search.resources import conf_dir
 
 PROJECTIONS: tuple[str, ...] = ("q", "k", "v", "post_attention", "ffn_in", "ffn_out")
+SHORT_NAMES: dict[str, str] = {"q": "q", "k": "k", "v": "v", "post_attention": "post", "ffn_in": "in", "ffn_out": "out"}
+DIMS: tuple[str, ...] = ("hidden", "layers", "heads", "intermediate", "vocab", "max_positions", "type_vocab")
 ACTIVATIONS: tuple[str, ...] = ("gelu", "gelu_new", "relu")
 
 
@@ -50,7 +52,7 @@ class ArchSpec:
     layer_norm_eps: float = 1e-12
 
     def __post_init__(self) -> None:
-        for name in ("hidden", "layers", "heads", "intermediate", "vocab", "max_positions", "type_vocab"):
+        for name in DIMS:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"ArchSpec.{name} must be a positive int, got {value!r}")
@@ -169,16 +171,20 @@ class ArchSpec:
         blob = json.dumps(canonical, sort_keys=True, default=list, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
-    def summary(self) -> str:
-        """One line, e.g. ``768x12 h12 ffn3072 g[q4 k4 v4 post1 in4 out4]``."""
-        short = {"post_attention": "post", "ffn_in": "in", "ffn_out": "out"}
+    def pattern(self) -> str:
+        """The groups per projection (``SHORT_NAMES``), e.g. ``q4 k4 v4 post1 in4 out4``; per-layer
+        groups joined by ``/`` (``in1/4``), and ``s`` where a shuffle follows a grouped layer."""
         parts = []
         for p in PROJECTIONS:
             gs = self.groups[p]
             g = str(gs[0]) if len(set(gs)) == 1 else "/".join(map(str, gs))
             sh = "s" if any(s and g_ > 1 for g_, s in zip(gs, self.shuffle[p])) else ""
-            parts.append(f"{short.get(p, p)}{g}{sh}")
-        return f"{self.hidden}x{self.layers} h{self.heads} ffn{self.intermediate} g[{' '.join(parts)}]"
+            parts.append(f"{SHORT_NAMES[p]}{g}{sh}")
+        return " ".join(parts)
+
+    def summary(self) -> str:
+        """One line, e.g. ``768x12 h12 ffn3072 g[q4 k4 v4 post1 in4 out4]`` (``pattern()`` in g[])."""
+        return f"{self.hidden}x{self.layers} h{self.heads} ffn{self.intermediate} g[{self.pattern()}]"
 
     # ---- presets and scaling ----------------------------------------------------------------
 

@@ -15,6 +15,8 @@ from typing import Any
 import optuna
 import yaml
 
+from arch_search.results import TrialRecord
+
 
 class NoTracker:
     """``logger=none``: tracks nothing."""
@@ -43,15 +45,15 @@ class WandbTracker:
 
     def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         """Optuna callback: one W&B run per finished trial."""
-        attrs = trial.user_attrs
-        spec = yaml.safe_load(attrs["spec"]) if "spec" in attrs else {}
+        r = TrialRecord.of(trial)
+        spec = yaml.safe_load(r.spec) if r.spec else {}
         run = self._init(study.study_name, f"trial-{trial.number}", {"spec": spec, "params": trial.params, **self.config})
-        summary = {"state": trial.state.name, "trial": trial.number, "reference": attrs.get("reference", "")}
+        summary = {"state": r.state, "trial": r.number, "reference": r.reference or ""}
         if trial.values is not None:
-            summary.update(proxy_accuracy=trial.values[0], latency_ms=trial.values[1])
+            summary.update(proxy_accuracy=r.accuracy, latency_ms=r.latency_ms)
         for key in ("params", "macs", "flops", "latency_cv", "latency_p90_ms", "spec_hash", "summary", "duplicate_of"):
-            if key in attrs:
-                summary[key] = attrs[key]
+            if getattr(r, key) not in (None, ""):
+                summary[key] = getattr(r, key)
         run.summary.update(summary)
         run.finish()
 

@@ -12,8 +12,6 @@ dims, BERT-base here), as in the search (``../shared/DESIGN.md``, "Two scales").
 from __future__ import annotations
 
 import argparse
-import csv
-import io
 import math
 import os
 import statistics
@@ -30,14 +28,14 @@ from omegaconf import DictConfig
 from arch_search import ArchSpec, build_model, count_cost
 from arch_search.cost import Cost
 from arch_search.latency import Comparison
-from arch_search.proxies.base import ProxyDiverged
+from arch_search.training import ProxyDiverged
 from arch_search.resources import conf_dir
-from arch_search.spec import PROJECTIONS
+from arch_search.results import csv_text, md_table
+from arch_search.spec import PROJECTIONS, SHORT_NAMES as SHORT  # the lessons' names for them
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("ARCH_SEARCH_SHARED", REPO.parent / "shared"))
 SEEDS = (0, 1, 2)
-SHORT = {"q": "q", "k": "k", "v": "v", "post_attention": "post", "ffn_in": "in", "ffn_out": "out"}
 # --quick: a smoke run of the whole script in seconds (nothing is written)
 QUICK_OVERRIDES = (
     "proxy.steps=2", "proxy_setup.heldout=100", "proxy_setup.max_len=16",
@@ -86,11 +84,6 @@ def target(spec: ArchSpec, args: argparse.Namespace) -> ArchSpec:
     return spec.with_scale(**QUICK_TARGET) if args.quick else spec
 
 
-def pattern(spec: ArchSpec) -> str:
-    """``q4 k4 v4 post1 in4 out4`` (+ ``s`` where a shuffle follows a grouped projection)."""
-    return spec.summary().split("g[")[1].rstrip("]")
-
-
 # ---- accuracy: the search's proxy, several seeds -------------------------------------------------
 
 
@@ -105,8 +98,10 @@ class Scores:
     seconds: tuple[float, ...]
 
     def stats(self, which: str = "heldout") -> tuple[float, float, float]:
-        """(mean, min, max) over seeds, in percent."""
+        """(mean, min, max) over seeds, in percent; all NaN when a seed diverged (NaN), wherever it is."""
         values = [100 * v for v in getattr(self, which)]
+        if any(math.isnan(v) for v in values):
+            return math.nan, math.nan, math.nan
         return statistics.fmean(values), min(values), max(values)
 
     def text(self, which: str = "heldout") -> str:
@@ -181,7 +176,7 @@ def rows(designs: Mapping[str, ArchSpec], scores: Mapping[str, Scores], cmp: Com
     out = []
     for name, spec in designs.items():
         s, lat, c = scores[name], cmp.latencies[name], cost[name]
-        row = {"design": name, "groups": pattern(spec)}
+        row = {"design": name, "groups": spec.pattern()}
         for which in ("heldout", "dev"):
             mean, lo, hi = s.stats(which)
             row |= {f"{which}_mean": round(mean, 2), f"{which}_min": round(lo, 2), f"{which}_max": round(hi, 2)}
@@ -242,14 +237,6 @@ def header(title: str, args: argparse.Namespace, cmp: Comparison, designs: Mappi
     ]
 
 
-def md_table(rows: Sequence[Mapping], columns: Mapping[str, str]) -> list[str]:
-    """Markdown table of ``rows``: ``columns`` maps a row key to its header."""
-    lines = ["| " + " | ".join(columns.values()) + " |", "|" + " --- |" * len(columns)]
-    for r in rows:
-        lines.append("| " + " | ".join(str(r[k]) for k in columns) + " |")
-    return lines
-
-
 DESIGN_COLUMNS = {
     "design": "design", "groups": "groups (q k v post in out)", "heldout": "held-out % (seeds)",
     "dev": "dev % (seeds)", "median_ms": "median ms", "speedup": "speedup", "gflops": "GFLOPs", "params_m": "params M",
@@ -275,15 +262,6 @@ def errorbars(x: Sequence[float], stats: Sequence[tuple[float, float, float]], n
     )
 
 
-def csv_text(rows_: Sequence[Mapping]) -> str:
-    """``rows_`` as CSV (header from the first row)."""
-    out = io.StringIO()
-    writer = csv.DictWriter(out, fieldnames=list(rows_[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows_)
-    return out.getvalue()
-
-
 def write(here: Path, args: argparse.Namespace, rows_: Sequence[Mapping], report: Sequence[str],
           fig: go.Figure, png: str, extra: Mapping[str, str] | None = None) -> None:
     """results.md, results.csv (``rows_``), ``png`` and ``extra`` files ({name: text}) beside
@@ -301,4 +279,4 @@ def write(here: Path, args: argparse.Namespace, rows_: Sequence[Mapping], report
 
 
 __all__ = ["PROJECTIONS", "SHORT", "Scores", "config", "costs", "delta", "design_table", "errorbars",
-           "header", "command", "csv_text", "evaluate", "md_table", "measure", "paired", "paired_stats", "paired_text", "parse", "parser", "pattern", "rows", "score_designs", "target", "write"]
+           "header", "command", "csv_text", "evaluate", "md_table", "measure", "paired", "paired_stats", "paired_text", "parse", "parser", "rows", "score_designs", "target", "write"]

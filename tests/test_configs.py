@@ -58,7 +58,23 @@ def test_every_search_and_sampler_config_composes(search, sampler):
     cfg = compose_run(f"search={search}", f"search/sampler={sampler}")
     assert isinstance(instantiate(cfg.search.sampler), optuna.samplers.BaseSampler)
     assert SearchSpace.load(cfg.search.space, proxy_scale=cfg.proxy_setup.scale).size > 0
-    assert cfg.proxy._target_.endswith("FinetuneProxy") and cfg.search.latency_mode in ("measured", "lut")
+    assert cfg.proxy._target_.endswith("FinetuneProxy")
+    assert instantiate(cfg.search.latency_mode).source == "measured"
+
+
+@pytest.mark.parametrize("mode", ["measured", "lut"])
+def test_every_latency_mode_instantiates_a_latency_model(mode, tmp_path):
+    from arch_search.latency_model import LUTLatency, MeasuredLatency
+
+    cfg = compose_run(f"search/latency_mode={mode}", f"cache_dir={tmp_path}")
+    model = instantiate(cfg.search.latency_mode)
+    assert model.source == mode and isinstance(model, {"measured": MeasuredLatency, "lut": LUTLatency}[mode])
+    if mode == "measured":  # conf/latency's protocol, bound
+        assert model.measure.keywords["rounds"] == cfg.latency.rounds == 30
+    else:
+        assert (model.heldout, model.threads, model.rounds, str(model.cache_dir)) == (5, 1, 30, str(tmp_path))
+        with pytest.raises(Exception, match="use latency.backend=torch"):
+            instantiate(compose_run("search/latency_mode=lut", "latency.backend=onnxruntime").search.latency_mode)
 
 
 @pytest.mark.parametrize("logger", LOGGERS)
@@ -135,16 +151,16 @@ def test_postgres_storage_config_opens_the_server(monkeypatch):
     assert isinstance(optuna.get_all_study_names(storage=storage), list)  # the server answered
 
 
-def test_supernet_proxy_follows_the_space_or_falls_back_to_finetune(capsys):
-    from arch_search.cli import _proxy_for
-    from arch_search.proxies import FinetuneProxy, SupernetProxy
+def test_supernet_proxy_sets_itself_up_for_the_space_or_refuses_one_that_changes_dims():
+    from arch_search.proxies import SupernetProxy
     from arch_search.space import SearchSpace
 
-    cfg = compose_run("proxy=supernet")
-    proxy = _proxy_for(SearchSpace.load("cv_lessons"), cfg)
-    assert isinstance(proxy, FinetuneProxy) and "falling back to proxy=finetune" in capsys.readouterr().out
-    proxy = _proxy_for(SearchSpace.load("squeezebert_per_layer"), cfg)
-    assert isinstance(proxy, SupernetProxy) and proxy.groups == (1, 2, 4, 8, 16) and proxy.per_layer
+    proxy = instantiate(compose_run("proxy=supernet").proxy)
+    with pytest.raises(ValueError, match="changes dims; the supernet covers groups and shuffle at fixed dims"):
+        proxy.for_space(SearchSpace.load("cv_lessons"))
+    per_layer = proxy.for_space(SearchSpace.load("squeezebert_per_layer"))
+    assert isinstance(per_layer, SupernetProxy) and per_layer.groups == (1, 2, 4, 8, 16) and per_layer.per_layer
+    assert not proxy.per_layer and per_layer.setup is proxy.setup  # a copy: the configured proxy is unchanged
 
 
 def test_run_defaults_train_from_scratch_and_evaluate_inherits():
@@ -163,7 +179,10 @@ def test_run_defaults_train_from_scratch_and_evaluate_inherits():
 QUICK = {
     "search": {
         "space": "squeezebert", "study_name": "quick", "n_trials": 6, "repeat_designs": False, "proxy_noise": True,
-        "constraints": {"max_latency_ms": None, "max_params": None}, "latency_mode": "measured", "lut_heldout": 5,
+        "constraints": {"max_latency_ms": None, "max_params": None},
+        "latency_mode": {"_target_": "arch_search.latency_model.MeasuredLatency", "measure": {  # ${latency}, resolved
+            "_target_": "arch_search.latency.compare_latency", "_partial_": True, "seq_len": 128, "batch": 1,
+            "threads": 1, "warmup": 1, "rounds": 5, "seed": 0, "backend": "torch"}},
         "progress": True, "worker": 0,
         "sampler": {"_target_": "optuna.samplers.NSGAIISampler", "seed": 0, "population_size": 10},
     },

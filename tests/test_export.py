@@ -51,7 +51,7 @@ def _study(run_dir):
 
 def test_only_the_front_keeps_its_weights(run_dir):
     study = _study(run_dir)
-    front = {t.user_attrs.get("duplicate_of", t.number) for t in study.best_trials}  # a repeat uses the first's
+    front = {t.user_attrs.get("duplicate_of", t.number) for t in study.best_trials}  # Optuna's front; a repeat uses the first's
     kept = {int(p.stem.split("_")[1]) for p in (run_dir / "weights").glob("trial_*.safetensors")}
     assert kept == front and len(front) < len(study.trials)
 

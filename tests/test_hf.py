@@ -110,7 +110,7 @@ def test_a_hub_id_that_cannot_be_loaded_is_one_clear_error(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # read once, at import
     hub_id = "no-such-org/no-such-model"
-    setup = ProxySetup(task="wnli", checkpoint=hub_id, max_len=16, heldout=10, data_dir=str(SHARED / "glue"))
+    setup = ProxySetup(task="wnli", init="pretrained", checkpoint=hub_id, max_len=16, heldout=10, data_dir=str(SHARED / "glue"))
     for load in (lambda: from_hf(hub_id), lambda: setup.dense, lambda: setup.data):  # model, and tokenizer
         with pytest.raises(CheckpointError) as e:
             load()

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from arch_search import Latency, build_model, compare_latency, measure_latency
-from arch_search.latency import Comparison, Env
+from arch_search.latency import Comparison, Env, time_calls
 from tests.conftest import tiny_spec
 
 ENV = Env(cpu="test", cores=2, threads=1, torch="x", python="3", machine="x86_64")
@@ -40,6 +40,15 @@ def test_compare_interleaves_models_under_the_protocol():
     assert {k: len(v.samples_ms) for k, v in cmp.latencies.items()} == {"a": 3, "b": 3}
     assert cmp.baseline == "a" and cmp.speedup["a"] == 1.0
     assert cmp.latencies["a"].env.threads == 1 and cmp.latencies["a"].env.cores >= 1
+
+
+def test_time_calls_is_the_loop_with_warm_up_and_timed_rounds():
+    log = []
+    samples = time_calls({"a": lambda: log.append("a"), "b": lambda: log.append("b")}, threads=1, warmup=1, rounds=2)
+    assert log == ["a", "b"] * 3 and {k: len(v) for k, v in samples.items()} == {"a": 2, "b": 2}
+    assert all(ms >= 0 for v in samples.values() for ms in v)
+    with pytest.raises(ValueError, match="rounds must be >= 1"):
+        time_calls({"a": lambda: None}, rounds=0)
 
 
 def test_speedup_and_ratio_are_ratios_of_medians():

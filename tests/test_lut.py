@@ -1,6 +1,7 @@
 import math
 
 import pytest
+import torch
 
 from arch_search import ArchSpec
 from arch_search import lut as L
@@ -62,3 +63,18 @@ def test_workers_saving_the_same_table_together_leave_one_complete_file(tmp_path
     for _ in range(20):
         assert race(lambda: table.save(path)) == [0] * 4
         assert LatencyLUT.load(path) == table and list(path.parent.iterdir()) == [path]  # no temporary file left
+
+
+def test_entries_are_timed_through_the_latency_protocol(monkeypatch):
+    calls = []
+
+    def fake_time_calls(fns, threads, warmup, rounds):
+        calls.append((list(fns), threads, warmup, rounds, torch.is_inference_mode_enabled()))
+        return {name: [3.0, 1.0, 2.0] for name in fns}  # median 2.0
+
+    monkeypatch.setattr(L, "time_calls", fake_time_calls)
+    spec = ArchSpec(hidden=32, layers=1, heads=4, intermediate=64, vocab=99, max_positions=24, groups={"ffn_in": 4})
+    lut = LatencyLUT.build([spec, spec], seq_len=8, threads=1, warmup=3, rounds=3)
+    assert [c[0] for c in calls] == [[k] for k in dict.fromkeys(entries_of(spec))]  # one entry at a time, each once
+    assert all(c[1:] == (1, 3, 3, True) for c in calls)
+    assert lut.table == dict.fromkeys(entries_of(spec), 2.0) and lut.predict(spec) == 2.0 * len(entries_of(spec))

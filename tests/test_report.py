@@ -22,8 +22,8 @@ from optuna.distributions import CategoricalDistribution, distribution_to_json
 from optuna.trial import TrialState
 
 from arch_search.cost import closed_form_macs
-from arch_search.report import (StudyData, fig_reference_latency, hypervolume_2d, hypervolume_history, pareto_mask,
-                                spearman, write_report)
+from arch_search.report import StudyData, fig_reference_latency, write_report
+from arch_search.results import hypervolume_2d, hypervolume_history, pareto_mask, spearman
 from arch_search.space import SearchSpace
 from arch_search.spec import PROJECTIONS
 

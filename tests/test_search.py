@@ -9,7 +9,8 @@ import pytest
 from arch_search import compare_latency
 from arch_search.proxies import ProxyDiverged, ProxyResult
 from arch_search.runs import storage_for
-from arch_search.search import Constraints, Search, format_pareto
+from arch_search.results import format_pareto
+from arch_search.search import Constraints, Search
 from arch_search.space import SearchSpace
 
 SPACE = """
@@ -70,8 +71,8 @@ def test_identical_designs_are_not_evaluated_twice(tmp_path):
     dupes = [t for t in study.trials if "duplicate_of" in t.user_attrs]
     assert len(study.trials) == 4 + len(dupes)  # copies do not count toward n_trials
     assert all(t.values == study.trials[t.user_attrs["duplicate_of"]].values for t in dupes)
-    front = search.pareto()  # each design once, as the trial that scored it
-    assert [t.number for t in front] == sorted({t.user_attrs.get("duplicate_of", t.number) for t in study.best_trials},
+    front = search.pareto()  # each design once, as the trial that scored it (Optuna's front agrees)
+    assert [r.number for r in front] == sorted({t.user_attrs.get("duplicate_of", t.number) for t in study.best_trials},
                                                key=lambda n: study.trials[n].values[1])
     assert search.run(10, progress=False) and len(proxy.calls) == 4  # the space (4 designs) is exhausted: stop
 
@@ -120,8 +121,9 @@ class StepMeasure:
 
 
 def test_latency_is_timed_beside_the_reference_and_corrected_for_drift(space, tmp_path):
-    search = make(space, tmp_path, FakeProxy())
-    search.measure = StepMeasure()
+    from arch_search.latency_model import MeasuredLatency
+
+    search = make(space, tmp_path, FakeProxy(), latency=MeasuredLatency(StepMeasure()))
     study = search.run(5, progress=False)
     anchor = study.user_attrs["latency_anchor_ms"]
     assert anchor == 11.0  # the first measurement's reference median
@@ -202,10 +204,10 @@ def test_constraints_and_outputs(space, tmp_path):
     assert len(trials) == 1 + 4 and trials[0].startswith("trial,reference,design,proxy_accuracy,latency_ms,speedup_vs_dense")
     pareto_rows = search.rows(search.pareto())
     assert pareto_rows and (tmp_path / "run" / "study.json").is_file()
-    assert any(r["reference"] == "bert_base" and r["speedup_vs_dense"] == 1.0 for r in search.rows(study.trials))
-    assert "bert_base" in format_pareto(search.rows(study.trials))
+    assert any(r["reference"] == "bert_base" and r["speedup_vs_dense"] == 1.0 for r in search.rows(search.records()))
+    assert "bert_base" in format_pareto(search.rows(search.records()))
     remeasured = search.remeasure(search.pareto())
-    assert set(remeasured) >= {t.number for t in search.pareto()} | {0}
+    assert set(remeasured) >= {r.number for r in search.pareto()} | {0}
 
 
 def test_wandb_offline_run_per_trial_and_pareto(space, tmp_path, monkeypatch):
@@ -214,8 +216,9 @@ def test_wandb_offline_run_per_trial_and_pareto(space, tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     tracker = WandbTracker(mode="offline", dir=str(tmp_path / "wb"), config={"space": "tiny"})
     search = make(space, tmp_path, FakeProxy(), tracker=tracker)
-    study = search.run(2, progress=False)
-    tracker.finish(study, search.rows(search.pareto()))
+    search.run(2, progress=False)
+    result = search.finish(tmp_path / "run")  # re-measure, write, close the tracker
+    assert result.front and "proxy seed noise: not measured" in result.text()
     runs = sorted((tmp_path / "wb" / "wandb").glob("offline-run-*"))
     assert len(runs) == 3  # two trials and the Pareto run
     assert all(any(r.glob("*.wandb")) for r in runs)
@@ -249,14 +252,12 @@ def test_a_run_knows_its_own_noise(space, tmp_path):
 
 
 def test_front_designs_within_the_noise_of_a_faster_one_are_marked():
-    from arch_search.search import Noise, trial_rows
+    from arch_search.results import Noise, TrialRecord, trial_rows
 
     def trial(number, acc, ms):
-        return optuna.trial.create_trial(values=[acc, ms], user_attrs={"summary": f"d{number}"})
+        return TrialRecord(number, "COMPLETE", acc, ms, summary=f"d{number}")
 
     front = [trial(0, 0.80, 10.0), trial(1, 0.805, 20.0), trial(2, 0.85, 30.0)]  # fastest first
-    for t, n in zip(front, range(3)):
-        t.number = n
     rows = trial_rows(front, None, noise=Noise(sd=0.01, designs=2))
     assert [r["within_noise"] for r in rows] == [False, True, False]
     assert "~0.8050" in format_pareto(rows) and "~0.8500" not in format_pareto(rows)

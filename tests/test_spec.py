@@ -104,3 +104,11 @@ def test_with_scale_resamples_per_layer_patterns():
 def test_summary_is_one_line():
     assert ArchSpec.preset("squeezebert").summary() == "768x12 h12 ffn3072 g[q4 k4 v4 post1 in4 out4]"
     assert "in1/4s" in tiny_spec(groups={"ffn_in": [1, 4]}, shuffle=True).summary()
+
+
+def test_pattern_of_a_shuffled_per_layer_design():
+    s = tiny_spec(groups={"q": 4, "post_attention": [1, 2], "ffn_in": [1, 4]},
+                  shuffle={"q": True, "post_attention": [True, False], "ffn_in": [False, True], "ffn_out": True})
+    # s only where a shuffle follows a grouped layer: not post (its shuffle is on the dense layer 0), not out (dense)
+    assert s.pattern() == "q4s k1 v1 post1/2 in1/4s out1"
+    assert s.summary() == "32x2 h4 ffn64 g[q4s k1 v1 post1/2 in1/4s out1]"

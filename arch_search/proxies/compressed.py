@@ -27,10 +27,12 @@ from safetensors.torch import load_file, save_file
 from arch_search.cache import atomic_path
 from arch_search.compress import distill, permuted, refit
 from arch_search.inherit import inherit_from_dense
-from arch_search.latency import num_threads
 from arch_search.model import Encoder
-from arch_search.proxies.base import ProxyResult, ProxySetup, Report, gold_log_likelihood, result_of
+from arch_search.proxies.base import OnProgress, ProxyResult, result_of
+from arch_search.proxies.setup import ProxySetup
+from arch_search.training import gold_log_likelihood
 from arch_search.proxies.finetune import FinetuneProxy
+from arch_search.runtime import num_threads
 from arch_search.spec import ArchSpec
 from arch_search.tokenizer import Encoded, bucketed_batches, eval_batches
 
@@ -140,7 +142,7 @@ class CompressedProxy:
         seconds["distill"] = time.perf_counter() - t0
         return student, base, seconds
 
-    def evaluate(self, spec: ArchSpec, report: Report | None = None) -> ProxyResult:
+    def evaluate(self, spec: ArchSpec, report: OnProgress | None = None) -> ProxyResult:
         with num_threads(self.threads):
             student, base, seconds = self.compress(spec)
             t0 = time.perf_counter()

@@ -12,11 +12,12 @@ import torch
 from tqdm.auto import tqdm
 
 from arch_search.model import Encoder
-from arch_search.proxies.base import (ProxyResult, ProxySetup, Report, descend, kd_loss, optimizer, result_of, score,
-                                      task_loss)
+from arch_search.proxies.base import OnProgress, ProxyResult, result_of
+from arch_search.proxies.setup import ProxySetup
+from arch_search.runtime import num_threads
 from arch_search.spec import ArchSpec
-from arch_search.latency import num_threads
 from arch_search.tokenizer import bucketed_batches
+from arch_search.training import descend, kd_loss, optimizer, score, task_loss
 
 
 class FinetuneProxy:
@@ -26,18 +27,21 @@ class FinetuneProxy:
     def __init__(
         self,
         setup: ProxySetup,
-        steps: int = 300,
+        *,
+        steps: int,
+        lr: float,
+        eval_every: int,
         batch_size: int = 32,
-        lr: float = 1e-4,
         warmup: float = 0.1,
         weight_decay: float = 0.01,
-        eval_every: int = 100,
         eval_dev: bool = True,
         threads: int = 2,
         progress: bool = True,
         seed: int | None = None,
     ):
-        """``seed``: of the model's init and the training (data order, dropout); default the
+        """``steps``, ``lr`` and ``eval_every`` have no default: conf/proxy/finetune.yaml and
+        finetune_scratch.yaml set them (a pretrained and a from-scratch design want different
+        budgets). ``seed``: of the model's init and the training (data order, dropout); default the
         setup's seed, which also fixes the held-out split, so another seed here is another
         draw of the same proxy on the same rows."""
         self.setup, self.seed = setup, setup.seed if seed is None else seed
@@ -45,7 +49,7 @@ class FinetuneProxy:
         self.weight_decay, self.eval_every, self.eval_dev = weight_decay, eval_every, eval_dev
         self.threads, self.progress = threads, progress
 
-    def evaluate(self, spec: ArchSpec, report: Report | None = None) -> ProxyResult:
+    def evaluate(self, spec: ArchSpec, report: OnProgress | None = None) -> ProxyResult:
         with num_threads(self.threads):
             model = self.setup.build(spec, seed=self.seed)
             t0 = time.perf_counter()
@@ -58,7 +62,7 @@ class FinetuneProxy:
             return result_of(model, self.setup.data, self.eval_dev, details)
 
     def train(
-        self, model: Encoder, report: Report | None = None, teacher: Encoder | None = None, kd_weight: float = 0.5,
+        self, model: Encoder, report: OnProgress | None = None, teacher: Encoder | None = None, kd_weight: float = 0.5,
         temperature: float = 1.0,
     ) -> list[tuple[int, float]]:
         """Fine-tune in place; returns [(step, held-out score)] at each ``eval_every``. With a

@@ -17,6 +17,7 @@ the space, task, init, budget, seed and ``CACHE_VERSION``, and reused by every l
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
@@ -31,9 +32,11 @@ from tqdm.auto import tqdm
 
 from arch_search.cache import atomic_path
 from arch_search.inherit import inherit_from_dense, output_rows
-from arch_search.latency import num_threads
 from arch_search.model import Encoder, EncoderOutput
-from arch_search.proxies.base import ProxyDiverged, ProxyResult, ProxySetup, Report, optimizer, result_of, task_loss
+from arch_search.proxies.base import OnProgress, ProxyDiverged, ProxyResult, result_of
+from arch_search.proxies.setup import ProxySetup
+from arch_search.training import optimizer, task_loss
+from arch_search.runtime import num_threads
 from arch_search.spec import PROJECTIONS, ArchSpec
 from arch_search.tokenizer import bucketed_batches
 
@@ -121,6 +124,19 @@ class SupernetProxy:
         self._supernet: Supernet | None = None
 
     # ---- the space the supernet covers ------------------------------------------------------
+
+    def for_space(self, space) -> SupernetProxy:
+        """This proxy over exactly ``space``'s choices (its group counts, shuffle, per-layer or
+        not). A supernet shares weights across groupings at fixed dims, so a space that changes
+        dims raises ``ValueError`` (use a proxy that trains each design: finetune or compressed)."""
+        if space.changes_dims:
+            raise ValueError(f"space {space.name} changes dims; the supernet covers groups and shuffle at fixed dims: "
+                             "use proxy=finetune_scratch, finetune or compressed for it")
+        groups = sorted({g for choices in space.groups.values() for g in choices})
+        proxy = copy.copy(self)  # same settings and setup; its own (not yet trained) supernet
+        proxy.groups, proxy.shuffle, proxy.per_layer, proxy._supernet = tuple(groups), True in space.shuffle, space.per_layer, None
+        return proxy
+
 
     def _design(self, base: ArchSpec, pick) -> ArchSpec:
         groups, shuffle = {}, {}
@@ -218,7 +234,7 @@ class SupernetProxy:
 
     # ---- the proxy ------------------------------------------------------------------------------
 
-    def evaluate(self, spec: ArchSpec, report: Report | None = None) -> ProxyResult:
+    def evaluate(self, spec: ArchSpec, report: OnProgress | None = None) -> ProxyResult:
         design = self.setup.proxy_spec(spec)
         if not self.covers(design):
             raise ValueError(

@@ -15,11 +15,13 @@ import copy
 import time
 
 import torch
-import torch.nn.functional as F
 
-from arch_search.latency import num_threads
+from arch_search.glue import GlueTask
 from arch_search.model import Encoder
-from arch_search.proxies.base import ProxyResult, ProxySetup, Report
+from arch_search.proxies.base import OnProgress, ProxyResult
+from arch_search.proxies.setup import ProxySetup
+from arch_search.training import task_loss
+from arch_search.runtime import num_threads
 from arch_search.spec import ArchSpec
 from arch_search.tokenizer import pad_batch
 
@@ -38,11 +40,11 @@ class ZeroCostProxy:
         rows = list(range(min(self.batch_size, len(data.train))))
         return pad_batch(data.train, rows, regression=data.task.is_regression)
 
-    def evaluate(self, spec: ArchSpec, report: Report | None = None) -> ProxyResult:
+    def evaluate(self, spec: ArchSpec, report: OnProgress | None = None) -> ProxyResult:
         t0 = time.perf_counter()
         with num_threads(self.threads):
             model = self.setup.build(spec)
-            scores = zero_cost_scores(model, self.batch(), self.setup.data.task.is_regression)
+            scores = zero_cost_scores(model, self.batch(), self.setup.data.task)
         return ProxyResult(
             score=scores[self.score],
             metric=self.score,
@@ -50,16 +52,13 @@ class ZeroCostProxy:
         )
 
 
-def _loss(model: Encoder, batch: dict[str, torch.Tensor], regression: bool) -> torch.Tensor:
-    logits = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]).logits
-    return F.mse_loss(logits[:, 0], batch["labels"]) if regression else F.cross_entropy(logits, batch["labels"])
-
-
-def zero_cost_scores(model: Encoder, batch: dict[str, torch.Tensor], regression: bool) -> dict[str, float]:
-    """grad_norm, snip, synflow and params of ``model`` (left unchanged) on ``batch``."""
+def zero_cost_scores(model: Encoder, batch: dict[str, torch.Tensor], task: GlueTask) -> dict[str, float]:
+    """grad_norm, snip, synflow and params of ``model`` (left unchanged) on ``batch``; the
+    gradients are of ``task_loss``."""
     model.eval()  # no dropout: the scores are deterministic
     model.zero_grad(set_to_none=True)
-    _loss(model, batch, regression).backward()
+    logits = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]).logits
+    task_loss(logits, batch["labels"], task).backward()
     params = [p for p in model.parameters() if p.grad is not None]
     grad_norm = sum(p.grad.norm().item() for p in params)
     snip = sum((p * p.grad).abs().sum().item() for p in params)

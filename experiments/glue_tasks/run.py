@@ -29,7 +29,7 @@ from arch_search import ArchSpec, build_model  # noqa: E402
 from arch_search.glue import get_task  # noqa: E402
 from arch_search.latency import compare_latency  # noqa: E402
 from arch_search.proxies import FinetuneProxy, ProxySetup  # noqa: E402
-from arch_search.proxies.base import MINILM_DIMS  # noqa: E402
+from arch_search.proxies.setup import MINILM_DIMS  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 TASKS = ("cola", "sst2", "mrpc", "stsb", "rte", "wnli")  # every GLUE task with train + dev in ../shared/glue

@@ -22,7 +22,7 @@ import lessons  # noqa: E402
 
 from arch_search import ArchSpec, build_model  # noqa: E402
 from arch_search.cost import MATMUL_OPS  # noqa: E402
-from arch_search.latency import num_threads  # noqa: E402
+from arch_search.runtime import num_threads  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 GROUPS = (1, 2, 4, 8, 16)
@@ -71,7 +71,7 @@ def profile(args, passes: int = 5, top: int = 12) -> str:
             ms = {e.key: e.self_cpu_time_total / passes / 1e3 for e in ops}  # self CPU ms per pass
             total = sum(ms.values())
             matmul = sum(t for key, t in ms.items() if key.split("::")[-1] in MATMUL_KERNELS)
-            lines += [f"{name} ({lessons.pattern(DESIGNS[name])}): {total:.1f} ms per forward (profiled); "
+            lines += [f"{name} ({DESIGNS[name].pattern()}): {total:.1f} ms per forward (profiled); "
                       f"matmul-class ops {matmul:.1f} ms ({100 * matmul / total:.0f}%), everything else "
                       f"{total - matmul:.1f} ms ({100 * (total - matmul) / total:.0f}%)",
                       f"(table: totals over the {passes} passes)",

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import statistics
 import sys
 import time
@@ -39,7 +40,7 @@ import lessons  # noqa: E402
 from arch_search import ArchSpec  # noqa: E402
 from arch_search.latency import Env  # noqa: E402
 from arch_search.proxies import CompressedProxy, ProxySetup  # noqa: E402
-from arch_search.proxies.base import kendall_tau  # noqa: E402
+from arch_search.results import kendall_tau  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 NAMES = ("q", "k", "v", "post_attention", "ffn_in", "ffn_out")
@@ -195,9 +196,11 @@ def gap(table: dict, dense: dict | None = None) -> tuple[float, float] | None:
 
 
 def tau(a: dict[str, float], b: dict[str, float]) -> tuple[float | None, int]:
-    """Kendall tau-b over the designs both rank, and how many they are."""
+    """Kendall tau-b over the designs both rank, and how many they are; None when fewer than 3
+    designs are in common or tau is undefined (a constant side), so summary.json stays valid JSON."""
     common = [n for n in a if n in b]
-    return (round(kendall_tau([a[n] for n in common], [b[n] for n in common]), 3) if len(common) > 2 else None), len(common)
+    t = kendall_tau([a[n] for n in common], [b[n] for n in common]) if len(common) > 2 else math.nan
+    return (None if math.isnan(t) else round(t, 3)), len(common)
 
 
 def old_references() -> dict[str, dict[str, float]]:

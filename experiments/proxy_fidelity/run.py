@@ -26,7 +26,7 @@ import lessons  # noqa: E402
 
 from arch_search import ArchSpec  # noqa: E402
 from arch_search.proxies import SupernetProxy, ZeroCostProxy  # noqa: E402
-from arch_search.proxies.base import kendall_tau  # noqa: E402
+from arch_search.results import kendall_tau  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 LONGER = 3  # the reference fine-tunes this many times the search's steps
@@ -89,7 +89,7 @@ def main() -> None:
             "tau_vs_long_dev": round(kendall_tau(x, [reference_dev[n] for n in names]), 3),
             "seconds_per_design": round(secs, 2),
         })
-    rows = [{"design": n, "groups": lessons.pattern(DESIGNS[n]), "long_heldout": round(100 * reference[n], 2),
+    rows = [{"design": n, "groups": DESIGNS[n].pattern(), "long_heldout": round(100 * reference[n], 2),
              "long_dev": round(100 * reference_dev[n], 2), **{p: round(s[n], 5) for p, (s, _) in proxies.items()}}
             for n in names]
     report = [

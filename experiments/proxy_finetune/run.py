@@ -12,7 +12,6 @@ sees). Writes results.md and results.csv beside this file.
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import sys
 from pathlib import Path
@@ -22,6 +21,7 @@ import torch
 from arch_search import ArchSpec
 from arch_search.latency import Env
 from arch_search.proxies import FinetuneProxy, ProxySetup
+from arch_search.results import write_csv
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -47,7 +47,7 @@ def main() -> None:
         args.steps = 5
 
     setup = ProxySetup(
-        task="sst2", checkpoint=args.checkpoint, max_len=args.max_len, seed=args.seed, data_dir=args.data_dir,
+        task="sst2", init="pretrained", checkpoint=args.checkpoint, max_len=args.max_len, seed=args.seed, data_dir=args.data_dir,
         heldout=200 if args.quick else 2000,
         heldout_disjoint=False,  # as when results.md was made: a random slice (SST-2 phrases can leak, see README)
     )
@@ -66,10 +66,7 @@ def main() -> None:
         print(rows[-1], flush=True)
     if args.quick:
         return
-    with open(HERE / "results.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(HERE / "results.csv", rows)
     (HERE / "results.md").write_text(report(args, rows))
     dense = rows[0]
     print(

@@ -25,7 +25,8 @@ from pathlib import Path
 
 from arch_search import ArchSpec
 from arch_search.latency import Env
-from arch_search.proxies import FinetuneProxy, ProxySetup, SupernetProxy, ZeroCostProxy, kendall_tau
+from arch_search.proxies import FinetuneProxy, ProxySetup, SupernetProxy, ZeroCostProxy
+from arch_search.results import kendall_tau
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -66,7 +67,7 @@ def main() -> None:
         args.supernet_steps, args.finetune_steps = 2, 2
         designs = dict(list(DESIGNS.items())[:3])
 
-    setup = ProxySetup(task="sst2", checkpoint=args.checkpoint, data_dir=args.data_dir, cache_dir=args.cache_dir,
+    setup = ProxySetup(task="sst2", init="pretrained", checkpoint=args.checkpoint, data_dir=args.data_dir, cache_dir=args.cache_dir,
                        heldout=200 if args.quick else 2000,
                        heldout_disjoint=False)  # as when results.md was made: a random slice (see README)
     supernet = SupernetProxy(setup, steps=args.supernet_steps, lr=args.lr, threads=args.threads, progress=not args.quick)

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from arch_search.latency import Env
+from arch_search.results import dominates
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -129,11 +130,8 @@ def render(run_dir: Path) -> str:
     if squeeze:
         on_front = any(r["trial"] == squeeze["trial"] for r in pareto)
         acc, ms = float(squeeze["proxy_accuracy"]), float(squeeze["latency_ms"])
-        dominating = [
-            r for r in trials
-            if float(r["proxy_accuracy"]) >= acc and float(r["latency_ms"]) <= ms
-            and (float(r["proxy_accuracy"]) > acc or float(r["latency_ms"]) < ms)
-        ]
+        dominating = list({r["spec_hash"]: r for r in reversed(trials)  # each design once, as its first trial
+                           if dominates((float(r["proxy_accuracy"]), float(r["latency_ms"])), (acc, ms))}.values())
         lines.append(
             f"- SqueezeBERT's design (trial {squeeze['trial']}): accuracy {acc:.4f} "
             f"({float(squeeze['accuracy_vs_dense_points']):+.2f} points vs dense), {ms:.1f} ms in-search, "

@@ -4,7 +4,7 @@ Runs ``python -m arch_search run space=squeezebert`` once per (sampler, seed), e
 same number of finished trials, and compares the hypervolume of (proxy accuracy up, latency
 down) after every trial. To fit six searches on two cores, every run is cheaper than the
 default one in two stated ways: latency comes from the machine's look-up table
-(``search.latency_mode=lut``, built once, before the runs, on a quiet machine; deterministic, so
+(``search/latency_mode=lut``, built once, before the runs, on a quiet machine; deterministic, so
 every run prices a design the same) and the from-scratch proxy trains ``--proxy-steps`` steps
 on one thread; ``--jobs`` runs go side by side. Seeds pair the runs: ``seed=N`` sets both the
 sampler's seed and the proxy's (init, batch order, held-out slice), so NSGA-II and random of one
@@ -31,11 +31,11 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
 
 from arch_search.latency import Env
-from arch_search.lut import lut_for
-from arch_search.report import hypervolume_history
 from arch_search.resources import conf_dir
+from arch_search.results import hypervolume_history
 from arch_search.space import SearchSpace
 
 HERE = Path(__file__).resolve().parent
@@ -46,12 +46,12 @@ import lessons  # noqa: E402
 SAMPLERS = ("nsga2", "random")
 QUICK = ["search.n_trials=4", "proxy.steps=2", "proxy_setup.vocab_size=2000", "proxy_setup.heldout=100",
          "proxy_setup.max_len=16", "proxy_setup.scale={hidden:32,layers:1,heads:4,intermediate:64}",
-         "latency.rounds=2", "latency.warmup=0", "search.lut_heldout=1"]
+         "latency.rounds=2", "latency.warmup=0", "search.latency_mode.heldout=1"]
 
 
 def overrides(args, sampler: str | None = None, seed: int = 0) -> list[str]:
     """The run's command-line overrides (besides the run directory)."""
-    out = ["search.space=squeezebert", f"seed={seed}", "search.latency_mode=lut", f"search.n_trials={args.trials}",
+    out = ["search.space=squeezebert", f"seed={seed}", "search/latency_mode=lut", f"search.n_trials={args.trials}",
            f"proxy.steps={args.proxy_steps}", "proxy.threads=1", "proxy.eval_dev=false", f"cache_dir={args.cache_dir}",
            "search.progress=false", "proxy.progress=false"]
     if sampler:
@@ -64,9 +64,7 @@ def build_lut(args) -> None:
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         cfg = compose(config_name="run", overrides=overrides(args))
     space = SearchSpace.load(cfg.search.space, proxy_scale=cfg.proxy_setup.scale)
-    lat = cfg.latency
-    lut_for(space.covering_specs(), space.random_specs(cfg.search.lut_heldout, 0), cfg.cache_dir,
-            cfg.seq_len, cfg.batch, lat.threads, lat.warmup, lat.rounds)
+    instantiate(cfg.search.latency_mode).prepare(space, seed=0)  # the run's LUT model; each run then loads it
 
 
 def run_one(args, sampler: str, seed: int, out: Path) -> float:

@@ -66,8 +66,9 @@ def effects(scores, cmp) -> list[dict]:
 
 
 def rank(effect_rows: list[dict], key: str, p: str = "post_attention") -> int:
-    """1 = ``p`` has the largest ``key`` among the six projections."""
-    order = sorted(effect_rows, key=lambda r: -r[key])
+    """1 = ``p`` has the largest ``key`` among the six projections (those with a NaN ``key``, no
+    latency saved, rank last)."""
+    order = sorted(effect_rows, key=lambda r: (math.isnan(r[key]), -r[key] if not math.isnan(r[key]) else 0))
     return 1 + [r["projection"] for r in order].index(p)
 
 

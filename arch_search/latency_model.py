@@ -1,0 +1,96 @@
+"""How a search prices a design's latency (``conf/search/latency_model``): ``MeasuredLatency``
+times each design on the machine, interleaved with the dense reference in one measurement
+(the protocol of ``conf/latency``); ``LUTLatency`` predicts it from the machine's per-operator
+look-up table (``arch_search.lut``), built once for the space. Either way the search re-measures
+its front at the end (``Search.finish``).
+
+Both follow ``LatencyModel``: ``prepare(space, seed)`` once before the trials, then
+``time(spec) -> Timing`` per design.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from arch_search.latency import Comparison, Latency
+from arch_search.model import build_model
+from arch_search.spec import ArchSpec
+
+Measure = Callable[..., Comparison]  # compare_latency with the protocol bound (conf/latency)
+
+
+@dataclass(frozen=True)
+class Timing:
+    """A design's latency, and the dense reference's from the same measurement (None when
+    predicted: a table does not drift)."""
+
+    design: Latency
+    reference: Latency | None = None
+
+
+class LatencyModel(Protocol):
+    source: str  # "measured" | "lut": what the study's fingerprint and each trial record
+
+    def prepare(self, space: Any, seed: int) -> None: ...
+
+    def time(self, spec: ArchSpec) -> Timing: ...
+
+
+class MeasuredLatency:
+    """Each design timed on this machine beside the space's dense reference (BERT-base
+    pattern), interleaved round by round, so the search can correct for drift."""
+
+    source = "measured"
+
+    def __init__(self, measure: Measure):
+        self.measure = measure
+        self.reference: ArchSpec | None = None
+        self._reference_model = None
+
+    def prepare(self, space: Any, seed: int) -> None:
+        self.reference = space.references()["bert_base"]
+
+    def time(self, spec: ArchSpec) -> Timing:
+        if self.reference is None:
+            raise RuntimeError("MeasuredLatency.prepare(space, seed) first: it needs the space's dense reference")
+        if self._reference_model is None:
+            self._reference_model = build_model(self.reference)
+        models = {"reference": self._reference_model}
+        if spec.hash != self.reference.hash:
+            models["design"] = build_model(spec)
+        latencies = self.measure(models, baseline="reference").latencies
+        return Timing(latencies.get("design", latencies["reference"]), latencies["reference"])
+
+
+class LUTLatency:
+    """Predicted from the machine's look-up table of per-operator timings (``lut_for``: loaded
+    from ``cache_dir`` or built for every entry the space can need, and validated on ``heldout``
+    random designs of the space when anything new was timed). Deterministic: every run on this
+    machine prices a design the same. Torch timings only."""
+
+    source = "lut"
+
+    def __init__(self, cache_dir: str | Path, seq_len: int, batch: int, threads: int, warmup: int, rounds: int,
+                 heldout: int, backend: str = "torch"):
+        if backend != "torch":
+            raise ValueError("search.latency_model=lut prices designs from torch timings; use latency.backend=torch "
+                             "with it (or search.latency_model=measured)")
+        if heldout < 1:
+            raise ValueError(f"search.latency_model.heldout must be an integer >= 1, got {heldout!r}")
+        self.cache_dir, self.seq_len, self.batch = cache_dir, seq_len, batch
+        self.threads, self.warmup, self.rounds, self.heldout = threads, warmup, rounds, heldout
+        self.lut = None
+
+    def prepare(self, space: Any, seed: int) -> None:
+        from arch_search.lut import lut_for
+
+        self.lut = lut_for(space.covering_specs(), space.random_specs(self.heldout, seed), self.cache_dir,
+                           self.seq_len, self.batch, self.threads, self.warmup, self.rounds)
+
+    def time(self, spec: ArchSpec) -> Timing:
+        if self.lut is None:
+            raise RuntimeError("LUTLatency.prepare(space, seed) first: it builds or loads the table")
+        return Timing(self.lut.latency(spec))

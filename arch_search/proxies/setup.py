@@ -1,0 +1,142 @@
+"""What every proxy of a run shares: the task's data, tokenised (``TaskData``), and the
+proxy-scale models (``ProxySetup``: the init, the scale, the checkpoint).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer
+
+from arch_search.glue import GlueTask, get_task, load_glue
+from arch_search.hf import from_hf, hub_errors
+from arch_search.inherit import inherit_from_dense
+from arch_search.model import Encoder, build_model
+from arch_search.spec import DIMS, ArchSpec
+from arch_search.tokenizer import Encoded, encode, load_tokenizer, train_tokenizer
+
+
+@dataclass(frozen=True)
+class TaskData:
+    """A GLUE task tokenised: train (minus the held-out slice), held-out, dev."""
+
+    task: GlueTask
+    tokenizer: Tokenizer
+    train: Encoded
+    heldout: Encoded
+    dev: Encoded
+
+    @classmethod
+    def load(
+        cls,
+        task: str,
+        tokenizer: str | Path | None,
+        max_len: int,
+        heldout: int,
+        seed: int,
+        data_dir: str | Path | None = None,
+        vocab_size: int = 8192,
+        cache_dir: str | Path = ".cache",
+        heldout_disjoint: bool = True,
+    ) -> TaskData:
+        """``tokenizer``: a checkpoint folder whose vocabulary to use, or None to train a
+        WordPiece vocabulary of ``vocab_size`` on the train split (cached in ``cache_dir``).
+        ``heldout_disjoint``: see ``GlueSplit.heldout`` (SST-2's held-out rows are whole
+        sentences whose sub-phrases leave train)."""
+        glue_task = get_task(task)
+        train = load_glue(glue_task.name, "train", data_dir)
+        dev_split = "validation_matched" if glue_task.name == "mnli" else "validation"
+        dev = load_glue(glue_task.name, dev_split, data_dir)
+        held, rest = train.heldout(heldout, seed, disjoint=heldout_disjoint)
+        if tokenizer is None:
+            texts = list(rest.text_a) + list(rest.text_b or ())
+            tok = train_tokenizer(texts, vocab_size, Path(cache_dir) / "tokenizers")
+        else:
+            with hub_errors(tokenizer):  # a hub id, offline: one CheckpointError (from_hf raises the same)
+                tok = load_tokenizer(tokenizer)
+
+        def enc(split):
+            return encode(tok, split.text_a, split.text_b, split.labels, max_len)
+
+        return cls(glue_task, tok, enc(rest), enc(held), enc(dev))
+
+
+MINILM_DIMS = {"hidden": 384, "layers": 6, "heads": 12, "intermediate": 1536}
+
+
+class ProxySetup:
+    """What every proxy of a run shares: the task data and the proxy-scale models.
+
+    The design keeps its grouping pattern at the proxy dims (default the MiniLM-L6 dims, so
+    it can start from a pretrained dense checkpoint such as all-MiniLM-L6-v2).
+    ``init="pretrained"`` inherits the dense weights block-diagonally (``arch_search.inherit``;
+    lossy for G > 1) and uses the checkpoint's vocabulary; ``init="scratch"`` starts from
+    BERT's random init with a WordPiece vocabulary trained on the task's train split.
+    Data and the dense model are loaded once, on first use.
+    """
+
+    def __init__(
+        self,
+        task: str = "sst2",
+        *,
+        init: str,
+        checkpoint: str | None = None,
+        scale: dict[str, int] | None = None,
+        max_len: int = 64,
+        heldout: int = 2000,
+        dropout: float = 0.1,
+        seed: int = 0,
+        data_dir: str | None = None,
+        vocab_size: int = 8192,
+        cache_dir: str = ".cache/arch_search",
+        heldout_disjoint: bool = True,
+    ):
+        if init not in ("pretrained", "scratch"):
+            raise ValueError(f"init must be 'pretrained' or 'scratch', got {init!r}")
+        if init == "pretrained" and not checkpoint:
+            raise ValueError("init='pretrained' needs a dense BERT checkpoint (folder or hub id)")
+        self.task, self.init, self.checkpoint = task, init, checkpoint
+        self.scale = dict(scale or MINILM_DIMS)
+        self.max_len, self.heldout, self.dropout, self.seed = max_len, heldout, dropout, seed
+        self.data_dir, self.vocab_size, self.cache_dir = data_dir, vocab_size, cache_dir
+        self.heldout_disjoint = heldout_disjoint
+        self._data: TaskData | None = None
+        self._dense: Encoder | None = None
+
+    @property
+    def data(self) -> TaskData:
+        if self._data is None:
+            self._data = TaskData.load(
+                self.task, self.checkpoint if self.init == "pretrained" else None, self.max_len,
+                self.heldout, self.seed, self.data_dir, self.vocab_size, self.cache_dir, self.heldout_disjoint,
+            )
+        return self._data
+
+    @property
+    def dense(self) -> Encoder:
+        """The pretrained dense encoder (init="pretrained" only)."""
+        if self._dense is None:
+            self._dense = from_hf(self.checkpoint)[0]
+        return self._dense
+
+    def proxy_spec(self, spec: ArchSpec) -> ArchSpec:
+        """``spec``'s pattern at proxy scale (the checkpoint's dims when pretrained)."""
+        if self.init == "pretrained":
+            d = self.dense.spec
+            dims = {k: getattr(d, k) for k in DIMS}
+            if any(self.scale.get(k, v) != v for k, v in dims.items()):
+                raise ValueError(f"proxy scale {self.scale} differs from the checkpoint's dims {dims}")
+            return spec.with_scale(**dims).replace(act=d.act, layer_norm_eps=d.layer_norm_eps)
+        return spec.with_scale(**self.scale, vocab=self.data.tokenizer.get_vocab_size())
+
+    def build(self, spec: ArchSpec, seed: int | None = None) -> Encoder:
+        """The untrained proxy model of ``spec``, with a head for the task, its random init
+        seeded by ``seed`` (default the setup's)."""
+        torch.manual_seed(self.seed if seed is None else seed)
+        pspec = self.proxy_spec(spec)
+        n, p = self.data.task.num_labels, self.dropout
+        if self.init == "pretrained":
+            return inherit_from_dense(pspec, self.dense, task_head=n, dropout=p, attention_dropout=p)
+        return build_model(pspec, task_head=n, dropout=p, attention_dropout=p)

@@ -1,0 +1,320 @@
+"""What a search's trials hold and what is computed from them, in one place: the typed trial
+record (``TrialRecord``, to and from Optuna's user attrs), the Pareto front, the proxy's seed
+noise, hypervolume, the rows of trials.csv / pareto.csv and the tables they are shown in
+(CSV, Markdown, console), and rank correlations.
+
+No torch and no model code: ``report``, ``export``, ``tracking`` and the experiments read
+results through this module without importing the search.
+
+Hypervolume: Zitzler & Thiele, 1998 (2-D, computed incrementally). Rank correlations:
+``scipy.stats`` (NaN where undefined: fewer than two points, or a constant list).
+"""
+
+from __future__ import annotations
+
+import bisect
+import csv
+import io
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+from optuna.trial import FrozenTrial
+from scipy import stats
+
+# ---- rank correlations --------------------------------------------------------------------------
+
+
+def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
+    """Kendall's tau-b (ties in either list handled): 1 = same order, -1 = reversed; NaN when
+    undefined (fewer than two pairs, or either list constant)."""
+    if len(x) != len(y):
+        raise ValueError(f"kendall_tau: {len(x)} values against {len(y)}")
+    if len(x) < 2 or len(set(x)) < 2 or len(set(y)) < 2:
+        return math.nan
+    return float(stats.kendalltau(x, y).statistic)
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float:
+    """Spearman's rank correlation (average ranks for ties); NaN when undefined."""
+    if len(x) != len(y):
+        raise ValueError(f"spearman: {len(x)} values against {len(y)}")
+    if len(x) < 2 or len(set(np.asarray(x).tolist())) < 2 or len(set(np.asarray(y).tolist())) < 2:
+        return math.nan
+    return float(stats.spearmanr(x, y).statistic)
+
+
+# ---- tables ---------------------------------------------------------------------------------------
+
+
+def csv_text(rows: Sequence[Mapping]) -> str:
+    """``rows`` as CSV, header from the first row's keys ("" for no rows)."""
+    if not rows:
+        return ""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue()
+
+
+def write_csv(path: Path, rows: Sequence[Mapping]) -> None:
+    Path(path).write_text(csv_text(rows))
+
+
+def md_table(rows: Sequence[Mapping], columns: Mapping[str, str]) -> list[str]:
+    """Markdown table of ``rows``: ``columns`` maps a row key to its header."""
+    lines = ["| " + " | ".join(columns.values()) + " |", "|" + " --- |" * len(columns)]
+    for r in rows:
+        lines.append("| " + " | ".join(str(r[k]) for k in columns) + " |")
+    return lines
+
+
+# ---- the trial record -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One trial of a search as the search wrote it: Optuna's trial number, state and values
+    (accuracy up, latency down), and the user attrs, one field each (``ATTRS``: the names
+    ``set_attrs`` accepts). Fields the trial does not have are None."""
+
+    number: int
+    state: str  # Optuna's TrialState name: COMPLETE, PRUNED, FAIL, RUNNING, WAITING
+    accuracy: float | None = None  # objective 0: the proxy's score on the held-out slice
+    latency_ms: float | None = None  # objective 1: median ms at target scale (drift-corrected if measured)
+    # the design
+    reference: str | None = None  # "bert_base" | "squeezebert" for the enqueued references
+    spec: str | None = None  # ArchSpec YAML, target scale
+    spec_hash: str | None = None
+    summary: str = ""
+    duplicate_of: int | None = None  # the trial that evaluated (or is evaluating) this design
+    pruned_because: str | None = None
+    # costs at target scale
+    params: int | None = None
+    macs: int | None = None
+    flops: int | None = None
+    # latency
+    latency_source: str | None = None  # "measured" | "lut"
+    latency_raw_ms: float | None = None  # the design's median as measured (before drift correction)
+    reference_ms: float | None = None  # the dense reference's median in the same measurement
+    latency_drift: float | None = None  # reference_ms / the study's anchor
+    latency_cv: float | None = None
+    latency_p90_ms: float | None = None
+    constraints: tuple[float, ...] = ()  # Optuna's convention: <= 0 is feasible
+    # the proxy
+    proxy_metric: str | None = None  # the task metric the score is, or "log_likelihood"
+    proxy_dev: dict | None = None  # the task's dev metrics (reported, not searched on)
+    proxy_details: dict | None = None
+    proxy_score: float | None = None  # a reference's score with the run's seed ...
+    proxy_score_again: float | None = None  # ... and with the next seed (the run's noise)
+    # which process ran it
+    worker: str | None = None  # host:pid
+    worker_started: str | None = None  # the process's start time (pids are reused)
+
+    @classmethod
+    def of(cls, trial: FrozenTrial) -> TrialRecord:
+        a = trial.user_attrs
+        values = trial.values or (None, None)
+        attrs = {k: v for k, v in a.items() if k in ATTRS}
+        if "constraints" in attrs:
+            attrs["constraints"] = tuple(attrs["constraints"])
+        return cls(number=trial.number, state=trial.state.name, accuracy=values[0], latency_ms=values[1], **attrs)
+
+    @property
+    def finished(self) -> bool:
+        """COMPLETE, with both objectives."""
+        return self.state == "COMPLETE" and self.accuracy is not None and self.latency_ms is not None
+
+    @property
+    def evaluated(self) -> bool:
+        """This trial evaluated its design (it did not copy or skip another trial's)."""
+        return self.duplicate_of is None
+
+    @property
+    def feasible(self) -> bool:
+        return all(c <= 0 for c in self.constraints)
+
+
+ATTRS = frozenset(f.name for f in fields(TrialRecord)) - {"number", "state", "accuracy", "latency_ms"}
+
+
+def set_attrs(trial, **values) -> None:
+    """Write ``values`` as user attrs of an Optuna trial; only ``TrialRecord``'s names are
+    accepted, so what the search writes is what every reader reads."""
+    unknown = sorted(set(values) - ATTRS)
+    if unknown:
+        raise KeyError(f"not TrialRecord fields: {', '.join(unknown)}")
+    for key, value in values.items():
+        trial.set_user_attr(key, value)
+
+
+def records(trials: Iterable[FrozenTrial]) -> list[TrialRecord]:
+    return [TrialRecord.of(t) for t in trials]
+
+
+def dense_reference(recs: Sequence[TrialRecord]) -> TrialRecord | None:
+    """The finished trial of the dense reference design (BERT-base pattern), if any."""
+    return next((r for r in recs if r.reference == "bert_base" and r.finished), None)
+
+
+# ---- the Pareto front (accuracy up, latency down) ---------------------------------------------------
+
+
+def dominates(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    """(accuracy, latency ms) ``a`` dominates ``b``: no worse in both, better in one."""
+    return a[0] >= b[0] and a[1] <= b[1] and (a[0] > b[0] or a[1] < b[1])
+
+
+def pareto_mask(acc: np.ndarray, ms: np.ndarray) -> np.ndarray:
+    """True where (accuracy, latency) is not ``dominates``-dominated by another point; equal
+    points do not dominate each other. O(n log n)."""
+    acc, ms = np.asarray(acc, float), np.asarray(ms, float)
+    n = len(acc)
+    keep = np.zeros(n, dtype=bool)
+    order = np.lexsort((-acc, ms))  # latency ascending, then accuracy descending
+    best = -math.inf  # best accuracy among strictly faster points
+    i = 0
+    while i < n:
+        j = i
+        while j < n and ms[order[j]] == ms[order[i]]:
+            j += 1
+        top = acc[order[i]]  # the best accuracy at this latency
+        if top > best:
+            for k in order[i:j]:
+                keep[k] = acc[k] == top
+            best = top
+        i = j
+    return keep
+
+
+def front(recs: Sequence[TrialRecord]) -> list[TrialRecord]:
+    """The Pareto front of the finished, feasible trials that evaluated their design (a design
+    sampled again appears once, as the trial that evaluated it), fastest first."""
+    pool = [r for r in recs if r.finished and r.evaluated and r.feasible]
+    if not pool:
+        return []
+    mask = pareto_mask(np.array([r.accuracy for r in pool]), np.array([r.latency_ms for r in pool]))
+    return sorted((r for r, keep in zip(pool, mask) if keep), key=lambda r: (r.latency_ms, -r.accuracy, r.number))
+
+
+def hypervolume_2d(points: list[tuple[float, float]], ref: tuple[float, float]) -> float:
+    """Area dominated by ``points`` [(latency, accuracy), sorted by latency, non-dominated, inside
+    the reference box] up to ``ref`` = (latency, accuracy): sum of (l_{i+1} - l_i) * (a_i - ref_a)."""
+    ref_ms, ref_acc = ref
+    area = 0.0
+    for i, (ms, acc) in enumerate(points):
+        right = points[i + 1][0] if i + 1 < len(points) else ref_ms
+        area += (right - ms) * (acc - ref_acc)
+    return area
+
+
+def hypervolume_history(points: list[tuple[float, float]], ref: tuple[float, float]) -> list[float]:
+    """Hypervolume after each of ``points`` [(accuracy, latency ms)], in order, for maximising
+    accuracy and minimising latency up to ``ref`` = (accuracy, latency ms). The front is kept
+    sorted by latency and updated per point: O(n * front)."""
+    ref_acc, ref_ms = ref
+    current: list[tuple[float, float]] = []  # (ms, acc): ms ascending, acc ascending
+    history, hv = [], 0.0
+    for acc, ms in points:
+        if acc > ref_acc and ms < ref_ms:
+            i = bisect.bisect_right(current, (ms, math.inf))  # points at latency <= ms are current[:i]
+            if not (i and current[i - 1][1] >= acc):  # not weakly dominated by a faster-or-equal point
+                j = i
+                while j < len(current) and current[j][1] <= acc:  # slower and no better: dominated now
+                    j += 1
+                current[i:j] = [(ms, acc)]
+                k = i - 1
+                while k >= 0 and current[k][0] == ms:  # same latency, lower accuracy
+                    del current[k]
+                    k -= 1
+                hv = hypervolume_2d(current, (ref_ms, ref_acc))
+        history.append(hv)
+    return history
+
+
+# ---- the run's own noise ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Noise:
+    """The proxy's seed noise in one run: the pooled standard deviation of the score over two
+    seeds, sqrt(mean((a - b)^2 / 2)) over the ``designs`` scored twice (the references)."""
+
+    sd: float
+    designs: int
+
+
+def proxy_noise(recs: Sequence[TrialRecord]) -> Noise | None:
+    pairs = [(r.proxy_score, r.proxy_score_again) for r in recs
+             if r.proxy_score_again is not None and r.proxy_score is not None and r.evaluated]
+    if not pairs:
+        return None
+    return Noise(sd=(sum((a - b) ** 2 / 2 for a, b in pairs) / len(pairs)) ** 0.5, designs=len(pairs))
+
+
+# ---- rows: trials.csv, pareto.csv, the report's table ------------------------------------------------
+
+
+def trial_rows(
+    recs: Sequence[TrialRecord],
+    dense: TrialRecord | None,
+    remeasured: Mapping[int, float] | None = None,
+    noise: Noise | None = None,
+) -> list[dict]:
+    """One dict per finished trial; ``remeasured`` (trial -> ms, from ``Search.remeasure``) adds
+    the re-measured latency and speedup. With the run's ``noise``, ``within_noise`` marks a
+    trial whose score is within one noise sd of the next faster trial's in ``recs`` (for the
+    front, fastest first: its extra accuracy is not told apart from noise)."""
+    rows = []
+    for r in recs:
+        if not r.finished:
+            continue
+        acc, ms, dev = r.accuracy, r.latency_ms, r.proxy_dev
+        rows.append({
+            "trial": r.number,
+            "reference": r.reference or "",
+            "design": r.summary,
+            "proxy_accuracy": round(acc, 4),
+            "latency_ms": round(ms, 2),
+            "speedup_vs_dense": round(dense.latency_ms / ms, 2) if dense else "",
+            "accuracy_vs_dense_points": round(100 * (acc - dense.accuracy), 2) if dense else "",
+            "dev_score": round(dev[r.proxy_metric], 4) if dev and r.proxy_metric in dev else "",  # reported only
+            "gflops": round((r.flops or 0) / 1e9, 3),
+            "params_m": round((r.params or 0) / 1e6, 2),
+            "latency_cv": round(r.latency_cv or 0, 3),
+            "spec_hash": r.spec_hash or "",
+        })
+        if noise is not None:
+            faster = [row for row in rows[:-1] if row["latency_ms"] < rows[-1]["latency_ms"]]
+            rows[-1]["within_noise"] = bool(faster) and abs(acc - faster[-1]["proxy_accuracy"]) < noise.sd
+        if remeasured is not None:
+            ms_again = remeasured.get(r.number)
+            base = remeasured.get(dense.number) if dense else None
+            rows[-1]["remeasured_ms"] = round(ms_again, 2) if ms_again else ""
+            rows[-1]["remeasured_speedup"] = round(base / ms_again, 2) if ms_again and base else ""
+    return rows
+
+
+def format_pareto(rows: Sequence[Mapping]) -> str:
+    """The Pareto table for the console: one design a line, references marked; latency and
+    speedup are the re-measured ones when the rows have them. ``accuracy`` is the search's score
+    (held-out slice of train), ``vs dense`` its difference to the dense reference in points,
+    ``dev`` the same metric on the task's dev split (reported, not searched on); ``~`` marks an
+    accuracy within the proxy's seed noise of the next faster design's."""
+    head = (f"{'trial':>5}  {'reference':<11} {'design':<44} {'accuracy':>8} {'vs dense':>8} {'dev':>6} "
+            f"{'ms':>8} {'speedup':>7} {'GFLOPs':>7} {'params':>7}")
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        ms = r.get("remeasured_ms") or r["latency_ms"]
+        speedup = r.get("remeasured_speedup") or r["speedup_vs_dense"]
+        delta, dev = r.get("accuracy_vs_dense_points", ""), r.get("dev_score", "")
+        acc = ("~" if r.get("within_noise") else "") + f"{r['proxy_accuracy']:.4f}"
+        lines.append(
+            f"{r['trial']:>5}  {r['reference'] or '-':<11} {r['design']:<44} {acc:>8} "
+            f"{delta if delta == '' else f'{delta:+.2f}':>8} {dev if dev == '' else f'{dev:.4f}':>6} "
+            f"{ms:>8.1f} {speedup!s:>6}x {r['gflops']:>7.2f} {r['params_m']:>6.1f}M"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,71 @@
+"""One source of defaults: conf/ is where a run's numbers live. Every Python default of a class
+or function that a config instantiates either equals the value of every config that sets it,
+or is absent (the argument is then required: two configs disagree, e.g. finetune vs
+finetune_scratch's steps and learning rate)."""
+
+import inspect
+
+import pytest
+import yaml
+from hydra.utils import get_method
+
+from arch_search.resources import conf_dir
+
+# config files with a _target_ (after their defaults list is merged), by group
+GROUPS = ("proxy", "proxy_setup", "latency", "search/latency_mode", "storage", "logger")
+
+
+def composed(group: str, name: str) -> dict:
+    """conf/<group>/<name>.yaml with its in-group defaults merged (finetune_scratch <- finetune)."""
+    raw = yaml.safe_load((conf_dir() / group / f"{name}.yaml").read_text())
+    merged = {}
+    for parent in raw.pop("defaults", []):
+        if parent != "_self_":
+            merged |= composed(group, parent)
+    return merged | raw
+
+
+def configs():
+    for group in GROUPS:
+        for path in sorted((conf_dir() / group).glob("*.yaml")):
+            node = composed(group, path.stem)
+            if "_target_" in node:
+                yield pytest.param(group, path.stem, node, id=f"{group}/{path.stem}")
+
+
+def literal(value) -> bool:
+    """A value a Python default could equal (not an interpolation or a node)."""
+    return not (isinstance(value, str) and "${" in value) and not isinstance(value, dict)
+
+
+@pytest.mark.parametrize(("group", "name", "node"), configs())
+def test_python_defaults_equal_the_configs_or_are_absent(group, name, node):
+    target = get_method(node["_target_"])
+    params = inspect.signature(target).parameters
+    unknown = sorted(set(node) - set(params) - {"_target_", "_partial_"})
+    assert not unknown, f"{group}/{name}.yaml sets {unknown}, which {node['_target_']} does not take"
+    for key, value in node.items():
+        if key.startswith("_") or not literal(value):
+            continue
+        default = params[key].default
+        if default is inspect.Parameter.empty:
+            continue  # required: the config is the only source
+        if isinstance(default, tuple) and isinstance(value, list):
+            default = list(default)
+        assert default == value, (f"{node['_target_']}({key}={default!r}) but {group}/{name}.yaml says {value!r}: "
+                                  "make them equal or drop the Python default")
+
+
+def test_two_configs_that_disagree_on_a_key_leave_it_required():
+    """Where two configs of one target set a key differently, no Python default can serve
+    both: the key must be required (the test above then checks nothing it could miss)."""
+    seen: dict[tuple[str, str], set] = {}
+    for p in configs():
+        group, name, node = p.values
+        for key, value in node.items():
+            if not key.startswith("_") and literal(value):
+                seen.setdefault((node["_target_"], key), set()).add(repr(value))
+    for (target, key), values in seen.items():
+        if len(values) > 1:
+            default = inspect.signature(get_method(target)).parameters[key].default
+            assert default is inspect.Parameter.empty, f"{target}({key}=...) has a default but configs say {values}"

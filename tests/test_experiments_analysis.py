@@ -1,0 +1,636 @@
+"""The experiments' analysis code (issue 13): the pure functions that turn measured rows into the
+numbers of a results.md, pinned by hand on small synthetic inputs. No training, no timing, no
+data from ../shared: every Comparison / Cost / Scores / CSV here is built by hand.
+
+Covered: experiments/lessons.py (Scores, delta, paired*, rows, design_table, the groups
+pattern), search_recovers_squeezebert/samplers.py (analyse, render: hypervolumes, the common
+reference point, the NSGA-II / random ratio), search_recovers_squeezebert/run.py (render of a
+run directory), proxy_compressed/run.py (SNR, gap, tau, the summary builder), and the helpers of
+which_layers, group_count and shuffle. proxy_fidelity/run.py has no pure helper (its analysis
+is inline in main(), after training), so it is not covered here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib.util
+import json
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+from arch_search import ArchSpec
+from arch_search.cost import Cost
+from arch_search.latency import Comparison, Env, Latency
+
+REPO = Path(__file__).resolve().parents[1]
+EXPERIMENTS = REPO / "experiments"
+if str(EXPERIMENTS) not in sys.path:
+    sys.path.insert(0, str(EXPERIMENTS))  # as the scripts themselves do: the shared lessons module
+import lessons  # noqa: E402
+
+
+def load(relpath: str):
+    """An experiment script as a module (a unique name each: several are called run.py)."""
+    name = "experiment_" + relpath.replace("/", "_").removesuffix(".py")
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, EXPERIMENTS / relpath)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+samplers = load("search_recovers_squeezebert/samplers.py")
+recovers = load("search_recovers_squeezebert/run.py")
+compressed = load("proxy_compressed/run.py")
+which_layers = load("which_layers/run.py")
+group_count = load("group_count/run.py")
+shuffle = load("shuffle/run.py")
+
+ENV = Env(cpu="Test CPU @ 1GHz", cores=2, threads=1, torch="0.0", python="3.0", machine="x86_64")
+
+
+def S(heldout, dev=None, seeds=None, seconds=None) -> lessons.Scores:
+    """Scores of one design: fractions per seed."""
+    seeds = tuple(seeds if seeds is not None else range(len(heldout)))
+    return lessons.Scores(seeds, tuple(heldout), tuple(dev if dev is not None else heldout),
+                          tuple(seconds if seconds is not None else [1.0] * len(heldout)))
+
+
+def lat(median, p10=None, p90=None, cv=0.0) -> Latency:
+    return Latency(median_ms=median, p10_ms=median if p10 is None else p10, p90_ms=median if p90 is None else p90,
+                   cv=cv, env=ENV)
+
+
+def comparison(ms: dict[str, float], baseline: str | None = None) -> Comparison:
+    return Comparison({name: lat(m) for name, m in ms.items()}, baseline or next(iter(ms)))
+
+
+@pytest.fixture
+def argv(monkeypatch):
+    """sys.argv as if ``script`` ran from the repository root (lessons.command() reads it)."""
+
+    def set_(script: str, *args: str) -> None:
+        monkeypatch.setattr(sys, "argv", [str(REPO / script), *args])
+
+    return set_
+
+
+def tiny(**changes) -> ArchSpec:
+    return ArchSpec(**{"hidden": 32, "layers": 2, "heads": 4, "intermediate": 64, "vocab": 99, "max_positions": 24,
+                       **changes})
+
+
+# ==== lessons.py ====================================================================================
+
+
+def test_scores_stats_are_percent_mean_min_max_over_seeds():
+    s = S([0.80, 0.81, 0.90], dev=[0.70, 0.75, 0.71])
+    assert s.stats() == pytest.approx((83.6666667, 80.0, 90.0))  # the mean, not the median (81)
+    assert s.stats("dev") == pytest.approx((72.0, 70.0, 75.0))
+    assert s.text() == "83.7 (80.0-90.0)"
+    assert s.text("dev") == "72.0 (70.0-75.0)"
+
+
+def test_scores_text_of_one_seed_has_no_range():
+    assert S([0.8123]).text() == "81.2"
+
+
+def test_delta_is_paired_by_seed_in_points():
+    a = S([0.80, 0.84, 0.90])
+    b = S([0.85, 0.78, 0.85])
+    # per seed: -5, +6, +5 (unpaired, e.g. sorted against sorted, the range would be -1 to +5)
+    assert lessons.delta(a, b) == pytest.approx((2.0, -5.0, 6.0))
+    assert lessons.delta(b, a) == pytest.approx((-2.0, -6.0, 5.0))  # a - b: the order matters
+
+
+def test_paired_columns_rounded_to_two_decimals():
+    a = S([0.80, 0.84, 0.90], dev=[0.712345678, 0.70, 0.75])
+    b = S([0.85, 0.78, 0.85], dev=[0.70, 0.71, 0.70])
+    out = lessons.paired(a, b, "x")
+    # dev per seed: +1.2345678, -1.0, +5.0 -> mean 5.2345678 / 3 = 1.7448559
+    assert list(out) == ["x_heldout", "x_heldout_min", "x_heldout_max", "x_dev", "x_dev_min", "x_dev_max"]
+    assert out == {"x_heldout": 2.0, "x_heldout_min": -5.0, "x_heldout_max": 6.0,
+                   "x_dev": 1.74, "x_dev_min": -1.0, "x_dev_max": 5.0}
+    assert lessons.paired_text(out, "x_heldout") == "+2.0 (-5.0 to +6.0)"
+    assert lessons.paired_text(out, "x_dev") == "+1.7 (-1.0 to +5.0)"
+    assert lessons.paired_stats(out, "x_dev") == (1.74, -1.0, 5.0)
+
+
+def _designs_for_rows():
+    designs = {
+        "dense": tiny(),
+        "grouped": tiny(groups={"q": 4, "ffn_in": 2}, shuffle={"ffn_in": True, "k": True}),  # k dense: no "s"
+        "per-layer": tiny(groups={"v": [2, 4], "ffn_out": 4}),
+    }
+    scores = {
+        "dense": S([0.80, 0.81, 0.90], dev=[0.70, 0.75, 0.71], seeds=(3, 5, 7), seconds=[10, 20, 31]),
+        "grouped": S([0.75, 0.7777, 0.80], dev=[0.70, 0.70, 0.73], seeds=(3, 5, 7), seconds=[5, 5, 5]),
+        "per-layer": S([0.60, 0.60, 0.60], seeds=(3, 5, 7)),
+    }
+    cmp = Comparison({"dense": lat(10.0, 9.0, 12.0, 0.05), "grouped": lat(3.14159, 3.0, 3.5, 0.123456),
+                      "per-layer": lat(4.0, 4.0, 4.0, 0.0)}, "dense")
+    cost = {
+        "dense": Cost(params=1_234_567, encoder_params=1, macs=2_500_000_000, flops=5_000_000_000,
+                      pooler_macs=0, head_macs=0, seq_len=128, batch=1),
+        "grouped": Cost(params=555_555, encoder_params=1, macs=1_234_567_890, flops=2_469_135_780,
+                        pooler_macs=0, head_macs=0, seq_len=128, batch=1),
+        "per-layer": Cost(params=1_000_000, encoder_params=1, macs=1_000_000_000, flops=2_000_000_000,
+                          pooler_macs=0, head_macs=0, seq_len=128, batch=1),
+    }
+    return designs, scores, cmp, cost
+
+
+def test_rows_one_row_per_design_with_stats_latency_and_costs():
+    designs, scores, cmp, cost = _designs_for_rows()
+    rows = lessons.rows(designs, scores, cmp, cost)
+    assert [r["design"] for r in rows] == ["dense", "grouped", "per-layer"]
+    dense, grouped = rows[0], rows[1]
+    assert list(dense) == [
+        "design", "groups", "heldout_mean", "heldout_min", "heldout_max", "heldout_seed3", "heldout_seed5",
+        "heldout_seed7", "dev_mean", "dev_min", "dev_max", "dev_seed3", "dev_seed5", "dev_seed7", "median_ms", "p10_ms",
+        "p90_ms", "cv", "speedup", "macs", "gmacs", "gflops", "params_m", "train_seconds_mean"]
+    assert dense == {
+        "design": "dense", "groups": "q1 k1 v1 post1 in1 out1",
+        "heldout_mean": 83.67, "heldout_min": 80.0, "heldout_max": 90.0,
+        "heldout_seed3": 80.0, "heldout_seed5": 81.0, "heldout_seed7": 90.0,
+        "dev_mean": 72.0, "dev_min": 70.0, "dev_max": 75.0, "dev_seed3": 70.0, "dev_seed5": 75.0, "dev_seed7": 71.0,
+        "median_ms": 10.0, "p10_ms": 9.0, "p90_ms": 12.0, "cv": 0.05, "speedup": 1.0,
+        "macs": 2_500_000_000, "gmacs": 2.5, "gflops": 5.0, "params_m": 1.23, "train_seconds_mean": 20.3,
+    }
+    # 0.7777 -> 77.77; mean (75 + 77.77 + 80) / 3 = 77.59; speedup 10 / 3.14159 = 3.1831
+    assert grouped["groups"] == "q4 k1 v1 post1 in2s out1"
+    assert (grouped["heldout_mean"], grouped["heldout_seed5"], grouped["dev_mean"]) == (77.59, 77.77, 71.0)
+    assert (grouped["median_ms"], grouped["cv"], grouped["speedup"]) == (3.14, 0.1235, 3.183)
+    assert (grouped["gmacs"], grouped["gflops"], grouped["params_m"], grouped["train_seconds_mean"]) == (1.235, 2.469, 0.56, 5.0)
+    assert rows[2]["groups"] == "q1 k1 v2/4 post1 in1 out4"  # per-layer groups joined by "/"
+    assert rows[2]["speedup"] == 2.5
+
+
+def test_design_table_shows_seed_ranges_and_speedup():
+    designs, scores, cmp, cost = _designs_for_rows()
+    lines = lessons.design_table(lessons.rows(designs, scores, cmp, cost), scores)
+    assert lines == [
+        "| design | groups (q k v post in out) | held-out % (seeds) | dev % (seeds) | median ms | speedup | GFLOPs | params M |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| dense | q1 k1 v1 post1 in1 out1 | 83.7 (80.0-90.0) | 72.0 (70.0-75.0) | 10.0 | 1.00x | 5.0 | 1.23 |",
+        "| grouped | q4 k1 v1 post1 in2s out1 | 77.6 (75.0-80.0) | 71.0 (70.0-73.0) | 3.14 | 3.18x | 2.469 | 0.56 |",
+        "| per-layer | q1 k1 v2/4 post1 in1 out4 | 60.0 (60.0-60.0) | 60.0 (60.0-60.0) | 4.0 | 2.50x | 2.0 | 1.0 |",
+    ]
+
+
+def test_scores_stats_of_a_diverged_seed_do_not_depend_on_its_position():
+    first, middle = S([math.nan, 0.80, 0.90]), S([0.80, math.nan, 0.90])
+    assert [math.isnan(x) for x in first.stats()] == [math.isnan(x) for x in middle.stats()]
+
+
+# ==== search_recovers_squeezebert/samplers.py =======================================================
+
+TRIAL_COLUMNS = ("trial", "reference", "design", "proxy_accuracy", "latency_ms", "speedup_vs_dense",
+                 "accuracy_vs_dense_points", "dev_score", "gflops", "params_m", "latency_cv", "spec_hash")
+
+
+def write_csv(path: Path, rows: list[dict], columns=TRIAL_COLUMNS) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(columns))
+        writer.writeheader()
+        writer.writerows([{c: r.get(c, "") for c in columns} for r in rows])
+
+
+# (trial number, accuracy, latency ms, design hash) per run, in trial order; the reference point
+# is the worst accuracy (0.60) and worst latency (120 ms) seen in any run: random seed 0, trial 1.
+RUNS = {
+    ("nsga2", 0): [(9, 0.80, 100.0, "h0"), (10, 0.70, 40.0, "h1"), (11, 0.78, 50.0, "h2"), (12, 0.75, 30.0, "h3")],
+    ("random", 0): [(0, 0.80, 100.0, "h0"), (1, 0.60, 120.0, "h4"), (2, 0.72, 60.0, "h5"), (3, 0.72, 60.0, "h5")],
+    ("nsga2", 1): [(0, 0.80, 100.0, "h0"), (1, 0.76, 45.0, "h6"), (2, 0.65, 20.0, "h7"), (3, 0.79, 80.0, "h8"),
+                   (4, 0.81, 110.0, "h9")],  # one trial more than the others: not in the rows (n = 4)
+    ("random", 1): [(0, 0.80, 100.0, "h0"), (1, 0.70, 90.0, "h10"), (2, 0.62, 35.0, "h11"), (3, 0.79, 25.0, "h12")],
+}
+# Hypervolume after each trial against (0.60, 120), area = sum over the front (by latency) of
+# (next latency - latency) * (accuracy - 0.60), the last up to 120 ms:
+HV = {
+    ("nsga2", 0): [4.0, 10.0, 14.0, 16.0],  # 20*.2; +60*.1; 10*.1+50*.18+4; (30,.75) replaces (40,.7): 20*.15+9+4
+    ("random", 0): [4.0, 4.0, 8.8, 8.8],  # (0.60, 120) is on the reference point: adds nothing; 40*.12+4; a repeat
+    ("nsga2", 1): [4.0, 12.8, 14.05, 14.65, 14.75],  # 55*.16+4; +25*.05; 1.25+35*.16+20*.19+4; +10*.2+10*.21-20*.2
+    ("random", 1): [4.0, 5.0, 6.1, 18.25],  # 10*.1+4; 55*.02+5; (25,.79) dominates both: 75*.19+4
+}
+
+
+def sampler_runs(out: Path, machine: str | None = "Test CPU | 2 cores") -> None:
+    for (sampler, seed), trials in RUNS.items():
+        run = out / f"{sampler}-seed{seed}"
+        run.mkdir(parents=True)
+        rows = [{"trial": t, "reference": "", "design": f"design {h}", "proxy_accuracy": a, "latency_ms": ms,
+                 "spec_hash": h} for t, a, ms, h in trials]
+        write_csv(run / "trials.csv", rows[::-1])  # out of order: trial order is the trial column, numerically
+        (run / "wall_seconds.txt").write_text({("nsga2", 0): "600\n", ("random", 0): "630\n"}.get((sampler, seed), "1200\n"))
+    if machine:
+        (out / "machine.txt").write_text(machine + "\n")
+
+
+def test_samplers_trials_are_read_in_numeric_trial_order(tmp_path):
+    sampler_runs(tmp_path)
+    assert samplers.trials(tmp_path / "nsga2-seed0") == [(0.80, 100.0, "h0"), (0.70, 40.0, "h1"), (0.78, 50.0, "h2"),
+                                                         (0.75, 30.0, "h3")]  # 9 before 10 (not "10" < "9")
+
+
+def test_samplers_analyse_hypervolumes_and_the_common_reference_point(tmp_path):
+    sampler_runs(tmp_path)
+    rows, curves, ref = samplers.analyse(tmp_path, [0, 1])
+    assert ref == (0.60, 120.0)
+    assert set(curves) == set(HV)
+    for key, hv in HV.items():
+        assert curves[key] == pytest.approx(hv), key
+    by = {(r["sampler"], r["seed"]): r for r in rows}
+    assert [(r["sampler"], r["seed"]) for r in rows] == [("nsga2", 0), ("nsga2", 1), ("random", 0), ("random", 1)]
+    assert all(r["trials"] == 4 for r in rows)  # the shortest run's count
+    assert by[("nsga2", 0)] == {"sampler": "nsga2", "seed": 0, "trials": 4, "hypervolume": 16.0, "hv_at_half": 10.0,
+                                "best_accuracy": 80.0, "fastest_ms": 30.0, "distinct_designs": 4}
+    assert by[("random", 0)] == {"sampler": "random", "seed": 0, "trials": 4, "hypervolume": 8.8, "hv_at_half": 4.0,
+                                 "best_accuracy": 80.0, "fastest_ms": 60.0, "distinct_designs": 3}  # h5 twice
+    # the 5th trial (0.81, 110 ms) is past n = 4: not in the hypervolume, best accuracy or designs
+    assert by[("nsga2", 1)] == {"sampler": "nsga2", "seed": 1, "trials": 4, "hypervolume": 14.65, "hv_at_half": 12.8,
+                                "best_accuracy": 80.0, "fastest_ms": 20.0, "distinct_designs": 4}
+    assert by[("random", 1)] == {"sampler": "random", "seed": 1, "trials": 4, "hypervolume": 18.25, "hv_at_half": 5.0,
+                                 "best_accuracy": 80.0, "fastest_ms": 25.0, "distinct_designs": 4}
+
+
+def _sampler_args(seeds=(0, 1)) -> argparse.Namespace:
+    return argparse.Namespace(seeds=list(seeds), trials=4, proxy_steps=150, jobs=2, cache_dir="/tmp/cache",
+                              data_dir="/tmp/glue", quick=False, render=True)
+
+
+def test_samplers_render_table_ratio_and_wins(tmp_path, argv):
+    argv("experiments/search_recovers_squeezebert/samplers.py", "--render")
+    sampler_runs(tmp_path)
+    rows, lines, fig = samplers.render(_sampler_args(), tmp_path)
+    text = "\n".join(lines)
+    assert "Command: `python experiments/search_recovers_squeezebert/samplers.py --render`" in text
+    assert "Machine: Test CPU | 2 cores" in lines
+    assert "the worst of both seen anywhere: accuracy 60.00%, latency 120.0 ms" in text
+    assert "seed=<seed>" in text and "seed=0" not in text
+    table = lines[lines.index("## Hypervolume per run") + 2:]
+    assert table[:6] == [
+        "| sampler | seed | trials | hypervolume at 4 | at 2 | best accuracy % | fastest ms | distinct designs | wall min |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| nsga2 | 0 | 4 | 16.0 | 10.0 | 80.0 | 30.0 | 4 | 10.0 |",
+        "| nsga2 | 1 | 4 | 14.65 | 12.8 | 80.0 | 20.0 | 4 | 20.0 |",
+        "| random | 0 | 4 | 8.8 | 4.0 | 80.0 | 60.0 | 3 | 10.5 |",
+        "| random | 1 | 4 | 18.25 | 5.0 | 80.0 | 25.0 | 4 | 20.0 |",
+    ]
+    # means (16 + 14.65) / 2 and (8.8 + 18.25) / 2; ratios 16 / 8.8 and 14.65 / 18.25
+    assert ("Mean hypervolume at 4 trials: NSGA-II 15.3250, random 13.5250; NSGA-II / random per seed: 1.818, 0.803 "
+            "(NSGA-II ahead in 1 of 2 seeds).") in lines
+    assert len(fig.data) == 4
+    assert list(fig.data[0].y) == pytest.approx(HV[("nsga2", 0)])
+    assert list(fig.data[1].y) == pytest.approx(HV[("nsga2", 1)][:4])  # cut at the common n
+    assert [r["hypervolume"] for r in rows] == [16.0, 14.65, 8.8, 18.25]
+
+
+def test_samplers_render_without_machine_txt_and_one_seed(tmp_path, argv):
+    argv("experiments/search_recovers_squeezebert/samplers.py")
+    sampler_runs(tmp_path, machine=None)
+    _, lines, _ = samplers.render(_sampler_args(seeds=(0,)), tmp_path)
+    assert "Machine: ?" in lines
+    # seed 0 only: the reference point is still (0.60, 120) (random seed 0 saw both)
+    assert any("accuracy 60.00%, latency 120.0 ms" in line for line in lines)
+    assert ("Mean hypervolume at 4 trials: NSGA-II 16.0000, random 8.8000; NSGA-II / random per seed: 1.818 "
+            "(NSGA-II ahead in 1 of 1 seeds).") in lines
+
+
+# ==== search_recovers_squeezebert/run.py: render(run_dir) ==========================================
+
+PARETO_COLUMNS = (*TRIAL_COLUMNS, "within_noise", "remeasured_ms", "remeasured_speedup")
+DENSE = "768x12 h12 ffn3072 g[q1 k1 v1 post1 in1 out1]"
+SQUEEZE = "768x12 h12 ffn3072 g[q4 k4 v4 post1 in4 out4]"
+D = {n: f"768x12 h12 ffn3072 g[q{g} k8 v4 post1 in8 out8]" for n, g in zip(range(2, 9), (16, 8, 4, 2, 1, 1, 2))}
+
+
+def row(trial, acc, ms, points, reference="", design=None, spec_hash=None, dev="", speedup=None, gflops=5.0,
+        params=40.0, **extra) -> dict:
+    """A trials.csv / pareto.csv row as ``arch_search.search.trial_rows`` writes it (dense: 0.82 at 100 ms)."""
+    return {"trial": trial, "reference": reference, "design": design or D[trial], "proxy_accuracy": acc,
+            "latency_ms": ms, "speedup_vs_dense": speedup if speedup is not None else round(100.0 / ms, 2),
+            "accuracy_vs_dense_points": points, "dev_score": dev, "gflops": gflops, "params_m": params,
+            "latency_cv": 0.01, "spec_hash": spec_hash or f"hash{trial}", **extra}
+
+
+T = {
+    0: row(0, 0.82, 100.0, 0.0, "bert_base", DENSE, dev=0.81, gflops=22.3472, params=109.48),
+    1: row(1, 0.79, 40.0, -3.0, "squeezebert", SQUEEZE, dev=0.78, gflops=7.399, params=51.09),
+    2: row(2, 0.805, 38.0, -1.5, dev=0.8012, gflops=5.123, params=40.31),  # dominates SqueezeBERT
+    3: row(3, 0.795, 35.0, -2.5, gflops=4.5, params=38.2),  # dominates SqueezeBERT
+    4: row(4, 0.79, 40.0, -3.0),  # equal to SqueezeBERT: does not dominate it
+    5: row(5, 0.80, 45.0, -2.0),  # more accurate but slower: does not
+    6: row(6, 0.70, 20.0, -12.0, gflops=1.5, params=30.0),  # faster but less accurate: does not
+    7: row(7, 0.70, 20.0, -12.0, design=D[6], spec_hash="hash6", gflops=1.5, params=30.0),  # trial 6 sampled again
+    8: row(8, 0.815, 42.0, -0.5, dev=0.8105, gflops=6.0, params=45.0),
+}
+
+
+def run_dir(tmp_path: Path, trials: dict, pareto: list[dict], states=None) -> Path:
+    d = tmp_path / "run"
+    d.mkdir()
+    write_csv(d / "trials.csv", list(trials.values()))
+    write_csv(d / "pareto.csv", pareto, PARETO_COLUMNS)
+    states = states or {"RUNNING": 0, "COMPLETE": len(trials), "PRUNED": 0, "FAIL": 0, "WAITING": 0}
+    (d / "study.json").write_text(json.dumps({"n_trials": sum(states.values()), "states": states}))
+    (d / "wall_seconds.txt").write_text("1830\n")
+    (d / "machine.txt").write_text("Test CPU | 2 cores\n")
+    return d
+
+
+def remeasured(r: dict, ms, speedup) -> dict:
+    return {**r, "within_noise": False, "remeasured_ms": ms, "remeasured_speedup": speedup}
+
+
+def recovers_case(tmp_path) -> str:
+    pareto = [  # fastest first, as Search.pareto() orders it; trial 7 repeats trial 6's design
+        remeasured(T[6], 21.0, 4.9), remeasured(T[7], 21.5, 4.8), remeasured(T[3], 36.0, 2.8),
+        remeasured(T[2], 38.5, 2.6), remeasured(T[8], 40.0, 2.5), remeasured(T[0], 100.0, 1.0),
+    ]
+    states = {"RUNNING": 0, "COMPLETE": 9, "PRUNED": 1, "FAIL": 0, "WAITING": 0}
+    return recovers.render(run_dir(tmp_path, T, pareto, states))
+
+
+def test_recovers_render_front_table_lists_a_repeated_design_once(tmp_path):
+    lines = recovers_case(tmp_path).splitlines()
+    assert "Machine: Test CPU | 2 cores" in lines
+    assert any(line.startswith("Wall time: **30.5 min** for 10 trials (complete 9, pruned 1), ") for line in lines)
+    assert ("5 designs (8 distinct designs among the 9 finished trials; a repeat is not scored again, its trial "
+            "numbers are listed):") in lines
+    start = lines.index("## Pareto front") + 6
+    assert lines[start:start + 5] == [
+        f"| 6, 7 | - | {D[6]} | 0.7000 | -12.00 | - | 21.0 | 4.90x | 1.50 | 30.0M |",
+        f"| 3 | - | {D[3]} | 0.7950 | -2.50 | - | 36.0 | 2.80x | 4.50 | 38.2M |",
+        f"| 2 | - | {D[2]} | 0.8050 | -1.50 | 0.8012 | 38.5 | 2.60x | 5.12 | 40.3M |",
+        f"| 8 | - | {D[8]} | 0.8150 | -0.50 | 0.8105 | 40.0 | 2.50x | 6.00 | 45.0M |",
+        f"| 0 | bert_base | {DENSE} | 0.8200 | +0.00 | 0.81 | 100.0 | 1.00x | 22.35 | 109.5M |",
+    ]
+    assert lines[start + 5] == ""
+
+
+def test_recovers_render_fastest_front_design_meeting_the_bar(tmp_path):
+    lines = recovers_case(tmp_path).splitlines()
+    # meets (>= 2.5x re-measured AND >= -1.5 points): trial 2 (2.6x, -1.5: on the bound) and trial 8
+    # (2.5x: on the bound); not trial 6 (-12) nor 3 (-2.5) nor the dense one (1.0x)
+    assert (f"- Front design with >= 2.5x re-measured speedup at <= 1.5 points loss: **yes** — 2 of 5; fastest: "
+            f"trial 2 (found by the search), {D[2]}, 2.60x at -1.50 points (dev 0.8012 vs dense 0.81).") in lines
+    assert "- Of those, found by the search (not an enqueued reference): 2." in lines
+
+
+def test_recovers_render_squeezebert_off_the_front_dominated_by_exactly_two(tmp_path):
+    lines = recovers_case(tmp_path).splitlines()
+    assert (f"- SqueezeBERT's design (trial 1): accuracy 0.7900 (-3.00 points vs dense), 40.0 ms in-search, "
+            f"**not on the front**: dominated by 2 design(s), e.g. trial 3 {D[3]} (0.7950, 35.0 ms); "
+            f"trial 2 {D[2]} (0.8050, 38.0 ms).") in lines
+
+
+def test_recovers_render_spread_line(tmp_path):
+    lines = recovers_case(tmp_path).splitlines()
+    # 9 scores sorted: .70 .70 .79 .79 .795 .80 .805 .815 .82 -> the 5th is the median
+    assert ("- Spread of the proxy score over all 9 finished trials: 0.7000 to 0.8200 (median 0.7950); "
+            "dense reference 0.8200.") in lines
+
+
+def test_recovers_render_squeezebert_on_the_front_and_no_design_meeting_the_bar(tmp_path):
+    trials = {0: T[0], 1: T[1], 2: row(2, 0.70, 30.0, -12.0)}
+    pareto = [{**t, "within_noise": False, "remeasured_ms": "", "remeasured_speedup": ""}  # not re-measured
+              for t in (trials[2], trials[1], trials[0])]
+    lines = recovers.render(run_dir(tmp_path, trials, pareto)).splitlines()
+    start = lines.index("## Pareto front") + 6
+    assert lines[start:start + 3] == [  # latency and speedup fall back to the in-search ones
+        f"| 2 | - | {D[2]} | 0.7000 | -12.00 | - | 30.0 | 3.33x | 5.00 | 40.0M |",
+        f"| 1 | squeezebert | {SQUEEZE} | 0.7900 | -3.00 | 0.78 | 40.0 | 2.50x | 7.40 | 51.1M |",
+        f"| 0 | bert_base | {DENSE} | 0.8200 | +0.00 | 0.81 | 100.0 | 1.00x | 22.35 | 109.5M |",
+    ]
+    assert "- Front design with >= 2.5x at <= 1.5 points loss: **no**." in lines  # the bar reads re-measured speedups
+    assert ("- SqueezeBERT's design (trial 1): accuracy 0.7900 (-3.00 points vs dense), 40.0 ms in-search, "
+            "**on the Pareto front**.") in lines
+    assert ("- Spread of the proxy score over all 3 finished trials: 0.7000 to 0.8200 (median 0.7900); "
+            "dense reference 0.8200.") in lines
+
+
+def test_recovers_render_counts_a_repeated_dominating_design_once(tmp_path):
+    trials = {**T, 9: row(9, 0.805, 38.0, -1.5, design=D[2], spec_hash="hash2", dev=0.8012)}  # trial 2 again
+    pareto = [remeasured(T[6], 21.0, 4.9), remeasured(T[3], 36.0, 2.8), remeasured(T[2], 38.5, 2.6),
+              remeasured(T[8], 40.0, 2.5), remeasured(T[0], 100.0, 1.0)]
+    assert "dominated by 2 design(s)" in recovers.render(run_dir(tmp_path, trials, pareto))
+
+
+# ==== proxy_compressed/run.py ======================================================================
+
+
+def crow(task, variant, design, seed, score, heldout, dev, seconds) -> dict:
+    """A results.csv row, as csv.DictReader gives it back (strings)."""
+    return {"task": task, "variant": variant, "design": design, "seed": str(seed), "score": str(score),
+            "heldout_metric": str(heldout), "dev_metric": str(dev), "seconds": str(seconds)}
+
+
+# Default budget, 3 designs x 3 seeds. Score: means -0.30, -0.35, -0.40 (sd of the means 0.05),
+# seed sds 0, 0.04, 0.02 (mean 0.02) -> SNR 2.5. Dev: means .87 .85 .83 (sd .02), seed sds .01 .02
+# .03 (mean .02) -> SNR 1.0; gap 100 * (.87 - .85) = 2.0 points, SqueezeBERT's sd 2.0 points.
+# Held-out: constant per design -> within sd 0 -> no SNR.
+DEFAULT = {
+    "dense": [(-0.30, 0.86, 0.86, 60), (-0.30, 0.86, 0.87, 60), (-0.30, 0.86, 0.88, 60)],
+    "squeezebert": [(-0.39, 0.84, 0.83, 100), (-0.35, 0.84, 0.85, 110), (-0.31, 0.84, 0.87, 120)],
+    "all-4": [(-0.38, 0.82, 0.80, 90), (-0.40, 0.82, 0.83, 90), (-0.42, 0.82, 0.86, 90)],
+}
+
+
+def compressed_rows(task="wnli") -> list[dict]:
+    rows = [crow(task, "default", name, seed, *v) for name, vs in DEFAULT.items() for seed, v in enumerate(vs)]
+    rows += [crow(task, "budget-4x", "dense", 0, -0.20, 0.9, 0.90, 200),  # scores in the order d > s > a,
+             crow(task, "budget-4x", "squeezebert", 0, -0.25, 0.9, 0.86, 400),  # dev d > a > s
+             crow(task, "budget-4x", "all-4", 0, -0.30, 0.9, 0.88, 500)]
+    rows += [crow(task, "no-refit", "squeezebert", s, -0.6, 0.8, 0.80, 50) for s in (0, 1, 2)]
+    rows += [crow(task, "distill-8", "squeezebert", 0, -0.5, 0.8, 0.84, 70)]
+    rows += [crow("mrpc", "default", "dense", 0, -0.50, 0.8, 0.80, 30), crow("mrpc", "default", "squeezebert", 0, -0.60, 0.7, 0.75, 30),
+             crow("mrpc", "default", "all-4", 0, -0.55, 0.7, 0.78, 30)]
+    return rows
+
+
+def test_compressed_table_of_means_and_seed_sds():
+    t = compressed.table_of(compressed_rows(), "wnli", "default")
+    assert list(t) == ["dense", "squeezebert", "all-4"]  # PATTERNS order
+    assert t["squeezebert"]["n"] == 3
+    assert t["squeezebert"]["score"] == pytest.approx((-0.35, 0.04))
+    assert t["all-4"]["dev_metric"] == pytest.approx((0.83, 0.03))
+    assert t["dense"]["seconds"] == pytest.approx((60.0, 0.0))
+    one = compressed.table_of(compressed_rows(), "wnli", "distill-8")
+    assert one == {"squeezebert": {"score": (-0.5, 0.0), "heldout_metric": (0.8, 0.0), "dev_metric": (0.84, 0.0),
+                                   "seconds": (70.0, 0.0), "n": 1}}
+
+
+def test_compressed_snr_is_sd_of_means_over_mean_seed_sd():
+    t = compressed.table_of(compressed_rows(), "wnli", "default")
+    assert compressed.snr(t, "score") == pytest.approx(0.05 / 0.02)
+    assert compressed.snr(t, "dev_metric") == pytest.approx(0.02 / 0.02)
+    assert compressed.snr(t, "heldout_metric") is None  # no seed noise at all: undefined, not infinite
+    assert compressed.snr({"dense": t["dense"]}, "score") is None  # one design
+    assert compressed.snr(compressed.table_of(compressed_rows(), "wnli", "budget-4x"), "score") is None  # one seed
+
+
+def test_compressed_gap_in_points_and_against_another_variants_dense():
+    rows = compressed_rows()
+    main = compressed.table_of(rows, "wnli", "default")
+    assert compressed.gap(main) == pytest.approx((2.0, 2.0))
+    assert compressed.gap(compressed.table_of(rows, "wnli", "budget-4x")) == pytest.approx((4.0, 0.0))
+    no_refit = compressed.table_of(rows, "wnli", "no-refit")  # SqueezeBERT only: dense from the default
+    assert compressed.gap(no_refit) is None
+    assert compressed.gap(no_refit, main) == pytest.approx((7.0, 0.0))
+
+
+def test_compressed_tau_over_common_designs():
+    a = {"d1": 1.0, "d2": 2.0, "d3": 3.0, "d4": 4.0}
+    # one discordant pair (d2, d3) of 6: (5 - 1) / 6; d5 is not in a
+    assert compressed.tau(a, {"d1": 1.0, "d2": 3.0, "d3": 2.0, "d4": 4.0, "d5": 9.0}) == (0.667, 4)
+    # tau-b with a tie in b: 5 concordant, 0 discordant, 1 tied pair: 5 / sqrt(6 * 5) = 0.9129
+    assert compressed.tau(a, {"d1": 1.0, "d2": 1.0, "d3": 2.0, "d4": 3.0}) == (0.913, 4)
+    assert compressed.tau(a, {k: -v for k, v in a.items()}) == (-1.0, 4)
+    assert compressed.tau(a, {"d1": 1.0, "d2": 2.0}) == (None, 2)  # fewer than 3 in common
+
+
+def test_compressed_analyse_summary(argv):
+    argv("experiments/proxy_compressed/run.py", "--quick")
+    summary, lines, fig = compressed.analyse(compressed_rows(), {"wnli": 12.34}, 90.0, "Test CPU", quick=True)
+    distill = compressed.defaults()["distill_steps"]
+    assert (summary["task"], summary["designs"], summary["seeds"], summary["machine"]) == ("wnli", 3, [0, 1, 2], "Test CPU")
+    assert (summary["gap_points"], summary["gap_squeezebert_sd_points"]) == (2.0, 2.0)
+    assert (summary["snr"], summary["snr_heldout_metric"], summary["snr_dev_metric"]) == (2.5, None, 1.0)
+    # default means vs budget-4x: scores d > s > a in both (1.0); dev d > s > a vs d > a > s (1/3)
+    assert (summary["kendall_tau"], summary["kendall_tau_designs"], summary["kendall_tau_dev_metric"]) == (1.0, 3, 0.333)
+    assert summary["score_choice"] == {
+        "score": {"snr": 2.5, "kendall_tau_vs_reference_dev": 0.333},
+        "heldout_metric": {"snr": None, "kendall_tau_vs_reference_dev": 0.333},
+        "dev_metric": {"snr": 1.0, "kendall_tau_vs_reference_dev": 0.333},
+    }
+    # per-seed score orders: seed 0 d > a > s, seeds 1 and 2 d > s > a: taus 1/3, 1/3, 1 -> mean 0.56
+    assert summary["kendall_tau_between_seeds"] == 0.56
+    assert summary["kendall_tau_vs_old"] == {}
+    assert summary["gap_points_reference"] == 4.0
+    assert summary["ablation_gap_points"] == {"default": 2.0, "no-refit": 7.0}  # no-permute/no-distill: no rows
+    assert summary["distill_curve_gap_points"] == {8: 3.0, distill: 2.0}  # 100 * (.87 - .84); no-distill: no rows
+    assert summary["seconds_per_design"] == 100.0  # grouped designs only: (100 + 110 + 120 + 3 * 90) / 6
+    assert summary["seconds_per_design_reference"] == 450.0
+    assert summary["teacher_seconds"] == {"wnli": 12.3}
+    assert summary["compute_minutes"] == 36.5  # (780 + 1100 + 150 + 70 + 90) s / 60
+    assert summary["second_task"] == {"mrpc": {
+        "designs": 3, "seeds": [0], "metric": "F1", "gap_points": 5.0,
+        "kendall_tau_vs_sst2_score": 0.333, "kendall_tau_vs_sst2_dev": 0.333}}
+    text = "\n".join(lines)
+    assert "- **Gap dense - SqueezeBERT pattern (dev accuracy): 2.0 points** (target <= 3); " in text
+    assert "- **Signal-to-noise (score): 2.5** over 3 designs x 3 seeds (target >= 3)" in text
+    assert "| score | 2.50 | 0.333 |" in lines and "| heldout_metric | n/a | 0.333 |" in lines
+    assert "| no-refit | 3 | -0.6000 ± 0.0000 | 80.0 ± 0.0 | 7.0 | 50 |" in lines
+    assert "| 8 | 3.0 ± 0.0 |" in lines
+    # designs by mean score, best first
+    first = lines.index("| --- | --- | --- | --- | --- | --- | --- | --- |") + 1
+    assert [line.split(" | ")[0] for line in lines[first:first + 3]] == ["| dense", "| squeezebert", "| all-4"]
+    assert lines[first + 1] == ("| squeezebert | 4 4 4 1 4 4 | -0.3500 ± 0.0400 | 84.0 | 85.0 ± 2.0 | -2.0 | "
+                                "-0.2500 | 86.0 |")
+
+
+# ==== which_layers, group_count, shuffle ===========================================================
+
+
+def which_layers_inputs():
+    """Dense 100 ms, all-4 40 ms; 'only p' saves SAVED[p] ms, 'all but p' costs KEPT[p] ms. Held-out
+    (2 seeds): dense .80 .82, all-4 .70 .72; 'only p' / 'all but p' move them by LOSS[p] / GAIN[p] points."""
+    SAVED = {"q": 10, "k": 10, "v": 10, "post_attention": 5, "ffn_in": 20, "ffn_out": 20}
+    KEPT = {"q": 8, "k": 8, "v": 8, "post_attention": 4, "ffn_in": 16, "ffn_out": 16}
+    LOSS = {"q": (-1, -1), "k": (-1, -1), "v": (-1, -1), "post_attention": (-3, -1), "ffn_in": (-2, -2), "ffn_out": (-1, -3)}
+    GAIN = {"q": (1, 1), "k": (1, 1), "v": (1, 1), "post_attention": (2, 4), "ffn_in": (2, 2), "ffn_out": (2, 2)}
+    dense, all4 = (0.80, 0.82), (0.70, 0.72)
+    scores = {"dense": S(dense, dev=[x - 0.1 for x in dense]), which_layers.ALL: S(all4, dev=[x - 0.1 for x in all4])}
+    ms = {"dense": 100.0, which_layers.ALL: 40.0}
+    for p in lessons.PROJECTIONS:
+        only = [x + d / 100 for x, d in zip(dense, LOSS[p])]
+        but = [x + d / 100 for x, d in zip(all4, GAIN[p])]
+        scores[which_layers.ONLY[p]] = S(only, dev=[x - 0.1 for x in only])
+        scores[which_layers.BUT[p]] = S(but, dev=[x - 0.1 for x in but])
+        ms[which_layers.ONLY[p]] = 100.0 - SAVED[p]
+        ms[which_layers.BUT[p]] = 40.0 + KEPT[p]
+    return scores, comparison(ms)
+
+
+def test_which_layers_effects_per_projection():
+    scores, cmp = which_layers_inputs()
+    eff = which_layers.effects(scores, cmp)
+    assert [r["projection"] for r in eff] == list(lessons.PROJECTIONS)
+    post = next(r for r in eff if r["projection"] == "post_attention")
+    assert post == pytest.approx({
+        "projection": "post_attention",
+        "alone_heldout": -2.0, "alone_heldout_min": -3.0, "alone_heldout_max": -1.0,
+        "alone_dev": -2.0, "alone_dev_min": -3.0, "alone_dev_max": -1.0,
+        "alone_saved_ms": 5.0, "alone_saved_fraction": 0.05, "alone_points_lost_per_10ms": 4.0,  # -10 * -2 / 5
+        "keep_heldout": 3.0, "keep_heldout_min": 2.0, "keep_heldout_max": 4.0,
+        "keep_dev": 3.0, "keep_dev_min": 2.0, "keep_dev_max": 4.0,
+        "keep_cost_ms": 4.0, "keep_cost_fraction": 0.1, "keep_points_gained_per_10ms": 7.5,  # 10 * 3 / 4
+    })
+    ffn_in = next(r for r in eff if r["projection"] == "ffn_in")
+    assert (ffn_in["alone_points_lost_per_10ms"], ffn_in["keep_points_gained_per_10ms"]) == pytest.approx((1.0, 1.25))
+    assert which_layers.rank(eff, "alone_points_lost_per_10ms") == 1
+    assert which_layers.rank(eff, "keep_points_gained_per_10ms") == 1
+    assert which_layers.rank(eff, "alone_saved_ms") == 6  # post saves the least
+    assert which_layers.rank(eff, "alone_saved_ms", "ffn_in") in (1, 2)  # tied with ffn_out
+
+
+def test_which_layers_no_latency_saved_is_nan_not_a_division_by_zero():
+    scores, cmp = which_layers_inputs()
+    ms = {name: l.median_ms for name, l in cmp.latencies.items()}
+    ms[which_layers.ONLY["q"]] = 100.0  # grouping q alone saved nothing
+    q = which_layers.effects(scores, comparison(ms))[0]
+    assert q["alone_saved_ms"] == 0.0 and math.isnan(q["alone_points_lost_per_10ms"])
+
+
+def test_which_layers_rank_ignores_a_nan_projection():
+    scores, cmp = which_layers_inputs()
+    ms = {name: l.median_ms for name, l in cmp.latencies.items()}
+    ms[which_layers.ONLY["q"]] = 100.0  # q saved nothing: its points per 10 ms is NaN
+    eff = which_layers.effects(scores, comparison(ms))
+    assert which_layers.rank(eff, "alone_points_lost_per_10ms") == 1  # post still has the largest (4.0)
+
+
+def test_which_layers_spread_is_mean_seed_range_in_points():
+    assert which_layers.spread({"a": S([0.80, 0.82]), "b": S([0.70, 0.76, 0.73])}) == pytest.approx((2 + 6) / 2)
+
+
+def test_group_count_following_flops_vs_latency():
+    rows = [{"design": "G=1", "macs": 1000, "median_ms": 100.0, "speedup": 1.0},
+            {"design": "G=2", "macs": 500, "median_ms": 62.5, "speedup": 1.6},
+            {"design": "G=4", "macs": 250, "median_ms": 50.0, "speedup": 2.0}]
+    out = group_count.following(rows)
+    assert out[0] == {"design": "G=1", "flop_reduction": 1.0, "speedup": 1.0, "speedup_over_flop_reduction": 1.0,
+                      "ms_if_latency_followed_flops": 100.0, "median_ms": 100.0, "ms_above_flops_line": 0.0,
+                      "step_flops_cut_pct": "", "step_latency_cut_pct": ""}
+    assert out[1] == {"design": "G=2", "flop_reduction": 2.0, "speedup": 1.6, "speedup_over_flop_reduction": 0.8,
+                      "ms_if_latency_followed_flops": 50.0, "median_ms": 62.5, "ms_above_flops_line": 12.5,
+                      "step_flops_cut_pct": 50.0, "step_latency_cut_pct": 37.5}
+    # the step is against the previous G (62.5 ms), not against dense: 1 - 50 / 62.5 = 20 %
+    assert out[2] == {"design": "G=4", "flop_reduction": 4.0, "speedup": 2.0, "speedup_over_flop_reduction": 0.5,
+                      "ms_if_latency_followed_flops": 25.0, "median_ms": 50.0, "ms_above_flops_line": 25.0,
+                      "step_flops_cut_pct": 50.0, "step_latency_cut_pct": 20.0}
+
+
+def test_shuffle_pairs_on_minus_off():
+    scores = {"dense": S([0.8, 0.8])}
+    ms = {"dense": 100.0}
+    for i, (g, (plain, shuffled)) in enumerate(shuffle.PAIRS.items()):
+        scores[plain] = S([0.75, 0.77], dev=[0.70, 0.70])
+        scores[shuffled] = S([0.78, 0.76 - 0.01 * i], dev=[0.72, 0.71])  # +3 / -1 (- i) held-out, +2 / +1 dev
+        ms[plain], ms[shuffled] = 50.0, 52.0 + i
+    out = shuffle.pairs(scores, comparison(ms))
+    assert [r["groups"] for r in out] == [4, 8, 16]
+    assert out[0] == pytest.approx({
+        "groups": 4, "heldout_off": 76.0, "heldout_on": 77.0,
+        "shuffle_heldout": 1.0, "shuffle_heldout_min": -1.0, "shuffle_heldout_max": 3.0,
+        "shuffle_dev": 1.5, "shuffle_dev_min": 1.0, "shuffle_dev_max": 2.0,
+        "ms_off": 50.0, "ms_on": 52.0, "shuffle_cost_ms": 2.0, "shuffle_cost_pct": 4.0,
+    })
+    assert (out[2]["shuffle_heldout_min"], out[2]["shuffle_cost_ms"], out[2]["shuffle_cost_pct"]) == pytest.approx((-3.0, 4.0, 8.0))
