@@ -96,7 +96,7 @@ def run(cfg: DictConfig) -> None:
 
 
 def _search(cfg: DictConfig, run_dir: Path) -> None:
-    from arch_search.runs import shown
+    from arch_search.storage import shown
     from arch_search.search import Constraints, Search, StudyMismatch
     from arch_search.space import SearchSpace, SpaceError
     from arch_search.tracking import WandbTracker
@@ -297,7 +297,7 @@ def format_table(designs: dict[str, ArchSpec], costs: dict, comparison: Comparis
 def export(args: list[str]) -> None:
     """``export <run dir> trial=N format=spec|hf|onnx [out=DIR]``."""
     from arch_search.export import export_trial
-    from arch_search.runs import RunError
+    from arch_search.storage import RunError
 
     keys = dict(a.split("=", 1) for a in args[1:] if "=" in a)
     unknown = [a for a in args[1:] if "=" not in a] + sorted(set(keys) - {"trial", "format", "out"})
@@ -313,14 +313,20 @@ def export(args: list[str]) -> None:
         print(f"  {note}")
 
 
+def _study_parser(command: str, doc: str | None, study_help: str) -> argparse.ArgumentParser:
+    """The arguments of a command that reads a study: where it is, and which one."""
+    parser = argparse.ArgumentParser(prog=f"python -m arch_search {command}", description=doc)
+    parser.add_argument("target", help="run directory (with study.db) or Optuna storage URL")
+    parser.add_argument("--study", help=study_help)
+    return parser
+
+
 def report(argv: list[str]) -> None:
     """Write report.html and a PNG per figure for a run directory or a storage URL."""
     from arch_search.report import write_report
-    from arch_search.runs import RunError
+    from arch_search.storage import RunError
 
-    parser = argparse.ArgumentParser(prog="python -m arch_search report", description=report.__doc__)
-    parser.add_argument("target", help="run directory (with study.db) or Optuna storage URL")
-    parser.add_argument("--study", help="study name (default: the run's, or the storage's only study)")
+    parser = _study_parser("report", report.__doc__, "study name (default: the run's, or the storage's only study)")
     parser.add_argument("--out", help="output directory (default: the run directory)")
     parser.add_argument("--no-png", dest="png", action="store_false", help="HTML only (PNGs need Chrome/Chromium)")
     args = parser.parse_args(argv)
@@ -337,13 +343,11 @@ def report(argv: list[str]) -> None:
 def dashboard(argv: list[str]) -> None:
     """Serve optuna-dashboard on a run directory's study.db or a storage URL."""
     from arch_search.dashboard import serve
-    from arch_search.runs import RunError
+    from arch_search.storage import RunError
 
-    parser = argparse.ArgumentParser(prog="python -m arch_search dashboard", description=dashboard.__doc__)
-    parser.add_argument("target", help="run directory (with study.db) or Optuna storage URL")
+    parser = _study_parser("dashboard", dashboard.__doc__, "the study whose page to print (the dashboard shows all)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument("--study", help="the study whose page to print (the dashboard shows all)")
     args = parser.parse_args(argv)
     try:
         serve(args.target, host=args.host, port=args.port, study=args.study)

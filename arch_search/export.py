@@ -30,7 +30,7 @@ from arch_search import results
 from arch_search.cache import atomic_path
 from arch_search.model import Encoder, build_model
 from arch_search.results import TrialRecord
-from arch_search.runs import RunError, load_study, locate
+from arch_search.storage import RunError, load_study, locate
 from arch_search.spec import ArchSpec
 
 FORMATS = ("spec", "hf", "onnx")

@@ -170,7 +170,7 @@ class GlueSplit(Sequence):
             source=self.source,
         )
 
-    def heldout(self, n: int, seed: int, disjoint: bool = True) -> tuple[GlueSplit, GlueSplit]:
+    def hold_out(self, n: int, seed: int, disjoint: bool = True) -> tuple[GlueSplit, GlueSplit]:
         """(held-out, rest): ``n`` seeded random rows held out of this split, and the others.
 
         With ``disjoint`` and a task whose rows include sub-phrases of other rows (SST-2), a

@@ -3,7 +3,7 @@
 Protocol (``measure_latency``): ``torch.set_num_threads(threads)`` for the measurement (the
 previous value is restored), ``model.eval()``, ``torch.inference_mode()``, fixed seeded
 token ids of shape (batch, seq_len) and no attention mask, ``warmup`` untimed forward passes,
-then ``repeats`` timed ones with ``time.perf_counter``. Reported: median, p10, p90 (ms) and
+then ``rounds`` timed ones with ``time.perf_counter``. Reported: median, p10, p90 (ms) and
 the coefficient of variation (std / mean), with the environment fingerprint. The timing loop
 itself is ``time_calls``, which the latency lookup table (``arch_search.lut``) times with too.
 
@@ -203,14 +203,14 @@ def measure_latency(
     batch: int = 1,
     threads: int = 1,
     warmup: int = 5,
-    repeats: int = 30,
+    rounds: int = 30,
     seed: int = 0,
     backend: str = "torch",
 ) -> Latency:
     """Latency of one forward pass of ``model`` on (batch, seq_len) token ids (protocol above);
     ``backend``: ``torch`` or ``onnxruntime``."""
     return compare_latency(
-        {"model": model}, seq_len=seq_len, batch=batch, threads=threads, warmup=warmup, rounds=repeats, seed=seed,
+        {"model": model}, seq_len=seq_len, batch=batch, threads=threads, warmup=warmup, rounds=rounds, seed=seed,
         backend=backend,
     ).latencies["model"]
 

@@ -30,7 +30,7 @@ from plotly.offline import get_plotlyjs
 
 from arch_search import results
 from arch_search.results import TrialRecord, dense_reference, proxy_noise, spearman, trial_rows
-from arch_search.runs import RunError, load_study, locate, shown
+from arch_search.storage import RunError, load_study, locate, shown
 from arch_search.spec import PROJECTIONS, SHORT_NAMES, ArchSpec
 
 REFERENCE_LABELS = {"bert_base": "dense (BERT-base)", "squeezebert": "SqueezeBERT"}

@@ -54,7 +54,7 @@ from arch_search.latency_model import LatencyModel, Measure, MeasuredLatency
 from arch_search.model import build_model
 from arch_search.proxies.base import Proxy, ProxyDiverged
 from arch_search.results import Noise, TrialRecord, set_attrs
-from arch_search.runs import Requeue
+from arch_search.storage import Requeue
 from arch_search.space import SearchSpace
 from arch_search.spec import ArchSpec
 

@@ -101,7 +101,7 @@ def test_sqlite_storage_config_opens_study_db_in_the_run_directory(tmp_path):
     import optuna
     from hydra.core.hydra_config import HydraConfig
 
-    from arch_search.runs import Requeue
+    from arch_search.storage import Requeue
 
     cfg = compose_run("storage=sqlite", f"hydra.runtime.output_dir={tmp_path}", return_hydra_config=True)
     hydra, before = HydraConfig.instance(), HydraConfig.instance().cfg
@@ -122,7 +122,7 @@ def test_postgres_storage_config_reads_its_url_from_the_environment(monkeypatch)
     """Everything short of opening it (that connects: the next test, with a server)."""
     import inspect
 
-    from arch_search.runs import storage_for
+    from arch_search.storage import storage_for
 
     url = "postgresql://arch:pw-in-env@db.example:5432/arch_search"
     monkeypatch.setenv("ARCH_SEARCH_STORAGE_URL", url)
@@ -139,7 +139,7 @@ def test_postgres_storage_config_reads_its_url_from_the_environment(monkeypatch)
 def test_postgres_storage_config_opens_the_server(monkeypatch):
     import optuna
 
-    from arch_search.runs import Requeue
+    from arch_search.storage import Requeue
 
     url = os.environ.get("ARCH_SEARCH_POSTGRES_URL")
     assert url, "set ARCH_SEARCH_POSTGRES_URL=postgresql://user:pass@host/db (see .ci/run, which starts one)"

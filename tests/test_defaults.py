@@ -38,7 +38,7 @@ def literal(value) -> bool:
     return not (isinstance(value, str) and "${" in value) and not isinstance(value, dict)
 
 
-@pytest.mark.parametrize(("group", "name", "node"), configs())
+@pytest.mark.parametrize(("group", "name", "node"), list(configs()))
 def test_python_defaults_equal_the_configs_or_are_absent(group, name, node):
     target = get_method(node["_target_"])
     params = inspect.signature(target).parameters

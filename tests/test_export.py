@@ -11,8 +11,8 @@ from optuna.trial import TrialState
 from arch_search import ArchSpec, build_model, compare_latency
 from arch_search.export import ExportError, export_hf, export_trial, load_exported, load_trial_weights, weights_path
 from arch_search.proxies import ProxyResult
-from arch_search.runs import RunError
-from arch_search.runs import storage_for
+from arch_search.storage import RunError
+from arch_search.storage import storage_for
 from arch_search.search import Search
 from arch_search.space import SearchSpace
 

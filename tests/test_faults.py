@@ -83,9 +83,9 @@ def test_workers_racing_to_create_a_new_database_retry(tmp_path, monkeypatch):
     are not retried."""
     import sqlalchemy.exc
 
-    from arch_search import runs
+    from arch_search import storage as where
 
-    real, calls = runs.RDBStorage, []
+    real, calls = where.RDBStorage, []
 
     def losing_once(url, **kw):
         calls.append(url)
@@ -94,10 +94,10 @@ def test_workers_racing_to_create_a_new_database_retry(tmp_path, monkeypatch):
             raise sqlalchemy.exc.IntegrityError("INSERT INTO alembic_version", {}, Exception("UNIQUE constraint failed"))
         return real(url, **kw)
 
-    monkeypatch.setattr(runs, "RDBStorage", losing_once)
-    monkeypatch.setattr(runs.time, "sleep", lambda s: None)
+    monkeypatch.setattr(where, "RDBStorage", losing_once)
+    monkeypatch.setattr(where.time, "sleep", lambda s: None)
     url = f"sqlite:///{tmp_path}/shared.db"
-    storage = runs.storage_for(url)
+    storage = where.storage_for(url)
     assert len(calls) == 2
     optuna.create_study(study_name="s", storage=storage).optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
     assert len(optuna.load_study(study_name="s", storage=url).trials) == 2
@@ -106,8 +106,8 @@ def test_workers_racing_to_create_a_new_database_retry(tmp_path, monkeypatch):
         calls.append(url)
         raise sqlalchemy.exc.OperationalError("SELECT", {}, Exception("disk I/O error"))
 
-    monkeypatch.setattr(runs, "RDBStorage", broken)
+    monkeypatch.setattr(where, "RDBStorage", broken)
     calls.clear()
     with pytest.raises(sqlalchemy.exc.OperationalError, match="disk I/O error"):
-        runs.storage_for(url)
+        where.storage_for(url)
     assert len(calls) == 1

@@ -184,37 +184,37 @@ def test_heldout_whole_sentences_and_their_spans_leave_train():
     # three sentences ("e f g" twice) and their sub-phrases
     data = _phrases("a b c d", "a b", "c d", "b c", "e f g", "e f", "g", "e f g", "x y", "x")
     for seed in range(6):
-        held, rest = data.heldout(1, seed)
+        held, rest = data.hold_out(1, seed)
         (sentence,) = held.text_a
         assert sentence in {"a b c d", "e f g", "x y"}  # never a fragment
         spans = {"a b c d": 4, "e f g": 4, "x y": 2}[sentence]  # rows that are spans of it (copies included)
         assert len(rest) == len(data) - spans
         assert not any(r in sentence for r in rest.text_a)  # no held-out text left in train
     with pytest.raises(ValueError, match="below the 3 whole sentences"):
-        data.heldout(3, 0)
+        data.hold_out(3, 0)
 
 
 @pytest.mark.shared
 def test_heldout_random_slice():
     data = load_glue("rte", "validation", SHARED / "glue")  # not phrase-structured: a plain random slice
-    held, rest = data.heldout(50, 0)
+    held, rest = data.hold_out(50, 0)
     assert (len(held), len(rest)) == (50, len(data) - 50)
     assert sorted(held.labels + rest.labels) == sorted(data.labels)
-    assert data.heldout(50, 0) == (held, rest) and data.heldout(50, 1) != (held, rest)
+    assert data.hold_out(50, 0) == (held, rest) and data.hold_out(50, 1) != (held, rest)
     phrases = _phrases("a b c d", "a b", "c d")
-    held, rest = phrases.heldout(1, 0, disjoint=False)  # the old random slice, fragments allowed
+    held, rest = phrases.hold_out(1, 0, disjoint=False)  # the old random slice, fragments allowed
     assert len(held) + len(rest) == 3
     with pytest.raises(ValueError, match=r"must be in \[0, 277\)"):
-        data.heldout(len(data), 0)
+        data.hold_out(len(data), 0)
     with pytest.raises(ValueError, match="must be in"):
-        data.heldout(-1, 0)
-    held, rest = data.heldout(0, 0)  # nothing held out: fine-tune on all of train (glue_tasks)
+        data.hold_out(-1, 0)
+    held, rest = data.hold_out(0, 0)  # nothing held out: fine-tune on all of train (glue_tasks)
     assert (len(held), rest) == (0, data)
 
 
 @pytest.mark.shared
 def test_sst2_heldout_counts(glue_dir):
-    held, rest = load_glue("sst2", "train", glue_dir).heldout(2000, 0)
+    held, rest = load_glue("sst2", "train", glue_dir).hold_out(2000, 0)
     assert (len(held), len(rest)) == (2000, 46086)  # 67,349 rows; 19,263 are spans of held-out sentences
     assert not set(held.text_a) & set(rest.text_a)
 

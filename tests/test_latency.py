@@ -60,7 +60,7 @@ def test_speedup_and_ratio_are_ratios_of_medians():
 
 def test_measure_latency_runs_a_real_model():
     model = build_model(tiny_spec(groups={"ffn_in": 4}))
-    lat = measure_latency(model, seq_len=8, threads=1, warmup=1, repeats=4)
+    lat = measure_latency(model, seq_len=8, threads=1, warmup=1, rounds=4)
     assert len(lat.samples_ms) == 4 and lat.p10_ms <= lat.median_ms <= lat.p90_ms and lat.median_ms > 0
     assert "thread" in str(lat.env) and lat.env.torch == torch.__version__
 

@@ -134,7 +134,7 @@ def test_onnxruntime_backend_keeps_the_protocol(monkeypatch, tmp_path):
 
 
 def test_measure_latency_through_onnxruntime():
-    lat = measure_latency(build_model(tiny_spec()), seq_len=8, warmup=1, repeats=4, backend="onnxruntime")
+    lat = measure_latency(build_model(tiny_spec()), seq_len=8, warmup=1, rounds=4, backend="onnxruntime")
     assert len(lat.samples_ms) == 4 and 0 < lat.p10_ms <= lat.median_ms <= lat.p90_ms
     assert lat.env.backend.startswith("onnxruntime") and lat.env.threads == 1
 

@@ -319,7 +319,7 @@ def test_report_of_a_study_on_postgres(tmp_path):
     Needs ARCH_SEARCH_POSTGRES_URL (.ci/run starts a server), like tests/test_postgres.py."""
     url = os.environ.get("ARCH_SEARCH_POSTGRES_URL")
     assert url, "set ARCH_SEARCH_POSTGRES_URL=postgresql://user:pass@host/db (see .ci/run, which starts one)"
-    from arch_search.runs import storage_for
+    from arch_search.storage import storage_for
 
     name = f"report-{uuid.uuid4().hex[:8]}"
     trials = synthetic_trials(25)

@@ -8,7 +8,7 @@ import pytest
 
 from arch_search import compare_latency
 from arch_search.proxies import ProxyDiverged, ProxyResult
-from arch_search.runs import storage_for
+from arch_search.storage import storage_for
 from arch_search.results import format_pareto
 from arch_search.search import Constraints, Search
 from arch_search.space import SearchSpace

@@ -9,7 +9,7 @@ import optuna
 
 from arch_search import compare_latency
 from arch_search.proxies import ProxyResult
-from arch_search.runs import storage_for
+from arch_search.storage import storage_for
 from arch_search.search import Search
 from arch_search.space import SearchSpace
 

@@ -43,13 +43,13 @@ class TaskData:
     ) -> TaskData:
         """``tokenizer``: a checkpoint folder whose vocabulary to use, or None to train a
         WordPiece vocabulary of ``vocab_size`` on the train split (cached in ``cache_dir``).
-        ``heldout_disjoint``: see ``GlueSplit.heldout`` (SST-2's held-out rows are whole
+        ``heldout_disjoint``: see ``GlueSplit.hold_out`` (SST-2's held-out rows are whole
         sentences whose sub-phrases leave train)."""
         glue_task = get_task(task)
         train = load_glue(glue_task.name, "train", data_dir)
         dev_split = "validation_matched" if glue_task.name == "mnli" else "validation"
         dev = load_glue(glue_task.name, dev_split, data_dir)
-        held, rest = train.heldout(heldout, seed, disjoint=heldout_disjoint)
+        held, rest = train.hold_out(heldout, seed, disjoint=heldout_disjoint)
         if tokenizer is None:
             texts = list(rest.text_a) + list(rest.text_b or ())
             tok = train_tokenizer(texts, vocab_size, Path(cache_dir) / "tokenizers")

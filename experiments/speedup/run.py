@@ -115,7 +115,7 @@ def _sweep(models, args, spec_bert: ArchSpec, spec_sq: ArchSpec) -> None:
             print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
     env = next(iter(cmp.latencies.values())).env
     table = lessons.csv_text(rows)
-    cmd = " ".join(["python experiments/speedup/run.py", *sys.argv[1:]])
+    cmd = lessons.command()
     lines = [
         "# Speedup sweep: sequence length x threads", "",
         f"Command: `{cmd}` (from the repository root)", "",
@@ -209,7 +209,7 @@ def _report(args, cmp, ratios, parity, ort_parity, spec_bert, spec_sq) -> str:
     cmp = cmp["torch"]
     env = next(iter(cmp.latencies.values())).env
     ort_env = next(iter(ort.latencies.values())).env
-    cmd = " ".join(["python experiments/speedup/run.py", *sys.argv[1:]])
+    cmd = lessons.command()
     lines = [
         "# Speedup: SqueezeBERT vs BERT-base on this CPU",
         "",
