@@ -66,7 +66,7 @@ def evaluate(cfg: DictConfig) -> Comparison:
     dense = spec.replace(groups={}, shuffle=False)
     designs = {"candidate": spec} if spec.is_dense else {"dense reference": dense, "candidate": spec}
     costs = {name: count_cost(s, seq_len=cfg.seq_len, batch=cfg.batch) for name, s in designs.items()}
-    compare = _built("latency", lambda: instantiate(cfg.latency))
+    compare = _built("latency", lambda: _latency(cfg))
     proxy = None if cfg.get("proxy") is None else _built("proxy", lambda: instantiate(cfg.proxy))
     _prepare(proxy)  # data and checkpoint before the timing, so that their errors come first
     comparison = compare({name: build_model(s) for name, s in designs.items()}, baseline=next(iter(designs)))
@@ -107,7 +107,7 @@ def _search(cfg: DictConfig, run_dir: Path) -> None:
     except SpaceError as e:
         raise SystemExit(f"error: {e}") from None
     latency = _built("search.latency_mode", lambda: instantiate(cfg.search.latency_mode))
-    measure = _built("latency", lambda: instantiate(cfg.latency))
+    measure = _built("latency", lambda: _latency(cfg))
     proxy = _built("proxy", lambda: _for_space(instantiate(cfg.proxy), space))
     _prepare(proxy)  # the task's data (and checkpoint) load now, not inside trial 0
     make_sampler = _built("search.sampler", lambda: instantiate(cfg.search.sampler, _partial_=True))
@@ -148,6 +148,14 @@ def _search(cfg: DictConfig, run_dir: Path) -> None:
           "latency re-measured at the end, interleaved):")
     print(result.text())
     print(f"\nwrote {run_dir}/trials.csv, pareto.csv, study.json")
+
+
+def _latency(cfg: DictConfig) -> Any:
+    """conf/latency's protocol, bound, once its backend and precision are known to go together."""
+    from arch_search.precision import check
+
+    check(cfg.latency.get("precision", "fp32"), cfg.latency.get("backend", "torch"))
+    return instantiate(cfg.latency)
 
 
 def _for_space(proxy: Any, space: Any) -> Any:
@@ -226,7 +234,7 @@ def fingerprint(cfg: DictConfig) -> dict[str, Any]:
         "task": cfg.task.name,
         "proxy": {"kind": cfg.proxy._target_, **{k: v for k, v in proxy.items() if k not in _NOT_SCORED}},
         "proxy_setup": {k: v for k, v in setup.items() if k not in _NOT_SCORED},
-        "latency": {"backend": cfg.latency.get("backend", "torch"),
+        "latency": {"backend": cfg.latency.get("backend", "torch"), "precision": cfg.latency.get("precision", "fp32"),
                     "threads": cfg.latency.threads, "seq_len": cfg.seq_len, "batch": cfg.batch},
     }
 

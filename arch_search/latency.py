@@ -13,6 +13,10 @@ directory) and opens an onnxruntime CPU session with ``threads`` intra-op thread
 all graph optimisations); a forward pass is then ``session.run`` on the same ids as a numpy
 array, under the same warm-up, rounds and interleaving. Export time is not timed.
 
+Precision (``arch_search.precision``): ``fp32`` (default); ``bf16`` times a bfloat16 copy in
+torch; ``int8`` times the ONNX graph after onnxruntime's dynamic int8 quantisation. The
+quantisation is not timed either; the environment records the precision.
+
 Machines are noisy, so compare models *interleaved* (``compare_latency``: A B C A B C ...,
 one forward each per round) and report ratios of medians, never absolute times across runs.
 """
@@ -45,9 +49,10 @@ class Env:
     python: str
     machine: str
     backend: str = "torch"  # what ran the forward passes: "torch" or "onnxruntime <version>"
+    precision: str = "fp32"  # fp32 | bf16 (torch) | int8 (onnxruntime dynamic quantisation)
 
     @classmethod
-    def current(cls, threads: int, backend: str = "torch") -> Env:
+    def current(cls, threads: int, backend: str = "torch", precision: str = "fp32") -> Env:
         if backend == "onnxruntime":
             import onnxruntime
 
@@ -60,10 +65,12 @@ class Env:
             python=platform.python_version(),
             machine=platform.machine(),
             backend=backend,
+            precision=precision,
         )
 
     def __str__(self) -> str:
-        runtime = "" if self.backend == "torch" else f" | {self.backend}"
+        runtime = ("" if self.backend == "torch" else f" | {self.backend}") + (
+            "" if self.precision == "fp32" else f" | {self.precision}")
         return (
             f"{self.cpu} | {self.cores} cores | {self.threads} thread(s) | torch {self.torch}{runtime}"
             f" | python {self.python} | {self.machine}"
@@ -153,21 +160,25 @@ def _ids(model: torch.nn.Module, seq_len: int, batch: int, seed: int) -> torch.T
 
 def _runners(
     models: Mapping[str, torch.nn.Module], seq_len: int, batch: int, seed: int, threads: int, backend: str,
-    onnx_dir: str | Path | None,
+    onnx_dir: str | Path | None, precision: str = "fp32",
 ) -> dict[str, Callable[[], object]]:
-    """One forward pass of each model, as a call with no arguments (backends above)."""
+    """One forward pass of each model, as a call with no arguments (backends and precisions
+    above; ``arch_search.precision``)."""
+    from arch_search.precision import bf16_copy, quantize_int8
+
     ids = {name: _ids(m, seq_len, batch, seed) for name, m in models.items()}
     if backend == "torch":
-        for m in models.values():
-            m.eval()
-        return {name: partial(m, input_ids=ids[name]) for name, m in models.items()}
+        run = {name: bf16_copy(m) if precision == "bf16" else m.eval() for name, m in models.items()}
+        return {name: partial(m, input_ids=ids[name]) for name, m in run.items()}
     from arch_search.onnx_export import export_onnx, ort_session
 
     runners = {}
     with tempfile.TemporaryDirectory(prefix="arch_search-onnx-") as tmp:  # a session keeps its own copy
         for i, (name, m) in enumerate(models.items()):
-            path = Path(onnx_dir or tmp) / f"{i}.onnx"
-            session = ort_session(export_onnx(m, path, inputs=("input_ids",)), threads=threads)
+            path = export_onnx(m, Path(onnx_dir or tmp) / f"{i}.onnx", inputs=("input_ids",))
+            if precision == "int8":
+                path = quantize_int8(path, path.with_suffix(".int8.onnx"))
+            session = ort_session(path, threads=threads)
             runners[name] = partial(session.run, None, {"input_ids": ids[name].numpy()})
     return runners
 
@@ -206,12 +217,13 @@ def measure_latency(
     rounds: int = 30,
     seed: int = 0,
     backend: str = "torch",
+    precision: str = "fp32",
 ) -> Latency:
     """Latency of one forward pass of ``model`` on (batch, seq_len) token ids (protocol above);
-    ``backend``: ``torch`` or ``onnxruntime``."""
+    ``backend``: ``torch`` or ``onnxruntime``; ``precision``: fp32, bf16 (torch), int8 (onnxruntime)."""
     return compare_latency(
         {"model": model}, seq_len=seq_len, batch=batch, threads=threads, warmup=warmup, rounds=rounds, seed=seed,
-        backend=backend,
+        backend=backend, precision=precision,
     ).latencies["model"]
 
 
@@ -226,18 +238,23 @@ def compare_latency(
     seed: int = 0,
     backend: str = "torch",
     onnx_dir: str | Path | None = None,
+    precision: str = "fp32",
 ) -> Comparison:
     """Measure several models interleaved (one forward each per round, in turn), same inputs
     shape and protocol; ``baseline`` (default: the first) is the reference of ``speedup``;
     ``backend``: ``torch`` or ``onnxruntime`` (each model exported to ONNX first, the i-th
-    model to ``<onnx_dir>/<i>.onnx``; without ``onnx_dir``, to a temporary directory)."""
+    model to ``<onnx_dir>/<i>.onnx``; without ``onnx_dir``, to a temporary directory);
+    ``precision``: ``fp32``, ``bf16`` (torch) or ``int8`` (onnxruntime), see above."""
     if not models:
         raise ValueError("compare_latency needs at least one model")
     _check_rounds(warmup, rounds)  # before any export
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    runners = _runners(models, seq_len, batch, seed, threads, backend, onnx_dir)
+    from arch_search.precision import check
+
+    check(precision, backend)
+    runners = _runners(models, seq_len, batch, seed, threads, backend, onnx_dir, precision)
     samples = time_calls(runners, threads, warmup, rounds)
-    env = Env.current(threads, backend)
+    env = Env.current(threads, backend, precision)
     latencies = {name: Latency.from_samples(s, env) for name, s in samples.items()}
     return Comparison(latencies, baseline or next(iter(models)))

@@ -1,4 +1,4 @@
-"""How a search prices a design's latency (``conf/search/latency_model``): ``MeasuredLatency``
+"""How a search prices a design's latency (``conf/search/latency_mode``): ``MeasuredLatency``
 times each design on the machine, interleaved with the dense reference in one measurement
 (the protocol of ``conf/latency``); ``LUTLatency`` predicts it from the machine's per-operator
 look-up table (``arch_search.lut``), built once for the space. Either way the search re-measures
@@ -74,12 +74,12 @@ class LUTLatency:
     source = "lut"
 
     def __init__(self, cache_dir: str | Path, seq_len: int, batch: int, threads: int, warmup: int, rounds: int,
-                 heldout: int, backend: str = "torch"):
-        if backend != "torch":
-            raise ValueError("search.latency_model=lut prices designs from torch timings; use latency.backend=torch "
-                             "with it (or search.latency_model=measured)")
+                 heldout: int, backend: str = "torch", precision: str = "fp32"):
+        if backend != "torch" or precision != "fp32":
+            raise ValueError("search.latency_mode=lut prices designs from fp32 torch timings; use latency.backend=torch "
+                             "latency.precision=fp32 with it (or search.latency_mode=measured)")
         if heldout < 1:
-            raise ValueError(f"search.latency_model.heldout must be an integer >= 1, got {heldout!r}")
+            raise ValueError(f"search.latency_mode.heldout must be an integer >= 1, got {heldout!r}")
         self.cache_dir, self.seq_len, self.batch = cache_dir, seq_len, batch
         self.threads, self.warmup, self.rounds, self.heldout = threads, warmup, rounds, heldout
         self.lut = None

@@ -154,3 +154,13 @@ def test_workers_fan_out_with_the_submitit_launcher(tmp_path):
     assert 6 <= len(trials) <= 7 and all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
     assert len({t.user_attrs["worker"] for t in trials}) == 2
     assert len(list((tmp_path / "sweep").glob("*/pareto.csv"))) == 2  # each job wrote its view of the study
+
+
+def test_evaluate_at_a_lower_precision_and_a_precision_without_its_runtime(tmp_path):
+    common = ("arch=squeezebert", "seq_len=16", "latency.rounds=2", "latency.warmup=0", f"hydra.run.dir={tmp_path}/run")
+    out = run("evaluate", *common, "latency.precision=bf16", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "| bf16 |" in out.stdout and "1.00x" in out.stdout  # the env line names the precision
+    bad = run("evaluate", *common, "latency.precision=int8", cwd=tmp_path)  # int8 needs onnxruntime
+    assert bad.returncode != 0 and bad.stderr.strip().count("\n") == 0, bad.stderr
+    assert "error: latency: precision=int8 runs on latency.backend=onnxruntime" in bad.stderr

@@ -182,7 +182,7 @@ QUICK = {
         "constraints": {"max_latency_ms": None, "max_params": None},
         "latency_mode": {"_target_": "arch_search.latency_model.MeasuredLatency", "measure": {  # ${latency}, resolved
             "_target_": "arch_search.latency.compare_latency", "_partial_": True, "seq_len": 128, "batch": 1,
-            "threads": 1, "warmup": 1, "rounds": 5, "seed": 0, "backend": "torch"}},
+            "threads": 1, "warmup": 1, "rounds": 5, "seed": 0, "backend": "torch", "precision": "fp32"}},
         "progress": True, "worker": 0,
         "sampler": {"_target_": "optuna.samplers.NSGAIISampler", "seed": 0, "population_size": 10},
     },

@@ -1,0 +1,68 @@
+"""Precision as a latency setting: bf16 in torch, int8 through onnxruntime's dynamic
+quantisation; what each costs in accuracy against fp32, and which runtime each needs."""
+
+import pytest
+import torch
+
+from arch_search import ArchSpec, build_model, compare_latency, measure_latency
+from arch_search.precision import bf16_copy, check, precision_error
+
+TINY = {"hidden": 64, "layers": 2, "heads": 4, "intermediate": 128, "vocab": 500}
+
+
+def tiny(groups=None):
+    torch.manual_seed(0)
+    spec = ArchSpec.preset("squeezebert" if groups else "bert_base").with_scale(**TINY)
+    return build_model(spec).eval()
+
+
+def batches():
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(0, 500, (3, 20), generator=g)
+    mask = torch.ones_like(ids)
+    mask[1, 12:] = 0  # padding: compared on real tokens only
+    return [{"input_ids": ids, "attention_mask": mask}]
+
+
+def test_precision_goes_with_its_runtime_and_unknown_ones_are_refused():
+    check("fp32", "torch"), check("fp32", "onnxruntime"), check("bf16", "torch"), check("int8", "onnxruntime")
+    with pytest.raises(ValueError, match="precision=bf16 runs on latency.backend=torch"):
+        check("bf16", "onnxruntime")
+    with pytest.raises(ValueError, match="precision=int8 runs on latency.backend=onnxruntime"):
+        compare_latency({"m": tiny()}, seq_len=8, rounds=1, warmup=0, precision="int8")
+    with pytest.raises(ValueError, match="precision must be one of"):
+        check("fp16", "torch")
+
+
+def test_bf16_copy_leaves_the_model_and_is_close(tmp_path):
+    model = tiny(groups=True)
+    low = bf16_copy(model)
+    assert next(model.parameters()).dtype == torch.float32 and next(low.parameters()).dtype == torch.bfloat16
+    err = precision_error(model, batches(), "bf16", tmp_path)
+    assert err["tokens"] == 3 * 20 - 8
+    assert 0 < err["rel_l2"] < 0.03 and err["cosine"] > 0.999  # bf16 keeps 8 bits of mantissa
+    assert precision_error(model, batches(), "fp32", tmp_path)["rel_l2"] == 0.0
+
+
+@pytest.mark.parametrize("groups", [False, True])
+def test_int8_dynamic_quantisation_is_close(groups, tmp_path):
+    err = precision_error(tiny(groups), batches(), "int8", tmp_path)
+    assert 0 < err["rel_l2"] < 0.1 and err["cosine"] > 0.99, err
+
+
+def test_latency_at_each_precision_records_it():
+    model = tiny(groups=True)
+    assert measure_latency(model, seq_len=8, rounds=2, warmup=0).env.precision == "fp32"
+    bf16 = measure_latency(model, seq_len=8, rounds=2, warmup=0, precision="bf16")
+    assert bf16.env.precision == "bf16" and "| bf16 |" in str(bf16.env) and bf16.median_ms > 0
+    int8 = compare_latency({"a": model, "b": tiny()}, seq_len=8, rounds=2, warmup=0, backend="onnxruntime",
+                           precision="int8")
+    assert int8.latencies["a"].env.precision == "int8" and int8.speedup["a"] == 1.0
+    assert next(model.parameters()).dtype == torch.float32  # timing a bf16 copy leaves the model as it was
+
+
+def test_a_lut_prices_fp32_only():
+    from arch_search.latency_model import LUTLatency
+
+    with pytest.raises(ValueError, match="latency.precision=fp32"):
+        LUTLatency(".", 128, 1, 1, 1, 1, 5, precision="bf16")
