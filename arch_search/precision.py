@@ -6,7 +6,11 @@ outputs move from fp32.
   CPUs with AVX512-BF16 or AMX; elsewhere emulated and slow). Outputs come back as float32.
 - ``int8``: onnxruntime only: the fp32 ONNX graph quantised dynamically
   (``onnxruntime.quantization.quantize_dynamic``: int8 weights per tensor, activations
-  quantised at run time per tensor, the MatMuls as ``MatMulInteger``/``DynamicQuantizeMatMul``).
+  quantised at run time per tensor). Per-channel weights would halve the dense model's error
+  (all-MiniLM-L6-v2, relative L2 of the last hidden state on 64 SST-2 dev sentences: 0.15 vs
+  0.32, development measurement), but onnxruntime 1.32's ``MatMulIntegerToFloat`` rejects
+  per-channel zero points on our grouped layers' 3-D (batched) weights, so every model is
+  quantised per tensor alike. Static quantisation (calibrated activation ranges) is not offered.
 
 ``precision_error`` compares a model's last hidden state at a precision against fp32 on real
 inputs (relative L2 error over real tokens and mean cosine similarity per token).

@@ -15,6 +15,7 @@ pytestmark = pytest.mark.slow  # each runs an experiment's --quick variant in a 
     "script, args",
     [
         ("experiments/speedup/run.py", ["--quick"]),
+        pytest.param("experiments/speedup/run.py", ["--precision", "--quick"], marks=pytest.mark.shared),
         pytest.param("experiments/proxy_finetune/run.py", ["--quick"], marks=pytest.mark.shared),
         pytest.param("experiments/proxy_supernet/run.py", ["--quick"], marks=pytest.mark.shared),
         pytest.param("experiments/search_recovers_squeezebert/run.py", ["--quick"], marks=pytest.mark.shared),

@@ -11,6 +11,8 @@ ratios.
     python experiments/speedup/run.py --sweep       # sweep.md/.csv/.png: seq 32-512 x 1, 2 threads
     python experiments/speedup/run.py --quick       # smoke run: 2 layers, tiny rounds, no file
     python experiments/speedup/run.py --sweep --quick
+    python experiments/speedup/run.py --precision   # precision.md/.json: fp32 / bf16 (torch) / int8 (ORT)
+    python experiments/speedup/run.py --precision --quick
 """
 
 from __future__ import annotations
@@ -59,8 +61,11 @@ def main() -> None:
     ap.add_argument("--profile", action="store_true", help="print where each model's time goes (torch.profiler), then exit")
     ap.add_argument("--sweep", action="store_true",
                     help=f"torch latency over seq {SWEEP_SEQS} x threads {SWEEP_THREADS} (default {SWEEP_ROUNDS} rounds)")
+    ap.add_argument("--precision", action="store_true",
+                    help="dense vs SqueezeBERT pattern at fp32, bf16 (torch) and int8 (onnxruntime), and each "
+                         "precision's error against fp32 on real SST-2 inputs")
     args = ap.parse_args()
-    if args.sweep and args.rounds == ap.get_default("rounds"):
+    if (args.sweep or args.precision) and args.rounds == ap.get_default("rounds"):
         args.rounds = SWEEP_ROUNDS
     if args.quick:
         args.rounds, args.warmup, args.seq_len, args.layers = 3, 1, 32, 2
@@ -75,6 +80,8 @@ def main() -> None:
         return _profile({**ours, **hf}, args)
     if args.sweep:
         return _sweep({**ours, **hf}, args, spec_bert, spec_sq)
+    if args.precision:
+        return _precision({**ours, **hf}, args)
 
     models = {**ours, **hf}
     protocol = dict(baseline="ours BERT-base", seq_len=args.seq_len, threads=args.threads, warmup=args.warmup,
@@ -149,6 +156,106 @@ def _sweep(models, args, spec_bert: ArchSpec, spec_sq: ArchSpec) -> None:
     (HERE / "sweep.csv").write_text(table)
     fig.write_image(HERE / "sweep.png", width=1100, height=600)
     print(f"wrote sweep.md, sweep.csv, sweep.png in {HERE}")
+
+
+PAIRS = {"ours": ("ours BERT-base", "ours SqueezeBERT"), "HF": ("HF BertModel", "HF SqueezeBertModel")}
+
+
+def _precision(models, args) -> None:
+    """Dense vs SqueezeBERT pattern, ours and HF's, at each precision. torch: fp32 and bf16
+    copies of the four models, all eight interleaved in one run; onnxruntime: the four graphs
+    at fp32, then quantised to int8, one interleaved run each. Then each lower precision's
+    error against fp32 on real SST-2 dev sentences (ours, all-MiniLM-L6-v2 and its SqueezeBERT
+    pattern by block-diagonal inheritance). Writes precision.md and precision.json."""
+    import json
+
+    from arch_search.precision import bf16_copy
+
+    protocol = dict(seq_len=args.seq_len, threads=args.threads, warmup=args.warmup, rounds=args.rounds)
+    torch_models = {**{f"{n} fp32": m for n, m in models.items()}, **{f"{n} bf16": bf16_copy(m) for n, m in models.items()}}
+    runs = {"torch": compare_latency(torch_models, **protocol)}
+    for precision in ("fp32", "int8"):
+        cmp = compare_latency(models, **protocol, backend="onnxruntime", precision=precision)
+        runs[f"onnxruntime {precision}"] = cmp
+    cells = [("torch", "fp32", "torch", " fp32"), ("torch", "bf16", "torch", " bf16"),
+             ("onnxruntime", "fp32", "onnxruntime fp32", ""), ("onnxruntime", "int8", "onnxruntime int8", "")]
+    rows = []
+    for backend, precision, run, suffix in cells:
+        lat = runs[run].latencies
+        for who, (dense, squeeze) in PAIRS.items():
+            d, q = lat[dense + suffix].median_ms, lat[squeeze + suffix].median_ms
+            rows.append({"backend": backend, "precision": precision, "models": who, "dense_ms": round(d, 2),
+                         "squeezebert_ms": round(q, 2), "speedup": round(d / q, 3),
+                         "max_cv": round(max(lat[dense + suffix].cv, lat[squeeze + suffix].cv), 3)})
+    fp32 = {(r["backend"], r["models"]): r for r in rows if r["precision"] == "fp32"}
+    for r in rows:  # how much the precision speeds each model up (within one run for torch; across two for ORT)
+        base = fp32[(r["backend"], r["models"])]
+        r["dense_vs_fp32"] = round(base["dense_ms"] / r["dense_ms"], 3)
+        r["squeezebert_vs_fp32"] = round(base["squeezebert_ms"] / r["squeezebert_ms"], 3)
+    errors = _precision_errors(args)
+    env = runs["torch"].latencies["ours BERT-base fp32"].env
+    summary = {"machine": str(env), "command": lessons.command(), "rows": rows, "errors": errors,
+               "protocol": {"batch": 1, "layers": args.layers, **protocol}}
+    lines = [
+        "# Does grouping keep its speedup at lower precision?", "",
+        f"Command: `{lessons.command()}` (from the repository root)", "",
+        f"Machine: {env.cpu}, {env.cores} cores, {env.machine}, torch {env.torch}, "
+        f"{runs['onnxruntime int8'].latencies['ours BERT-base'].env.backend}, python {env.python}", "",
+        f"Protocol: batch 1, seq {args.seq_len}, {args.layers} layers, {args.threads} thread(s), {args.warmup} warm-up "
+        f"passes then {args.rounds} rounds, medians. torch: the four models at fp32 and their bfloat16 copies, all "
+        "eight interleaved in one run (`torch.inference_mode`). onnxruntime: the four ONNX graphs at fp32, then the "
+        "same graphs after `onnxruntime.quantization.quantize_dynamic` (int8 weights, activations quantised at run "
+        "time), one interleaved run each (`latency.precision=int8`). Speedup = dense median / SqueezeBERT-pattern "
+        "median within one run; `x fp32` = the fp32 median over this precision's (torch: same run; onnxruntime: "
+        "across its two runs, indicative).", "",
+        "| runtime | precision | models | dense ms | SqueezeBERT ms | SqueezeBERT speedup | dense x fp32 | SqueezeBERT x fp32 | max CV |",
+        "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        *[f"| {r['backend']} | {r['precision']} | {r['models']} | {r['dense_ms']:.1f} | {r['squeezebert_ms']:.1f} | "
+          f"{r['speedup']:.2f}x | {r['dense_vs_fp32']:.2f}x | {r['squeezebert_vs_fp32']:.2f}x | {r['max_cv']:.3f} |"
+          for r in rows], "",
+        "## Accuracy of each precision against fp32 (real SST-2 inputs)", "",
+        f"{errors['sentences']} SST-2 dev sentences (padded batches, compared on their {errors['tokens']} real tokens), "
+        "tokenised with all-MiniLM-L6-v2's vocabulary; models at MiniLM-L6 dims: the checkpoint itself (dense) and its "
+        "SqueezeBERT pattern by block-diagonal inheritance (weights as the proxies start from). rel. L2 = "
+        "||h_low - h_fp32|| / ||h_fp32|| of the last hidden state; cosine = mean cosine similarity per token.", "",
+        "| model | precision | rel. L2 | cosine | max abs |", "| --- | --- | ---: | ---: | ---: |",
+        *[f"| {m} | {p} | {e['rel_l2']:.4f} | {e['cosine']:.5f} | {e['max_abs']:.3f} |"
+          for m, by in errors["models"].items() for p, e in by.items()], "",
+    ]
+    if args.quick:
+        print("\n".join(lines), f"\n--- precision.json ---\n{json.dumps(summary, indent=1)[:400]}")
+        return
+    (HERE / "precision.md").write_text("\n".join(lines) + "\n")
+    (HERE / "precision.json").write_text(json.dumps(summary, indent=1) + "\n")
+    print("\n".join(lines))
+    print(f"wrote precision.md, precision.json in {HERE}")
+
+
+def _precision_errors(args) -> dict:
+    """bf16 and int8 against fp32 on real SST-2 dev sentences (``arch_search.precision``)."""
+    import os
+
+    from arch_search.glue import load_glue
+    from arch_search.inherit import inherit_from_dense
+    from arch_search.precision import precision_error
+    from arch_search.tokenizer import encode, eval_batches, load_tokenizer
+
+    checkpoint = os.environ.get("ARCH_SEARCH_CHECKPOINT", str(lessons.SHARED / "models" / "all-MiniLM-L6-v2"))
+    glue = os.environ.get("GLUE_DIR", str(lessons.SHARED / "glue"))
+    n = 16 if args.quick else 256
+    dev = load_glue("sst2", "validation", glue)
+    tok = load_tokenizer(checkpoint)
+    enc = encode(tok, dev.text_a[:n], None, dev.labels[:n], 64)
+    batches = [{"input_ids": b["input_ids"], "attention_mask": b["attention_mask"]} for _, b in eval_batches(enc, 32)]
+    dense, _ = from_hf(checkpoint)
+    designs = {"dense (all-MiniLM-L6-v2)": dense,
+               "SqueezeBERT pattern (inherited)": inherit_from_dense(ArchSpec.preset("squeezebert").with_scale(
+                   **{k: getattr(dense.spec, k) for k in ("hidden", "layers", "heads", "intermediate", "vocab")}), dense)}
+    out = {"sentences": n, "tokens": int(sum(int(b["attention_mask"].sum()) for b in batches)), "models": {}}
+    with tempfile.TemporaryDirectory(prefix="precision-") as tmp:
+        for name, model in designs.items():
+            out["models"][name] = {p: precision_error(model.eval(), batches, p, tmp) for p in ("bf16", "int8")}
+    return out
 
 
 def _ids(seq_len: int) -> torch.Tensor:
