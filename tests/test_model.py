@@ -108,3 +108,18 @@ def test_param_count_matches_closed_form():
     embeddings = (99 + 24 + 2) * C + 2 * C
     expected = int(L * (projections + norms) + embeddings + C * C + C)  # + pooler
     assert sum(p.numel() for p in build_model(spec).parameters()) == expected
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_the_onnx_per_group_form_equals_the_batched_matmul(shuffle):
+    """What ONNX export traces (one GEMM per group, then Concat / interleave) computes the same
+    as the batched matmul (training and inference paths)."""
+    from arch_search.model import GroupedLinear
+
+    torch.manual_seed(0)
+    lin = GroupedLinear(32, 48, groups=4, shuffle=shuffle)
+    x = torch.randn(2, 5, 32)
+    with torch.no_grad():
+        assert torch.allclose(lin._per_group(x), lin(x), atol=1e-6)
+    with torch.inference_mode():
+        assert torch.allclose(lin._per_group(x), lin(x), atol=1e-6)
