@@ -234,9 +234,16 @@ def fingerprint(cfg: DictConfig) -> dict[str, Any]:
         "task": cfg.task.name,
         "proxy": {"kind": cfg.proxy._target_, **{k: v for k, v in proxy.items() if k not in _NOT_SCORED}},
         "proxy_setup": {k: v for k, v in setup.items() if k not in _NOT_SCORED},
-        "latency": {"backend": cfg.latency.get("backend", "torch"), "precision": cfg.latency.get("precision", "fp32"),
-                    "threads": cfg.latency.threads, "seq_len": cfg.seq_len, "batch": cfg.batch},
+        "latency": {"backend": cfg.latency.get("backend", "torch"), "threads": cfg.latency.threads,
+                    "seq_len": cfg.seq_len, "batch": cfg.batch, **_precision_key(cfg)},
     }
+
+
+def _precision_key(cfg: DictConfig) -> dict[str, str]:
+    """``{"precision": p}`` unless fp32: a study made before precisions existed timed at fp32, so
+    its fingerprint (without the key) still matches a default run and it can be resumed."""
+    precision = cfg.latency.get("precision", "fp32")
+    return {} if precision == "fp32" else {"precision": precision}
 
 
 def _remove_if_empty(run_dir: Path) -> None:
@@ -450,7 +457,7 @@ def shorthand(override: str) -> str:
     ``search/latency_mode`` (measured | lut)."""
     if override.startswith("space="):
         return f"search.{override}"
-    if override.startswith("search.latency_mode=") and "." not in override.split("=", 1)[1]:
+    if override.startswith("search.latency_mode="):
         return "search/latency_mode=" + override.split("=", 1)[1]
     return override
 

@@ -27,23 +27,22 @@ from scipy import stats
 # ---- rank correlations --------------------------------------------------------------------------
 
 
+def _undefined(what: str, x: Sequence[float], y: Sequence[float]) -> bool:
+    """A rank correlation of ``x`` and ``y`` is undefined: fewer than two points, or a constant list."""
+    if len(x) != len(y):
+        raise ValueError(f"{what}: {len(x)} values against {len(y)}")
+    return len(x) < 2 or np.ptp(np.asarray(x, float)) == 0 or np.ptp(np.asarray(y, float)) == 0
+
+
 def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
     """Kendall's tau-b (ties in either list handled): 1 = same order, -1 = reversed; NaN when
     undefined (fewer than two pairs, or either list constant)."""
-    if len(x) != len(y):
-        raise ValueError(f"kendall_tau: {len(x)} values against {len(y)}")
-    if len(x) < 2 or len(set(x)) < 2 or len(set(y)) < 2:
-        return math.nan
-    return float(stats.kendalltau(x, y).statistic)
+    return math.nan if _undefined("kendall_tau", x, y) else float(stats.kendalltau(x, y).statistic)
 
 
 def spearman(x: Sequence[float], y: Sequence[float]) -> float:
     """Spearman's rank correlation (average ranks for ties); NaN when undefined."""
-    if len(x) != len(y):
-        raise ValueError(f"spearman: {len(x)} values against {len(y)}")
-    if len(x) < 2 or len(set(np.asarray(x).tolist())) < 2 or len(set(np.asarray(y).tolist())) < 2:
-        return math.nan
-    return float(stats.spearmanr(x, y).statistic)
+    return math.nan if _undefined("spearman", x, y) else float(stats.spearmanr(x, y).statistic)
 
 
 # ---- tables ---------------------------------------------------------------------------------------

@@ -425,16 +425,16 @@ class Search:
         """``results.trial_rows`` of ``recs`` (the front, fastest first), with the run's noise."""
         return results.trial_rows(recs, self.dense_reference(), remeasured, self.proxy_noise())
 
-    def write(self, run_dir: Path, remeasured: dict[int, float] | None = None) -> list[dict]:
-        """trials.csv, pareto.csv (with re-measured latency, if given) and study.json; returns
-        the front's rows."""
+    def write(self, run_dir: Path, remeasured: dict[int, float] | None = None) -> tuple[list[dict], Noise | None]:
+        """trials.csv, pareto.csv (with re-measured latency, if given) and study.json, from one
+        read of the study; returns the front's rows and the run's noise."""
         run_dir.mkdir(parents=True, exist_ok=True)
         recs = self.records()
+        dense, noise = results.dense_reference(recs), results.proxy_noise(recs)
+        front = results.trial_rows(results.front(recs), dense, remeasured, noise)
         done = [r for r in recs if r.finished]
-        front = self.rows(self.pareto(), remeasured)
-        results.write_csv(run_dir / "trials.csv", results.trial_rows(done, self.dense_reference()))  # within_noise: a front's column
+        results.write_csv(run_dir / "trials.csv", results.trial_rows(done, dense))  # within_noise: a front's column
         results.write_csv(run_dir / "pareto.csv", front)
-        noise = self.proxy_noise()
         summary = {
             "study_name": self.study.study_name,
             "space": self.space.name,
@@ -448,25 +448,23 @@ class Search:
             "references": {r.reference: r.number for r in recs if r.reference},
         }
         (run_dir / "study.json").write_text(json.dumps(summary, indent=2))
-        return front
+        return front, noise
 
     def finish(self, run_dir: Path) -> SearchResult:
         """After the trials: re-measure the front interleaved with the dense reference (whatever
         the latency mode), write the run's files, hand the front to the tracker."""
-        remeasured = self.remeasure(self.pareto())
-        front = self.write(run_dir, remeasured)
+        front, noise = self.write(run_dir, self.remeasure(self.pareto()))
         if self.tracker is not None:
             self.tracker.finish(self.study, front)
-        return SearchResult(front, self.proxy_noise(), run_dir)
+        return SearchResult(front, noise)
 
 
 @dataclass(frozen=True)
 class SearchResult:
-    """What a finished run shows: the front's rows (re-measured), the run's noise, where it wrote."""
+    """What a finished run shows: the front's rows (re-measured) and the run's noise."""
 
     front: list[dict]
     noise: Noise | None
-    run_dir: Path
 
     def text(self) -> str:
         noise = (f"proxy seed noise: sd {self.noise.sd:.4f} of the score ({self.noise.designs} reference designs scored "

@@ -253,3 +253,14 @@ def test_every_task_config_names_its_glue_task_and_reaches_the_proxy_setup(task,
     assert get_task(cfg.task.name).name == cfg.task.name == task and cfg.task.data_dir == "/data/glue"
     setup = instantiate(cfg.proxy_setup)
     assert (setup.task, setup.data_dir) == (task, "/data/glue")
+
+
+def test_the_fingerprint_names_a_precision_only_when_it_is_not_fp32():
+    """A study made before latency.precision existed (fp32) resumes under a default run; a run at
+    bf16 is refused on it (its fingerprint differs)."""
+    from arch_search.cli import fingerprint
+    from arch_search.search import fingerprint_differences
+
+    fp32, bf16 = fingerprint(compose_run()), fingerprint(compose_run("latency.precision=bf16"))
+    assert "precision" not in fp32["latency"] and bf16["latency"]["precision"] == "bf16"
+    assert fingerprint_differences(fp32, bf16) == ["latency.precision: '(unset)' -> 'bf16'"]

@@ -238,6 +238,7 @@ def _precision_errors(args) -> dict:
     from arch_search.glue import load_glue
     from arch_search.inherit import inherit_from_dense
     from arch_search.precision import precision_error
+    from arch_search.spec import DIMS
     from arch_search.tokenizer import encode, eval_batches, load_tokenizer
 
     checkpoint = os.environ.get("ARCH_SEARCH_CHECKPOINT", str(lessons.SHARED / "models" / "all-MiniLM-L6-v2"))
@@ -248,9 +249,8 @@ def _precision_errors(args) -> dict:
     enc = encode(tok, dev.text_a[:n], None, dev.labels[:n], 64)
     batches = [{"input_ids": b["input_ids"], "attention_mask": b["attention_mask"]} for _, b in eval_batches(enc, 32)]
     dense, _ = from_hf(checkpoint)
-    designs = {"dense (all-MiniLM-L6-v2)": dense,
-               "SqueezeBERT pattern (inherited)": inherit_from_dense(ArchSpec.preset("squeezebert").with_scale(
-                   **{k: getattr(dense.spec, k) for k in ("hidden", "layers", "heads", "intermediate", "vocab")}), dense)}
+    at_minilm = ArchSpec.preset("squeezebert").with_scale(**{k: getattr(dense.spec, k) for k in DIMS})
+    designs = {"dense (all-MiniLM-L6-v2)": dense, "SqueezeBERT pattern (inherited)": inherit_from_dense(at_minilm, dense)}
     out = {"sentences": n, "tokens": int(sum(int(b["attention_mask"].sum()) for b in batches)), "models": {}}
     with tempfile.TemporaryDirectory(prefix="precision-") as tmp:
         for name, model in designs.items():
