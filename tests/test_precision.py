@@ -1,11 +1,12 @@
 """Precision as a latency setting: bf16 in torch, int8 through onnxruntime's dynamic
-quantisation; what each costs in accuracy against fp32, and which runtime each needs."""
+quantisation (static, calibrated, measured beside it); what each costs in accuracy against
+fp32, and which runtime each needs."""
 
 import pytest
 import torch
 
 from arch_search import ArchSpec, build_model, compare_latency, measure_latency
-from arch_search.precision import bf16_copy, check, precision_error
+from arch_search.precision import bf16_copy, check, precision_error, precision_outputs, quantize_int8
 
 TINY = {"hidden": 64, "layers": 2, "heads": 4, "intermediate": 128, "vocab": 500}
 
@@ -48,6 +49,38 @@ def test_bf16_copy_leaves_the_model_and_is_close(tmp_path):
 def test_int8_dynamic_quantisation_is_close(groups, tmp_path):
     err = precision_error(tiny(groups), batches(), "int8", tmp_path)
     assert 0 < err["rel_l2"] < 0.1 and err["cosine"] > 0.99, err
+
+
+def test_int8_static_quantisation_is_calibrated_and_close(tmp_path):
+    import onnx
+
+    from arch_search.onnx_export import export_onnx
+
+    model = tiny(groups=True)
+    fp32 = export_onnx(model, tmp_path / "m.onnx", inputs=("input_ids", "attention_mask"))
+    static = quantize_int8(fp32, tmp_path / "s.onnx", batches())
+    ops = {n.op_type for n in onnx.load(str(static)).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops  # QDQ: fixed activation scales
+    dynamic = {n.op_type for n in onnx.load(str(quantize_int8(fp32, tmp_path / "d.onnx"))).graph.node}
+    assert "DynamicQuantizeLinear" in dynamic and "QuantizeLinear" not in dynamic
+    err = precision_error(model, batches(), "int8", tmp_path, calibration=batches())
+    assert 0 < err["rel_l2"] < 0.1 and err["cosine"] > 0.99, err
+    with pytest.raises(ValueError, match="at least one calibration feed"):
+        quantize_int8(fp32, tmp_path / "e.onnx", [])
+    with pytest.raises(ValueError, match="calibration is for static int8"):
+        precision_outputs(model, batches(), "bf16", tmp_path, calibration=batches())
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "int8"])
+def test_outputs_at_a_precision_carry_the_task_heads_logits(precision, tmp_path):
+    torch.manual_seed(0)
+    model = build_model(ArchSpec.preset("squeezebert").with_scale(**TINY), task_head=2).eval()
+    out = precision_outputs(model, batches(), precision, tmp_path)
+    assert [sorted(o) for o in out] == [["last_hidden_state", "logits"]]
+    assert out[0]["logits"].shape == (3, 2) and out[0]["last_hidden_state"].shape == (3, 20, 64)
+    with torch.inference_mode():
+        ref = model(**batches()[0]).logits.numpy()
+    assert abs(out[0]["logits"] - ref).max() < {"fp32": 1e-6, "bf16": 0.05, "int8": 0.05}[precision]
 
 
 def test_latency_at_each_precision_records_it():

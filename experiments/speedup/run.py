@@ -11,17 +11,22 @@ ratios.
     python experiments/speedup/run.py --sweep       # sweep.md/.csv/.png: seq 32-512 x 1, 2 threads
     python experiments/speedup/run.py --quick       # smoke run: 2 layers, tiny rounds, no file
     python experiments/speedup/run.py --sweep --quick
-    python experiments/speedup/run.py --precision   # precision.md/.json: fp32 / bf16 (torch) / int8 (ORT)
+    python experiments/speedup/run.py --precision   # precision.md/.json: fp32 / bf16 (torch) / int8 (ORT),
+                                                    # and a fine-tuned SST-2 classifier at each
     python experiments/speedup/run.py --precision --quick
 """
 
 from __future__ import annotations
 
 import argparse
+import math
+import statistics
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
 
+import numpy as np
 import plotly.graph_objects as go
 import torch
 from arch_search import ArchSpec, build_model, closed_form_macs, compare_latency, count_cost, from_hf, to_hf
@@ -62,8 +67,8 @@ def main() -> None:
     ap.add_argument("--sweep", action="store_true",
                     help=f"torch latency over seq {SWEEP_SEQS} x threads {SWEEP_THREADS} (default {SWEEP_ROUNDS} rounds)")
     ap.add_argument("--precision", action="store_true",
-                    help="dense vs SqueezeBERT pattern at fp32, bf16 (torch) and int8 (onnxruntime), and each "
-                         "precision's error against fp32 on real SST-2 inputs")
+                    help="dense vs SqueezeBERT pattern at fp32, bf16 (torch) and int8 dynamic / static "
+                         "(onnxruntime), and what each precision does to fine-tuned SST-2 classifiers")
     args = ap.parse_args()
     if (args.sweep or args.precision) and args.rounds == ap.get_default("rounds"):
         args.rounds = SWEEP_ROUNDS
@@ -164,9 +169,9 @@ PAIRS = {"ours": ("ours BERT-base", "ours SqueezeBERT"), "HF": ("HF BertModel", 
 def _precision(models, args) -> None:
     """Dense vs SqueezeBERT pattern, ours and HF's, at each precision. torch: fp32 and bf16
     copies of the four models, all eight interleaved in one run; onnxruntime: the four graphs
-    at fp32, then quantised to int8, one interleaved run each. Then each lower precision's
-    error against fp32 on real SST-2 dev sentences (ours, all-MiniLM-L6-v2 and its SqueezeBERT
-    pattern by block-diagonal inheritance). Writes precision.md and precision.json."""
+    at fp32, quantised to int8 dynamically, and quantised statically, one interleaved run each.
+    Then what each lower precision does to a fine-tuned SST-2 classifier (``_precision_accuracy``).
+    Writes precision.md and precision.json."""
     import json
 
     from arch_search.precision import bf16_copy
@@ -177,8 +182,10 @@ def _precision(models, args) -> None:
     for precision in ("fp32", "int8"):
         cmp = compare_latency(models, **protocol, backend="onnxruntime", precision=precision)
         runs[f"onnxruntime {precision}"] = cmp
+    runs["onnxruntime int8 static"] = _static_int8_latency(models, args)
     cells = [("torch", "fp32", "torch", " fp32"), ("torch", "bf16", "torch", " bf16"),
-             ("onnxruntime", "fp32", "onnxruntime fp32", ""), ("onnxruntime", "int8", "onnxruntime int8", "")]
+             ("onnxruntime", "fp32", "onnxruntime fp32", ""), ("onnxruntime", "int8", "onnxruntime int8", ""),
+             ("onnxruntime", "int8 static", "onnxruntime int8 static", "")]
     rows = []
     for backend, precision, run, suffix in cells:
         lat = runs[run].latencies
@@ -192,10 +199,11 @@ def _precision(models, args) -> None:
         base = fp32[(r["backend"], r["models"])]
         r["dense_vs_fp32"] = round(base["dense_ms"] / r["dense_ms"], 3)
         r["squeezebert_vs_fp32"] = round(base["squeezebert_ms"] / r["squeezebert_ms"], 3)
-    errors = _precision_errors(args)
+    accuracy = _precision_accuracy(args)
     env = runs["torch"].latencies["ours BERT-base fp32"].env
-    summary = {"machine": str(env), "command": lessons.command(), "rows": rows, "errors": errors,
+    summary = {"machine": str(env), "command": lessons.command(), "rows": rows, "accuracy": accuracy,
                "protocol": {"batch": 1, "layers": args.layers, **protocol}}
+    a = accuracy
     lines = [
         "# Does grouping keep its speedup at lower precision?", "",
         f"Command: `{lessons.command()}` (from the repository root)", "",
@@ -203,24 +211,33 @@ def _precision(models, args) -> None:
         f"{runs['onnxruntime int8'].latencies['ours BERT-base'].env.backend}, python {env.python}", "",
         f"Protocol: batch 1, seq {args.seq_len}, {args.layers} layers, {args.threads} thread(s), {args.warmup} warm-up "
         f"passes then {args.rounds} rounds, medians. torch: the four models at fp32 and their bfloat16 copies, all "
-        "eight interleaved in one run (`torch.inference_mode`). onnxruntime: the four ONNX graphs at fp32, then the "
-        "same graphs after `onnxruntime.quantization.quantize_dynamic` (int8 weights, activations quantised at run "
-        "time), one interleaved run each (`latency.precision=int8`). Speedup = dense median / SqueezeBERT-pattern "
-        "median within one run; `x fp32` = the fp32 median over this precision's (torch: same run; onnxruntime: "
-        "across its two runs, indicative).", "",
+        "eight interleaved in one run (`torch.inference_mode`). onnxruntime: the four ONNX graphs at fp32; the "
+        "same graphs after `onnxruntime.quantization.quantize_dynamic` (int8 weights per channel, activations "
+        "quantised at run time: `latency.precision=int8`); and after `quantize_static` (QDQ, activation ranges "
+        f"calibrated once, min/max over {STATIC_CALIBRATION} seeded random inputs of the timed shape: speed does not "
+        "depend on the ranges), one interleaved run each. Speedup = dense median / SqueezeBERT-pattern median "
+        "within one run; `x fp32` = the fp32 median over this precision's (torch: same run; onnxruntime: across "
+        "runs, indicative).", "",
         "| runtime | precision | models | dense ms | SqueezeBERT ms | SqueezeBERT speedup | dense x fp32 | SqueezeBERT x fp32 | max CV |",
         "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
         *[f"| {r['backend']} | {r['precision']} | {r['models']} | {r['dense_ms']:.1f} | {r['squeezebert_ms']:.1f} | "
           f"{r['speedup']:.2f}x | {r['dense_vs_fp32']:.2f}x | {r['squeezebert_vs_fp32']:.2f}x | {r['max_cv']:.3f} |"
           for r in rows], "",
-        "## Accuracy of each precision against fp32 (real SST-2 inputs)", "",
-        f"{errors['sentences']} SST-2 dev sentences (padded batches, compared on their {errors['tokens']} real tokens), "
-        "tokenised with all-MiniLM-L6-v2's vocabulary; models at MiniLM-L6 dims: the checkpoint itself (dense) and its "
-        "SqueezeBERT pattern by block-diagonal inheritance (weights as the proxies start from). rel. L2 = "
-        "||h_low - h_fp32|| / ||h_fp32|| of the last hidden state; cosine = mean cosine similarity per token.", "",
-        "| model | precision | rel. L2 | cosine | max abs |", "| --- | --- | ---: | ---: | ---: |",
-        *[f"| {m} | {p} | {e['rel_l2']:.4f} | {e['cosine']:.5f} | {e['max_abs']:.3f} |"
-          for m, by in errors["models"].items() for p, e in by.items()], "",
+        "## What each precision does to a fine-tuned SST-2 classifier", "",
+        f"Models at MiniLM-L6 dims, each fine-tuned on SST-2 train ({a['steps']} steps, the finetune proxy's "
+        f"recipe, seeds {a['seeds']}) from all-MiniLM-L6-v2: the dense checkpoint and its SqueezeBERT pattern "
+        f"(block-diagonal inheritance). Each fine-tuned model then classifies all {a['dev_rows']} SST-2 dev "
+        "sentences at fp32 (torch), bf16 (torch), int8 dynamic and int8 static (onnxruntime; static calibrated on "
+        f"{a['calibration_rows']} SST-2 train sentences). Paired on the same sentences: `flips` = fp32 right -> "
+        "wrong / wrong -> right; `diff` = accuracy - fp32 accuracy, with its standard error from the flips "
+        "(McNemar); a diff is told apart from zero when |diff| > 2 SE. rel. L2 = ||h_low - h_fp32|| / ||h_fp32|| "
+        "of the last hidden state over real tokens.", "",
+        "| model | seed | precision | dev acc % | agree with fp32 % | flips | diff (pts) | SE (pts) | > 2 SE | rel. L2 |",
+        "| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | --- | ---: |",
+        *[f"| {r['model']} | {r['seed']} | {r['precision']} | {100 * r['accuracy']:.2f} | {100 * r['agreement']:.2f} | "
+          f"{r['flips_lost']} / {r['flips_gained']} | {100 * r['diff']:+.2f} | {100 * r['se']:.2f} | "
+          f"{'yes' if r['significant'] else 'no'} | {r['rel_l2']:.4f} |" for r in a["rows"]], "",
+        *_accuracy_summary(a), "",
     ]
     if args.quick:
         print("\n".join(lines), f"\n--- precision.json ---\n{json.dumps(summary, indent=1)[:400]}")
@@ -231,31 +248,113 @@ def _precision(models, args) -> None:
     print(f"wrote precision.md, precision.json in {HERE}")
 
 
-def _precision_errors(args) -> dict:
-    """bf16 and int8 against fp32 on real SST-2 dev sentences (``arch_search.precision``)."""
+STATIC_CALIBRATION = 8  # seeded random (1, seq) inputs that calibrate the timed static graphs
+
+
+def _static_int8_latency(models, args):
+    """The four models' ONNX graphs quantised statically (``quantize_int8(..., calibration)``),
+    timed interleaved with the benchmark's protocol and inputs."""
+    from arch_search.latency import Comparison, Env, Latency, _ids, time_calls
+    from arch_search.onnx_export import export_onnx
+    from arch_search.precision import quantize_int8
+
+    calls = {}
+    with tempfile.TemporaryDirectory(prefix="static-int8-") as tmp:  # a session keeps its own copy
+        for i, (name, model) in enumerate(models.items()):
+            fp32 = export_onnx(model, Path(tmp) / f"{i}.onnx", inputs=("input_ids",))
+            feeds = [{"input_ids": _ids(model, args.seq_len, 1, seed)} for seed in range(1, STATIC_CALIBRATION + 1)]
+            session = ort_session(quantize_int8(fp32, Path(tmp) / f"{i}.static.onnx", feeds), args.threads)
+            calls[name] = partial(session.run, None, {"input_ids": _ids(model, args.seq_len, 1, 0).numpy()})
+    samples = time_calls(calls, args.threads, args.warmup, args.rounds)
+    env = Env.current(args.threads, "onnxruntime", "int8")
+    return Comparison({n: Latency.from_samples(s, env) for n, s in samples.items()}, next(iter(models)))
+
+
+PRECISION_CELLS = (("bf16", False), ("int8", False), ("int8", True))  # (precision, static) against fp32
+
+
+def _precision_accuracy(args) -> dict:
+    """Fine-tune the dense and SqueezeBERT-pattern MiniLM-L6 on SST-2 (per seed), then classify
+    SST-2 dev at each precision: accuracy, agreement with fp32, and the paired difference."""
     import os
 
-    from arch_search.glue import load_glue
-    from arch_search.inherit import inherit_from_dense
-    from arch_search.precision import precision_error
-    from arch_search.spec import DIMS
-    from arch_search.tokenizer import encode, eval_batches, load_tokenizer
+    from arch_search.precision import output_error, precision_outputs
+    from arch_search.proxies import FinetuneProxy, ProxySetup
+    from arch_search.tokenizer import Encoded, eval_batches
 
     checkpoint = os.environ.get("ARCH_SEARCH_CHECKPOINT", str(lessons.SHARED / "models" / "all-MiniLM-L6-v2"))
     glue = os.environ.get("GLUE_DIR", str(lessons.SHARED / "glue"))
-    n = 16 if args.quick else 256
-    dev = load_glue("sst2", "validation", glue)
-    tok = load_tokenizer(checkpoint)
-    enc = encode(tok, dev.text_a[:n], None, dev.labels[:n], 64)
-    batches = [{"input_ids": b["input_ids"], "attention_mask": b["attention_mask"]} for _, b in eval_batches(enc, 32)]
-    dense, _ = from_hf(checkpoint)
-    at_minilm = ArchSpec.preset("squeezebert").with_scale(**{k: getattr(dense.spec, k) for k in DIMS})
-    designs = {"dense (all-MiniLM-L6-v2)": dense, "SqueezeBERT pattern (inherited)": inherit_from_dense(at_minilm, dense)}
-    out = {"sentences": n, "tokens": int(sum(int(b["attention_mask"].sum()) for b in batches)), "models": {}}
+    steps, seeds, calibration_rows = (4, (0,), 32) if args.quick else (ACCURACY_STEPS, ACCURACY_SEEDS, 256)
+    setup = ProxySetup("sst2", init="pretrained", checkpoint=checkpoint, data_dir=glue, heldout=0)
+    dev, train = setup.data.dev, setup.data.train
+    if args.quick:
+        dev = Encoded(dev.input_ids[:48], dev.token_type_ids[:48], dev.labels[:48])
+    batches = [(rows, {k: b[k] for k in ("input_ids", "attention_mask")}) for rows, b in eval_batches(dev, 64)]
+    every = list(eval_batches(train, 32))  # by length: take batches spread over all lengths
+    stride = max(1, len(every) // (calibration_rows // 32))
+    calibration = [b for _, b in every[::stride][: calibration_rows // 32]]
+    labels = np.asarray(dev.labels)
+    out = {"steps": steps, "seeds": list(seeds), "dev_rows": len(dev), "calibration_rows": 32 * len(calibration),
+           "rows": []}
+    designs = {"dense": ArchSpec.preset("bert_base"), "SqueezeBERT pattern": ArchSpec.preset("squeezebert")}
     with tempfile.TemporaryDirectory(prefix="precision-") as tmp:
-        for name, model in designs.items():
-            out["models"][name] = {p: precision_error(model.eval(), batches, p, tmp) for p in ("bf16", "int8")}
+        for name, spec in designs.items():
+            for seed in seeds:
+                model = setup.build(spec, seed=seed)
+                FinetuneProxy(setup, steps=steps, lr=1e-4, eval_every=steps, seed=seed, progress=False).train(model)
+                model.eval()
+                masks = [b["attention_mask"] for _, b in batches]
+                ref = precision_outputs(model, [b for _, b in batches], "fp32", tmp)
+                base = _predictions(ref, batches, len(dev))
+                for precision, static in PRECISION_CELLS:
+                    low = precision_outputs(model, [b for _, b in batches], precision, tmp,
+                                            calibration if static else None)
+                    pred = _predictions(low, batches, len(dev))
+                    out["rows"].append({"model": name, "seed": seed, "precision": precision + (" static" if static else ""),
+                                        **_paired(base, pred, labels), "rel_l2": round(output_error(ref, low, masks)["rel_l2"], 4)})
     return out
+
+
+ACCURACY_STEPS, ACCURACY_SEEDS = 300, (0, 1)  # the finetune proxy's default budget; two fine-tuning seeds
+
+
+def _predictions(outputs, batches, n: int) -> np.ndarray:
+    """Class ids of every dev row from ``precision_outputs`` over ``batches`` ((rows, batch) pairs)."""
+    pred = np.full(n, -1)
+    for out, (rows, _) in zip(outputs, batches):
+        pred[rows] = out["logits"].argmax(-1)
+    assert (pred >= 0).all()
+    return pred
+
+
+def _paired(base: np.ndarray, pred: np.ndarray, labels: np.ndarray) -> dict:
+    """Accuracy of ``pred`` vs ``base`` (fp32) on the same rows: agreement, flips each way, the
+    accuracy difference and its standard error (McNemar: from the discordant rows)."""
+    n = len(labels)
+    right0, right1 = base == labels, pred == labels
+    lost, gained = int((right0 & ~right1).sum()), int((~right0 & right1).sum())
+    diff = (gained - lost) / n
+    se = math.sqrt(max(0.0, lost + gained - (gained - lost) ** 2 / n)) / n
+    return {"accuracy": round(float(right1.mean()), 4), "fp32_accuracy": round(float(right0.mean()), 4),
+            "agreement": round(float((base == pred).mean()), 4), "flips_lost": lost, "flips_gained": gained,
+            "diff": round(diff, 4), "se": round(se, 4), "significant": bool(abs(diff) > 2 * se)}
+
+
+def _accuracy_summary(a: dict) -> list[str]:
+    """fp32 accuracy per model over seeds (mean, seed sd), and per precision the mean agreement
+    and mean paired difference, and how many seeds tell it apart from zero."""
+    lines = ["| model | fp32 dev acc % (mean +/- seed sd) | precision | mean agreement % | mean diff (pts) | seeds with |diff| > 2 SE |",
+             "| --- | ---: | --- | ---: | ---: | ---: |"]
+    for model in dict.fromkeys(r["model"] for r in a["rows"]):
+        mine = [r for r in a["rows"] if r["model"] == model]
+        fp32 = [r["fp32_accuracy"] for r in mine if r["precision"] == "bf16"]
+        sd = statistics.stdev(fp32) if len(fp32) > 1 else float("nan")
+        for precision in dict.fromkeys(r["precision"] for r in mine):
+            rs = [r for r in mine if r["precision"] == precision]
+            lines.append(f"| {model} | {100 * statistics.mean(fp32):.2f} +/- {100 * sd:.2f} | {precision} | "
+                         f"{100 * statistics.mean(r['agreement'] for r in rs):.2f} | "
+                         f"{100 * statistics.mean(r['diff'] for r in rs):+.2f} | {sum(r['significant'] for r in rs)} / {len(rs)} |")
+    return lines
 
 
 def _ids(seq_len: int) -> torch.Tensor:
