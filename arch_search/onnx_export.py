@@ -99,13 +99,18 @@ def export_onnx(
     return path
 
 
-def ort_session(path: str | Path, threads: int = 1) -> InferenceSession:
+def ort_session(path: str | Path, threads: int = 1, profile: str | Path | None = None) -> InferenceSession:
     """An onnxruntime ``InferenceSession`` on the CPU: ``threads`` intra-op threads, one
     inter-op thread, sequential execution, all graph optimisations, and no spinning of idle
-    worker threads between runs (so sessions timed in turn do not steal each other's cores)."""
+    worker threads between runs (so sessions timed in turn do not steal each other's cores).
+    ``profile``: a file prefix; onnxruntime then profiles every run (``end_profiling()``
+    returns the JSON file's path)."""
     import onnxruntime as ort
 
     options = ort.SessionOptions()
+    if profile is not None:
+        options.enable_profiling = True
+        options.profile_file_prefix = str(profile)
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL

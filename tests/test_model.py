@@ -110,16 +110,45 @@ def test_param_count_matches_closed_form():
     assert sum(p.numel() for p in build_model(spec).parameters()) == expected
 
 
+@pytest.mark.parametrize("groups", [1, 4])
 @pytest.mark.parametrize("shuffle", [False, True])
-def test_the_onnx_per_group_form_equals_the_batched_matmul(shuffle):
-    """What ONNX export traces (one GEMM per group, then Concat / interleave) computes the same
-    as the batched matmul (training and inference paths)."""
+def test_every_path_of_a_grouped_layer_computes_the_same(shuffle, groups, monkeypatch):
+    """Training (baddbmm), fp32 inference (oneDNN per group), inference without oneDNN (bmm
+    written in place) and what ONNX export traces (F.linear per group, then Concat /
+    interleave) agree, shuffle included."""
+    import torch.nn.functional as F
+
+    from arch_search import model as model_module
     from arch_search.model import GroupedLinear
 
     torch.manual_seed(0)
-    lin = GroupedLinear(32, 48, groups=4, shuffle=shuffle)
+    lin = GroupedLinear(32, 48, groups=groups, shuffle=shuffle)
     x = torch.randn(2, 5, 32)
-    with torch.no_grad():
-        assert torch.allclose(lin._per_group(x), lin(x), atol=1e-6)
+    train = lin(x).detach()  # autograd on: the training path
+    assert torch.allclose(lin._per_group(x, F.linear), train, atol=1e-6)
     with torch.inference_mode():
-        assert torch.allclose(lin._per_group(x), lin(x), atol=1e-6)
+        assert torch.allclose(lin(x), train, atol=1e-6)  # oneDNN
+        monkeypatch.setattr(model_module, "onednn_linear", None)
+        assert torch.allclose(lin(x), train, atol=1e-6)  # bmm written in place
+
+
+def test_fp32_inference_runs_the_projections_through_onednn_and_training_does_not():
+    """On this torch build (pinned: 2.13.0, CPU) oneDNN's linear is there, and fp32 inference
+    takes it for every projection (6 per layer, dense and grouped alike: G calls for G groups);
+    training, bf16 and traced forwards (fvcore, ONNX) take the aten ops."""
+    from arch_search.model import onednn_linear
+
+    assert onednn_linear is not None
+    model = build_model(tiny_spec(groups={"q": 2, "ffn_in": 4})).eval()
+    ids = torch.randint(0, 99, (1, 7))
+
+    def calls(run):
+        with torch.profiler.profile() as prof:
+            run()
+        return sum(e.count for e in prof.key_averages() if e.key == "mkldnn::_linear_pointwise")
+
+    with torch.inference_mode():
+        assert calls(lambda: model(ids)) == 2 * (4 + 2 + 4)  # 2 layers: q 2 groups, ffn_in 4, 4 dense
+        bf16 = build_model(tiny_spec(groups={"q": 2})).to(torch.bfloat16).eval()
+        assert calls(lambda: bf16(ids)) == 0
+    assert calls(lambda: model(ids)) == 0  # autograd on

@@ -30,6 +30,7 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 from arch_search import ArchSpec, build_model, closed_form_macs, compare_latency, count_cost, from_hf, to_hf
+from arch_search.latency import Env, time_calls
 from arch_search.onnx_export import ort_max_abs_diff, ort_session
 
 HERE = Path(__file__).resolve().parent
@@ -254,7 +255,8 @@ STATIC_CALIBRATION = 8  # seeded random (1, seq) inputs that calibrate the timed
 def _static_int8_latency(models, args):
     """The four models' ONNX graphs quantised statically (``quantize_int8(..., calibration)``),
     timed interleaved with the benchmark's protocol and inputs."""
-    from arch_search.latency import Comparison, Env, Latency, _ids, time_calls
+    from arch_search.latency import Comparison, Latency
+    from arch_search.latency import _ids as protocol_ids
     from arch_search.onnx_export import export_onnx
     from arch_search.precision import quantize_int8
 
@@ -262,9 +264,9 @@ def _static_int8_latency(models, args):
     with tempfile.TemporaryDirectory(prefix="static-int8-") as tmp:  # a session keeps its own copy
         for i, (name, model) in enumerate(models.items()):
             fp32 = export_onnx(model, Path(tmp) / f"{i}.onnx", inputs=("input_ids",))
-            feeds = [{"input_ids": _ids(model, args.seq_len, 1, seed)} for seed in range(1, STATIC_CALIBRATION + 1)]
+            feeds = [{"input_ids": protocol_ids(model, args.seq_len, 1, seed)} for seed in range(1, STATIC_CALIBRATION + 1)]
             session = ort_session(quantize_int8(fp32, Path(tmp) / f"{i}.static.onnx", feeds), args.threads)
-            calls[name] = partial(session.run, None, {"input_ids": _ids(model, args.seq_len, 1, 0).numpy()})
+            calls[name] = partial(session.run, None, {"input_ids": protocol_ids(model, args.seq_len, 1, 0).numpy()})
     samples = time_calls(calls, args.threads, args.warmup, args.rounds)
     env = Env.current(args.threads, "onnxruntime", "int8")
     return Comparison({n: Latency.from_samples(s, env) for n, s in samples.items()}, next(iter(models)))
@@ -363,9 +365,11 @@ def _ids(seq_len: int) -> torch.Tensor:
 
 
 def _profile(models, args, passes: int = 5) -> None:
-    """Self CPU time per forward pass, by op, for each model (top 8 ops)."""
+    """Where each model's time goes: torch's self CPU time per forward pass, by op (top 8);
+    the GEMM kernels' rates at this benchmark's shapes; onnxruntime's kernel time by op type."""
     ids = _ids(args.seq_len)
     torch.set_num_threads(args.threads)
+    print(f"# Machine: {Env.current(args.threads)}\n# batch 1, seq {args.seq_len}, {args.layers} layers\n\n## torch")
     with torch.inference_mode():
         for name, model in models.items():
             for _ in range(args.warmup):
@@ -378,6 +382,67 @@ def _profile(models, args, passes: int = 5) -> None:
             print(f"\n{name}: {total:.1f} ms per forward (profiled)")
             for e in events[:8]:
                 print(f"  {e.key:<50} {e.self_cpu_time_total / passes / 1e3:8.2f} ms  {e.count // passes:5d} calls")
+    _gemm_rates(args)
+    _ort_profile(models, args, passes)
+
+
+def _gemm_rates(args, rounds: int = 50) -> None:
+    """fp32 GFLOP/s of aten's ``F.linear`` (MKL's sgemm in this build) and oneDNN's linear
+    (``arch_search.model.onednn_linear``, what fp32 inference runs) at the projections' shapes:
+    (seq x C_in) @ (C_in x C_out), dense and one group of 4, interleaved, medians."""
+    import torch.nn.functional as F
+
+    from arch_search.model import onednn_linear
+
+    T = args.seq_len
+    shapes = {"dense 768 -> 768": (768, 768), "dense 768 -> 3072": (768, 3072), "dense 3072 -> 768": (3072, 768),
+              "1 of 4 groups 192 -> 192": (192, 192), "1 of 4 groups 192 -> 768": (192, 768),
+              "1 of 4 groups 768 -> 192": (768, 192)}
+    calls, flops = {}, {}
+    g = torch.Generator().manual_seed(0)
+    for name, (cin, cout) in shapes.items():
+        x, w, b = torch.randn(1, T, cin, generator=g), torch.randn(cout, cin, generator=g), torch.randn(cout, generator=g)
+        calls[f"{name}, aten F.linear"] = partial(F.linear, x, w, b)
+        if onednn_linear is not None:
+            calls[f"{name}, oneDNN"] = partial(onednn_linear, x, w, b)
+        flops[name] = 2 * T * cin * cout
+    samples = time_calls(calls, args.threads, args.warmup, rounds)
+    print(f"\n## fp32 GEMM kernels, (1, {T}, C_in) @ (C_in, C_out) + bias, {args.threads} thread(s), {rounds} "
+          "interleaved rounds, medians\n")
+    for name, ms in samples.items():
+        median = statistics.median(ms)
+        print(f"  {name:<42} {median:7.3f} ms  {flops[name.split(',')[0]] / median / 1e6:6.1f} GFLOP/s")
+
+
+def _ort_profile(models, args, passes: int) -> None:
+    """onnxruntime's kernel time per op type per forward pass (its own profiler), each model's
+    ONNX graph as ``latency.backend=onnxruntime`` runs it."""
+    import json
+    from collections import Counter
+
+    from arch_search.onnx_export import export_onnx
+
+    feed = {"input_ids": _ids(args.seq_len).numpy()}
+    print("\n## onnxruntime (kernel time by op type, its profiler)")
+    with tempfile.TemporaryDirectory(prefix="speedup-profile-") as tmp:
+        for i, (name, model) in enumerate(models.items()):
+            session = ort_session(export_onnx(model, Path(tmp) / f"{i}.onnx", inputs=("input_ids",)), args.threads)
+            for _ in range(args.warmup):
+                session.run(None, feed)
+            profiled = ort_session(Path(tmp) / f"{i}.onnx", args.threads, profile=Path(tmp) / f"{i}")
+            for _ in range(passes + 1):  # the first run is the profiler's warm-up: left out below
+                profiled.run(None, feed)
+            events = json.loads(Path(profiled.end_profiling()).read_text())
+            runs = [e for e in events if e.get("cat") == "Session" and e["name"] == "model_run"]
+            start = runs[1]["ts"]  # after the first run
+            time, count = Counter(), Counter()
+            for e in events:
+                if e.get("cat") == "Node" and e["name"].endswith("_kernel_time") and e["ts"] >= start:
+                    time[e["args"]["op_name"]] += e["dur"] / passes / 1e3
+                    count[e["args"]["op_name"]] += 1
+            print(f"\n{name}: {sum(time.values()):.1f} ms per forward in kernels")
+            for op, ms in time.most_common(8):
+                print(f"  {op:<30} {ms:8.2f} ms  {count[op] // passes:5d} calls")
 
 
 def _parity(ours, hf, seq_len: int) -> dict[str, float]:
