@@ -5,10 +5,10 @@ Layout is (B, T, C) throughout: batch, tokens, channels. A grouped 1x1 convoluti
 tokens is a grouped linear layer over channels. How it runs:
 - training (autograd on): one batched matmul over the groups (``torch.baddbmm``);
 - fp32 inference on CPU: one oneDNN GEMM per group on a contiguous slice of channels, then a
-  concat (``GroupedLinear._per_group`` with ``onednn_linear``), dense layers included. oneDNN's
-  fp32 GEMM is the one HF's grouped ``Conv1d`` already gets, while ``F.linear`` / ``bmm`` call
-  MKL's sgemm, which on an AMD EPYC runs at less than half the rate (96 vs 215 GFLOP/s at
-  (128 x 768) @ (768 x 768), 1 thread: ``experiments/speedup``);
+  concat (``GroupedLinear._per_group`` with ``onednn_linear``), dense layers included.
+  ``F.linear`` / ``bmm`` call MKL's sgemm, which on an AMD EPYC runs at less than half
+  oneDNN's rate (89-95 vs 195-202 GFLOP/s at BERT-base's shapes, 1 thread:
+  ``experiments/speedup/profile.txt``);
 - other inference (bf16, or no oneDNN): the batched matmul, written in place;
 - ONNX export: one 2-D GEMM per group, then Concat.
 PyTorch's grouped ``Conv1d`` in (B, C, T) layout needs permutes around every LayerNorm and
@@ -39,8 +39,9 @@ _ACT_INPLACE = {
 
 
 def _onednn_linear(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
-    """``F.linear(x, weight, bias)`` through oneDNN's GEMM (the op torch.compile's CPU backend
-    calls): dense in, dense out, no autograd."""
+    """``F.linear(x, weight, bias)`` through oneDNN's GEMM: torch's private op for it (what
+    torch.compile's CPU linear fusions call), on dense tensors, no autograd. Guarded below:
+    a build without it takes the aten path."""
     return torch.ops.mkldnn._linear_pointwise(x, weight, bias, "none", [], "")
 
 
