@@ -235,8 +235,17 @@ def fingerprint(cfg: DictConfig) -> dict[str, Any]:
         "proxy": {"kind": cfg.proxy._target_, **{k: v for k, v in proxy.items() if k not in _NOT_SCORED}},
         "proxy_setup": {k: v for k, v in setup.items() if k not in _NOT_SCORED},
         "latency": {"backend": cfg.latency.get("backend", "torch"), "threads": cfg.latency.threads,
-                    "seq_len": cfg.seq_len, "batch": cfg.batch, **_precision_key(cfg)},
+                    "seq_len": cfg.seq_len, "batch": cfg.batch, **_precision_key(cfg), **_gemm_key(cfg)},
     }
+
+
+def _gemm_key(cfg: DictConfig) -> dict[str, str]:
+    """``{"gemm": "onednn"}`` when torch times the projections through oneDNN
+    (``arch_search.model``). Latencies timed before that (MKL's GEMMs, much slower on some
+    CPUs) are not comparable, so a study made then is not resumed under it."""
+    from arch_search.model import onednn_linear
+
+    return {"gemm": "onednn"} if cfg.latency.get("backend", "torch") == "torch" and onednn_linear else {}
 
 
 def _precision_key(cfg: DictConfig) -> dict[str, str]:

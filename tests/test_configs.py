@@ -256,11 +256,24 @@ def test_every_task_config_names_its_glue_task_and_reaches_the_proxy_setup(task,
 
 
 def test_the_fingerprint_names_a_precision_only_when_it_is_not_fp32():
-    """A study made before latency.precision existed (fp32) resumes under a default run; a run at
-    bf16 is refused on it (its fingerprint differs)."""
+    """A fp32 study's fingerprint has no precision key (as before latency.precision existed); a
+    run at bf16 is refused on it (its fingerprint differs in that key only)."""
     from arch_search.cli import fingerprint
     from arch_search.search import fingerprint_differences
 
     fp32, bf16 = fingerprint(compose_run()), fingerprint(compose_run("latency.precision=bf16"))
     assert "precision" not in fp32["latency"] and bf16["latency"]["precision"] == "bf16"
     assert fingerprint_differences(fp32, bf16) == ["latency.precision: '(unset)' -> 'bf16'"]
+
+
+def test_the_fingerprint_names_the_gemm_kernels_torch_times_with():
+    """Torch latencies since the oneDNN projections differ from those timed on MKL's GEMMs: a
+    study made before (no key) is refused by a default run, naming the one difference;
+    onnxruntime timings did not change and carry no key."""
+    from arch_search.cli import fingerprint
+    from arch_search.search import fingerprint_differences
+
+    now, ort = fingerprint(compose_run()), fingerprint(compose_run("latency.backend=onnxruntime"))
+    assert now["latency"]["gemm"] == "onednn" and "gemm" not in ort["latency"]
+    before = {**now, "latency": {k: v for k, v in now["latency"].items() if k != "gemm"}}
+    assert fingerprint_differences(before, now) == ["latency.gemm: '(unset)' -> 'onednn'"]
