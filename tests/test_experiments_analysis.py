@@ -6,7 +6,8 @@ Covered: experiments/lessons.py (Scores, delta, paired*, rows, design_table, the
 pattern), search_recovers_squeezebert/samplers.py (analyse, render: hypervolumes, the common
 reference point, the NSGA-II / random ratio), search_recovers_squeezebert/run.py (render of a
 run directory), proxy_compressed/run.py (SNR, gap, tau, the summary builder), and the helpers of
-which_layers, group_count and shuffle. proxy_fidelity/run.py has no pure helper (its analysis
+which_layers, group_count and shuffle, and speedup/run.py's precision accuracy check (the
+paired per-sentence comparison and its summary). proxy_fidelity/run.py has no pure helper (its analysis
 is inline in main(), after training), so it is not covered here.
 """
 
@@ -51,6 +52,7 @@ compressed = load("proxy_compressed/run.py")
 which_layers = load("which_layers/run.py")
 group_count = load("group_count/run.py")
 shuffle = load("shuffle/run.py")
+speedup = load("speedup/run.py")
 
 ENV = Env(cpu="Test CPU @ 1GHz", cores=2, threads=1, torch="0.0", python="3.0", machine="x86_64")
 
@@ -634,3 +636,33 @@ def test_shuffle_pairs_on_minus_off():
         "ms_off": 50.0, "ms_on": 52.0, "shuffle_cost_ms": 2.0, "shuffle_cost_pct": 4.0,
     })
     assert (out[2]["shuffle_heldout_min"], out[2]["shuffle_cost_ms"], out[2]["shuffle_cost_pct"]) == pytest.approx((-3.0, 4.0, 8.0))
+
+
+def test_a_precision_is_compared_with_fp32_sentence_by_sentence():
+    """10 sentences: fp32 gets rows 0-6 right. The low precision loses rows 5 and 6 (b = 2),
+    gains rows 7 and 9 (c = 2), is wrong with fp32 on row 8, and agrees with fp32 on 6 rows.
+    diff = (c - b) / n = 0; SE (McNemar) = sqrt(b + c - (c - b)^2 / n) / n = 0.2."""
+    import numpy as np
+
+    labels = np.array([1, 0, 1, 0, 1, 0, 1, 0, 1, 0])
+    fp32 = np.array([1, 0, 1, 0, 1, 0, 1, 1, 0, 1])
+    low = np.array([1, 0, 1, 0, 1, 1, 0, 0, 0, 0])
+    got = speedup._paired(fp32, low, labels)
+    assert (got["flips_lost"], got["flips_gained"]) == (2, 2)
+    assert (got["fp32_accuracy"], got["accuracy"], got["agreement"]) == (0.7, 0.7, 0.6)
+    assert got["diff"] == 0.0 and got["se"] == round(math.sqrt(4) / 10, 4) and not got["significant"]
+    lost_only = speedup._paired(labels, 1 - labels, labels)  # every sentence flips to wrong: SE 0, told apart
+    assert (lost_only["diff"], lost_only["se"], lost_only["significant"]) == (-1.0, 0.0, True)
+
+
+def test_the_precision_summary_averages_seeds_and_counts_the_told_apart():
+    def r(model, seed, precision, fp32, diff, agreement, significant):
+        return {"model": model, "seed": seed, "precision": precision, "fp32_accuracy": fp32, "diff": diff,
+                "agreement": agreement, "significant": significant}
+
+    rows = [r("dense", 0, "bf16", 0.80, 0.0, 1.0, False), r("dense", 0, "int8", 0.80, -0.02, 0.96, True),
+            r("dense", 1, "bf16", 0.84, 0.01, 0.99, False), r("dense", 1, "int8", 0.84, 0.0, 0.98, False)]
+    lines = speedup._accuracy_summary({"rows": rows})
+    # fp32 accuracy over seeds: mean 82.00, sd of (80, 84) = 2.83; int8: mean agreement 97.00, diff -1.00
+    assert lines[2:] == ["| dense | 82.00 +/- 2.83 | bf16 | 99.50 | +0.50 | 0 / 2 |",
+                         "| dense | 82.00 +/- 2.83 | int8 | 97.00 | -1.00 | 1 / 2 |"]

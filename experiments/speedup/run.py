@@ -349,7 +349,7 @@ def _accuracy_summary(a: dict) -> list[str]:
              "| --- | ---: | --- | ---: | ---: | ---: |"]
     for model in dict.fromkeys(r["model"] for r in a["rows"]):
         mine = [r for r in a["rows"] if r["model"] == model]
-        fp32 = [r["fp32_accuracy"] for r in mine if r["precision"] == "bf16"]
+        fp32 = list({r["seed"]: r["fp32_accuracy"] for r in mine}.values())  # one per seed
         sd = statistics.stdev(fp32) if len(fp32) > 1 else float("nan")
         for precision in dict.fromkeys(r["precision"] for r in mine):
             rs = [r for r in mine if r["precision"] == precision]
