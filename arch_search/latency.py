@@ -160,27 +160,42 @@ def _ids(model: torch.nn.Module, seq_len: int, batch: int, seed: int) -> torch.T
 
 def _runners(
     models: Mapping[str, torch.nn.Module], seq_len: int, batch: int, seed: int, threads: int, backend: str,
-    onnx_dir: str | Path | None, precision: str = "fp32",
+    onnx_dir: str | Path | None, precision: str = "fp32", cache: RunnerCache | None = None,
 ) -> dict[str, Callable[[], object]]:
     """One forward pass of each model, as a call with no arguments (backends and precisions
-    above; ``arch_search.precision``)."""
+    above; ``arch_search.precision``). A model found in ``cache`` (the same object, the same
+    settings) reuses its call: no new bf16 copy, ONNX export or quantisation."""
     from arch_search.precision import bf16_copy, quantize_int8
 
-    ids = {name: _ids(m, seq_len, batch, seed) for name, m in models.items()}
+    settings = (seq_len, batch, seed, threads, backend, precision)
+    runners: dict[str, Callable[[], object]] = {}
+    for name, m in models.items():
+        hit = cache.get(id(m)) if cache is not None else None
+        if hit is not None and hit[0] is m and hit[1] == settings:
+            runners[name] = hit[2]
+    todo = [(i, name, m) for i, (name, m) in enumerate(models.items()) if name not in runners]
     if backend == "torch":
-        run = {name: bf16_copy(m) if precision == "bf16" else m.eval() for name, m in models.items()}
-        return {name: partial(m, input_ids=ids[name]) for name, m in run.items()}
-    from arch_search.onnx_export import export_onnx, ort_session
+        for _, name, m in todo:
+            run = bf16_copy(m) if precision == "bf16" else m.eval()
+            runners[name] = partial(run, input_ids=_ids(m, seq_len, batch, seed))
+    elif todo:
+        from arch_search.onnx_export import export_onnx, ort_session
 
-    runners = {}
-    with tempfile.TemporaryDirectory(prefix="arch_search-onnx-") as tmp:  # a session keeps its own copy
-        for i, (name, m) in enumerate(models.items()):
-            path = export_onnx(m, Path(onnx_dir or tmp) / f"{i}.onnx", inputs=("input_ids",))
-            if precision == "int8":
-                path = quantize_int8(path, path.with_suffix(".int8.onnx"))
-            session = ort_session(path, threads=threads)
-            runners[name] = partial(session.run, None, {"input_ids": ids[name].numpy()})
-    return runners
+        with tempfile.TemporaryDirectory(prefix="arch_search-onnx-") as tmp:  # a session keeps its own copy
+            for i, name, m in todo:
+                path = export_onnx(m, Path(onnx_dir or tmp) / f"{i}.onnx", inputs=("input_ids",))
+                if precision == "int8":
+                    path = quantize_int8(path, path.with_suffix(".int8.onnx"))
+                session = ort_session(path, threads=threads)
+                runners[name] = partial(session.run, None, {"input_ids": _ids(m, seq_len, batch, seed).numpy()})
+    if cache is not None:
+        for _, name, m in todo:  # the cache holds the model: its id is not reused while cached
+            cache[id(m)] = (m, settings, runners[name])
+    return {name: runners[name] for name in models}
+
+
+# id(model) -> (model, settings, call): prepared runners to reuse for a model timed again unchanged
+RunnerCache = dict
 
 
 def _check_rounds(warmup: int, rounds: int) -> None:
@@ -239,12 +254,16 @@ def compare_latency(
     backend: str = "torch",
     onnx_dir: str | Path | None = None,
     precision: str = "fp32",
+    cache: RunnerCache | None = None,
 ) -> Comparison:
     """Measure several models interleaved (one forward each per round, in turn), same inputs
     shape and protocol; ``baseline`` (default: the first) is the reference of ``speedup``;
     ``backend``: ``torch`` or ``onnxruntime`` (each model exported to ONNX first, the i-th
     model to ``<onnx_dir>/<i>.onnx``; without ``onnx_dir``, to a temporary directory);
-    ``precision``: ``fp32``, ``bf16`` (torch) or ``int8`` (onnxruntime), see above."""
+    ``precision``: ``fp32``, ``bf16`` (torch) or ``int8`` (onnxruntime), see above.
+    ``cache``: a dict the caller keeps between calls; a model timed again unchanged (the same
+    object, the same settings) reuses what was prepared for it (a bf16 copy, an ONNX session).
+    A model changed in place between calls must not be timed through the same cache."""
     if not models:
         raise ValueError("compare_latency needs at least one model")
     _check_rounds(warmup, rounds)  # before any export
@@ -253,7 +272,7 @@ def compare_latency(
     from arch_search.precision import check
 
     check(precision, backend)
-    runners = _runners(models, seq_len, batch, seed, threads, backend, onnx_dir, precision)
+    runners = _runners(models, seq_len, batch, seed, threads, backend, onnx_dir, precision, cache)
     samples = time_calls(runners, threads, warmup, rounds)
     env = Env.current(threads, backend, precision)
     latencies = {name: Latency.from_samples(s, env) for name, s in samples.items()}

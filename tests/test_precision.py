@@ -99,3 +99,40 @@ def test_a_lut_prices_fp32_only():
 
     with pytest.raises(ValueError, match="latency.precision=fp32"):
         LUTLatency(".", 128, 1, 1, 1, 1, 5, precision="bf16")
+
+
+def test_a_model_timed_again_reuses_its_prepared_runner(monkeypatch):
+    """compare_latency(cache=...): the same model object at the same settings is not copied
+    (bf16) or exported (onnxruntime) again; a new model or new settings are. A measured search
+    prepares its dense reference once, not once a trial."""
+    import functools
+
+    import arch_search.onnx_export as onnx_export
+    import arch_search.precision as precision
+    from arch_search.latency_model import MeasuredLatency
+
+    made = []
+    monkeypatch.setattr(precision, "bf16_copy", lambda m, real=precision.bf16_copy: made.append(m) or real(m))
+    a, b, c = tiny(), tiny(groups=True), tiny(groups=True)
+    cache: dict = {}
+    protocol = dict(seq_len=8, rounds=1, warmup=0, precision="bf16", cache=cache)
+    compare_latency({"a": a, "b": b}, **protocol)
+    compare_latency({"a": a, "c": c}, **protocol)
+    assert made == [a, b, c]
+    compare_latency({"a": a}, **{**protocol, "seq_len": 9})  # other settings: prepared again
+    assert made == [a, b, c, a]
+
+    exported = []
+    monkeypatch.setattr(onnx_export, "export_onnx", lambda m, *x, real=onnx_export.export_onnx, **k: exported.append(m) or real(m, *x, **k))
+    ort = dict(seq_len=8, rounds=1, warmup=0, backend="onnxruntime", cache={})
+    first = compare_latency({"a": a, "b": b}, **ort)
+    again = compare_latency({"b": b, "a": a}, **ort)
+    assert exported == [a, b] and set(again.latencies) == {"a", "b"} and first.baseline == "a"
+
+    made.clear()
+    space_ref = ArchSpec.preset("bert_base").with_scale(**TINY)
+    latency = MeasuredLatency(functools.partial(compare_latency, seq_len=8, rounds=1, warmup=0, precision="bf16"))
+    latency.reference = space_ref
+    for groups in (2, 4, 2):
+        latency.time(ArchSpec.preset("squeezebert").with_scale(**TINY).replace(groups={"ffn_in": groups}))
+    assert len(made) == 1 + 3  # the reference once, each design once

@@ -110,7 +110,7 @@ class StepMeasure:
     def __init__(self):
         self.calls = 0
 
-    def __call__(self, models, baseline=None):
+    def __call__(self, models, baseline=None, cache=None):
         from arch_search.latency import Comparison, Env, Latency
 
         self.calls += 1
