@@ -172,8 +172,12 @@ def test_ctrl_c_keeps_finished_trials_and_the_same_command_resumes(tmp_path):
     # finetune for 200 steps: about a second a trial, 32 designs: busy long after trial 0
     slow = ["proxy=finetune", "proxy.steps=200", "proxy.eval_dev=false", "proxy.progress=false"]
     args = [a for a in tiny_run_args(tmp_path) if a != "proxy=zero_cost"] + slow
+    # Ctrl-C's default action in the child, whatever this process inherited: a shell without job
+    # control starts a background job with SIGINT ignored, and Python then never raises
+    # KeyboardInterrupt (a test run launched that way would fail here for the wrong reason)
     proc = subprocess.Popen([sys.executable, "-m", "arch_search", *args, "search.n_trials=50"], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline, done = time.monotonic() + 240, set()
         while time.monotonic() < deadline and proc.poll() is None:  # a trial finished, the next one running
