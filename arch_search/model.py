@@ -7,7 +7,7 @@ tokens is a grouped linear layer over channels. How it runs:
 - fp32 inference on CPU: one oneDNN GEMM per group on a contiguous slice of channels, then a
   concat (``GroupedLinear._per_group`` with ``onednn_linear``), dense layers included.
   ``F.linear`` / ``bmm`` call MKL's sgemm, which on an AMD EPYC runs at less than half
-  oneDNN's rate (89-95 vs 195-202 GFLOP/s at BERT-base's shapes, 1 thread:
+  oneDNN's rate (87-91 vs 189-193 GFLOP/s at BERT-base's shapes, 1 thread:
   ``experiments/speedup/profile.txt``);
 - other inference (bf16, or no oneDNN): the batched matmul, written in place;
 - ONNX export: one 2-D GEMM per group, then Concat.

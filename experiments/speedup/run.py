@@ -165,6 +165,9 @@ def _sweep(models, args, spec_bert: ArchSpec, spec_sq: ArchSpec) -> None:
 
 
 PAIRS = {"ours": ("ours BERT-base", "ours SqueezeBERT"), "HF": ("HF BertModel", "HF SqueezeBertModel")}
+STATIC_CALIBRATION = 8  # seeded random (1, seq) inputs that calibrate the timed static graphs
+PRECISION_CELLS = (("bf16", False), ("int8", False), ("int8", True))  # (precision, static) against fp32
+ACCURACY_SEEDS = (0, 1)  # fine-tuning seeds of the precision accuracy check
 
 
 def _precision(models, args) -> None:
@@ -249,9 +252,6 @@ def _precision(models, args) -> None:
     print(f"wrote precision.md, precision.json in {HERE}")
 
 
-STATIC_CALIBRATION = 8  # seeded random (1, seq) inputs that calibrate the timed static graphs
-
-
 def _static_int8_latency(models, args):
     """The four models' ONNX graphs quantised statically (``quantize_int8(..., calibration)``),
     timed interleaved with the benchmark's protocol and inputs."""
@@ -272,9 +272,6 @@ def _static_int8_latency(models, args):
     return Comparison({n: Latency.from_samples(s, env) for n, s in samples.items()}, next(iter(models)))
 
 
-PRECISION_CELLS = (("bf16", False), ("int8", False), ("int8", True))  # (precision, static) against fp32
-
-
 def _precision_accuracy(args) -> dict:
     """Fine-tune the dense and SqueezeBERT-pattern MiniLM-L6 on SST-2 (per seed), then classify
     SST-2 dev at each precision: accuracy, agreement with fp32, and the paired difference."""
@@ -286,7 +283,12 @@ def _precision_accuracy(args) -> dict:
 
     checkpoint = os.environ.get("ARCH_SEARCH_CHECKPOINT", str(lessons.SHARED / "models" / "all-MiniLM-L6-v2"))
     glue = os.environ.get("GLUE_DIR", str(lessons.SHARED / "glue"))
-    steps, seeds, calibration_rows = (4, (0,), 32) if args.quick else (ACCURACY_STEPS, ACCURACY_SEEDS, 256)
+    from omegaconf import OmegaConf
+
+    from arch_search.resources import conf_dir
+
+    recipe = OmegaConf.load(conf_dir() / "proxy" / "finetune.yaml")  # the finetune proxy's budget and optimiser
+    steps, seeds, calibration_rows = (4, (0,), 32) if args.quick else (int(recipe.steps), ACCURACY_SEEDS, 256)
     setup = ProxySetup("sst2", init="pretrained", checkpoint=checkpoint, data_dir=glue, heldout=0)
     dev, train = setup.data.dev, setup.data.train
     if args.quick:
@@ -296,6 +298,7 @@ def _precision_accuracy(args) -> dict:
     stride = max(1, len(every) // (calibration_rows // 32))
     calibration = [b for _, b in every[::stride][: calibration_rows // 32]]
     labels = np.asarray(dev.labels)
+    masks = [b["attention_mask"] for _, b in batches]
     out = {"steps": steps, "seeds": list(seeds), "dev_rows": len(dev), "calibration_rows": 32 * len(calibration),
            "rows": []}
     designs = {"dense": ArchSpec.preset("bert_base"), "SqueezeBERT pattern": ArchSpec.preset("squeezebert")}
@@ -303,9 +306,10 @@ def _precision_accuracy(args) -> dict:
         for name, spec in designs.items():
             for seed in seeds:
                 model = setup.build(spec, seed=seed)
-                FinetuneProxy(setup, steps=steps, lr=1e-4, eval_every=steps, seed=seed, progress=False).train(model)
+                FinetuneProxy(setup, steps=steps, lr=recipe.lr, eval_every=steps, batch_size=recipe.batch_size,
+                              warmup=recipe.warmup, weight_decay=recipe.weight_decay, threads=recipe.threads,
+                              seed=seed, progress=False).train(model)
                 model.eval()
-                masks = [b["attention_mask"] for _, b in batches]
                 ref = precision_outputs(model, [b for _, b in batches], "fp32", tmp)
                 base = _predictions(ref, batches, len(dev))
                 for precision, static in PRECISION_CELLS:
@@ -315,9 +319,6 @@ def _precision_accuracy(args) -> dict:
                     out["rows"].append({"model": name, "seed": seed, "precision": precision + (" static" if static else ""),
                                         **_paired(base, pred, labels), "rel_l2": round(output_error(ref, low, masks)["rel_l2"], 4)})
     return out
-
-
-ACCURACY_STEPS, ACCURACY_SEEDS = 300, (0, 1)  # the finetune proxy's default budget; two fine-tuning seeds
 
 
 def _predictions(outputs, batches, n: int) -> np.ndarray:
@@ -402,16 +403,16 @@ def _gemm_rates(args, rounds: int = 50) -> None:
     g = torch.Generator().manual_seed(0)
     for name, (cin, cout) in shapes.items():
         x, w, b = torch.randn(1, T, cin, generator=g), torch.randn(cout, cin, generator=g), torch.randn(cout, generator=g)
-        calls[f"{name}, aten F.linear"] = partial(F.linear, x, w, b)
-        if onednn_linear is not None:
-            calls[f"{name}, oneDNN"] = partial(onednn_linear, x, w, b)
-        flops[name] = 2 * T * cin * cout
+        for kernel, linear in (("aten F.linear", F.linear), ("oneDNN", onednn_linear)):
+            if linear is not None:
+                calls[f"{name}, {kernel}"] = partial(linear, x, w, b)
+                flops[f"{name}, {kernel}"] = 2 * T * cin * cout
     samples = time_calls(calls, args.threads, args.warmup, rounds)
     print(f"\n## fp32 GEMM kernels, (1, {T}, C_in) @ (C_in, C_out) + bias, {args.threads} thread(s), {rounds} "
           "interleaved rounds, medians\n")
     for name, ms in samples.items():
         median = statistics.median(ms)
-        print(f"  {name:<42} {median:7.3f} ms  {flops[name.split(',')[0]] / median / 1e6:6.1f} GFLOP/s")
+        print(f"  {name:<42} {median:7.3f} ms  {flops[name] / median / 1e6:6.1f} GFLOP/s")
 
 
 def _ort_profile(models, args, passes: int) -> None:
@@ -426,15 +427,13 @@ def _ort_profile(models, args, passes: int) -> None:
     print("\n## onnxruntime (kernel time by op type, its profiler)")
     with tempfile.TemporaryDirectory(prefix="speedup-profile-") as tmp:
         for i, (name, model) in enumerate(models.items()):
-            session = ort_session(export_onnx(model, Path(tmp) / f"{i}.onnx", inputs=("input_ids",)), args.threads)
-            for _ in range(args.warmup):
+            path = export_onnx(model, Path(tmp) / f"{i}.onnx", inputs=("input_ids",))
+            session = ort_session(path, args.threads, profile=Path(tmp) / f"{i}")
+            for _ in range(args.warmup + passes):
                 session.run(None, feed)
-            profiled = ort_session(Path(tmp) / f"{i}.onnx", args.threads, profile=Path(tmp) / f"{i}")
-            for _ in range(passes + 1):  # the first run is the profiler's warm-up: left out below
-                profiled.run(None, feed)
-            events = json.loads(Path(profiled.end_profiling()).read_text())
+            events = json.loads(Path(session.end_profiling()).read_text())
             runs = [e for e in events if e.get("cat") == "Session" and e["name"] == "model_run"]
-            start = runs[1]["ts"]  # after the first run
+            start = runs[args.warmup]["ts"]  # the warm-up runs are left out
             time, count = Counter(), Counter()
             for e in events:
                 if e.get("cat") == "Node" and e["name"].endswith("_kernel_time") and e["ts"] >= start:
