@@ -37,3 +37,21 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def exclusive(path: str | Path) -> Iterator[None]:
+    """Hold an exclusive lock on the lock file ``path`` for the block: a second worker that
+    reaches the same block waits here until the first leaves it (then finds the entry the
+    first wrote instead of computing it again). ``flock``: the lock goes with its process, so
+    a worker killed inside the block does not leave the others waiting forever."""
+    import fcntl
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

@@ -109,7 +109,7 @@ def _search(cfg: DictConfig, run_dir: Path) -> None:
     latency = _built("search.latency_mode", lambda: instantiate(cfg.search.latency_mode))
     measure = _built("latency", lambda: _latency(cfg))
     proxy = _built("proxy", lambda: _for_space(instantiate(cfg.proxy), space))
-    _prepare(proxy)  # the task's data (and checkpoint) load now, not inside trial 0
+    _prepare(proxy, space.base)  # the task's data (and checkpoint) load now, not inside trial 0
     make_sampler = _built("search.sampler", lambda: instantiate(cfg.search.sampler, _partial_=True))
     _built("search.sampler", lambda: make_sampler(seed=cfg.seed))
     tracker = _built("logger", lambda: instantiate(cfg.logger))
@@ -119,7 +119,7 @@ def _search(cfg: DictConfig, run_dir: Path) -> None:
         tracker.config = {"run": config}
     storage = _built("storage", lambda: instantiate(cfg.storage))
     study_name = cfg.search.study_name or space.name
-    noise_proxy = _noise_proxy(proxy, cfg) if cfg.search.proxy_noise else None
+    noise_proxy = _for_space(_noise_proxy(proxy, cfg), space) if cfg.search.proxy_noise else None
     try:
         search = Search(
             space=space, proxy=proxy, latency=latency, measure=measure, study_name=study_name, storage=storage,
@@ -186,9 +186,11 @@ def _built(what: str, make: Callable[[], Any]) -> Any:
         raise SystemExit(f"error: {what}: {str(cause).strip().splitlines()[0]}") from None
 
 
-def _prepare(proxy: Any) -> None:
-    """Load what a proxy's first trial would load (task data; the checkpoint when pretrained),
-    so that a missing folder or a malformed file stops the run before its study exists."""
+def _prepare(proxy: Any, base: Any = None) -> None:
+    """Load what a proxy's first trial would load (task data; the checkpoint when pretrained)
+    and put the space's ``base`` design at proxy scale (the checkpoint's dims must be the
+    proxy scale the space was checked at), so that a missing folder, a malformed file or a
+    checkpoint the space cannot group stops the run before its study exists."""
     setup = getattr(proxy, "setup", None)
     if setup is None:
         return
@@ -196,6 +198,8 @@ def _prepare(proxy: Any) -> None:
         setup.data
         if setup.init == "pretrained":
             setup.dense
+        if base is not None:
+            setup.proxy_spec(base)
     except (OSError, ValueError, RuntimeError) as e:
         raise SystemExit(f"error: {str(e).strip().splitlines()[0]}") from None
 
@@ -266,7 +270,8 @@ def _remove_if_empty(run_dir: Path) -> None:
 
 def _noise_proxy(proxy: Any, cfg: DictConfig):
     """The run's proxy with the next seed and the same setup (it scores the references again:
-    the run's noise), or None for a proxy that takes no seed (zero-cost, supernet)."""
+    the run's noise; for the supernet, a second supernet trained with the next seed), or None
+    for a proxy that takes no seed (zero-cost)."""
     try:
         if "seed" not in _init_args(cfg.proxy._target_):
             return None

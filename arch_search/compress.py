@@ -64,11 +64,17 @@ def _kept_by_output(w2: Tensor, g_in: Tensor, groups: int) -> Tensor:
     return torch.zeros(w2.shape[0], groups, dtype=w2.dtype).index_add_(1, g_in, w2)
 
 
-def _assign(score: Tensor) -> Tensor:
-    """perm with perm[p] = the channel placed at position p, maximising sum score[perm[p], p]."""
-    channels, positions = linear_sum_assignment(score.double().numpy(), maximize=True)
-    perm = torch.empty(len(positions), dtype=torch.long)
-    perm[torch.as_tensor(positions)] = torch.as_tensor(channels)
+def _assign(score: Tensor, blocks: int = 1) -> Tensor:
+    """perm with perm[p] = the channel placed at position p, maximising sum score[perm[p], p];
+    with ``blocks`` > 1 a channel stays inside its contiguous block of positions (the parent
+    groups of a nested split: only the order within each block is chosen)."""
+    n = len(score)
+    size = n // blocks
+    perm = torch.empty(n, dtype=torch.long)
+    for b in range(blocks):
+        lo = b * size
+        channels, positions = linear_sum_assignment(score[lo : lo + size, lo : lo + size].double().numpy(), maximize=True)
+        perm[lo + torch.as_tensor(positions)] = lo + torch.as_tensor(channels)
     return perm
 
 
@@ -105,11 +111,48 @@ def permuted(dense: Encoder, spec: ArchSpec, rounds: int = 2) -> Encoder:
     return model
 
 
+def nested_splits(groups: Iterable[int]) -> list[int]:
+    """The group counts > 1 of ``groups``, ascending, each dividing the next (so that the blocks
+    of one split sit inside those of the one before); ``ValueError`` if they do not."""
+    counts = sorted({g for g in groups if g > 1})
+    for a, b in zip([1, *counts], counts):
+        if b % a:
+            raise ValueError(f"group counts {counts} do not nest: {b} is not a multiple of {a}")
+    return counts
+
+
+def nested_permuted(dense: Encoder, groups: Iterable[int], rounds: int = 2) -> Encoder:
+    """A copy of the dense ``dense`` with one channel order for every group count in ``groups``
+    (powers of two, or each a multiple of the last): top-down recursive splitting. The split
+    into the smallest count is chosen first (``permuted``'s balanced assignment with every
+    projection at that count); each later split only reorders channels inside the blocks of
+    the split before, so the blocks of G nest inside those of every smaller count and one
+    permuted model serves every design. Residual and intermediate channels are split at every
+    level; heads move only while a parent block holds whole heads. The same function."""
+    if not dense.spec.is_dense:
+        raise ValueError(f"permute a dense model, got {dense.spec.summary()}")
+    model = copy.deepcopy(dense)
+    spec, parent = dense.spec, 1
+    H = spec.heads
+    with torch.no_grad():
+        for g in nested_splits(groups):
+            level = spec.replace(groups=dict.fromkeys(spec.groups, g))  # every projection at g
+            whole_heads = H % parent == 0  # each parent block is H/parent whole heads
+            for _ in range(rounds):
+                _permute_residual(model, _residual_order(model, level, parent))
+                for i, layer in enumerate(model.layers):
+                    if whole_heads:
+                        _permute_heads(layer, _head_order(layer, level, i, parent))
+                    _permute_intermediate(layer, _intermediate_order(layer, level, i, parent))
+            parent = g
+    return model
+
+
 def _w2(lin: GroupedLinear) -> Tensor:
     return lin.weight[0].detach().double() ** 2  # (C_out, C_in)
 
 
-def _residual_order(model: Encoder, spec: ArchSpec) -> Tensor:
+def _residual_order(model: Encoder, spec: ArchSpec, blocks: int = 1) -> Tensor:
     """Residual position p <- channel perm[p]: every projection that reads (q, k, v, FFN in)
     or writes (post-attention, FFN out) the residual stream votes."""
     C = model.spec.hidden
@@ -125,10 +168,10 @@ def _residual_order(model: Encoder, spec: ArchSpec) -> Tensor:
             else:  # reads it: input positions
                 kept = _kept_by_input(_w2(lin), out_groups(lin.out_features, g, shuffle), g)  # (C, G)
                 score += kept[:, in_groups(C, g)]
-    return _assign(score)
+    return _assign(score, blocks)
 
 
-def _head_order(layer, spec: ArchSpec, i: int) -> Tensor:
+def _head_order(layer, spec: ArchSpec, i: int, blocks: int = 1) -> Tensor:
     """Head slot s <- head perm[s]: q, k, v rows of a head and its post-attention columns move
     together (attention is per head, so the order of heads does not matter)."""
     H, C = layer.heads, layer.q.in_features
@@ -147,10 +190,10 @@ def _head_order(layer, spec: ArchSpec, i: int) -> Tensor:
         per_dim = kept[:, where]  # (C, C): channel c at position p
         # head h at slot s: its D channels at the slot's D positions, dim by dim
         score += per_dim.view(H, D, H, D).diagonal(dim1=1, dim2=3).sum(-1)
-    return _assign(score)
+    return _assign(score, blocks)
 
 
-def _intermediate_order(layer, spec: ArchSpec, i: int) -> Tensor:
+def _intermediate_order(layer, spec: ArchSpec, i: int, blocks: int = 1) -> Tensor:
     """Intermediate position p <- channel perm[p] (FFN-in rows with FFN-out columns)."""
     (g_in, sh_in), (g_out, sh_out) = spec.layer(i)["ffn_in"], spec.layer(i)["ffn_out"]
     inner = layer.ffn_in.out_features
@@ -161,7 +204,7 @@ def _intermediate_order(layer, spec: ArchSpec, i: int) -> Tensor:
     if g_out > 1:
         kept = _kept_by_input(_w2(layer.ffn_out), out_groups(layer.ffn_out.out_features, g_out, sh_out), g_out)
         score += kept[:, in_groups(inner, g_out)]
-    return _assign(score)
+    return _assign(score, blocks)
 
 
 def _rows(lin: GroupedLinear, perm: Tensor) -> None:

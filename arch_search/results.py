@@ -40,6 +40,35 @@ def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
     return math.nan if _undefined("kendall_tau", x, y) else float(stats.kendalltau(x, y).statistic)
 
 
+def kendall_tau_interval(x: Sequence[float], y: Sequence[float], level: float = 0.9, resamples: int = 2000,
+                         seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``kendall_tau`` over the pairs (designs drawn with
+    replacement, seeded): how far a tau over few designs can be trusted. Resamples where tau
+    is undefined are dropped; (NaN, NaN) when every one is."""
+    rng = np.random.default_rng(seed)
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    taus = []
+    for _ in range(resamples):
+        i = rng.integers(0, len(x), len(x))
+        t = kendall_tau(x[i], y[i])
+        if not math.isnan(t):
+            taus.append(t)
+    if not taus:
+        return math.nan, math.nan
+    lo, hi = np.quantile(taus, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
+
+
+def signal_to_noise(means: Sequence[float], sds: Sequence[float]) -> float:
+    """A proxy's power over designs scored with several seeds: the standard deviation of the
+    design means over the mean within-design (seed) standard deviation. NaN for fewer than two
+    designs or no seed noise."""
+    if len(means) != len(sds):
+        raise ValueError(f"signal_to_noise: {len(means)} means against {len(sds)} sds")
+    within = float(np.mean(sds)) if len(sds) else 0.0
+    return math.nan if len(means) < 2 or within <= 0 else float(np.std(means, ddof=1)) / within
+
+
 def spearman(x: Sequence[float], y: Sequence[float]) -> float:
     """Spearman's rank correlation (average ranks for ties); NaN when undefined."""
     return math.nan if _undefined("spearman", x, y) else float(stats.spearmanr(x, y).statistic)

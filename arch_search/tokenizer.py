@@ -43,6 +43,8 @@ def load_tokenizer(checkpoint: str | Path) -> Tokenizer:
         except ImportError as e:
             raise FileNotFoundError(f"{checkpoint!r} is no folder; a hub id needs `pip install arch_search[hf]`") from e
         tok = AutoTokenizer.from_pretrained(str(checkpoint)).backend_tokenizer
+    elif not path.exists():
+        raise FileNotFoundError(f"{path}: no such checkpoint folder")
     else:
         raise FileNotFoundError(f"{path}: no tokenizer.json or vocab.txt")
     tok.no_padding()

@@ -35,19 +35,53 @@ def kd_loss(student: torch.Tensor, teacher: torch.Tensor, task: GlueTask, temper
                     reduction="batchmean") * T * T
 
 
-def gold_log_likelihood(model: Encoder, data: Encoded, task: GlueTask, batch_size: int = 128) -> float:
-    """Mean log-probability of the gold label over ``data`` (classification), or minus the mean
-    squared error (regression): a continuous score, less noisy than accuracy on a few rows."""
-    total = 0.0
+def logits_of(model: Encoder, data: Encoded, regression: bool = False, batch_size: int = 128) -> torch.Tensor:
+    """(N, labels) logits of every row of ``data``, in row order (eval mode, one pass)."""
+    out: torch.Tensor | None = None
     model.eval()
     with torch.inference_mode():
-        for rows, batch in eval_batches(data, batch_size, task.is_regression):
+        for rows, batch in eval_batches(data, batch_size, regression):
             logits = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]).logits
-            if task.is_regression:
-                total -= F.mse_loss(logits[:, 0], batch["labels"], reduction="sum").item()
-            else:
-                total += logits.log_softmax(-1).gather(1, batch["labels"][:, None]).sum().item()
-    return total / len(data)
+            if out is None:
+                out = logits.new_empty(len(data), logits.shape[1])
+            out[torch.as_tensor(rows)] = logits
+    return out
+
+
+def log_likelihood(logits: torch.Tensor, labels, task: GlueTask) -> float:
+    """Mean log-probability of the gold label (classification), or minus the mean squared error
+    (regression): a continuous score, less noisy than accuracy on a few rows."""
+    labels = torch.as_tensor(labels)
+    if task.is_regression:
+        return -F.mse_loss(logits[:, 0], labels.float()).item()
+    return logits.log_softmax(-1).gather(1, labels[:, None]).mean().item()
+
+
+def calibrated_log_likelihood(logits: torch.Tensor, labels, task: GlueTask) -> float:
+    """``log_likelihood`` after temperature scaling (Guo et al., 2017): the logits divided by
+    the one temperature that maximises it on these rows. Ranks models by how well they separate
+    the classes, not by how confident their training made them; regression: ``log_likelihood``."""
+    if task.is_regression:
+        return log_likelihood(logits, labels, task)
+    from scipy.optimize import minimize_scalar
+
+    fit = minimize_scalar(lambda log_t: -log_likelihood(logits / math.exp(log_t), labels, task),
+                          bounds=(-4.0, 4.0), method="bounded", options={"xatol": 1e-4})
+    return -float(fit.fun)
+
+
+def gold_log_likelihood(model: Encoder, data: Encoded, task: GlueTask, batch_size: int = 128) -> float:
+    """``log_likelihood`` of ``model``'s logits on ``data``."""
+    return log_likelihood(logits_of(model, data, task.is_regression, batch_size), data.labels, task)
+
+
+def kl_to(teacher: torch.Tensor, student: torch.Tensor, task: GlueTask) -> float:
+    """Mean KL(teacher || student) of the label distributions over the rows (the squared
+    difference of the outputs for regression): how far a design's predictions are from the
+    teacher's, without the labels."""
+    if task.is_regression:
+        return F.mse_loss(student[:, 0], teacher[:, 0]).item()
+    return F.kl_div(student.log_softmax(-1), teacher.log_softmax(-1), log_target=True, reduction="batchmean").item()
 
 
 def optimizer(model: torch.nn.Module, lr: float, weight_decay: float, warmup: float, steps: int):
@@ -75,17 +109,14 @@ def descend(loss: torch.Tensor, model: torch.nn.Module, opt, schedule, what: str
     return value
 
 
+def predictions(logits: torch.Tensor, regression: bool) -> list:
+    """Class ids, or floats for regression, from (N, labels) logits."""
+    return logits[:, 0].tolist() if regression else logits.argmax(-1).tolist()
+
+
 def predict(model: Encoder, data: Encoded, regression: bool, batch_size: int = 128) -> list:
     """Predictions for every row: class ids, or floats for regression."""
-    preds: list = [None] * len(data)
-    model.eval()
-    with torch.inference_mode():
-        for rows, batch in eval_batches(data, batch_size, regression):
-            logits = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]).logits
-            values = logits[:, 0].tolist() if regression else logits.argmax(-1).tolist()
-            for i, v in zip(rows, values):
-                preds[i] = v
-    return preds
+    return predictions(logits_of(model, data, regression, batch_size), regression)
 
 
 def score(model: Encoder, data: Encoded, task: GlueTask) -> dict[str, float]:

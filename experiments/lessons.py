@@ -12,6 +12,7 @@ dims, BERT-base here), as in the search (``../shared/DESIGN.md``, "Two scales").
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import statistics
@@ -205,6 +206,18 @@ def evaluate(designs: Mapping[str, ArchSpec], args: argparse.Namespace) -> tuple
 def command() -> str:
     """The command line that is running, from the repository root."""
     return " ".join(["python", str(Path(sys.argv[0]).resolve().relative_to(REPO)), *sys.argv[1:]])
+
+
+def machine_of(summary: Path, scored: int) -> str:
+    """The machine that computed a results file's rows: this one, or, when rows were kept from
+    an earlier invocation (``summary`` names its machine) and ``scored`` were added here, both."""
+    from arch_search.latency import Env
+
+    here = str(Env.current(2))
+    before = json.loads(summary.read_text()).get("machine") if summary.is_file() else None
+    if not before or before == here:
+        return here
+    return before if scored == 0 else f"{before} (earlier rows) + {here} ({scored} rows)"
 
 
 def header(title: str, args: argparse.Namespace, cmp: Comparison, designs: Mapping[str, ArchSpec],

@@ -93,3 +93,53 @@ def test_block_slices_of_a_permuted_model_start_closer_and_distillation_closes_m
     assert len(losses) == 40 and sum(losses[-5:]) < 0.8 * sum(losses[:5])  # dropout on: noisy, but falling
     assert reconstruction_error(student, base, held_out) < reconstruction_error(
         inherit_from_dense(spec, base, task_head=2), base, held_out)
+
+
+def _residual_channels(model, dense) -> torch.Tensor:
+    """perm with model's residual position p = dense's channel perm[p] (found from the word embeddings)."""
+    a, b = model.embeddings.word.weight, dense.embeddings.word.weight  # (V, C)
+    return torch.stack([torch.nonzero((b == a[:, [p]]).all(0)).flatten()[0] for p in range(a.shape[1])])
+
+
+def _intermediate_channels(model, dense, i) -> torch.Tensor:
+    a, b = model.layers[i].ffn_in.weight[0], dense.layers[i].ffn_in.weight[0]  # rows: intermediate channels
+    perm_res = _residual_channels(model, dense)
+    b = b[:, perm_res]  # dense's rows with their columns in model's residual order
+    return torch.stack([torch.nonzero((b == a[[p]]).all(1)).flatten()[0] for p in range(a.shape[0])])
+
+
+def test_nested_permutation_computes_the_same_function_and_each_split_refines_the_last(dense, batch):
+    from arch_search.compress import nested_permuted
+
+    nested = nested_permuted(dense, (1, 2, 4, 8))
+    with torch.no_grad():
+        torch.testing.assert_close(nested(*batch).logits, dense(*batch).logits, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(nested(*batch).pooler_output, dense(*batch).pooler_output, atol=1e-5, rtol=1e-5)
+    # Splitting finer never moves a channel out of the block the coarser split put it in: the
+    # blocks of the 2-way split after all levels hold the channels the 2-way split alone chose.
+    coarse = nested_permuted(dense, (2,))
+    for upto in ((2, 4), (2, 4, 8)):
+        finer = nested_permuted(dense, upto)
+        for level, g in enumerate(upto[:-1]):
+            before = nested_permuted(dense, upto[: level + 1])
+            for perm_of in (_residual_channels, lambda m, d: _intermediate_channels(m, d, 1)):
+                a, b = perm_of(before, dense), perm_of(finer, dense)
+                blocks_a = [set(x.tolist()) for x in a.view(g, -1)]
+                blocks_b = [set(x.tolist()) for x in b.view(g, -1)]
+                assert blocks_a == blocks_b, (upto, g)
+    assert _residual_channels(coarse, dense).tolist() != list(range(32))  # it did move channels
+    # and each level keeps more of the weights than the unpermuted model at that count
+    for g in (2, 4, 8):
+        design = tiny_spec(groups=dict.fromkeys(("q", "k", "v", "post_attention", "ffn_in", "ffn_out"), g))
+        assert kept_energy(nested, design) > kept_energy(dense, design) + 0.01, g
+
+
+def test_nested_splits_need_counts_that_divide_each_other(dense):
+    from arch_search.compress import nested_permuted, nested_splits
+
+    assert nested_splits((16, 1, 2, 4, 8, 4)) == [2, 4, 8, 16]
+    assert nested_splits((1, 3, 6)) == [3, 6]
+    with pytest.raises(ValueError, match="do not nest"):
+        nested_splits((2, 3))
+    with pytest.raises(ValueError, match="dense"):
+        nested_permuted(inherit_from_dense(GROUPED, dense), (2,))

@@ -18,6 +18,7 @@ import csv
 import importlib.util
 import json
 import math
+import statistics
 import sys
 from pathlib import Path
 
@@ -666,3 +667,38 @@ def test_the_precision_summary_averages_seeds_and_counts_the_told_apart():
     # fp32 accuracy over seeds: mean 82.00, sd of (80, 84) = 2.83; int8: mean agreement 97.00, diff -1.00
     assert lines[2:] == ["| dense | 82.00 +/- 2.83 | bf16 | 99.50 | +0.50 | 0 / 2 |",
                          "| dense | 82.00 +/- 2.83 | int8 | 97.00 | -1.00 | 1 / 2 |"]
+
+
+# ==== proxy_supernet/run.py =========================================================================
+
+supernet_exp = load("proxy_supernet/run.py")
+
+
+def srow(proxy, variant, design, seed, score, dev, calibrated="", kl="", heldout=0.8) -> dict:
+    return {"proxy": proxy, "variant": variant, "design": design, "seed": str(seed), "score": str(score),
+            "calibrated": str(calibrated), "kl": str(kl), "heldout_metric": str(heldout), "dev_metric": str(dev),
+            "seconds": "5.0", "score_seconds": "4.0", "source": "this run"}
+
+
+def test_supernet_experiment_tau_snr_gap_and_the_kl_sign():
+    designs = ["dense", "squeezebert", "all-2", "all-4"]
+    ref = [srow("compressed", "default", d, s, -0.3 - 0.05 * i + 0.01 * s, 0.86 - 0.02 * i) for i, d in enumerate(designs)
+           for s in (0, 1)]
+    # the supernet: the same order as the reference except all-2 and all-4 swapped; seed sd 0.01 each
+    sup_means = {"dense": -0.30, "squeezebert": -0.40, "all-2": -0.55, "all-4": -0.50}
+    sup = [srow("supernet", "default", d, s, m + (0.01 if s else -0.01) * (1 if s < 2 else 0), 0.85 - 0.01 * i,
+                kl=0.1 * i + 0.01 * s) for i, (d, m) in enumerate(sup_means.items()) for s in (0, 1)]
+    rows = ref + sup
+    t = supernet_exp.table_of(rows, "supernet", "default")
+    assert list(t) == designs and t["squeezebert"]["score"] == pytest.approx((-0.40, 0.01414), abs=1e-4)
+    assert t["all-2"]["kl"][0] == pytest.approx(-0.205)  # negated: higher is better, like every score
+    tau = supernet_exp.tau(supernet_exp.means(t, "score"), supernet_exp.means(supernet_exp.table_of(rows, "compressed", "default"), "score"))
+    assert tau["tau"] == pytest.approx(4 / 6, abs=1e-3) and tau["designs"] == 4  # 5 concordant pairs, 1 discordant
+    assert tau["ci90"][0] <= tau["tau"] <= tau["ci90"][1]
+    sd_means = statistics.stdev(sup_means.values())
+    assert supernet_exp.snr(t, "score") == pytest.approx(sd_means / 0.014142, rel=1e-3)
+    assert supernet_exp.gap(t) == pytest.approx(1.0)  # dev 0.85 - 0.84
+    summary, lines = supernet_exp.analyse(rows, [{"variant": "default", "seed": "0", "train_seconds": "540.0"}], "Test CPU")
+    assert summary["kendall_tau_vs_compressed"] == tau["tau"] and summary["train_seconds"] == 540.0
+    assert summary["designs"] == 4 and summary["seeds"] == [0, 1] and summary["seconds_per_design"] == 5.0
+    assert any("Kendall tau vs the compressed proxy: 0.667" in line for line in lines)

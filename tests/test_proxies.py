@@ -147,7 +147,7 @@ def test_compressed_proxy_scores_paired_and_caches_its_teacher(pretrained):
     a = proxy.evaluate(SQUEEZE)
     assert a.metric == "log_likelihood" and a.score < 0 and 0 <= a.details["heldout"]["accuracy"] <= 1
     assert set(a.details["seconds"]) == {"permute", "refit", "distill", "finetune"}
-    assert proxy.teacher_path.is_file()
+    assert proxy.task_teacher.path.is_file()
     again = tiny_compressed(pretrained)  # a new proxy (another worker): the cached teacher, the same score
     assert again.evaluate(SQUEEZE).score == a.score
     for name, p in again.teacher.state_dict().items():

@@ -79,3 +79,29 @@ def test_record_round_trips_the_user_attrs_and_the_front_skips_copies_and_infeas
         set_attrs(trial, paramz=3)
     study.tell(trial, [0.5, 1.0])
     assert TrialRecord.of(study.trials[-1]).params == 3
+
+
+def test_signal_to_noise_is_sd_of_means_over_mean_seed_sd():
+    from arch_search.results import signal_to_noise
+
+    # means -0.30, -0.35, -0.40: sd 0.05; seed sds 0, 0.04, 0.02: mean 0.02 -> 2.5
+    assert signal_to_noise([-0.30, -0.35, -0.40], [0.0, 0.04, 0.02]) == pytest.approx(2.5)
+    assert math.isnan(signal_to_noise([1.0, 2.0], [0.0, 0.0]))  # no seed noise: undefined, not infinite
+    assert math.isnan(signal_to_noise([1.0], [0.1]))
+    with pytest.raises(ValueError, match="2 means against 1 sds"):
+        signal_to_noise([1.0, 2.0], [0.1])
+
+
+def test_kendall_tau_interval_is_a_seeded_bootstrap_over_pairs():
+    from arch_search.results import kendall_tau_interval
+
+    x = list(range(12))
+    assert kendall_tau_interval(x, x) == (1.0, 1.0)  # every resample in the same order
+    assert kendall_tau_interval(x, x[::-1]) == (-1.0, -1.0)
+    noisy = [0, 2, 1, 3, 5, 4, 6, 8, 7, 9, 11, 10]
+    lo, hi = kendall_tau_interval(x, noisy, level=0.9)
+    assert lo < kendall_tau(x, noisy) < hi <= 1.0 and hi - lo > 0.05
+    assert kendall_tau_interval(x, noisy, level=0.9) == (lo, hi)  # seeded: the same interval again
+    wider = kendall_tau_interval(x, noisy, level=0.99)
+    assert wider[0] <= lo and wider[1] >= hi
+    assert all(math.isnan(v) for v in kendall_tau_interval([1, 1, 1], [1, 2, 3]))  # undefined in every resample

@@ -5,6 +5,7 @@ finished trials and resumes when the same command is run again."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -222,6 +223,7 @@ def test_ctrl_c_keeps_finished_trials_and_the_same_command_resumes(tmp_path):
 
 
 BOOM = '''
+import json
 import os
 
 from arch_search.proxies import ProxyResult
@@ -262,3 +264,62 @@ def test_a_failing_trial_is_one_line_its_traceback_in_errors_log_and_a_rerun_red
     assert numbers(after, FAIL) == {failed[0].number} and not numbers(after, RUNNING)
     assert [t.number for t in after if t.user_attrs.get("reference") == "bert_base" and t.state == COMPLETE]
     assert (tmp_path / "run" / "pareto.csv").is_file()
+
+
+def bad_checkpoint(tmp_path: Path, damage: str, minilm: Path) -> Path:
+    """A checkpoint folder the distilled supernet cannot use: `missing` (no folder), `not-bert`
+    (a GPT-2 config), `tokenizer` (BERT weights, no tokenizer files), `dims` (a BERT of hidden
+    360 = 12 heads of 30, which FFN/attention groups of 16 cannot split)."""
+    ckpt = tmp_path / "ckpt"
+    if damage == "missing":
+        return ckpt
+    ckpt.mkdir()
+    config = json.loads((minilm / "config.json").read_text())
+    if damage == "not-bert":
+        config = {"model_type": "gpt2", "n_embd": 384, "n_layer": 6, "n_head": 12, "vocab_size": 30522}
+    if damage != "tokenizer":
+        shutil.copy(minilm / "vocab.txt", ckpt / "vocab.txt")
+    (ckpt / "config.json").write_text(json.dumps(config))
+    if damage != "dims":
+        (ckpt / "model.safetensors").symlink_to(minilm / "model.safetensors")
+        return ckpt
+    from safetensors.torch import load_file, save_file
+
+    (ckpt / "config.json").write_text(json.dumps(config | {"hidden_size": 360, "intermediate_size": 1440}))
+    cut = {384: 360, 1536: 1440}  # MiniLM's weights cut to the new dims: a loadable BERT
+    state = load_file(str(minilm / "model.safetensors"))
+    save_file({k: v[tuple(slice(0, cut.get(n, n)) for n in v.shape)].contiguous() for k, v in state.items()},
+              str(ckpt / "model.safetensors"))
+    return ckpt
+
+
+@pytest.mark.shared
+@pytest.mark.parametrize(
+    "damage, words",
+    [
+        ("missing", ["ckpt: no such checkpoint folder"]),
+        ("not-bert", ["model_type 'bert' and 'squeezebert', got 'gpt2'"]),
+        ("tokenizer", ["ckpt: no tokenizer.json or vocab.txt"]),
+        ("dims", ["differs from the checkpoint's dims", "'hidden': 360", "proxy_setup.scale"]),
+    ],
+)
+def test_a_checkpoint_the_default_proxy_cannot_use_is_one_error_line_before_the_study(damage, words, tmp_path, minilm_dir):
+    ckpt = bad_checkpoint(tmp_path, damage, minilm_dir)
+    out = cli("run", "space=squeezebert", "proxy=supernet", "proxy_setup=pretrained", f"proxy_setup.checkpoint={ckpt}",
+              "task=wnli", f"task.data_dir={SHARED / 'glue'}", "proxy_setup.heldout=60", "search.progress=false",
+              f"cache_dir={tmp_path}/cache", f"hydra.run.dir={tmp_path}/run", cwd=tmp_path)
+    assert out.returncode == 1
+    assert_one_error_line(out, *words)
+    assert_nothing_written(tmp_path)
+    assert not (tmp_path / "cache" / "teachers").exists()  # nothing trained either
+
+
+@pytest.mark.shared
+def test_a_checkpoint_whose_dims_the_space_cannot_group_is_named_at_its_own_scale(tmp_path, minilm_dir):
+    ckpt = bad_checkpoint(tmp_path, "dims", minilm_dir)
+    out = cli("run", "space=squeezebert", "proxy=supernet", "proxy_setup=pretrained", f"proxy_setup.checkpoint={ckpt}",
+              "proxy_setup.scale={hidden: 360, layers: 6, heads: 12, intermediate: 1440}", "task=wnli",
+              f"task.data_dir={SHARED / 'glue'}", f"cache_dir={tmp_path}/cache", f"hydra.run.dir={tmp_path}/run", cwd=tmp_path)
+    assert out.returncode == 1
+    assert_one_error_line(out, "groups.q", "does not divide", "360", "proxy scale")
+    assert_nothing_written(tmp_path)

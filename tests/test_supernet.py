@@ -9,6 +9,8 @@ from arch_search.proxies import ProxySetup, Supernet, SupernetProxy
 from arch_search.proxies import supernet as S
 from arch_search.proxies.supernet import block_mask
 from tests.conftest import SHARED, race, tiny_spec
+
+SQUEEZE_DESIGN = ArchSpec.preset("squeezebert")
 from tests.test_inherit import masked_dense
 
 
@@ -56,7 +58,9 @@ def tiny_proxy(tmp_path):
             max_len=32, heldout=100, vocab_size=400, data_dir=str(SHARED / "glue"), cache_dir=str(tmp_path),
             seed=kw.pop("seed", 0),
         )
-        return SupernetProxy(setup, **{"groups": (1, 2, 4), "steps": 3, "batch_size": 8, "threads": 1, "progress": False, **kw})
+        plain = {"teacher": False, "permute": False, "distill": False, "score": "metric"}  # a scratch init: no teacher
+        return SupernetProxy(setup, **{"groups": (1, 2, 4), "steps": 3, "batch_size": 8, "threads": 1, "progress": False,
+                                       **plain, **kw})
 
     return make
 
@@ -69,7 +73,7 @@ def test_trained_once_cached_and_reused(tiny_proxy, monkeypatch):
     assert proxy.cache_path.is_file() and first.metric == "accuracy" and set(first.dev) == {"accuracy"}
     assert first.details["proxy_spec"]["groups"]["ffn_in"] == 4
 
-    def no_training(self, supernet):
+    def no_training(self, supernet, teacher=None):
         raise AssertionError("trained again instead of reading the cache")
 
     monkeypatch.setattr(SupernetProxy, "train", no_training)
@@ -85,20 +89,30 @@ def test_trained_once_cached_and_reused(tiny_proxy, monkeypatch):
 
 
 @pytest.mark.shared
-def test_workers_training_the_same_supernet_together_all_get_it(tiny_proxy, monkeypatch):
-    def slow_save(*args, **kwargs):  # every worker is between writing and renaming at once
+def test_workers_needing_the_same_supernet_train_it_once_and_all_get_it(tiny_proxy, monkeypatch, tmp_path):
+    trainings = tmp_path / "trainings"
+
+    def slow_train(self, supernet, teacher=None):  # long enough for every other worker to arrive meanwhile
+        with open(trainings, "a") as f:
+            f.write("trained\n")
+        time.sleep(0.3)
+        return 0.3
+
+    def slow_save(*args, **kwargs):  # a reader that did not wait would find no file or half of one
         save_file(*args, **kwargs)
         time.sleep(0.05)
 
-    monkeypatch.setattr(SupernetProxy, "train", lambda self, supernet: 0.0)  # the race is in the write
+    monkeypatch.setattr(SupernetProxy, "train", slow_train)
     monkeypatch.setattr(S, "save_file", slow_save)
     proxy = tiny_proxy()
     dense = proxy.setup.build(ArchSpec.preset("bert_base")).state_dict()  # loads the data once, before forking
-    for _ in range(5):
+    for _ in range(3):
         proxy.cache_path.unlink(missing_ok=True)
+        trainings.unlink(missing_ok=True)
         assert race(lambda: proxy.supernet) == [0] * 4
+        assert trainings.read_text() == "trained\n"  # one worker trained, three waited and read its file
         assert load_file(str(proxy.cache_path)).keys() == dense.keys()
-        assert list(proxy.cache_path.parent.iterdir()) == [proxy.cache_path]  # no temporary file left
+        assert sorted(p.name for p in proxy.cache_path.parent.iterdir() if p.suffix != ".lock") == [proxy.cache_path.name]
 
 
 @pytest.mark.shared
@@ -113,3 +127,64 @@ def test_sandwich_and_the_space_it_covers(tiny_proxy):
         proxy.evaluate(ArchSpec.preset("bert_base").replace(groups={"q": 8}))  # 8 not in (1, 2, 4)
     with pytest.raises(ValueError, match="outside the supernet's space"):
         proxy.evaluate(ArchSpec.preset("squeezebert").replace(shuffle=True))
+
+
+@pytest.fixture(scope="module")
+def pretrained(tmp_path_factory, minilm_dir):
+    return ProxySetup(task="wnli", init="pretrained", checkpoint=str(minilm_dir), max_len=24, heldout=60,
+                      data_dir=str(SHARED / "glue"), cache_dir=str(tmp_path_factory.mktemp("cache")))
+
+
+def distilled(setup, **kw):
+    return SupernetProxy(setup, **{"groups": (1, 2, 4), "teacher_steps": 2, "steps": 2, "batch_size": 8, "threads": 1,
+                                   "progress": False, **kw})
+
+
+@pytest.mark.slow
+@pytest.mark.shared
+def test_distilled_supernet_starts_from_the_permuted_teacher_and_scores_three_ways(pretrained):
+    proxy = distilled(pretrained)
+    start, target = proxy._start()
+    teacher = proxy.teacher.model
+    assert target is not None and start is not target  # trained weights and a frozen target
+    ids = pretrained.data.heldout.input_ids[0]
+    x = torch.tensor([ids])
+    with torch.no_grad():  # the permuted copy is the teacher's function (the residual stream is reordered)
+        torch.testing.assert_close(start.eval()(x).logits, teacher(x).logits, atol=1e-4, rtol=1e-4)
+        assert not torch.equal(start.embeddings.word.weight, teacher.embeddings.word.weight)
+    r = proxy.evaluate(SQUEEZE_DESIGN)
+    held = r.details["heldout"]
+    assert r.metric == "log_likelihood" and r.score == held["log_likelihood"] < 0
+    assert held["kl"] > 0 and 0 <= held["accuracy"] <= 1 and set(r.dev) == {"accuracy"}
+    assert r.details["init"] == "teacher" and r.details["score_seconds"] < 30
+    dense = proxy.evaluate(ArchSpec.preset("bert_base"))
+    assert dense.details["heldout"]["kl"] < held["kl"]  # two steps from the teacher: dense is still close to it
+    by_kl = distilled(pretrained, score="kl")
+    assert by_kl.cache_path == proxy.cache_path  # the score is not part of what was trained
+    assert by_kl.evaluate(SQUEEZE_DESIGN).score == pytest.approx(-held["kl"])
+    keys = {distilled(pretrained, **kw).cache_key() for kw in ({}, {"permute": False}, {"distill": False},
+                                                               {"sandwich": False}, {"seed": 1}, {"teacher_steps": 3})}
+    assert len(keys) == 6  # each changes what is trained
+
+
+def test_distilled_supernet_needs_a_pretrained_setup(tiny_proxy):
+    setup = tiny_proxy().setup
+    with pytest.raises(ValueError, match="proxy_setup=pretrained"):
+        SupernetProxy(setup)
+    with pytest.raises(ValueError, match="need the teacher"):
+        SupernetProxy(setup, teacher=False, distill=True, permute=False)
+    with pytest.raises(ValueError, match="score must be"):
+        SupernetProxy(setup, teacher=False, permute=False, distill=False, score="accuracy")
+
+
+def test_without_the_sandwich_rule_every_design_of_a_step_is_random(tiny_proxy):
+    import random
+
+    rng = random.Random(0)
+    proxy = tiny_proxy(sandwich=False, random_designs=2)
+    steps = [proxy.sandwich(rng) for _ in range(20)]
+    assert {len(s) for s in steps} == {4} == {proxy.designs_per_step}  # as many designs per step as the sandwich
+    assert not all(s[0].is_dense for s in steps)
+    sandwich = tiny_proxy(random_designs=2)
+    steps = [sandwich.sandwich(rng) for _ in range(20)]
+    assert all(s[0].is_dense and s[1].uniform_groups() == dict.fromkeys(s[1].groups, 4) for s in steps)

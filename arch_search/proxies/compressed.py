@@ -5,7 +5,8 @@ Per design (``arch_search.compress``): permute the teacher's channels for the de
 take the block-diagonal slices, refit them by least squares on calibration text, distil the
 hidden states from the permuted teacher on the task's train text, then fine-tune on the task
 with logit distillation (TinyBERT's task-specific stage, Jiao et al., 2020). The teacher is
-fine-tuned once per task and setting and cached on disk (workers and runs share it).
+fine-tuned once per task and setting and cached on disk (``arch_search.proxies.teacher``:
+workers and runs share it).
 
 Every design sees the same calibration rows, the same batches in the same order and the same
 seeds (common random numbers): differences between designs are paired. The score is the mean
@@ -16,15 +17,10 @@ held-out rows and dev metrics are reported beside it.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
-from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
 
-from arch_search.cache import atomic_path
 from arch_search.compress import distill, permuted, refit
 from arch_search.inherit import inherit_from_dense
 from arch_search.model import Encoder
@@ -32,12 +28,10 @@ from arch_search.proxies.base import OnProgress, ProxyResult, result_of
 from arch_search.proxies.setup import ProxySetup
 from arch_search.training import gold_log_likelihood
 from arch_search.proxies.finetune import FinetuneProxy
+from arch_search.proxies.teacher import TaskTeacher
 from arch_search.runtime import num_threads
 from arch_search.spec import ArchSpec
 from arch_search.tokenizer import Encoded, bucketed_batches, eval_batches
-
-CACHE_VERSION = 1  # bump when a cached teacher's meaning changes
-
 
 class CompressedProxy:
     """Score = mean log-likelihood of the gold label (``score="log_likelihood"``) or the task's
@@ -80,40 +74,12 @@ class CompressedProxy:
         self.seed = setup.seed if seed is None else seed
         self.finetune = FinetuneProxy(setup, steps=steps, batch_size=batch_size, lr=lr, eval_every=steps + 1,
                                       eval_dev=eval_dev, threads=threads, progress=progress, seed=self.seed)
-        self._teacher: Encoder | None = None
-
-    # ---- the teacher: the dense model fine-tuned on the task, once --------------------------------
-
-    def teacher_key(self) -> str:
-        s = self.setup
-        key = {"checkpoint": Path(str(s.checkpoint)).name, "task": s.task, "steps": self.teacher_steps,
-               "lr": self.teacher_lr, "batch_size": self.batch_size, "seed": s.seed, "max_len": s.max_len,
-               "heldout": s.heldout, "heldout_disjoint": s.heldout_disjoint, "dropout": s.dropout,
-               "version": CACHE_VERSION}
-        return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-
-    @property
-    def teacher_path(self) -> Path:
-        return Path(self.setup.cache_dir) / "teachers" / f"teacher-{self.teacher_key()}.safetensors"
+        self.task_teacher = TaskTeacher(setup, teacher_steps, teacher_lr, batch_size, threads, progress)
 
     @property
     def teacher(self) -> Encoder:
         """The dense checkpoint fine-tuned on the task (``teacher_steps``): cached, else trained now."""
-        if self._teacher is None:
-            model = self.setup.build(self.setup.dense.spec)  # the pretrained dense model with a task head
-            if self.teacher_path.is_file():
-                model.load_state_dict(load_file(str(self.teacher_path)))
-            else:
-                trainer = FinetuneProxy(self.setup, steps=self.teacher_steps, batch_size=self.batch_size,
-                                        lr=self.teacher_lr, eval_every=self.teacher_steps + 1, eval_dev=False,
-                                        threads=self.threads, progress=self.progress)
-                with num_threads(self.threads):
-                    trainer.train(model)
-                with atomic_path(self.teacher_path) as tmp:
-                    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp),
-                              metadata={"key": self.teacher_key()})
-            self._teacher = model.eval()
-        return self._teacher
+        return self.task_teacher.model
 
     # ---- one design ------------------------------------------------------------------------------
 

@@ -127,7 +127,8 @@ class ProxySetup:
             d = self.dense.spec
             dims = {k: getattr(d, k) for k in DIMS}
             if any(self.scale.get(k, v) != v for k, v in dims.items()):
-                raise ValueError(f"proxy scale {self.scale} differs from the checkpoint's dims {dims}")
+                raise ValueError(f"proxy scale {self.scale} differs from the checkpoint's dims {dims}: set "
+                                 f"proxy_setup.scale to the checkpoint's dims (the space's group counts must divide them)")
             return spec.with_scale(**dims).replace(act=d.act, layer_norm_eps=d.layer_norm_eps)
         return spec.with_scale(**self.scale, vocab=self.data.tokenizer.get_vocab_size())
 

@@ -1,18 +1,38 @@
-"""Supernet proxy: one weight-sharing network trained once, every design scored by inheritance.
+"""Supernet proxy: one weight-sharing network trained once, every design scored in seconds.
 
-The supernet is the dense proxy-scale encoder. A design is a set of block-diagonal masks on
-its projection weights: with groups g, row r of a (C_out, C_in) weight keeps the columns of
-its group, r // (C_out/g), or r % g after a channel shuffle (the rows ``inherit.output_rows``
-assigns). For group counts that are powers of two the blocks nest: the blocks of g=8 sit
-inside those of g=4 (cf. Once-for-All, Cai et al., 2020; BigNAS's sandwich rule, Yu et al.,
-2020). Training samples the largest design (dense), the smallest (every projection at the
-largest group count) and random ones at every step, and sums their losses. A design is
-scored by building it standalone with the supernet's weights (``inherit_from_dense``) and
-evaluating it: no training, and equal to the supernet's masked forward.
+The supernet is a dense proxy-scale encoder. A design is a set of block-diagonal masks on its
+projection weights: with groups g, row r of a (C_out, C_in) weight keeps the columns of its
+group, r // (C_out/g), or r % g after a channel shuffle (the rows ``inherit.output_rows``
+assigns). For group counts that divide each other the blocks nest: those of g=8 sit inside
+those of g=4.
+
+The distilled recipe (the default; Once-for-All and BigNAS, Cai et al. 2020 / Yu et al. 2020;
+DynaBERT, Hou et al. 2020):
+
+1. start from the **task teacher** (the dense checkpoint fine-tuned on the task, cached and
+   shared with the compressed proxy: ``arch_search.proxies.teacher``);
+2. **permute** its channels once for every group count (``compress.nested_permuted``: each split
+   refines the last, so one channel order serves every design; the same function);
+3. train with the **sandwich rule**: at every step the largest design (dense), the smallest
+   (every projection at the largest count) and ``random_designs`` random designs of the space,
+   their gradients summed; each with **in-place distillation** from the (permuted, frozen)
+   teacher: ``kd_weight`` x its logits (temperature ``temperature``) + (1 - ``kd_weight``) x the
+   task loss + ``hidden_weight`` x the scale-free hidden-state loss of ``compress.hidden_loss``.
+   Train rows only: the held-out and dev rows are never seen.
+
+``teacher``, ``permute``, ``distill`` and ``sandwich`` switch these parts off (ablations;
+``teacher=False`` is the plain supernet: the proxy setup's init, the task loss only).
+
+A design is scored by building it standalone with the supernet's weights (``extract``: equal
+to the masked forward, tested, and faster) and one forward pass over the held-out rows: the
+gold label's mean log-likelihood (``score="log_likelihood"``), the same after temperature
+scaling (``"calibrated_log_likelihood"``), minus the mean KL to the teacher (``"kl"``), or the
+task's metric (``"metric"``); all four are in the details.
 
 The design is an argument of ``forward`` (``torch.func.functional_call`` with the masked
 weights): there is no "active subnet" state. The trained supernet is cached on disk, keyed by
-the space, task, init, budget, seed and ``CACHE_VERSION``, and reused by every later trial and run.
+everything its weights depend on and ``CACHE_VERSION``, written atomically and trained by one
+worker while the others wait for it.
 """
 
 from __future__ import annotations
@@ -26,21 +46,27 @@ import time
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch.func import functional_call
 from tqdm.auto import tqdm
 
-from arch_search.cache import atomic_path
+from arch_search.cache import atomic_path, exclusive
+from arch_search.compress import hidden_loss, nested_permuted
 from arch_search.inherit import inherit_from_dense, output_rows
+from arch_search.metrics import glue_metric
 from arch_search.model import Encoder, EncoderOutput
-from arch_search.proxies.base import OnProgress, ProxyDiverged, ProxyResult, result_of
+from arch_search.proxies.base import OnProgress, ProxyDiverged, ProxyResult
 from arch_search.proxies.setup import ProxySetup
-from arch_search.training import optimizer, task_loss
+from arch_search.proxies.teacher import TaskTeacher
 from arch_search.runtime import num_threads
 from arch_search.spec import PROJECTIONS, ArchSpec
 from arch_search.tokenizer import bucketed_batches
+from arch_search.training import (calibrated_log_likelihood, kd_loss, kl_to, log_likelihood, logits_of, optimizer,
+                                  predictions, task_loss)
 
-CACHE_VERSION = 1  # in the supernet's cache key: bump it when training or the saved weights change meaning
+CACHE_VERSION = 2  # in the supernet's cache key: bump it when training or the saved weights change meaning
+SCORES = ("log_likelihood", "calibrated_log_likelihood", "kl", "metric")
 
 
 def block_mask(out_features: int, in_features: int, groups: int, shuffle: bool) -> torch.Tensor:
@@ -95,11 +121,25 @@ class Supernet(torch.nn.Module):
         )
 
 
+def _with_hidden(run, layers) -> tuple[EncoderOutput, list[torch.Tensor]]:
+    """``run()``'s output and each of ``layers``' outputs (B, T, C) during it, in order."""
+    hidden: list[torch.Tensor] = []
+    handles = [layer.register_forward_hook(lambda m, a, y: hidden.append(y)) for layer in layers]
+    try:
+        out = run()
+    finally:
+        for h in handles:
+            h.remove()
+    return out, hidden
+
+
 class SupernetProxy:
-    """Score = the design's GLUE metric on the held-out slice, with weights inherited from a
-    supernet trained once (``steps`` sandwich steps) over the grouping choices ``groups``
-    (per projection type, all layers alike; ``per_layer`` samples each layer on its own)
-    and, if ``shuffle``, shuffle on/off."""
+    """Score = a design's held-out score with the weights of a supernet trained once
+    (``steps`` sandwich steps) over the grouping choices ``groups`` (per projection type, all
+    layers alike; ``per_layer`` samples each layer on its own) and, if ``shuffle``, shuffle
+    on/off. ``seed``: of the supernet's training (designs drawn, batch order, dropout); default
+    the setup's. The teacher and the held-out rows stay the setup's, so another ``seed`` is
+    another draw of the same proxy (its noise)."""
 
     def __init__(
         self,
@@ -107,21 +147,47 @@ class SupernetProxy:
         groups: tuple[int, ...] = (1, 2, 4, 8, 16),
         shuffle: bool = False,
         per_layer: bool = False,
-        steps: int = 1500,
-        random_designs: int = 1,
+        teacher: bool = True,
+        permute: bool = True,
+        distill: bool = True,
+        sandwich: bool = True,
+        steps: int = 400,
+        random_designs: int = 2,
         batch_size: int = 32,
-        lr: float = 5e-5,
+        lr: float = 3e-4,
         warmup: float = 0.1,
         weight_decay: float = 0.01,
+        kd_weight: float = 0.9,
+        temperature: float = 2.0,
+        hidden_weight: float = 1.0,
+        teacher_steps: int = 1200,
+        teacher_lr: float = 5e-5,
+        score: str = "log_likelihood",
         eval_dev: bool = True,
         threads: int = 2,
         progress: bool = True,
+        seed: int | None = None,
     ):
+        if score not in SCORES:
+            raise ValueError(f"score must be one of {SCORES}, got {score!r}")
+        if teacher and setup.init != "pretrained":
+            raise ValueError("the distilled supernet starts from the task teacher, a fine-tuned pretrained checkpoint: "
+                             "use proxy_setup=pretrained (or proxy.teacher=false for the plain supernet)")
+        if not teacher and (permute or distill):
+            raise ValueError("permute and distill need the teacher (proxy.teacher=true)")
+        if score == "kl" and not teacher:
+            raise ValueError("score=kl is the KL to the teacher: it needs proxy.teacher=true")
         self.setup, self.groups, self.shuffle, self.per_layer = setup, tuple(sorted(groups)), shuffle, per_layer
+        self.use_teacher, self.permute, self.distill, self.sandwich_rule = teacher, permute, distill, sandwich
         self.steps, self.random_designs, self.batch_size = steps, random_designs, batch_size
         self.lr, self.warmup, self.weight_decay = lr, warmup, weight_decay
-        self.eval_dev, self.threads, self.progress = eval_dev, threads, progress
+        self.kd_weight, self.temperature, self.hidden_weight = kd_weight, temperature, hidden_weight
+        self.score, self.eval_dev, self.threads, self.progress = score, eval_dev, threads, progress
+        self.seed = setup.seed if seed is None else seed
+        self.teacher = TaskTeacher(setup, teacher_steps, teacher_lr, batch_size, threads, progress) if teacher else None
+        self.train_seconds: float | None = None  # of the training this process did or the cache recorded
         self._supernet: Supernet | None = None
+        self._teacher_logits: dict[str, torch.Tensor] = {}
 
     # ---- the space the supernet covers ------------------------------------------------------
 
@@ -133,10 +199,10 @@ class SupernetProxy:
             raise ValueError(f"space {space.name} changes dims; the supernet covers groups and shuffle at fixed dims: "
                              "use proxy=finetune_scratch, finetune or compressed for it")
         groups = sorted({g for choices in space.groups.values() for g in choices})
-        proxy = copy.copy(self)  # same settings and setup; its own (not yet trained) supernet
-        proxy.groups, proxy.shuffle, proxy.per_layer, proxy._supernet = tuple(groups), True in space.shuffle, space.per_layer, None
+        proxy = copy.copy(self)  # same settings, setup and teacher; its own (not yet trained) supernet
+        proxy.groups, proxy.shuffle, proxy.per_layer = tuple(groups), True in space.shuffle, space.per_layer
+        proxy._supernet, proxy._teacher_logits, proxy.train_seconds = None, {}, None
         return proxy
-
 
     def _design(self, base: ArchSpec, pick) -> ArchSpec:
         groups, shuffle = {}, {}
@@ -147,16 +213,22 @@ class SupernetProxy:
             groups[p], shuffle[p] = (gs if self.per_layer else gs[0]), (ss if self.per_layer else ss[0])
         return base.replace(groups=groups, shuffle=shuffle)
 
+    @property
+    def designs_per_step(self) -> int:
+        return self.random_designs + 2
+
     def sandwich(self, rng: random.Random) -> list[ArchSpec]:
-        """Largest, smallest and ``random_designs`` random designs at proxy scale."""
+        """The designs of one training step at proxy scale: largest, smallest and
+        ``random_designs`` random ones; without the sandwich rule, as many random ones."""
         base = self.setup.proxy_spec(ArchSpec.preset("bert_base"))
-        largest = base
+
+        def draw() -> ArchSpec:
+            return self._design(base, lambda p, kind, i: rng.choice(self.groups) if kind == "g" else rng.random() < 0.5)
+
+        if not self.sandwich_rule:
+            return [draw() for _ in range(self.designs_per_step)]
         smallest = self._design(base, lambda p, kind, i: self.groups[-1] if kind == "g" else self.shuffle)
-        randoms = [
-            self._design(base, lambda p, kind, i: rng.choice(self.groups) if kind == "g" else rng.random() < 0.5)
-            for _ in range(self.random_designs)
-        ]
-        return [largest, smallest, *randoms]
+        return [base, smallest, *[draw() for _ in range(self.random_designs)]]
 
     def covers(self, design: ArchSpec) -> bool:
         """Whether ``design`` (at proxy scale) is in the space the supernet was trained over."""
@@ -172,12 +244,15 @@ class SupernetProxy:
         s = self.setup
         key = {
             "space": {"groups": self.groups, "shuffle": self.shuffle, "per_layer": self.per_layer},
-            "task": s.task, "init": s.init, "checkpoint": str(s.checkpoint), "scale": s.scale,
+            "task": s.task, "init": s.init, "checkpoint": Path(str(s.checkpoint)).name if s.checkpoint else None,
+            "scale": s.scale, "teacher": self.teacher.key() if self.teacher else None,
+            "recipe": {"permute": self.permute, "distill": self.distill, "sandwich": self.sandwich_rule,
+                       "kd_weight": self.kd_weight, "temperature": self.temperature, "hidden_weight": self.hidden_weight},
             "budget": {"steps": self.steps, "random_designs": self.random_designs, "batch_size": self.batch_size,
                        "lr": self.lr, "warmup": self.warmup, "weight_decay": self.weight_decay},
             "data": {"max_len": s.max_len, "heldout": s.heldout, "heldout_disjoint": s.heldout_disjoint,
                      "vocab_size": s.vocab_size},
-            "seed": s.seed, "dropout": s.dropout, "version": CACHE_VERSION,
+            "setup_seed": s.seed, "seed": self.seed, "dropout": s.dropout, "version": CACHE_VERSION,
         }
         return hashlib.sha256(json.dumps(key, sort_keys=True, default=list).encode()).hexdigest()[:16]
 
@@ -187,40 +262,78 @@ class SupernetProxy:
 
     @property
     def supernet(self) -> Supernet:
-        """The trained supernet: from the cache if there, else trained now and cached."""
+        """The trained supernet: from the cache if there, else trained now and cached (one
+        worker trains, any other that needs the same one waits for it and reads it)."""
         if self._supernet is None:
-            dense = self.setup.build(ArchSpec.preset("bert_base"))  # dense, pretrained or scratch
             path = self.cache_path
-            if path.is_file():
-                dense.load_state_dict(load_file(str(path)))
-                self._supernet = Supernet(dense)
-            else:
-                self._supernet = Supernet(dense)
-                with num_threads(self.threads):
-                    seconds = self.train(self._supernet)
-                with atomic_path(path) as tmp:  # workers training the same supernet each write a whole file
-                    save_file({k: v.contiguous() for k, v in dense.state_dict().items()}, str(tmp),
-                              metadata={"train_seconds": f"{seconds:.1f}", "key": self.cache_key()})
+            with exclusive(path.with_suffix(".lock")):
+                if not path.is_file():
+                    dense, target = self._start()
+                    with num_threads(self.threads):
+                        seconds = self.train(Supernet(dense), target)
+                    with atomic_path(path) as tmp:  # a reader sees no file or a whole one
+                        save_file({k: v.contiguous() for k, v in dense.state_dict().items()}, str(tmp),
+                                  metadata={"train_seconds": f"{seconds:.1f}", "key": self.cache_key()})
+            dense = self._skeleton()
+            dense.load_state_dict(load_file(str(path)))
+            with safe_open(str(path), "pt") as f:
+                self.train_seconds = float((f.metadata() or {}).get("train_seconds", "nan"))
+            self._supernet = Supernet(dense.eval())
         return self._supernet
 
-    def train(self, supernet: Supernet) -> float:
-        """Sandwich training in place; returns seconds."""
-        data, seed = self.setup.data, self.setup.seed
-        task = data.task
+    def _skeleton(self) -> Encoder:
+        """A dense encoder of the supernet's shape (with the task head), to load weights into."""
+        if self.teacher is not None:
+            return copy.deepcopy(self.teacher.model)
+        return self.setup.build(ArchSpec.preset("bert_base"))
+
+    def _start(self) -> tuple[Encoder, Encoder | None]:
+        """(the supernet's initial weights, the distillation target in the same channel order,
+        or None without distillation)."""
+        if self.teacher is None:
+            return self.setup.build(ArchSpec.preset("bert_base")), None  # dense, pretrained or scratch
+        teacher = self.teacher.model
+        if self.permute:
+            teacher = nested_permuted(teacher, self.groups).eval()
+        return copy.deepcopy(teacher), teacher if self.distill else None
+
+    def step_loss(self, supernet: Supernet, design: ArchSpec, batch: dict[str, torch.Tensor],
+                  target: tuple[torch.Tensor, list[torch.Tensor]] | None) -> torch.Tensor:
+        """One design's training loss on ``batch``: the task loss, or with in-place
+        distillation from ``target`` (the teacher's logits and hidden states on the batch)."""
+        task = self.setup.data.task
+        ids, mask, types = batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]
+        if target is None:
+            return task_loss(supernet(ids, mask, types, design=design).logits, batch["labels"], task)
+        out, hidden = _with_hidden(lambda: supernet(ids, mask, types, design=design), supernet.encoder.layers)
+        logits_t, hidden_t = target
+        loss = self.kd_weight * kd_loss(out.logits, logits_t, task, self.temperature)
+        loss = loss + (1 - self.kd_weight) * task_loss(out.logits, batch["labels"], task)
+        return loss + self.hidden_weight * hidden_loss(hidden, hidden_t, mask)
+
+    def train(self, supernet: Supernet, teacher: Encoder | None = None) -> float:
+        """Sandwich training in place, with in-place distillation from ``teacher`` (in the
+        supernet's channel order) if given; returns seconds."""
+        data, seed = self.setup.data, self.seed
         torch.manual_seed(seed)
         rng = random.Random(seed)
         model = supernet.encoder
         opt, sched = optimizer(model, self.lr, self.weight_decay, self.warmup, self.steps)
-        batches = bucketed_batches(data.train, self.batch_size, seed, regression=task.is_regression)
+        batches = bucketed_batches(data.train, self.batch_size, seed, regression=data.task.is_regression)
         t0 = time.perf_counter()
-        bar = tqdm(range(1, self.steps + 1), desc=f"supernet {task.name}", disable=not self.progress, leave=False)
+        bar = tqdm(range(1, self.steps + 1), desc=f"supernet {data.task.name}", disable=not self.progress, leave=False)
         for step in bar:
             model.train()
             batch = next(batches)
+            target = None
+            if teacher is not None:
+                with torch.no_grad():
+                    out, hidden = _with_hidden(lambda: teacher(batch["input_ids"], batch["attention_mask"],
+                                                               batch["token_type_ids"]), teacher.layers)
+                target = (out.logits, hidden)
             total = 0.0
             for design in self.sandwich(rng):
-                logits = supernet(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"], design=design).logits
-                loss = task_loss(logits, batch["labels"], task)
+                loss = self.step_loss(supernet, design, batch, target)
                 if not math.isfinite(loss.item()):
                     raise ProxyDiverged(f"supernet: non-finite loss at step {step} ({design.summary()})")
                 loss.backward()
@@ -234,6 +347,12 @@ class SupernetProxy:
 
     # ---- the proxy ------------------------------------------------------------------------------
 
+    def _teacher_logits_on(self, split: str) -> torch.Tensor:
+        if split not in self._teacher_logits:
+            data = self.setup.data
+            self._teacher_logits[split] = logits_of(self.teacher.model, getattr(data, split), data.task.is_regression)
+        return self._teacher_logits[split]
+
     def evaluate(self, spec: ArchSpec, report: OnProgress | None = None) -> ProxyResult:
         design = self.setup.proxy_spec(spec)
         if not self.covers(design):
@@ -242,10 +361,32 @@ class SupernetProxy:
                 f"shuffle {self.shuffle}, per_layer {self.per_layer}); use proxy=finetune"
             )
         supernet = self.supernet  # trains once, outside the timing below
+        data, task = self.setup.data, self.setup.data.task
+        if self.teacher is not None and len(data.heldout):
+            self._teacher_logits_on("heldout")  # once per proxy, outside the timing too
         t0 = time.perf_counter()
-        details = {"proxy": "supernet", "init": self.setup.init, "supernet_steps": self.steps,
-                   "supernet": str(self.cache_path), "proxy_spec": design.to_dict()}
         with num_threads(self.threads):
-            result = result_of(supernet.extract(design), self.setup.data, self.eval_dev, details)
-        result.details["score_seconds"] = round(time.perf_counter() - t0, 2)
-        return result
+            model = supernet.extract(design).eval()
+            heldout: dict[str, float] = {}
+            if len(data.heldout):
+                logits = logits_of(model, data.heldout, task.is_regression)
+                heldout = glue_metric(task.name, predictions(logits, task.is_regression), list(data.heldout.labels))
+                heldout["log_likelihood"] = log_likelihood(logits, data.heldout.labels, task)
+                heldout["calibrated_log_likelihood"] = calibrated_log_likelihood(logits, data.heldout.labels, task)
+                if self.teacher is not None:
+                    heldout["kl"] = kl_to(self._teacher_logits_on("heldout"), logits, task)
+            score_seconds = time.perf_counter() - t0
+            dev = None
+            if self.eval_dev:
+                dev_logits = logits_of(model, data.dev, task.is_regression)
+                dev = glue_metric(task.name, predictions(dev_logits, task.is_regression), list(data.dev.labels))
+        value = {"log_likelihood": heldout.get("log_likelihood"), "metric": heldout.get(task.metric),
+                 "calibrated_log_likelihood": heldout.get("calibrated_log_likelihood"),
+                 "kl": -heldout["kl"] if "kl" in heldout else None}[self.score]
+        details = {"proxy": "supernet", "init": "teacher" if self.teacher else self.setup.init,
+                   "supernet_steps": self.steps, "supernet": str(self.cache_path), "proxy_spec": design.to_dict(),
+                   "heldout": heldout, "score_seconds": round(score_seconds, 2),
+                   "seconds": round(time.perf_counter() - t0, 2)}
+        return ProxyResult(score=math.nan if value is None else value,
+                           metric=task.metric if self.score == "metric" else self.score, dev=dev, details=details,
+                           model=model, tokenizer=data.tokenizer)

@@ -40,7 +40,7 @@ import lessons  # noqa: E402
 from arch_search import ArchSpec  # noqa: E402
 from arch_search.latency import Env  # noqa: E402
 from arch_search.proxies import CompressedProxy, ProxySetup  # noqa: E402
-from arch_search.results import kendall_tau  # noqa: E402
+from arch_search.results import kendall_tau, signal_to_noise  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 NAMES = ("q", "k", "v", "post_attention", "ffn_in", "ffn_out")
@@ -131,12 +131,9 @@ def main() -> None:
                 scored += 1
                 if not args.quick:  # after every design: an interrupted run resumes
                     path.write_text(lessons.csv_text(rows))
-    machine = str(Env.current(2))
-    if not args.quick and (HERE / "summary.json").is_file():  # what earlier invocations recorded about their rows
-        before = json.loads((HERE / "summary.json").read_text())
-        teacher_s = before.get("teacher_seconds", {}) | teacher_s  # teachers this invocation did not need
-        if before.get("machine") and before["machine"] != machine:  # rows measured there are kept: name both
-            machine = before["machine"] if scored == 0 else f"{before['machine']} (earlier rows) + {machine} ({scored} rows)"
+    machine = str(Env.current(2)) if args.quick else lessons.machine_of(HERE / "summary.json", scored)
+    if not args.quick and (HERE / "summary.json").is_file():  # teachers this invocation did not need
+        teacher_s = json.loads((HERE / "summary.json").read_text()).get("teacher_seconds", {}) | teacher_s
     summary, report, fig = analyse(rows, teacher_s, time.perf_counter() - t0, machine, quick=args.quick)
     if args.quick:
         print(json.dumps(summary, indent=1))
@@ -180,11 +177,11 @@ def table_of(rows: list[dict], task: str, var: str) -> dict[str, dict[str, tuple
 
 
 def snr(table: dict, key: str) -> float | None:
-    """Standard deviation of the design means / mean within-design standard deviation (seeds)."""
+    """``signal_to_noise`` of ``key`` over the designs (None when a design has one seed)."""
     if len(table) < 2 or min(t["n"] for t in table.values()) < 2:
         return None
-    within = statistics.fmean(t[key][1] for t in table.values())
-    return statistics.stdev(t[key][0] for t in table.values()) / within if within > 0 else None
+    value = signal_to_noise([t[key][0] for t in table.values()], [t[key][1] for t in table.values()])
+    return None if math.isnan(value) else value
 
 
 def gap(table: dict, dense: dict | None = None) -> tuple[float, float] | None:

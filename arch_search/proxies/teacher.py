@@ -1,0 +1,68 @@
+"""The task teacher: the dense checkpoint fine-tuned on the task, once per task and setting.
+
+The compressed proxy heals each design from it and the distilled supernet starts from it and
+distils from it. It is cached on disk (``<cache_dir>/teachers``), keyed by the checkpoint's
+name, the task, the fine-tune budget, the setup's seed (which also picks the held-out rows it
+never sees), the data settings and ``CACHE_VERSION``; written atomically, and trained by one
+worker while any other that needs it waits (``arch_search.cache.exclusive``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from safetensors.torch import load_file, save_file
+
+from arch_search.cache import atomic_path, exclusive
+from arch_search.model import Encoder
+from arch_search.proxies.finetune import FinetuneProxy
+from arch_search.proxies.setup import ProxySetup
+from arch_search.runtime import num_threads
+
+CACHE_VERSION = 1  # bump when a cached teacher's meaning changes
+
+
+class TaskTeacher:
+    """``model``: the setup's dense checkpoint fine-tuned on its task for ``steps`` steps
+    (BERT's recipe, ``FinetuneProxy``), from the cache if there, else trained now and cached."""
+
+    def __init__(self, setup: ProxySetup, steps: int = 1200, lr: float = 5e-5, batch_size: int = 32,
+                 threads: int = 2, progress: bool = True):
+        if setup.init != "pretrained":
+            raise ValueError("a task teacher fine-tunes a pretrained dense checkpoint: use proxy_setup=pretrained")
+        self.setup, self.steps, self.lr, self.batch_size = setup, steps, lr, batch_size
+        self.threads, self.progress = threads, progress
+        self._model: Encoder | None = None
+
+    def key(self) -> str:
+        s = self.setup
+        key = {"checkpoint": Path(str(s.checkpoint)).name, "task": s.task, "steps": self.steps,
+               "lr": self.lr, "batch_size": self.batch_size, "seed": s.seed, "max_len": s.max_len,
+               "heldout": s.heldout, "heldout_disjoint": s.heldout_disjoint, "dropout": s.dropout,
+               "version": CACHE_VERSION}
+        return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+    @property
+    def path(self) -> Path:
+        return Path(self.setup.cache_dir) / "teachers" / f"teacher-{self.key()}.safetensors"
+
+    @property
+    def model(self) -> Encoder:
+        """The fine-tuned dense encoder with its task head, in eval mode."""
+        if self._model is None:
+            model = self.setup.build(self.setup.dense.spec)  # the pretrained dense model with a task head
+            with exclusive(self.path.with_suffix(".lock")):  # one worker trains it, the others wait for it
+                if not self.path.is_file():
+                    trainer = FinetuneProxy(self.setup, steps=self.steps, batch_size=self.batch_size, lr=self.lr,
+                                            eval_every=self.steps + 1, eval_dev=False, threads=self.threads,
+                                            progress=self.progress)
+                    with num_threads(self.threads):
+                        trainer.train(model)
+                    with atomic_path(self.path) as tmp:
+                        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp),
+                                  metadata={"key": self.key()})
+            model.load_state_dict(load_file(str(self.path)))
+            self._model = model.eval()
+        return self._model
