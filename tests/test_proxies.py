@@ -117,6 +117,9 @@ def test_every_proxy_config_scores_a_design(name, tmp_path, minilm_dir):
         overrides += [f"proxy_setup.checkpoint={minilm_dir}", "proxy.teacher_steps=2", "proxy.calibration=8",
                       "proxy.distill_steps=1", "proxy.steps=1", "proxy.batch_size=8", "proxy.eval_dev=false",
                       "proxy.progress=false"]
+    elif name == "supernet":  # distils the checkpoint's task teacher, at its dims
+        overrides += [f"proxy_setup.checkpoint={minilm_dir}", "proxy.teacher_steps=2", "proxy.steps=2",
+                      "proxy.batch_size=8", "proxy.eval_dev=false", "proxy.progress=false"]
     else:
         overrides += ["proxy_setup.init=scratch", "proxy_setup.scale={hidden: 32, layers: 2, heads: 4, intermediate: 64}",
                       "proxy_setup.vocab_size=400"]

@@ -213,7 +213,7 @@ def old_references() -> dict[str, dict[str, float]]:
             if g in by_groups:
                 out.setdefault("scratch reference, held-out", {})[by_groups[g]] = float(r["long_heldout"])
                 out.setdefault("scratch reference, dev", {})[by_groups[g]] = float(r["long_dev"])
-    sup = HERE.parent / "proxy_supernet" / "designs.csv"
+    sup = HERE.parent / "proxy_supernet" / "plain" / "designs.csv"  # the plain supernet experiment (issue 3)
     if sup.is_file():
         for r in csv.DictReader(open(sup)):
             g = tuple(int(x) for x in r["groups"].split(","))
