@@ -674,9 +674,10 @@ def test_the_precision_summary_averages_seeds_and_counts_the_told_apart():
 supernet_exp = load("proxy_supernet/run.py")
 
 
-def srow(proxy, variant, design, seed, score, dev, calibrated="", kl="", heldout=0.8) -> dict:
+def srow(proxy, variant, design, seed, score, dev, kl="", heldout=0.8) -> dict:
+    """A results.csv row (strings); the supernet's temperature-scaled score (its configured one) = score + 0.1."""
     return {"proxy": proxy, "variant": variant, "design": design, "seed": str(seed), "score": str(score),
-            "calibrated": str(calibrated), "kl": str(kl), "heldout_metric": str(heldout), "dev_metric": str(dev),
+            "calibrated": str(score + 0.1) if proxy == "supernet" else "", "kl": str(kl), "heldout_metric": str(heldout), "dev_metric": str(dev),
             "seconds": "5.0", "score_seconds": "4.0", "source": "this run"}
 
 
@@ -691,6 +692,7 @@ def test_supernet_experiment_tau_snr_gap_and_the_kl_sign():
     rows = ref + sup
     t = supernet_exp.table_of(rows, "supernet", "default")
     assert list(t) == designs and t["squeezebert"]["score"] == pytest.approx((-0.40, 0.01414), abs=1e-4)
+    assert t["squeezebert"]["calibrated"] == pytest.approx((-0.30, 0.01414), abs=1e-4)
     assert t["all-2"]["kl"][0] == pytest.approx(-0.205)  # negated: higher is better, like every score
     tau = supernet_exp.tau(supernet_exp.means(t, "score"), supernet_exp.means(supernet_exp.table_of(rows, "compressed", "default"), "score"))
     assert tau["tau"] == pytest.approx(4 / 6, abs=1e-3) and tau["designs"] == 4  # 5 concordant pairs, 1 discordant
@@ -700,5 +702,8 @@ def test_supernet_experiment_tau_snr_gap_and_the_kl_sign():
     assert supernet_exp.gap(t) == pytest.approx(1.0)  # dev 0.85 - 0.84
     summary, lines = supernet_exp.analyse(rows, [{"variant": "default", "seed": "0", "train_seconds": "540.0"}], "Test CPU")
     assert summary["kendall_tau_vs_compressed"] == tau["tau"] and summary["train_seconds"] == 540.0
-    assert summary["designs"] == 4 and summary["seeds"] == [0, 1] and summary["seconds_per_design"] == 5.0
+    assert summary["score"].startswith("gold log-likelihood, temperature-scaled")  # conf/proxy/supernet.yaml's score
+    assert summary["kendall_tau_one_supernet_vs_compressed"] == [pytest.approx(4 / 6, abs=1e-3)] * 2
+    assert summary["designs"] == 4 and summary["seeds"] == [0, 1] and summary["seconds_per_design"] == 4.0
+    assert summary["seconds_per_design_with_dev"] == 5.0
     assert any("Kendall tau vs the compressed proxy: 0.667" in line for line in lines)

@@ -162,7 +162,7 @@ class SupernetProxy:
         hidden_weight: float = 1.0,
         teacher_steps: int = 1200,
         teacher_lr: float = 5e-5,
-        score: str = "log_likelihood",
+        score: str = "calibrated_log_likelihood",
         eval_dev: bool = True,
         threads: int = 2,
         progress: bool = True,
