@@ -131,6 +131,12 @@ def reused_rows() -> list[dict]:
             for r in csv.DictReader(open(path)) if (r["task"], r["variant"]) == ("sst2", "default") and int(r["seed"]) in (0, 1)]
 
 
+def _reused_machine() -> str | None:
+    """The machine that scored the rows reused from experiments/proxy_compressed."""
+    path = HERE.parent / "proxy_compressed" / "summary.json"
+    return json.loads(path.read_text()).get("machine") if path.is_file() else None
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", nargs="+", metavar="PROXY:VARIANT", help="run only these parts of the plan")
@@ -305,6 +311,7 @@ def analyse(rows: list[dict], trained: list[dict], machine: str, quick: bool = F
         "kendall_tau_between_compressed_seeds": round(statistics.fmean(ref_pair), 3) if ref_pair else None,
         "snr_compressed": None if snr(ref, "score") is None else round(snr(ref, "score"), 2),
         "ablations": ablation,
+        "reused_rows_machine": _reused_machine() if reused else None,
         "reuse_check": [{"design": r["design"], "seed": r["seed"], "score_here": float(r["score"]),
                          "score_reused": float(reused[(r["design"], r["seed"])]["score"])}
                         for r in check if (r["design"], r["seed"]) in reused],
@@ -348,6 +355,9 @@ def analyse(rows: list[dict], trained: list[dict], machine: str, quick: bool = F
                      f"{t['score'][0]:.4f} | {fmt(t.get('kl', (None,))[0], 4)} | {100 * t['dev_metric'][0]:.1f} | "
                      f"{fmt(r.get('score', (None,))[0], 4)} ± {fmt(r.get('score', (None, None))[1], 4)} | "
                      f"{fmt(r.get('dev_metric') and 100 * r['dev_metric'][0], 1)} |")
+    if s["reused_rows_machine"]:
+        lines += ["", f"The compressed proxy's rows of the 12 named designs are reused from experiments/proxy_compressed "
+                      f"(machine: {s['reused_rows_machine']})."]
     if s["reuse_check"]:
         lines += ["", "Reused compressed rows, scored again on this code and machine: " + "; ".join(
             f"{c['design']} seed {c['seed']}: {c['score_here']:.4f} here, {c['score_reused']:.4f} reused" for c in s["reuse_check"]) + "."]
