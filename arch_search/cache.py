@@ -27,12 +27,14 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, name = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.", suffix=".tmp")
     os.close(fd)
-    os.chmod(name, 0o666 & ~_UMASK)  # mkstemp's 0600 -> the mode a plain open() gives
     tmp = Path(name)
     try:
         yield tmp
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
+        # mkstemp's 0600 -> the mode a plain open() gives; after the write, as a writer may have
+        # replaced the file (safetensors' save_file does, with 0600 again)
+        os.chmod(tmp, 0o666 & ~_UMASK)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -37,3 +37,15 @@ def test_a_write_that_raises_leaves_neither_target_nor_temporary_file(tmp_path):
         tmp.write_text("new, half")
         raise RuntimeError
     assert target.read_text() == "old" and list(target.parent.iterdir()) == [target]  # an existing entry stays
+
+
+def test_an_entry_a_writer_replaced_gets_the_plain_mode(tmp_path):
+    from safetensors.torch import save_file
+    import torch
+
+    target = tmp_path / "weights.safetensors"
+    with atomic_path(target) as tmp:
+        save_file({"w": torch.zeros(2)}, str(tmp))  # writes a new file at tmp (mode 0600)
+    plain = tmp_path / "plain"
+    plain.touch()
+    assert target.stat().st_mode == plain.stat().st_mode
