@@ -40,6 +40,7 @@ import json
 import math
 import statistics
 import sys
+from collections import Counter
 import time
 from pathlib import Path
 
@@ -197,7 +198,7 @@ def main() -> None:
         return
     (HERE / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     (HERE / "results.md").write_text("\n".join(report) + "\n")
-    print(f"wrote results.md, results.csv, supernets.csv and summary.json in {HERE}")
+    print(f"wrote results.md and summary.json{'' if args.render else ' (and results.csv, supernets.csv as it went)'} in {HERE}")
 
 
 # ---- analysis ------------------------------------------------------------------------------------
@@ -275,6 +276,13 @@ def analyse(rows: list[dict], trained: list[dict], machine: str, quick: bool = F
     ablation = {}
     for var in variants:
         t = table_of(rows, "supernet", var)
+        if var == "default" and len(seeds) > 1 and t:  # the ablations have one seed: compare like with like
+            one = [r for r in rows if (r["proxy"], r["variant"], r["seed"]) == ("supernet", "default", str(seeds[0]))]
+            t0 = table_of(one, "supernet", "default")
+            ablation[f"default, seed {seeds[0]} alone"] = {
+                "seeds": [seeds[0]], **tau(means(t0, key), ref_score), "gap_points": gap(t0),
+                "train_seconds": next((float(r["train_seconds"]) for r in trained
+                                       if (r["variant"], int(r["seed"])) == ("default", seeds[0])), None)}
         if t:
             tr = [float(r["train_seconds"]) for r in trained if r["variant"] == var]
             ablation[var] = {"seeds": sorted({int(r["seed"]) for r in rows if (r["proxy"], r["variant"]) == ("supernet", var)}),
@@ -296,7 +304,8 @@ def analyse(rows: list[dict], trained: list[dict], machine: str, quick: bool = F
     main = tau(means(sup, key), ref_score)
     summary = {
         "machine": machine, "task": "wnli" if quick else "sst2", "designs": len(sup), "seeds": seeds,
-        "reference": f"compressed proxy (conf/proxy/compressed.yaml), proxy seeds {ref_seeds}, mean score",
+        "reference": f"compressed proxy (conf/proxy/compressed.yaml), proxy seeds {ref_seeds}, mean score "
+                     f"({', '.join(f'{k} designs x {n} seeds' for n, k in sorted(Counter(t['n'] for t in ref.values()).items(), reverse=True))})",
         "score": f"{SCORES[key]} on the held-out rows (proxy.score={conf_settings('supernet')['score']})",
         "kendall_tau_vs_compressed": main["tau"], "kendall_tau_ci90": main["ci90"],
         "snr": None if snr(sup, key) is None else round(snr(sup, key), 2),
@@ -310,7 +319,8 @@ def analyse(rows: list[dict], trained: list[dict], machine: str, quick: bool = F
         "kendall_tau_between_supernet_seeds": round(statistics.fmean(seed_taus), 3) if seed_taus else None,
         "kendall_tau_one_supernet_vs_compressed": single,
         "kendall_tau_between_compressed_seeds": round(statistics.fmean(ref_pair), 3) if ref_pair else None,
-        "snr_compressed": None if snr(ref, "score") is None else round(snr(ref, "score"), 2),
+        "snr_compressed": None if snr(ref2 := {n: t for n, t in ref.items() if t["n"] >= 2}, "score") is None
+        else round(snr(ref2, "score"), 2),  # over the designs it scored with 2 seeds or more
         "ablations": ablation,
         "reused_rows_machine": _reused_machine() if reused else None,
         "reuse_check": [{"design": r["design"], "seed": r["seed"], "score_here": float(r["score"]),
@@ -329,7 +339,7 @@ def analyse(rows: list[dict], trained: list[dict], machine: str, quick: bool = F
         f"{s['kendall_tau_between_compressed_seeds']}; between two supernet seeds: {s['kendall_tau_between_supernet_seeds']}; "
         f"one supernet (what a search uses) against the compressed mean, per seed: {s['kendall_tau_one_supernet_vs_compressed']}.",
         f"- **Signal-to-noise: {s['snr']}** over {s['designs']} designs x {len(seeds)} supernet seeds (target >= 3); "
-        f"the compressed proxy's over its seeds: {s['snr_compressed']}.",
+        f"the compressed proxy's over its seeds (designs with two or more): {s['snr_compressed']}.",
         f"- **Training: {fmt(s['train_seconds'] and s['train_seconds'] / 60, 1)} min** per supernet, mean of {train_s} s "
         "(target <= 15 min; the teacher, trained once per task and shared with the compressed proxy, apart).",
         f"- **Scoring: {s['seconds_per_design']} s per design** (max {s['seconds_per_design_max']}; target <= 10 s): the "
