@@ -156,7 +156,7 @@ def defaults() -> dict:
     from arch_search.resources import conf_dir
 
     conf = yaml.safe_load((conf_dir() / "proxy" / "compressed.yaml").read_text())
-    return {k: v for k, v in conf.items() if k not in ("_target_", "setup")}
+    return {k: v for k, v in conf.items() if k not in ("_target_", "setup", "seed")}  # seed: the run's
 
 
 def stats(values: list[float]) -> tuple[float, float]:

@@ -89,6 +89,7 @@ PLAN = (
     ("supernet", "no-sandwich", ALL, (0,)),
     ("compressed", "default", ALL, (1,)),
     ("compressed", "reuse-check", ("squeezebert",), (0,)),    # a reused row, scored again on this code
+    ("supernet", "no-permute", ALL, (1, 2)),                  # no-permute led at seed 0: its SNR and tau over 3 seeds
 )
 QUICK_PLAN = (("compressed", "default", QUICK_DESIGNS, (0, 1)), ("supernet", "default", QUICK_DESIGNS, (0, 1)),
               ("supernet", "no-distill", QUICK_DESIGNS, (0,)))
@@ -106,7 +107,7 @@ def conf_settings(proxy: str) -> dict:
     from arch_search.resources import conf_dir
 
     conf = yaml.safe_load((conf_dir() / "proxy" / f"{proxy}.yaml").read_text())
-    return {k: v for k, v in conf.items() if k not in ("_target_", "setup", "defaults")}
+    return {k: v for k, v in conf.items() if k not in ("_target_", "setup", "defaults", "seed")}  # seed: the run's
 
 
 def variant(proxy: str, name: str) -> dict:
@@ -178,7 +179,7 @@ def main() -> None:
                 t = time.perf_counter()
                 r = proxy.evaluate(spec_of(name))
                 held = r.details["heldout"]
-                rows.append({"proxy": proxy_name, "variant": var, "design": name, "seed": seed,
+                rows.append({"proxy": proxy_name, "variant": var, "design": name, "seed": str(seed),  # as read from the CSV
                              "score": round(held["log_likelihood"], 5),
                              "calibrated": round(held["calibrated_log_likelihood"], 5) if "calibrated_log_likelihood" in held else "",
                              "kl": round(held["kl"], 5) if "kl" in held else "",
@@ -287,6 +288,7 @@ def analyse(rows: list[dict], trained: list[dict], machine: str, quick: bool = F
             tr = [float(r["train_seconds"]) for r in trained if r["variant"] == var]
             ablation[var] = {"seeds": sorted({int(r["seed"]) for r in rows if (r["proxy"], r["variant"]) == ("supernet", var)}),
                              **tau(means(t, key), ref_score), "gap_points": gap(t),
+                             "snr": None if snr(t, key) is None else round(snr(t, key), 2),
                              "train_seconds": round(statistics.fmean(tr), 1) if tr else None}
     seed_taus = []
     per_seed = {s: {r["design"]: float(r[key]) for r in rows if (r["proxy"], r["variant"], int(r["seed"])) == ("supernet", "default", s)}
@@ -300,7 +302,7 @@ def analyse(rows: list[dict], trained: list[dict], machine: str, quick: bool = F
                     {r["design"]: float(r["score"]) for r in rows if (r["proxy"], r["variant"], int(r["seed"])) == ("compressed", "default", t)})["tau"]
                 for i, s in enumerate(ref_seeds) for t in ref_seeds[i + 1:]]
     check = [r for r in rows if (r["proxy"], r["variant"]) == ("compressed", "reuse-check")]
-    reused = {(r["design"], r["seed"]): r for r in rows if r.get("source") == "proxy_compressed"}
+    reused = {(r["design"], str(r["seed"])): r for r in rows if r.get("source") == "proxy_compressed"}  # CSV or fresh
     main = tau(means(sup, key), ref_score)
     summary = {
         "machine": machine, "task": "wnli" if quick else "sst2", "designs": len(sup), "seeds": seeds,
@@ -321,11 +323,12 @@ def analyse(rows: list[dict], trained: list[dict], machine: str, quick: bool = F
         "kendall_tau_between_compressed_seeds": round(statistics.fmean(ref_pair), 3) if ref_pair else None,
         "snr_compressed": None if snr(ref2 := {n: t for n, t in ref.items() if t["n"] >= 2}, "score") is None
         else round(snr(ref2, "score"), 2),  # over the designs it scored with 2 seeds or more
+        "compressed_seed_sd": round(statistics.fmean(t["score"][1] for t in ref2.values()), 4) if ref2 else None,
         "ablations": ablation,
         "reused_rows_machine": _reused_machine() if reused else None,
-        "reuse_check": [{"design": r["design"], "seed": r["seed"], "score_here": float(r["score"]),
-                         "score_reused": float(reused[(r["design"], r["seed"])]["score"])}
-                        for r in check if (r["design"], r["seed"]) in reused],
+        "reuse_check": [{"design": r["design"], "seed": int(r["seed"]), "score_here": float(r["score"]),
+                         "score_reused": float(reused[(r["design"], str(r["seed"]))]["score"])}
+                        for r in check if (r["design"], str(r["seed"])) in reused],
         "settings": conf_settings("supernet"),
     }
     s = summary
@@ -352,9 +355,10 @@ def analyse(rows: list[dict], trained: list[dict], machine: str, quick: bool = F
         "| candidate | SNR | Kendall tau vs compressed | 90% interval |", "| --- | --- | --- | --- |",
         *[f"| {SCORES[k]} | {fmt(c['snr'])} | {fmt(c['tau'], 3)} | {c['ci90']} |" for k, c in s["score_choice"].items()], "",
         "## Ablations (supernet seed 0 unless listed)", "",
-        "| variant | seeds | Kendall tau vs compressed | 90% interval | gap (dev points) | training s |",
-        "| --- | --- | --- | --- | --- | --- |",
-        *[f"| {v} | {a['seeds']} | {fmt(a['tau'], 3)} | {a['ci90']} | {fmt(a['gap_points'])} | {fmt(a['train_seconds'], 0)} |"
+        "| variant | seeds | Kendall tau vs compressed | 90% interval | SNR over its seeds | gap (dev points) | training s |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+        *[f"| {v} | {a['seeds']} | {fmt(a['tau'], 3)} | {a['ci90']} | {fmt(a.get('snr'))} | {fmt(a['gap_points'])} | "
+          f"{fmt(a['train_seconds'], 0)} |"
           for v, a in ablation.items()], "",
         "## Designs", "",
         f"| design | groups (q k v post in out) | supernet: {SCORES[key]} (mean ± sd) | log-lik | -KL | dev % | "
@@ -371,7 +375,9 @@ def analyse(rows: list[dict], trained: list[dict], machine: str, quick: bool = F
                       f"(machine: {s['reused_rows_machine']})."]
     if s["reuse_check"]:
         lines += ["", "Reused compressed rows, scored again on this code and machine: " + "; ".join(
-            f"{c['design']} seed {c['seed']}: {c['score_here']:.4f} here, {c['score_reused']:.4f} reused" for c in s["reuse_check"]) + "."]
+            f"{c['design']} seed {c['seed']}: {c['score_here']:.4f} here, {c['score_reused']:.4f} reused" for c in s["reuse_check"])
+            + f" (the compressed proxy's mean seed sd: {s['compressed_seed_sd']}; the same code on another CPU trains "
+              "another trajectory, so a reused row is one more draw of the same proxy, not a copy)."]
     return summary, lines
 
 
