@@ -96,6 +96,8 @@ def run(cfg: DictConfig) -> None:
 
 
 def _search(cfg: DictConfig, run_dir: Path) -> None:
+    from arch_search.confirm import Confirmation
+    from arch_search.glue import get_task
     from arch_search.storage import shown
     from arch_search.search import Constraints, Search, StudyMismatch
     from arch_search.space import SearchSpace, SpaceError
@@ -120,6 +122,9 @@ def _search(cfg: DictConfig, run_dir: Path) -> None:
     storage = _built("storage", lambda: instantiate(cfg.storage))
     study_name = cfg.search.study_name or space.name
     noise_proxy = _for_space(_noise_proxy(proxy, cfg), space) if cfg.search.proxy_noise else None
+    confirm_proxies = _built("confirm", lambda: _confirm_proxies(cfg, proxy))
+    for confirm_proxy in confirm_proxies.values():
+        _prepare(confirm_proxy, space.base)
     try:
         search = Search(
             space=space, proxy=proxy, latency=latency, measure=measure, study_name=study_name, storage=storage,
@@ -127,27 +132,58 @@ def _search(cfg: DictConfig, run_dir: Path) -> None:
             constraints=Constraints(**cfg.search.constraints), tracker=tracker,
             weights_dir=run_dir / "weights", fingerprint=fingerprint(cfg), repeat_designs=cfg.search.repeat_designs,
         )
+        confirmation = Confirmation(
+            confirm_proxies, storage=storage, study_name=study_name, top=cfg.search.confirm_top,
+            weights_dir=run_dir / "weights", fingerprint=_confirm_fingerprint(cfg), dev_metric=get_task(cfg.task.name).metric,
+        ) if confirm_proxies else None
     except StudyMismatch as e:
         raise SystemExit(f"error: {e}") from None
     print(f"space {space.name}: {space.size:,} designs; study {study_name!r} in {run_dir}")
     t0 = time.perf_counter()
     optuna_log, quiet = logging.getLogger(_OPTUNA_TRIAL_LOGGER), _NoTraceback()
     optuna_log.addFilter(quiet)  # Optuna's "Trial N failed" warning, without its traceback
+    stage = "a trial"
     try:
         search.run(cfg.search.n_trials, progress=cfg.search.progress)
+        if confirmation is not None:
+            stage = "a confirmation"
+            confirmation.run(search.records(), progress=cfg.search.progress)
     except Exception as e:  # a trial's unexpected error: one line here, the traceback in the run directory
         log = run_dir / "errors.log"
         with open(log, "a") as f:
             f.write(traceback.format_exc())
-        raise SystemExit(f"error: a trial failed: {type(e).__name__}: {e} (traceback: {log}; "
+        raise SystemExit(f"error: {stage} failed: {type(e).__name__}: {e} (traceback: {log}; "
                          "rerun the same command to resume)") from None
     finally:
         optuna_log.removeFilter(quiet)
-    result = search.finish(run_dir)
+    result = search.finish(run_dir, confirmation)
     print(f"\nPareto front ({time.perf_counter() - t0:.0f} s; accuracy: {cfg.task.name} held-out slice of train; "
           "latency re-measured at the end, interleaved):")
     print(result.text())
-    print(f"\nwrote {run_dir}/trials.csv, pareto.csv, study.json")
+    print(f"\nwrote {run_dir}/trials.csv, pareto.csv, {'confirmed.csv, ' if confirmation else ''}study.json")
+
+
+def _confirm_proxies(cfg: DictConfig, proxy: Any) -> dict[int, Any]:
+    """The confirmation proxy (conf/confirm) for each of ``search.confirm_seeds`` seeds (the
+    run's seed, the next, ...), all on one setup (``_confirm_setup``). {} when
+    ``~confirm`` or ``search.confirm_top=0``."""
+    if cfg.get("confirm") is None or "_target_" not in cfg.confirm or not cfg.search.confirm_top:
+        return {}  # (~confirm with search=quick leaves quick's budget keys alone in the node)
+    shared = cfg.proxy_setup.init == "pretrained" and getattr(proxy, "setup", None) is not None
+    setup = proxy.setup if shared else instantiate(_confirm_setup(cfg))
+    return {s: instantiate(cfg.confirm, seed=s, setup=setup) for s in range(cfg.seed, cfg.seed + cfg.search.confirm_seeds)}
+
+
+def _confirm_setup(cfg: DictConfig) -> DictConfig:
+    """The confirmation's setup: the search proxy's when it is pretrained (one checkpoint, one
+    held-out split, one task teacher for both), else conf/confirm's own (pretrained)."""
+    return cfg.proxy_setup if cfg.proxy_setup.init == "pretrained" else cfg.confirm.setup
+
+
+def _confirm_fingerprint(cfg: DictConfig) -> dict[str, Any]:
+    """What makes confirmations comparable: the task, the confirmation proxy, its setup."""
+    return {"task": cfg.task.name, "confirm": _scored(cfg.confirm, kind=cfg.confirm._target_),
+            "setup": _scored(_confirm_setup(cfg))}
 
 
 def _latency(cfg: DictConfig) -> Any:
@@ -210,7 +246,8 @@ SETTINGS = (
     ("seq_len", 1), ("batch", 1), ("latency.threads", 1), ("latency.rounds", 1), ("latency.warmup", 0),
     ("proxy.steps", 1), ("proxy.batch_size", 1), ("proxy.threads", 1), ("proxy_setup.max_len", 2),
 )
-SEARCH_SETTINGS = (("search.n_trials", 1), ("search.latency_mode.heldout", 1), ("proxy_setup.heldout", 1))
+SEARCH_SETTINGS = (("search.n_trials", 1), ("search.latency_mode.heldout", 1), ("proxy_setup.heldout", 1),
+                   ("search.confirm_top", 0), ("search.confirm_seeds", 2))
 
 
 def check_settings(cfg: DictConfig, search: bool = False) -> None:
@@ -226,18 +263,23 @@ def check_settings(cfg: DictConfig, search: bool = False) -> None:
 _NOT_SCORED = {"_target_", "setup", "threads", "progress", "eval_dev", "eval_every", "cache_dir", "data_dir"}
 
 
+def _scored(node: DictConfig, **first: Any) -> dict[str, Any]:
+    """A proxy's or setup's settings that change a score (``_NOT_SCORED`` left out; a checkpoint
+    by its folder name: the same model in another folder is the same), after ``first``."""
+    values = OmegaConf.to_container(node, resolve=True)
+    if values.get("checkpoint"):
+        values["checkpoint"] = Path(values["checkpoint"]).name
+    return {**first, **{k: v for k, v in values.items() if k not in _NOT_SCORED}}
+
+
 def fingerprint(cfg: DictConfig) -> dict[str, Any]:
     """What makes a study's scores comparable (``Search`` adds the space and the latency mode):
     the task, the proxy and its budget, its setup (init, scale, data split, seed) and the
     latency protocol."""
-    proxy = OmegaConf.to_container(cfg.proxy, resolve=True)
-    setup = OmegaConf.to_container(cfg.proxy_setup, resolve=True)
-    if setup.get("checkpoint"):
-        setup["checkpoint"] = Path(setup["checkpoint"]).name  # the same model in another folder is the same
     return {
         "task": cfg.task.name,
-        "proxy": {"kind": cfg.proxy._target_, **{k: v for k, v in proxy.items() if k not in _NOT_SCORED}},
-        "proxy_setup": {k: v for k, v in setup.items() if k not in _NOT_SCORED},
+        "proxy": _scored(cfg.proxy, kind=cfg.proxy._target_),
+        "proxy_setup": _scored(cfg.proxy_setup),
         "latency": {"backend": cfg.latency.get("backend", "torch"), "threads": cfg.latency.threads,
                     "seq_len": cfg.seq_len, "batch": cfg.batch, **_precision_key(cfg), **_gemm_key(cfg)},
     }

@@ -3,8 +3,11 @@
 During a search, the proxy model each trial trained (at proxy scale) is kept in
 ``<run dir>/weights/trial_<n>.safetensors`` while that trial is on the Pareto front
 (``save_trial_weights``; the search deletes the files of trials that leave the front).
-``export`` writes those trained weights; a trial without them exports its design at target
-scale with BERT's random init, and says that it is untrained.
+After the search, the confirmation (``arch_search.confirm``) keeps the model it compressed,
+healed and fine-tuned for each confirmed design (``weights/confirmed_<n>.safetensors``).
+``export`` writes the confirmed model if there is one, else the search proxy's trained weights;
+a trial without either exports its design at target scale with BERT's random init, and says
+that it is untrained. Trained models carry the task's label names (``id2label``).
 
 - ``spec``: the design's ArchSpec YAML (target scale) alone;
 - ``hf``: a ``transformers`` checkpoint folder (``from_pretrained``): BERT when dense,
@@ -18,6 +21,8 @@ scale with BERT's random init, and says that it is untrained.
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -47,25 +52,45 @@ def weights_path(weights_dir: Path, number: int) -> Path:
     return Path(weights_dir) / f"trial_{number}.safetensors"
 
 
-def save_trial_weights(path: Path, model: Encoder, tokenizer: Tokenizer | None = None) -> None:
-    """The trained proxy model, its spec (proxy scale), head size and tokenizer, in one file."""
+def confirmed_path(weights_dir: Path, number: int) -> Path:
+    """Where the confirmation keeps the model it scored for trial ``number``'s design (first seed)."""
+    return Path(weights_dir) / f"confirmed_{number}.safetensors"
+
+
+def save_trial_weights(path: Path, model: Encoder, tokenizer: Tokenizer | None = None,
+                       labels: Sequence[str] = ()) -> None:
+    """The trained proxy model, its spec (proxy scale), head size, tokenizer and the task's
+    label names (id order), in one file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     meta = {"spec": model.spec.to_yaml(), "num_labels": str(model.num_labels or 0)}
     if tokenizer is not None:
         meta["tokenizer"] = tokenizer.to_str()
+    if labels:
+        meta["labels"] = json.dumps(list(labels))
     with atomic_path(path) as tmp:  # a reader never sees half a file
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp), metadata=meta)
 
 
 def load_trial_weights(path: Path) -> tuple[Encoder, Tokenizer | None]:
-    from safetensors import safe_open
-
-    with safe_open(str(path), "pt") as f:
-        meta = f.metadata()
+    """The model and tokenizer ``save_trial_weights`` wrote (``trial_labels`` reads the labels)."""
+    meta = _metadata(path)
     model = build_model(ArchSpec.from_yaml(meta["spec"]), task_head=int(meta["num_labels"]) or None)
     model.load_state_dict(load_file(str(path)))
     tokenizer = Tokenizer.from_str(meta["tokenizer"]) if "tokenizer" in meta else None
     return model.eval(), tokenizer
+
+
+def trial_labels(path: Path) -> tuple[str, ...]:
+    """The label names ``save_trial_weights`` wrote (none in files written before them)."""
+    labels = _metadata(path).get("labels")
+    return tuple(json.loads(labels)) if labels else ()
+
+
+def _metadata(path: Path) -> dict[str, str]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        return f.metadata() or {}
 
 
 def keep_front_weights(weights_dir: Path, trials: list[optuna.trial.FrozenTrial]) -> None:
@@ -107,23 +132,36 @@ def load_run_trial(run_dir: Path, number: int) -> TrialRecord:
     return trial
 
 
-def trial_model(run_dir: Path, trial: TrialRecord) -> tuple[Encoder, Tokenizer | None, bool, str]:
-    """(model, tokenizer, trained, note): the trained proxy model if the run kept it, else the
-    design at target scale, untrained."""
+@dataclass(frozen=True)
+class TrialModel:
+    """What ``export`` writes for a trial: the model, its tokenizer and label names, whether it is
+    trained, and a note saying which model it is."""
+
+    model: Encoder
+    tokenizer: Tokenizer | None
+    labels: tuple[str, ...]
+    trained: bool
+    note: str
+
+
+def trial_model(run_dir: Path, trial: TrialRecord) -> TrialModel:
+    """The confirmed model (compressed, healed and fine-tuned by the confirmation) if the run
+    confirmed the trial's design, else the search proxy's trained model if the run kept it,
+    else the design at target scale, untrained."""
     spec = ArchSpec.from_yaml(trial.spec)
     source = trial.number if trial.duplicate_of is None else trial.duplicate_of
-    path = weights_path(Path(run_dir) / "weights", source)
-    if path.is_file():
-        model, tokenizer = load_trial_weights(path)
-        s = model.spec
-        return model, tokenizer, True, (
-            f"trained proxy model of trial {source} (proxy scale: hidden {s.hidden}, {s.layers} layers, "
-            f"{s.heads} heads, FFN {s.intermediate}; the design at target scale is in spec.yaml)"
-        )
+    weights = Path(run_dir) / "weights"
+    for path, what in ((confirmed_path(weights, source), "confirmed model"), (weights_path(weights, source), "trained proxy model")):
+        if path.is_file():
+            model, tokenizer = load_trial_weights(path)
+            s = model.spec
+            return TrialModel(model, tokenizer, trial_labels(path), True, (
+                f"{what} of trial {source} (proxy scale: hidden {s.hidden}, {s.layers} layers, "
+                f"{s.heads} heads, FFN {s.intermediate}; the design at target scale is in spec.yaml)"))
     torch.manual_seed(0)
     note = (f"UNTRAINED: no trained weights kept for trial {trial.number} (only Pareto-front trials keep "
             "theirs); this is the design at target scale with BERT's random init")
-    return build_model(spec).eval(), None, False, note
+    return TrialModel(build_model(spec).eval(), None, (), False, note)
 
 
 def export_trial(run_dir: Path, number: int, fmt: str, out: Path | None = None) -> Exported:
@@ -142,26 +180,30 @@ def export_trial(run_dir: Path, number: int, fmt: str, out: Path | None = None) 
     (out / "spec.yaml").write_text(spec.to_yaml())
     if fmt == "spec":
         return Exported(out / "spec.yaml", trained=False, notes=[f"design of trial {number} at target scale"])
-    model, tokenizer, trained, note = trial_model(run_dir, trial)
-    if tokenizer is not None:
-        tokenizer.save(str(out / "tokenizer.json"))
+    found = trial_model(run_dir, trial)
+    if found.tokenizer is not None:
+        found.tokenizer.save(str(out / "tokenizer.json"))
     if fmt == "hf":
-        return Exported(out, trained, [note, export_hf(model, out)])
-    return Exported(out / "model.onnx", trained, [note, export_onnx_checked(model, out / "model.onnx")])
+        return Exported(out, found.trained, [found.note, export_hf(found.model, out, found.labels)])
+    return Exported(out / "model.onnx", found.trained, [found.note, export_onnx_checked(found.model, out / "model.onnx")])
 
 
-def export_hf(model: Encoder, out: Path) -> str:
-    """``model`` as a HF checkpoint folder if HF can express it, else safetensors + spec YAML.
+def export_hf(model: Encoder, out: Path, labels: Sequence[str] = ()) -> str:
+    """``model`` as a HF checkpoint folder if HF can express it (with ``labels`` as its
+    ``id2label``, so ``transformers.pipeline`` prints them), else safetensors + spec YAML.
     Returns what was written and why."""
     from arch_search.hf import to_hf
 
     try:
         hf = to_hf(model)
     except ValueError as e:
-        save_trial_weights(out / "model.safetensors", model)
+        save_trial_weights(out / "model.safetensors", model, labels=labels)
         (out / "model_spec.yaml").write_text(model.spec.to_yaml())
         return (f"not a HF checkpoint: {e}; wrote model.safetensors + model_spec.yaml "
                 "(arch_search.export.load_exported reloads them)")
+    if labels and len(labels) == model.num_labels:
+        hf.config.id2label = dict(enumerate(labels))
+        hf.config.label2id = {name: i for i, name in enumerate(labels)}
     hf.save_pretrained(str(out))
     kind = type(hf).__name__
     return f"HF checkpoint ({kind}, {hf.config.model_type}): transformers.AutoModel*.from_pretrained({str(out)!r})"

@@ -40,7 +40,8 @@ class GlueTask:
     ``tsv_labels`` are the label strings of the TSV in id order (``("0", "1")`` for tasks that
     already store ids); empty for the regression task STS-B, whose label is a float score in
     [0, 5]. ``hf_columns`` are the text columns of the HF dataset, whose ``label`` column holds
-    the ids directly.
+    the ids directly. ``label_names`` are the names of the ids, as HF's ``glue`` dataset
+    calls them (``negative``/``positive`` for SST-2): an exported model's ``id2label``.
     """
 
     name: str
@@ -55,6 +56,7 @@ class GlueTask:
     splits: tuple[str, ...] = ("train", "validation")
     num_columns: int | None = None
     phrases: bool = False  # train rows include sub-phrases of other rows (SST-2: every parse-tree node)
+    label_names: tuple[str, ...] = ()  # what each label id means (HF datasets' ClassLabel names; none for STS-B)
 
     def __post_init__(self) -> None:
         if len(self.text_columns) not in (1, 2) or len(self.hf_columns) != len(self.text_columns):
@@ -65,6 +67,8 @@ class GlueTask:
             raise ValueError(f"GlueTask {self.name}: give exactly one of header and num_columns")
         if len(self.tsv_labels) != (0 if self.num_labels == 1 else self.num_labels):
             raise ValueError(f"GlueTask {self.name}: {len(self.tsv_labels)} label names for {self.num_labels} labels")
+        if len(self.label_names) != len(self.tsv_labels):
+            raise ValueError(f"GlueTask {self.name}: {len(self.label_names)} label_names for {len(self.tsv_labels)} labels")
 
     @property
     def is_pair(self) -> bool:
@@ -100,19 +104,24 @@ _BINARY = ("0", "1")
 TASKS: dict[str, GlueTask] = {
     t.name: t
     for t in (
-        GlueTask("cola", "CoLA", 2, "matthews_correlation", (3,), 1, None, _BINARY, ("sentence",), num_columns=4),
-        GlueTask("sst2", "SST-2", 2, "accuracy", (0,), 1, ("sentence", "label"), _BINARY, ("sentence",), phrases=True),
-        GlueTask("mrpc", "MRPC", 2, "f1", (3, 4), 0, ("#1 String", "#2 String", "Quality"), _BINARY, ("sentence1", "sentence2")),
+        GlueTask("cola", "CoLA", 2, "matthews_correlation", (3,), 1, None, _BINARY, ("sentence",), num_columns=4,
+                  label_names=("unacceptable", "acceptable")),
+        GlueTask("sst2", "SST-2", 2, "accuracy", (0,), 1, ("sentence", "label"), _BINARY, ("sentence",), phrases=True,
+                  label_names=("negative", "positive")),
+        GlueTask("mrpc", "MRPC", 2, "f1", (3, 4), 0, ("#1 String", "#2 String", "Quality"), _BINARY, ("sentence1", "sentence2"),
+                  label_names=("not_equivalent", "equivalent")),
         GlueTask("stsb", "STS-B", 1, "pearson", (7, 8), 9, ("sentence1", "sentence2", "score"), (), ("sentence1", "sentence2")),
-        GlueTask("qqp", "QQP", 2, "f1", (3, 4), 5, ("question1", "question2", "is_duplicate"), _BINARY, ("question1", "question2")),
+        GlueTask("qqp", "QQP", 2, "f1", (3, 4), 5, ("question1", "question2", "is_duplicate"), _BINARY, ("question1", "question2"),
+                  label_names=("not_duplicate", "duplicate")),
         GlueTask(
             "mnli", "MNLI", 3, "accuracy", (8, 9), -1, ("sentence1", "sentence2", "gold_label"),
             ("entailment", "neutral", "contradiction"), ("premise", "hypothesis"),
-            splits=("train", "validation_matched", "validation_mismatched"),
+            splits=("train", "validation_matched", "validation_mismatched"), label_names=("entailment", "neutral", "contradiction"),
         ),
-        GlueTask("qnli", "QNLI", 2, "accuracy", (1, 2), 3, ("question", "sentence", "label"), _NLI2, ("question", "sentence")),
-        GlueTask("rte", "RTE", 2, "accuracy", (1, 2), 3, ("sentence1", "sentence2", "label"), _NLI2, ("sentence1", "sentence2")),
-        GlueTask("wnli", "WNLI", 2, "accuracy", (1, 2), 3, ("sentence1", "sentence2", "label"), _BINARY, ("sentence1", "sentence2")),
+        GlueTask("qnli", "QNLI", 2, "accuracy", (1, 2), 3, ("question", "sentence", "label"), _NLI2, ("question", "sentence"), label_names=_NLI2),
+        GlueTask("rte", "RTE", 2, "accuracy", (1, 2), 3, ("sentence1", "sentence2", "label"), _NLI2, ("sentence1", "sentence2"), label_names=_NLI2),
+        GlueTask("wnli", "WNLI", 2, "accuracy", (1, 2), 3, ("sentence1", "sentence2", "label"), _BINARY, ("sentence1", "sentence2"),
+                  label_names=("not_entailment", "entailment")),
     )
 }
 

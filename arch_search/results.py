@@ -268,19 +268,126 @@ def hypervolume_history(points: list[tuple[float, float]], ref: tuple[float, flo
 
 @dataclass(frozen=True)
 class Noise:
-    """The proxy's seed noise in one run: the pooled standard deviation of the score over two
-    seeds, sqrt(mean((a - b)^2 / 2)) over the ``designs`` scored twice (the references)."""
+    """A proxy's seed noise in one run: the pooled within-design standard deviation of the score
+    over the ``designs`` scored with several seeds, with ``dof`` degrees of freedom (the sum of
+    seeds - 1 over the designs; with two seeds, sqrt(mean((a - b)^2 / 2)) and one per design),
+    and where it comes from (``source``)."""
 
     sd: float
     designs: int
+    dof: int | None = None
+    source: str = "the references scored with a second proxy seed"
+
+
+def pooled_noise(scores: Sequence[Sequence[float]], source: str) -> Noise | None:
+    """``Noise`` of designs each scored with several seeds (``scores``: one list per design;
+    designs with fewer than two scores are left out); None when none has two."""
+    groups = [np.asarray(s, dtype=float) for s in scores if len(s) >= 2]
+    if not groups:
+        return None
+    dof = sum(len(g) - 1 for g in groups)
+    sd = float(np.sqrt(sum(((g - g.mean()) ** 2).sum() for g in groups) / dof))
+    return Noise(sd=sd, designs=len(groups), dof=dof, source=source)
 
 
 def proxy_noise(recs: Sequence[TrialRecord]) -> Noise | None:
-    pairs = [(r.proxy_score, r.proxy_score_again) for r in recs
-             if r.proxy_score_again is not None and r.proxy_score is not None and r.evaluated]
-    if not pairs:
-        return None
-    return Noise(sd=(sum((a - b) ** 2 / 2 for a, b in pairs) / len(pairs)) ** 0.5, designs=len(pairs))
+    """The search proxy's noise: the references scored with the run's seed and the next."""
+    return pooled_noise([(r.proxy_score, r.proxy_score_again) for r in recs
+                         if r.proxy_score_again is not None and r.proxy_score is not None and r.evaluated],
+                        "the references scored with a second proxy seed")
+
+
+# ---- the confirmation (arch_search.confirm) ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Confirmed:
+    """One design's confirmation: the search trial that evaluated it, and the confirmation
+    proxy's score (and dev metrics) by seed."""
+
+    trial: int
+    metric: str
+    scores: Mapping[int, float]  # seed -> score on the held-out rows
+    dev: Mapping[int, Mapping[str, float]]  # seed -> the task's dev metrics
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(list(self.scores.values())))
+
+    def dev_mean(self, metric: str) -> float | None:
+        values = [d[metric] for d in self.dev.values() if metric in d]
+        return float(np.mean(values)) if values else None
+
+
+def confirmed_rows(confirmed: Sequence[Confirmed], recs: Sequence[TrialRecord], noise: Noise | None,
+                   latency: Mapping[int, float] | None = None, dev_metric: str | None = None) -> list[dict]:
+    """confirmed.csv: one row per confirmed design, fastest first: the search's score beside the
+    confirmation's mean (and each seed's), its difference to the dense reference in points with
+    that difference's minimum detectable effect (80% power, two-sided 5%, paired seeds:
+    2.8 x sd x sqrt(2 / seeds)) and a verdict, the dev metric, whether it was on the search's
+    front, and ``confirmed_front``: Pareto-optimal on (confirmed score, latency). ``latency``:
+    trial -> re-measured ms (else the search's)."""
+    by_number = {r.number: r for r in recs}
+    on_front = {r.number for r in front(recs)}
+    dense = next((c for c in confirmed if by_number.get(c.trial) and by_number[c.trial].reference == "bert_base"), None)
+    rows = []
+    for c in confirmed:
+        r = by_number.get(c.trial)
+        if r is None or not r.finished:
+            continue
+        ms = (latency or {}).get(c.trial) or r.latency_ms
+        row = {"trial": c.trial, "reference": r.reference or "", "design": r.summary, "latency_ms": round(ms, 2),
+               "search_score": round(r.accuracy, 4), "on_search_front": c.trial in on_front,
+               "confirmed_score": round(c.mean, 4), "seeds": len(c.scores),
+               "confirmed_by_seed": " ".join(f"{v:.4f}" for v in c.scores.values())}
+        if dense is not None:
+            shared = [s for s in c.scores if s in dense.scores]  # paired: the same seeds
+            diff = float(np.mean([c.scores[s] - dense.scores[s] for s in shared])) if shared else math.nan
+            row["confirmed_vs_dense_points"] = round(100 * diff, 2)
+            if noise is not None and shared:
+                se = noise.sd * math.sqrt(2 / len(shared))
+                row["mde_points"] = round(100 * 2.8 * se, 2)
+                row["verdict"] = ("dense" if c is dense else "within noise" if abs(diff) < 1.96 * se
+                                  else "worse than dense" if diff < 0 else "better than dense")
+        if dev_metric:
+            value, base = c.dev_mean(dev_metric), dense.dev_mean(dev_metric) if dense else None
+            row[f"dev_{dev_metric}"] = round(value, 4) if value is not None else ""
+            row["dev_vs_dense_points"] = round(100 * (value - base), 2) if value is not None and base is not None else ""
+        rows.append(row)
+    rows.sort(key=lambda row: (row["latency_ms"], row["trial"]))
+    if rows:
+        mask = pareto_mask(np.array([row["confirmed_score"] for row in rows]), np.array([row["latency_ms"] for row in rows]))
+        for row, keep in zip(rows, mask):
+            row["confirmed_front"] = bool(keep)
+    return rows
+
+
+def with_confirmed(front_rows: Sequence[Mapping], confirmed: Sequence[Mapping]) -> list[dict]:
+    """The front's rows (``trial_rows``) with the confirmation's score beside the search's:
+    ``confirmed_score``, ``confirmed_vs_dense_points`` and ``verdict`` ("" where not confirmed)."""
+    by_trial = {row["trial"]: row for row in confirmed}
+    keys = ("confirmed_score", "confirmed_vs_dense_points", "verdict")
+    return [{**row, **{k: by_trial.get(row["trial"], {}).get(k, "") for k in keys}} for row in front_rows]
+
+
+def format_confirmed(rows: Sequence[Mapping], noise: Noise | None) -> str:
+    """confirmed.csv for the console: each confirmed design, fastest first, both scores, its
+    difference to dense with the minimum detectable effect, and the run's noise."""
+    dev = next((k for k in (rows[0] if rows else {}) if k.startswith("dev_") and k != "dev_vs_dense_points"), None)
+    head = (f"{'trial':>5}  {'design':<44} {'ms':>8} {'search':>8} {'confirmed':>9} {'vs dense':>8} {'MDE':>6} "
+            f"{'verdict':<18} {'dev':>6} {'front':>5}")
+    lines = ["Confirmed designs (the confirmation proxy, paired seeds; * on the confirmed front):", head, "-" * len(head)]
+    for r in rows:
+        delta, mde = r.get("confirmed_vs_dense_points", ""), r.get("mde_points", "")
+        value = r.get(dev, "") if dev else ""
+        lines.append(
+            f"{r['trial']:>5}  {(r['reference'] or r['design'])[:44]:<44} {r['latency_ms']:>8.1f} {r['search_score']:>8.4f} "
+            f"{r['confirmed_score']:>9.4f} {delta if delta == '' else f'{delta:+.2f}':>8} {mde!s:>6} "
+            f"{r.get('verdict', ''):<18} {value if value == '' else f'{value:.4f}':>6} {'*' if r.get('confirmed_front') else '':>5}")
+    if noise is not None:
+        lines.append(f"noise: sd {noise.sd:.4f} of the confirmed score, {noise.dof} dof ({noise.source}); "
+                     "MDE: the smallest difference to dense these seeds detect (80% power, 5% two-sided)")
+    return "\n".join(lines)
 
 
 # ---- rows: trials.csv, pareto.csv, the report's table ------------------------------------------------

@@ -32,14 +32,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import socket
 import time
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.samplers import BaseSampler
@@ -54,9 +52,12 @@ from arch_search.latency_model import LatencyModel, Measure, MeasuredLatency
 from arch_search.model import build_model
 from arch_search.proxies.base import Proxy, ProxyDiverged
 from arch_search.results import Noise, TrialRecord, set_attrs
-from arch_search.storage import Requeue
+from arch_search.storage import fail_dead_trials, worker_attrs
 from arch_search.space import SearchSpace
 from arch_search.spec import ArchSpec
+
+if TYPE_CHECKING:
+    from arch_search.confirm import Confirmation
 
 DIRECTIONS = ("maximize", "minimize")  # proxy accuracy, latency ms
 METRIC_NAMES = ("proxy_accuracy", "latency_ms")
@@ -136,27 +137,6 @@ def fingerprint_differences(stored: Mapping[str, Any], current: Mapping[str, Any
     a, b = flat(stored), flat(current)
     return [f"{k}: {a.get(k, '(unset)')!r} -> {b.get(k, '(unset)')!r}" for k in sorted(a.keys() | b.keys())
             if a.get(k, "(unset)") != b.get(k, "(unset)")]
-
-
-def _process_start(pid: int) -> str | None:
-    """The start time of process ``pid`` (Linux: /proc/<pid>/stat field 22), None if it is gone
-    or unknown; with the pid it names a process uniquely (pids are reused)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
-def _alive(pid: int, started: str | None) -> bool:
-    if Path("/proc/self/stat").is_file():
-        return started is not None and _process_start(pid) == started
-    try:  # no /proc: existence only
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
 
 
 class Search:
@@ -245,7 +225,7 @@ class Search:
     # ---- one trial ----------------------------------------------------------------------------
 
     def objective(self, trial: optuna.Trial) -> tuple[float, float]:
-        set_attrs(trial, worker=f"{socket.gethostname()}:{os.getpid()}", worker_started=_process_start(os.getpid()))
+        set_attrs(trial, **worker_attrs())
         spec = self.space.sample(trial)
         set_attrs(trial, spec_hash=spec.hash, spec=spec.to_yaml(), summary=spec.summary())
         if not self.repeat_designs:
@@ -278,7 +258,7 @@ class Search:
             set_attrs(trial, pruned_because=str(e))
             raise optuna.TrialPruned(str(e)) from None
         if self.weights_dir is not None and result.model is not None:
-            save_trial_weights(weights_path(self.weights_dir, trial.number), result.model, result.tokenizer)
+            save_trial_weights(weights_path(self.weights_dir, trial.number), result.model, result.tokenizer, result.labels)
         set_attrs(trial, proxy_metric=result.metric, proxy_dev=result.dev,
                   proxy_details={k: v for k, v in result.details.items() if k != "proxy_spec"})
         if self.noise_proxy is not None and trial.user_attrs.get("reference"):
@@ -339,26 +319,7 @@ class Search:
         """Before a run: fail the RUNNING trials whose worker process on this host is gone (or
         whose heartbeat is stale, any host) and queue their designs again; queue again each
         reference that has no finished, running or queued trial. Returns the failed trials."""
-        host, failed = socket.gethostname(), []
-        storage = self.study._storage
-        for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            worker_host, _, pid = t.user_attrs.get("worker", "").rpartition(":")
-            if worker_host != host or not pid.isdigit() or _alive(int(pid), t.user_attrs.get("worker_started")):
-                continue
-            try:
-                if storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL):
-                    failed.append(t.number)
-                    requeue = storage.get_heartbeat_stale_trial_callback() if hasattr(
-                        storage, "get_heartbeat_stale_trial_callback") else None
-                    (requeue or Requeue())(self.study, storage.get_trial(t._trial_id))
-            except optuna.exceptions.UpdateFinishedTrialError:  # another worker failed it first
-                pass
-        stale_before = {t.number for t in self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,))}
-        with warnings.catch_warnings():  # heartbeat-stale ones (re-queued by the storage's Requeue)
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(self.study)
-        failed += [t.number for t in self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-                   if t.number not in stale_before]
+        failed = fail_dead_trials(self.study)
         alive = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING, TrialState.PRUNED)
         have = {t.user_attrs.get("reference") for t in self.study.get_trials(deepcopy=False, states=alive)}
         for name, spec in self.space.references().items():
@@ -425,13 +386,23 @@ class Search:
         """``results.trial_rows`` of ``recs`` (the front, fastest first), with the run's noise."""
         return results.trial_rows(recs, self.dense_reference(), remeasured, self.proxy_noise())
 
-    def write(self, run_dir: Path, remeasured: dict[int, float] | None = None) -> tuple[list[dict], Noise | None]:
-        """trials.csv, pareto.csv (with re-measured latency, if given) and study.json, from one
-        read of the study; returns the front's rows and the run's noise."""
+    def write(self, run_dir: Path, remeasured: dict[int, float] | None = None,
+              confirmation: Confirmation | None = None) -> SearchResult:
+        """trials.csv, pareto.csv (with re-measured latency, if given), confirmed.csv (with a
+        ``confirmation``) and study.json, from one read of the study; returns what a finished
+        run shows. The run's noise is the confirmation's (paired seeds on every confirmed
+        design) when there is one, else the search proxy's (the references scored twice)."""
         run_dir.mkdir(parents=True, exist_ok=True)
         recs = self.records()
         dense, noise = results.dense_reference(recs), results.proxy_noise(recs)
         front = results.trial_rows(results.front(recs), dense, remeasured, noise)
+        confirmed_rows, confirm_noise = [], None
+        if confirmation is not None:
+            confirmed = confirmation.results()
+            confirm_noise = confirmation.noise(confirmed)
+            confirmed_rows = results.confirmed_rows(confirmed, recs, confirm_noise, remeasured, confirmation.dev_metric)
+            front = results.with_confirmed(front, confirmed_rows)
+            results.write_csv(run_dir / "confirmed.csv", confirmed_rows)
         done = [r for r in recs if r.finished]
         results.write_csv(run_dir / "trials.csv", results.trial_rows(done, dense))  # within_noise: a front's column
         results.write_csv(run_dir / "pareto.csv", front)
@@ -444,30 +415,44 @@ class Search:
             "evaluations": self.evaluations(),  # distinct designs evaluated (what search.n_trials counts)
             "states": {s.name: sum(r.state == s.name for r in recs) for s in TrialState},
             "pareto": front,
-            "proxy_noise": vars(noise) if noise else None,
+            "proxy_noise": vars(noise) if noise else None,  # the search proxy's (references scored twice)
+            "noise": vars(confirm_noise or noise) if confirm_noise or noise else None,  # the run's
+            "confirmed": confirmed_rows,
             "references": {r.reference: r.number for r in recs if r.reference},
         }
         (run_dir / "study.json").write_text(json.dumps(summary, indent=2))
-        return front, noise
+        return SearchResult(front, noise, confirmed_rows, confirm_noise)
 
-    def finish(self, run_dir: Path) -> SearchResult:
-        """After the trials: re-measure the front interleaved with the dense reference (whatever
-        the latency mode), write the run's files, hand the front to the tracker."""
-        front, noise = self.write(run_dir, self.remeasure(self.pareto()))
+    def finish(self, run_dir: Path, confirmation: Confirmation | None = None) -> SearchResult:
+        """After the trials (and the ``confirmation``, if any): re-measure the front and the
+        confirmed designs interleaved with the dense reference (whatever the latency mode),
+        write the run's files, hand the front to the tracker."""
+        recs = {r.number: r for r in self.records()}
+        confirmed = [recs[c.trial] for c in confirmation.results() if c.trial in recs] if confirmation else []
+        measured = {r.number: r for r in [*self.pareto(), *confirmed]}
+        result = self.write(run_dir, self.remeasure(list(measured.values())), confirmation)
         if self.tracker is not None:
-            self.tracker.finish(self.study, front)
-        return SearchResult(front, noise)
+            self.tracker.finish(self.study, result.front)
+        return result
 
 
 @dataclass(frozen=True)
 class SearchResult:
-    """What a finished run shows: the front's rows (re-measured) and the run's noise."""
+    """What a finished run shows: the front's rows (re-measured), the search proxy's noise, and
+    the confirmation's rows and noise (the run's noise, when there is a confirmation)."""
 
     front: list[dict]
     noise: Noise | None
+    confirmed: list[dict] = field(default_factory=list)
+    confirm_noise: Noise | None = None
 
     def text(self) -> str:
-        noise = (f"proxy seed noise: sd {self.noise.sd:.4f} of the score ({self.noise.designs} reference designs scored "
-                 "with two seeds); ~ marks an accuracy within it of the next faster design's" if self.noise else
-                 "proxy seed noise: not measured (search.proxy_noise=false, or a proxy without a seed)")
-        return f"{results.format_pareto(self.front)}\n{noise}"
+        if self.noise:
+            noise = (f"search proxy seed noise: sd {self.noise.sd:.4f} of the score ({self.noise.dof} dof: "
+                     f"{self.noise.source}); ~ marks an accuracy within it of the next faster design's")
+        else:
+            noise = "search proxy seed noise: not measured (search.proxy_noise=false, or a proxy without a seed)"
+        text = f"{results.format_pareto(self.front)}\n{noise}"
+        if self.confirmed:
+            text += "\n\n" + results.format_confirmed(self.confirmed, self.confirm_noise)
+        return text

@@ -7,6 +7,8 @@ each reads a run the same way and fails with the same one-line errors.
 from __future__ import annotations
 
 import json
+import os
+import socket
 import time
 import warnings
 from dataclasses import dataclass
@@ -50,8 +52,8 @@ SCHEMA_ATTEMPTS = 5  # tries to open a storage whose schema another worker may b
 class Requeue:
     """Queue a failed trial's design again (same parameters), at most ``max_retry`` times per
     design. Unlike Optuna's ``RetryHeartbeatStaleTrialCallback`` it carries over only the
-    ``reference`` user attr: the dead trial's partial records (latency, worker, ...) are not the
-    retry's. The retry names the trial it replaces in ``system_attrs["failed_trial"]``."""
+    ``reference`` and ``confirm`` user attrs (which reference, which confirmation: what the
+    trial is for): the dead trial's partial records (latency, worker, ...) are not the retry's. The retry names the trial it replaces in ``system_attrs["failed_trial"]``."""
 
     def __init__(self, max_retry: int = 3):
         self.max_retry = max_retry
@@ -60,11 +62,64 @@ class Requeue:
         history = [*trial.system_attrs.get("retry_history", []), trial.number]
         if len(history) > self.max_retry:
             return
-        keep = {k: v for k, v in trial.user_attrs.items() if k == "reference"}
+        keep = {k: v for k, v in trial.user_attrs.items() if k in ("reference", "confirm")}
         study.add_trial(optuna.trial.create_trial(
             state=TrialState.WAITING, params=trial.params, distributions=trial.distributions, user_attrs=keep,
             system_attrs={"failed_trial": trial.number, "retry_history": history},
         ))
+
+
+def worker_attrs() -> dict[str, str | None]:
+    """The user attrs that name this process (``fail_dead_trials`` reads them): host:pid and the
+    process's start time."""
+    return {"worker": f"{socket.gethostname()}:{os.getpid()}", "worker_started": process_start(os.getpid())}
+
+
+def process_start(pid: int) -> str | None:
+    """The start time of process ``pid`` (Linux: /proc/<pid>/stat field 22), None if it is gone
+    or unknown; with the pid it names a process uniquely (pids are reused)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return None
+
+
+def _alive(pid: int, started: str | None) -> bool:
+    if Path("/proc/self/stat").is_file():
+        return started is not None and process_start(pid) == started
+    try:  # no /proc: existence only
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
+def fail_dead_trials(study: optuna.Study) -> list[int]:
+    """Fail the RUNNING trials whose worker process on this host is gone (``worker_attrs``), or
+    whose heartbeat is stale (any host), and queue each again (the storage's ``Requeue``).
+    Returns the failed trials' numbers, sorted."""
+    host, failed = socket.gethostname(), []
+    storage = study._storage
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker_host, _, pid = t.user_attrs.get("worker", "").rpartition(":")
+        if worker_host != host or not pid.isdigit() or _alive(int(pid), t.user_attrs.get("worker_started")):
+            continue
+        try:
+            if storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL):
+                failed.append(t.number)
+                requeue = storage.get_heartbeat_stale_trial_callback() if hasattr(
+                    storage, "get_heartbeat_stale_trial_callback") else None
+                (requeue or Requeue())(study, storage.get_trial(t._trial_id))
+        except optuna.exceptions.UpdateFinishedTrialError:  # another worker failed it first
+            pass
+    stale_before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))}
+    with warnings.catch_warnings():  # heartbeat-stale ones (re-queued by the storage's Requeue)
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+    failed += [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)) if t.number not in stale_before]
+    return sorted(failed)
 
 
 def _postgres_driver(url: str) -> str:

@@ -64,6 +64,7 @@ class WandbTracker:
         run = self._init(study.study_name, "pareto", {"n_trials": len(study.trials), **self.config})
         if pareto_rows:
             columns = list(pareto_rows[0])
-            run.log({"pareto": wandb.Table(columns=columns, data=[[r[c] for c in columns] for r in pareto_rows])})
+            data = [[r[c] for c in columns] for r in pareto_rows]  # "" where a row has no value (e.g. not confirmed)
+            run.log({"pareto": wandb.Table(columns=columns, data=data, allow_mixed_types=True)})
         run.summary.update({"pareto_size": len(pareto_rows)})
         run.finish()

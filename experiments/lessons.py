@@ -67,9 +67,13 @@ def parse(ap: argparse.ArgumentParser) -> argparse.Namespace:
 
 
 def config(args: argparse.Namespace, seed: int = 0) -> DictConfig:
-    """``conf/run.yaml`` as ``python -m arch_search run seed=<seed>`` composes it."""
+    """``conf/run.yaml`` as ``python -m arch_search run seed=<seed> proxy=finetune_scratch
+    proxy_setup=scratch proxy_setup.seed=<seed> ~confirm`` composes it: the lessons' proxy
+    is the from-scratch fine-tune their committed results used (the run's default before the
+    distilled supernet), and their seed moves the held-out split too, as it did then."""
     overrides = [
-        f"seed={seed}", f"task.data_dir={args.data_dir}", f"cache_dir={args.cache_dir}",
+        f"seed={seed}", "proxy=finetune_scratch", "proxy_setup=scratch", f"proxy_setup.seed={seed}", "~confirm",
+        f"task.data_dir={args.data_dir}", f"cache_dir={args.cache_dir}",
         f"latency.rounds={args.rounds}", "proxy.progress=false",
     ]
     if args.proxy_threads is not None:

@@ -86,7 +86,7 @@ def test_run_search_writes_pareto_and_resumes(tmp_path):
     space = tmp_path / "tiny.yaml"
     space.write_text("base: minilm_l6\ngroups: {q: [1, 4], k: [1, 4], v: [1, 4], ffn_in: [1, 4], ffn_out: [1, 4]}\n")
     args = [
-        "run", f"space={space}", "proxy=zero_cost", "task=wnli", f"task.data_dir={SHARED / 'glue'}",
+        "run", f"space={space}", "proxy=zero_cost", "~confirm", "task=wnli", f"task.data_dir={SHARED / 'glue'}",
         "proxy_setup.init=scratch", "proxy_setup.scale={hidden: 32, layers: 2, heads: 4, intermediate: 64}",
         "proxy_setup.heldout=100", "proxy_setup.vocab_size=400", "proxy.batch_size=8", "proxy.threads=1",
         "seq_len=8", "latency.rounds=1", "latency.warmup=0", "search.progress=false",
@@ -143,7 +143,7 @@ def test_workers_fan_out_with_the_submitit_launcher(tmp_path):
     url = f"sqlite:///{tmp_path}/shared.db"
     out = run(
         "run", "--multirun", "hydra/launcher=submitit_local", "search.worker=0,1", f"space={space}",
-        "proxy=zero_cost", "task=wnli", f"task.data_dir={SHARED / 'glue'}", "proxy_setup.init=scratch",
+        "proxy=zero_cost", "~confirm", "task=wnli", f"task.data_dir={SHARED / 'glue'}", "proxy_setup.init=scratch",
         "proxy_setup.scale={hidden: 32, layers: 2, heads: 4, intermediate: 64}", "proxy_setup.heldout=100",
         "proxy_setup.vocab_size=400", "proxy.batch_size=8", "proxy.threads=1", "seq_len=8", "latency.rounds=1",
         "latency.warmup=0", "search.progress=false", "search.n_trials=6", f"storage.url={url}",

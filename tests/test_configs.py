@@ -58,7 +58,7 @@ def test_every_search_and_sampler_config_composes(search, sampler):
     cfg = compose_run(f"search={search}", f"search/sampler={sampler}")
     assert isinstance(instantiate(cfg.search.sampler), optuna.samplers.BaseSampler)
     assert SearchSpace.load(cfg.search.space, proxy_scale=cfg.proxy_setup.scale).size > 0
-    assert cfg.proxy._target_.endswith("FinetuneProxy")
+    assert cfg.proxy._target_.endswith("SupernetProxy") and cfg.confirm._target_.endswith("CompressedProxy")
     assert instantiate(cfg.search.latency_mode).source == "measured"
 
 
@@ -163,11 +163,20 @@ def test_supernet_proxy_sets_itself_up_for_the_space_or_refuses_one_that_changes
     assert not proxy.per_layer and per_layer.setup is proxy.setup  # a copy: the configured proxy is unchanged
 
 
-def test_run_defaults_train_from_scratch_and_evaluate_inherits():
+def test_run_defaults_to_the_distilled_supernet_confirmed_by_the_compressed_proxy(monkeypatch):
+    monkeypatch.setenv("ARCH_SEARCH_CHECKPOINT", "/models/minilm")
     run = compose_run()
-    assert (run.proxy_setup.init, run.proxy_setup.checkpoint, run.proxy.steps, run.proxy.lr) == ("scratch", None, 400, 5e-4)
-    assert dict(run.proxy_setup.scale) == {"hidden": 256, "layers": 4, "heads": 4, "intermediate": 1024}
+    assert run.proxy._target_.endswith("SupernetProxy") and run.proxy_setup.init == "pretrained"
+    assert run.proxy_setup.checkpoint == "/models/minilm" and run.proxy.score == "calibrated_log_likelihood"
+    assert run.confirm._target_.endswith("CompressedProxy") and run.confirm.setup == run.proxy_setup  # one setup, shared
+    assert (run.search.confirm_top, run.search.confirm_seeds, run.search.proxy_noise) == (4, 2, False)
     assert run.proxy_setup.heldout_disjoint is True and run.search.n_trials == 64
+    seeded = compose_run("seed=3")  # the search's seed moves the sampler and the proxy's seed, not the data split
+    assert (seeded.search.sampler.seed, seeded.proxy.seed, seeded.proxy_setup.seed, seeded.confirm.setup.seed) == (3, 3, 0, 0)
+    scratch = compose_run("proxy=finetune_scratch", "proxy_setup=scratch")  # the earlier default, still selectable
+    assert (scratch.proxy_setup.init, scratch.proxy_setup.checkpoint, scratch.proxy.steps, scratch.proxy.lr) == (
+        "scratch", None, 400, 5e-4)
+    assert dict(scratch.proxy_setup.scale) == {"hidden": 256, "layers": 4, "heads": 4, "intermediate": 1024}
     evaluate = compose_with("proxy=finetune")
     assert (evaluate.proxy_setup.init, evaluate.proxy.lr) == ("pretrained", 1e-4)
     pretrained_run = compose_run("proxy_setup=pretrained", "proxy=finetune")
@@ -178,7 +187,8 @@ def test_run_defaults_train_from_scratch_and_evaluate_inherits():
 # search node in full, and the budgets it cuts in other groups.
 QUICK = {
     "search": {
-        "space": "squeezebert", "study_name": "quick", "n_trials": 6, "repeat_designs": False, "proxy_noise": True,
+        "space": "squeezebert", "study_name": "quick", "n_trials": 6, "repeat_designs": False, "proxy_noise": False,
+        "confirm_top": 4, "confirm_seeds": 2,
         "constraints": {"max_latency_ms": None, "max_params": None},
         "latency_mode": {"_target_": "arch_search.latency_model.MeasuredLatency", "measure": {  # ${latency}, resolved
             "_target_": "arch_search.latency.compare_latency", "_partial_": True, "seq_len": 128, "batch": 1,
@@ -186,7 +196,8 @@ QUICK = {
         "progress": True, "worker": 0,
         "sampler": {"_target_": "optuna.samplers.NSGAIISampler", "seed": 0, "population_size": 10},
     },
-    "proxy": {"steps": 80, "eval_every": 1000, "eval_dev": False},
+    "proxy": {"teacher_steps": 30, "steps": 30, "eval_dev": False},
+    "confirm": {"teacher_steps": 30, "calibration": 32, "distill_steps": 10, "steps": 20, "eval_dev": False},
     "proxy_setup": {"heldout": 300},
     "latency": {"rounds": 5, "warmup": 1},
 }
@@ -211,12 +222,14 @@ def test_quick_search_is_the_default_with_smaller_budgets():
 
     quick, default = compose_run("search=quick"), compose_run()
     assert OmegaConf.to_container(quick.search, resolve=True) == QUICK["search"]
-    for group in ("proxy", "proxy_setup", "latency"):
+    for group in ("proxy", "confirm", "proxy_setup", "latency"):
         assert {k: quick[group][k] for k in QUICK[group]} == QUICK[group], group
     a, b = flat(quick), flat(default)
     changed = {k for k in a.keys() | b.keys() if a.get(k, "<absent>") != b.get(k, "<absent>")}
-    assert changed == {"search.study_name", "search.n_trials", "proxy.steps", "proxy.eval_every", "proxy.eval_dev",
-                       "proxy_setup.heldout", "latency.rounds", "latency.warmup"}  # the rest is default.yaml's
+    assert changed == {"search.study_name", "search.n_trials", "proxy.teacher_steps", "proxy.steps", "proxy.eval_dev",
+                       "confirm.setup.heldout", "confirm.teacher_steps", "confirm.calibration", "confirm.distill_steps",
+                       "confirm.steps", "confirm.eval_dev", "proxy_setup.heldout", "latency.rounds",
+                       "latency.warmup"}  # the rest is default.yaml's
     tpe = compose_run("search=quick", "search/sampler=tpe", "search.n_trials=2")
     assert tpe.search.sampler._target_ == "optuna.samplers.TPESampler" and tpe.search.n_trials == 2
 

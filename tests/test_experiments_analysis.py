@@ -48,7 +48,7 @@ def load(relpath: str):
 
 
 samplers = load("search_recovers_squeezebert/samplers.py")
-recovers = load("search_recovers_squeezebert/run.py")
+recovers = load("search_recovers_squeezebert/scratch_proxy/run.py")
 compressed = load("proxy_compressed/run.py")
 which_layers = load("which_layers/run.py")
 group_count = load("group_count/run.py")

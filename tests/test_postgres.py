@@ -68,7 +68,7 @@ def test_the_storage_password_is_written_nowhere(how, tmp_path):
     out = subprocess.run(
         [sys.executable, "-m", "arch_search", "run", f"space={space}", "storage=postgres",
          *([f"storage.url={url}"] if how == "override" else []), f"search.study_name={name}", "logger=wandb",
-         "proxy=zero_cost", "task=wnli", f"task.data_dir={SHARED / 'glue'}", "proxy_setup.init=scratch",
+         "proxy=zero_cost", "~confirm", "task=wnli", f"task.data_dir={SHARED / 'glue'}", "proxy_setup.init=scratch",
          "proxy_setup.scale={hidden: 32, layers: 2, heads: 4, intermediate: 64}", "proxy_setup.heldout=100",
          "proxy_setup.vocab_size=400", "proxy.batch_size=8", "proxy.threads=1", "seq_len=8", "latency.rounds=1",
          "latency.warmup=0", "search.progress=false", "search.n_trials=3", f"cache_dir={tmp_path}/cache",

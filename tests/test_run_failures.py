@@ -34,7 +34,7 @@ def tiny_run_args(tmp_path: Path, data_dir: Path = SHARED / "glue") -> list[str]
     space = tmp_path / "tiny.yaml"
     space.write_text("base: minilm_l6\ngroups: {q: [1, 4], k: [1, 4], v: [1, 4], ffn_in: [1, 4], ffn_out: [1, 4]}\n")
     return [
-        "run", f"space={space}", "proxy=zero_cost", "task=wnli", f"task.data_dir={data_dir}",
+        "run", f"space={space}", "proxy=zero_cost", "~confirm", "task=wnli", f"task.data_dir={data_dir}",
         "proxy_setup.init=scratch", "proxy_setup.scale={hidden: 32, layers: 2, heads: 4, intermediate: 64}",
         "proxy_setup.heldout=100", "proxy_setup.vocab_size=400", "proxy.batch_size=8", "proxy.threads=1",
         "seq_len=8", "latency.rounds=1", "latency.warmup=0", "search.progress=false",

@@ -155,13 +155,13 @@ def test_a_dead_workers_running_trial_is_failed_and_requeued_at_start(space, tmp
     import subprocess
     import sys
 
-    from arch_search.search import _process_start
+    from arch_search.storage import process_start
 
     search = make(space, tmp_path, FakeProxy())
     search.run(2, progress=False)
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     host = socket.gethostname()
-    for pid, started in ((int(dead.stdout), "123"), (os.getpid(), _process_start(os.getpid()))):
+    for pid, started in ((int(dead.stdout), "123"), (os.getpid(), process_start(os.getpid()))):
         t = search.study.ask({"q": optuna.distributions.CategoricalDistribution([1, 4])})
         t.set_user_attr("worker", f"{host}:{pid}")
         t.set_user_attr("worker_started", started)

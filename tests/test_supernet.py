@@ -143,7 +143,7 @@ def distilled(setup, **kw):
 @pytest.mark.slow
 @pytest.mark.shared
 def test_distilled_supernet_starts_from_the_permuted_teacher_and_scores_four_ways(pretrained):
-    proxy = distilled(pretrained)
+    proxy = distilled(pretrained, permute=True)  # the full recipe (the default leaves the permutation out)
     start, target = proxy._start()
     teacher = proxy.teacher.model
     assert target is not None and start is not target  # trained weights and a frozen target
@@ -160,10 +160,10 @@ def test_distilled_supernet_starts_from_the_permuted_teacher_and_scores_four_way
     assert r.details["init"] == "teacher" and r.details["score_seconds"] < 30
     dense = proxy.evaluate(ArchSpec.preset("bert_base"))
     assert dense.details["heldout"]["kl"] < held["kl"]  # two steps from the teacher: dense is still close to it
-    by_kl = distilled(pretrained, score="kl")
+    by_kl = distilled(pretrained, permute=True, score="kl")
     assert by_kl.cache_path == proxy.cache_path  # the score is not part of what was trained
     assert by_kl.evaluate(SQUEEZE_DESIGN).score == pytest.approx(-held["kl"])
-    keys = {distilled(pretrained, **kw).cache_key() for kw in ({}, {"permute": False}, {"distill": False},
+    keys = {distilled(pretrained, **kw).cache_key() for kw in ({}, {"permute": True}, {"distill": False},
                                                                {"sandwich": False}, {"seed": 1}, {"teacher_steps": 3})}
     assert len(keys) == 6  # each changes what is trained
 

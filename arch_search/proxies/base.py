@@ -35,6 +35,7 @@ class ProxyResult:
     # the trained proxy-scale model and its tokenizer, when the proxy trains one (for export)
     model: Encoder | None = field(default=None, repr=False, compare=False)
     tokenizer: Tokenizer | None = field(default=None, repr=False, compare=False)
+    labels: tuple[str, ...] = ()  # the task's label names, in id order (an export's id2label)
 
 
 class Proxy(Protocol):
@@ -47,7 +48,8 @@ def result_of(model: Encoder, data: TaskData, eval_dev: bool, details: dict[str,
     heldout = score(model, data.heldout, data.task) if len(data.heldout) else {}
     dev = score(model, data.dev, data.task) if eval_dev else None
     return ProxyResult(score=heldout.get(data.task.metric, math.nan), metric=data.task.metric, dev=dev,
-                       details={**details, "heldout": heldout}, model=model, tokenizer=data.tokenizer)
+                       details={**details, "heldout": heldout}, model=model, tokenizer=data.tokenizer,
+                       labels=data.task.label_names)
 
 
 __all__ = ["OnProgress", "Proxy", "ProxyDiverged", "ProxyResult", "result_of"]

@@ -125,7 +125,7 @@ class CompressedProxy:
             loglik = gold_log_likelihood(student, data.heldout, data.task)
             details = {**result.details, "heldout": {**result.details["heldout"], "log_likelihood": loglik}}
             return ProxyResult(score=loglik, metric="log_likelihood", dev=result.dev, details=details,
-                               model=result.model, tokenizer=result.tokenizer)
+                               model=result.model, tokenizer=result.tokenizer, labels=result.labels)
 
 
 def _subset(enc: Encoded, rows: list[int]) -> Encoded:

@@ -50,8 +50,11 @@ QUICK = ["search.n_trials=4", "proxy.steps=2", "proxy_setup.vocab_size=2000", "p
 
 
 def overrides(args, sampler: str | None = None, seed: int = 0) -> list[str]:
-    """The run's command-line overrides (besides the run directory)."""
-    out = ["search.space=squeezebert", f"seed={seed}", "search/latency_mode=lut", f"search.n_trials={args.trials}",
+    """The run's command-line overrides (besides the run directory): the from-scratch proxy these
+    runs were made with (the default before the distilled supernet), its seed moving the
+    held-out split as it did then, no confirmation."""
+    out = ["search.space=squeezebert", f"seed={seed}", "proxy=finetune_scratch", "proxy_setup=scratch",
+           f"proxy_setup.seed={seed}", "~confirm", "search/latency_mode=lut", f"search.n_trials={args.trials}",
            f"proxy.steps={args.proxy_steps}", "proxy.threads=1", "proxy.eval_dev=false", f"cache_dir={args.cache_dir}",
            "search.progress=false", "proxy.progress=false"]
     if sampler:

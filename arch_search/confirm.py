@@ -1,0 +1,198 @@
+"""Confirm the front: the search's best designs scored again by a slower proxy that separates
+designs, with paired seeds.
+
+HAT's second stage (Wang et al., 2020), automatic and measured. After the search, ``choose``
+picks up to ``top`` designs of its front (spread over the front's latency range), both
+references, and, while there are fewer than ``min_designs``, the best remaining designs by the
+search's score. The confirmation proxy (by default ``proxy=compressed``: the design compressed
+from the task teacher, healed and fine-tuned) scores each with every seed of ``proxies``. The
+same seed gives every design the same batches and init (common random numbers), so differences
+between designs are paired, and the seeds' spread is the run's noise
+(``results.pooled_noise``: one degree of freedom per design with two seeds).
+
+Each (design, seed) is a trial of a companion study, ``<study>:confirm``, in the search's
+storage. It is enqueued once and the storage hands a waiting trial to exactly one worker, so
+workers share the work. A run killed during the confirmation resumes without redoing finished
+confirmations: at start, the running trials of dead processes on this host (or with a stale
+heartbeat) are failed and queued again (``storage.fail_dead_trials``). The model scored with
+the first seed is kept (``weights/confirmed_<trial>.safetensors``) for ``export``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+from optuna.storages import RDBStorage
+from optuna.storages._heartbeat import get_heartbeat_thread  # Optuna's own, as Study.optimize uses it
+from optuna.trial import TrialState
+from tqdm import tqdm
+
+from arch_search.export import confirmed_path, save_trial_weights
+from arch_search.proxies.base import Proxy, ProxyDiverged
+from arch_search.results import Confirmed, Noise, TrialRecord, front, pooled_noise
+from arch_search.search import StudyMismatch, fingerprint_differences
+from arch_search.spec import ArchSpec
+from arch_search.storage import fail_dead_trials, worker_attrs
+
+MIN_DESIGNS = 6  # designs confirmed at least: with two seeds, the noise's degrees of freedom
+SUFFIX = ":confirm"  # the companion study's name: <search study><SUFFIX>
+
+
+def choose(recs: Sequence[TrialRecord], top: int, min_designs: int = MIN_DESIGNS) -> list[TrialRecord]:
+    """The trials whose designs to confirm: up to ``top`` of the search's front, evenly spread
+    over it fastest to most accurate (both ends in), the references, then the best remaining
+    designs by the search's score until ``min_designs``. Each design once, in that order."""
+    pareto = front(recs)
+    if len(pareto) > top:
+        pareto = [pareto[i] for i in sorted({round(x) for x in np.linspace(0, len(pareto) - 1, top)})] if top else []
+    references = [r for r in recs if r.reference and r.finished and r.evaluated]
+    rest = sorted((r for r in recs if r.finished and r.evaluated and r.feasible), key=lambda r: (-r.accuracy, r.number))
+    chosen: dict[str, TrialRecord] = {}
+    for r in [*pareto, *references]:
+        chosen.setdefault(r.spec_hash, r)
+    for r in rest:
+        if len(chosen) >= min_designs:
+            break
+        chosen.setdefault(r.spec_hash, r)
+    return list(chosen.values())
+
+
+class Confirmation:
+    """The confirmation of one search study: ``run(recs)`` may be called by many workers."""
+
+    def __init__(
+        self,
+        proxies: Mapping[int, Proxy],
+        storage: RDBStorage | str,
+        study_name: str,
+        top: int = 4,
+        min_designs: int = MIN_DESIGNS,
+        weights_dir: Path | None = None,
+        fingerprint: Mapping[str, Any] | None = None,
+        dev_metric: str | None = None,
+    ):
+        """``proxies``: the confirmation proxy for each seed (seed -> proxy; the first seed's
+        models are kept in ``weights_dir`` for export). ``fingerprint``: what makes its scores
+        comparable (the proxy and its budget); a companion study made with another raises
+        ``StudyMismatch``. ``dev_metric``: the task's metric, reported on dev beside the score."""
+        if len(proxies) < 2:
+            raise ValueError(f"a confirmation needs at least two seeds (its noise), got {len(proxies)}")
+        self.proxies, self.top, self.min_designs, self.weights_dir = dict(proxies), top, min_designs, weights_dir
+        self.seeds, self.dev_metric = tuple(self.proxies), dev_metric
+        self.fingerprint = json.loads(json.dumps({**(fingerprint or {}), "seeds": list(self.seeds)}))
+        name = study_name + SUFFIX
+        try:
+            self.study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
+            self.study.set_user_attr("fingerprint", self.fingerprint)
+        except optuna.exceptions.DuplicatedStudyError:
+            self.study = optuna.load_study(study_name=name, storage=storage)
+            stored = self.study.user_attrs.get("fingerprint")
+            diff = fingerprint_differences(stored, self.fingerprint) if stored is not None else []
+            if diff:
+                raise StudyMismatch(f"study {name!r} confirmed with other settings ({'; '.join(diff)}): rerun with "
+                                    "its settings, or start another study") from None
+
+    # ---- the work --------------------------------------------------------------------------------
+
+    def run(self, recs: Sequence[TrialRecord], progress: bool = True) -> list[Confirmed]:
+        """Confirm ``choose(recs)`` with every seed (what is done already is not done again);
+        returns every confirmation of the study."""
+        fail_dead_trials(self.study)
+        chosen = choose(recs, self.top, self.min_designs)
+        self._enqueue(chosen)
+        specs = {r.number: r.spec for r in recs}
+        todo = sum(1 for t in self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)) if "confirm" in t.user_attrs)
+        with tqdm(total=todo, desc="confirmations", disable=not progress) as bar:
+            while (trial := self._next()) is not None:
+                with get_heartbeat_thread(trial._trial_id, self.study._storage):  # as Study.optimize beats
+                    self._confirm(trial, specs)
+                bar.update()
+        return self.results()
+
+    def _enqueue(self, chosen: Sequence[TrialRecord]) -> None:
+        """Queue each (design, seed) of ``chosen`` without a finished, running or queued trial."""
+        live = (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
+        have = {(t.user_attrs["confirm"]["spec_hash"], t.user_attrs["confirm"]["seed"])
+                for t in self.study.get_trials(deepcopy=False, states=live) if "confirm" in t.user_attrs}
+        for r in chosen:
+            for seed in self.seeds:
+                if (r.spec_hash, seed) not in have:
+                    key = {"trial": r.number, "spec_hash": r.spec_hash, "seed": seed, "design": r.summary}
+                    self.study.enqueue_trial({}, user_attrs={"confirm": key})
+
+    def _next(self) -> optuna.Trial | None:
+        """A queued confirmation for this worker, or None when none is left. (Optuna's ``ask``
+        makes a new, empty trial when another worker took the last one: it is failed.)"""
+        if not any("confirm" in t.user_attrs for t in self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,))):
+            return None
+        with warnings.catch_warnings():  # "heartbeat is supposed to be used with optimize": it is beaten in run
+            warnings.simplefilter("ignore", UserWarning)
+            trial = self.study.ask()
+        if "confirm" not in trial.user_attrs:
+            self.study.tell(trial, state=TrialState.FAIL)
+            return None
+        return trial
+
+    def _confirm(self, trial: optuna.Trial, specs: Mapping[int, str | None]) -> None:
+        key = trial.user_attrs["confirm"]
+        for name, value in worker_attrs().items():
+            trial.set_user_attr(name, value)
+        done = self._done(key["spec_hash"], key["seed"], trial.number)
+        if done is not None:  # queued twice by two workers at once: copy, do not score again
+            trial.set_user_attr("duplicate_of", done.number)
+            self.study.tell(trial, done.value)
+            return
+        spec = specs.get(key["trial"])
+        if spec is None:
+            self.study.tell(trial, state=TrialState.FAIL)
+            return
+        t0 = time.perf_counter()
+        try:
+            result = self.proxies[key["seed"]].evaluate(ArchSpec.from_yaml(spec))
+        except ProxyDiverged as e:
+            trial.set_user_attr("pruned_because", str(e))
+            self.study.tell(trial, state=TrialState.PRUNED)
+            return
+        if key["seed"] == self.seeds[0] and self.weights_dir is not None and result.model is not None:
+            save_trial_weights(confirmed_path(self.weights_dir, key["trial"]), result.model, result.tokenizer, result.labels)
+        trial.set_user_attr("metric", result.metric)
+        trial.set_user_attr("dev", result.dev)
+        trial.set_user_attr("seconds", round(time.perf_counter() - t0, 1))
+        self.study.tell(trial, result.score if math.isfinite(result.score) else None,
+                        state=None if math.isfinite(result.score) else TrialState.FAIL)
+
+    def _done(self, spec_hash: str, seed: int, number: int) -> optuna.trial.FrozenTrial | None:
+        for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            key = t.user_attrs.get("confirm", {})
+            if t.number != number and (key.get("spec_hash"), key.get("seed")) == (spec_hash, seed):
+                return t
+        return None
+
+    # ---- what it found -----------------------------------------------------------------------------
+
+    def results(self) -> list[Confirmed]:
+        """Every finished confirmation of the study, one ``Confirmed`` per design."""
+        scores: dict[int, dict[int, float]] = {}
+        dev: dict[int, dict[int, dict]] = {}
+        metric: dict[int, str] = {}
+        for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            key = t.user_attrs.get("confirm")
+            if key is None or "duplicate_of" in t.user_attrs:
+                continue
+            scores.setdefault(key["trial"], {})[key["seed"]] = t.value
+            dev.setdefault(key["trial"], {})[key["seed"]] = t.user_attrs.get("dev") or {}
+            metric[key["trial"]] = t.user_attrs.get("metric", "")
+        return [Confirmed(n, metric[n], dict(sorted(scores[n].items())), dev[n]) for n in sorted(scores)]
+
+    def noise(self, confirmed: Sequence[Confirmed]) -> Noise | None:
+        """The run's noise: the confirmation proxy's seeds, paired per design."""
+        return pooled_noise([list(c.scores.values()) for c in confirmed],
+                            f"the confirmation proxy's seeds {', '.join(map(str, self.seeds))} on each confirmed design")

@@ -1,0 +1,212 @@
+"""Does the default search find SqueezeBERT's trade-off, and is the front it shows true? The main
+command of README, timed:
+
+    ARCH_SEARCH_CHECKPOINT=../shared/models/all-MiniLM-L6-v2 GLUE_DIR=../shared/glue \\
+        python -m arch_search run space=squeezebert seed=S
+
+(the distilled supernet scores each design; the front and both references are confirmed by the
+compressed proxy with two paired seeds). Each run goes to its own folder beside this file:
+
+- ``seed0/``: seed 0 from empty caches (its own ``cache_dir``, emptied first): the first run,
+  the task teacher and the supernet trained in it;
+- ``seed0-cached/``: seed 0 again, a new study, the caches warm (teacher, supernet): a second run;
+- ``seed1/``: seed 1, caches warm: the teacher is reused (the seed does not move the data split),
+  the supernet trained anew with seed 1.
+
+then ``results.md`` and ``summary.json`` from their files: wall times, each front with both
+scores, the run's noise (the confirmation's paired seeds), where the SqueezeBERT pattern lands,
+and how far the two seeds' confirmed fronts agree (hypervolume ratio, shared designs).
+
+    python experiments/search_recovers_squeezebert/run.py                 # the three runs (~2.5 h on 2 cores), skipping finished ones
+    python experiments/search_recovers_squeezebert/run.py --only seed0    # one of them
+    python experiments/search_recovers_squeezebert/run.py --render        # results.md, summary.json from the folders
+    python experiments/search_recovers_squeezebert/run.py --quick         # smoke: `run search=quick`, prints only
+
+The run with the from-scratch proxy (the default before) is archived in ``scratch_proxy/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from arch_search.latency import Env
+from arch_search.results import hypervolume_2d, md_table
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[1]
+SHARED = REPO.parent / "shared"
+CACHE = REPO / ".cache" / "search_recovers"  # the runs' own cache_dir (the first run empties it)
+RUNS = {"seed0": (0, "fresh"), "seed0-cached": (0, "warm"), "seed1": (1, "warm")}  # name: (seed, caches)
+QUICK = ["search=quick", "search.n_trials=4", "search.progress=false", "proxy.progress=false",
+         "proxy.teacher_steps=4", "proxy.steps=3", "confirm.teacher_steps=4", "confirm.distill_steps=2",
+         "confirm.steps=2", "confirm.calibration=8", "proxy_setup.heldout=60", "confirm.setup.heldout=60",
+         "proxy_setup.max_len=16", "latency.rounds=2", "seq_len=16"]
+
+
+def command(name: str, run_dir: Path, cache: Path, quick: bool = False) -> list[str]:
+    seed, _ = RUNS[name]
+    extra = QUICK if quick else ["space=squeezebert"]
+    return [sys.executable, "-m", "arch_search", "run", *extra, f"seed={seed}", f"hydra.run.dir={run_dir}",
+            f"cache_dir={cache}"]
+
+
+def run_one(name: str, run_dir: Path, cache: Path, quick: bool = False) -> float:
+    """The main command into ``run_dir`` (its output in log.txt), timed; returns seconds."""
+    env = {**os.environ, "GLUE_DIR": os.environ.get("GLUE_DIR", str(SHARED / "glue")),
+           "ARCH_SEARCH_CHECKPOINT": os.environ.get("ARCH_SEARCH_CHECKPOINT", str(SHARED / "models" / "all-MiniLM-L6-v2"))}
+    if RUNS[name][1] == "fresh":
+        shutil.rmtree(cache, ignore_errors=True)
+    shutil.rmtree(run_dir, ignore_errors=True)
+    run_dir.mkdir(parents=True)
+    cmd = command(name, run_dir, cache, quick)
+    t0 = time.perf_counter()
+    with open(run_dir / "log.txt", "w") as log:
+        done = subprocess.run(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+    seconds = time.perf_counter() - t0
+    if done.returncode != 0:
+        sys.exit(f"error: {' '.join(cmd)} failed ({done.returncode}); see {run_dir / 'log.txt'}")
+    strip_progress(run_dir / "log.txt")
+    (run_dir / "wall_seconds.txt").write_text(f"{seconds:.0f}\n")
+    (run_dir / "machine.txt").write_text(f"{Env.current(threads=1)}\n")
+    return seconds
+
+
+def strip_progress(log: Path) -> None:
+    """The log without tqdm's carriage-return redraws (keeps each bar's last state)."""
+    lines = [line.rsplit("\r", 1)[-1] for line in log.read_text().split("\n")]
+    log.write_text("\n".join(line for line in lines if line.strip()) + "\n")
+
+
+# ---- what a run shows ------------------------------------------------------------------------------
+
+
+def read_csv(path: Path) -> list[dict]:
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def truth(value: str) -> bool:
+    return value == "True"
+
+
+def analyse(run_dir: Path) -> dict:
+    """One run's numbers: wall time, noise, the confirmed front and its span, SqueezeBERT's place."""
+    study = json.loads((run_dir / "study.json").read_text())
+    confirmed = read_csv(run_dir / "confirmed.csv")
+    noise = study.get("noise") or {}
+    front = sorted((r for r in confirmed if truth(r["confirmed_front"])), key=lambda r: float(r["latency_ms"]))
+    scores = [float(r["confirmed_score"]) for r in front]
+    span = max(scores) - min(scores) if scores else 0.0
+    squeeze = next((r for r in confirmed if r["reference"] == "squeezebert"), None)
+    where = None
+    if squeeze is not None:
+        acc, ms = float(squeeze["confirmed_score"]), float(squeeze["latency_ms"])
+        no_slower = [float(r["confirmed_score"]) for r in front if float(r["latency_ms"]) <= ms]
+        as_good = [float(r["latency_ms"]) for r in front if float(r["confirmed_score"]) >= acc]
+        where = {"on_front": truth(squeeze["confirmed_front"]), "score": acc, "ms": ms,
+                 "behind_points": round(100 * (max(no_slower) - acc), 2) if no_slower else 0.0,
+                 "slower_ms": round(ms - min(as_good), 1) if as_good else 0.0}
+    return {
+        "wall_minutes": round(float((run_dir / "wall_seconds.txt").read_text()) / 60, 1),
+        "machine": (run_dir / "machine.txt").read_text().strip(),
+        "evaluations": study.get("evaluations"), "noise_sd": noise.get("sd"), "noise_dof": noise.get("dof"),
+        "noise_source": noise.get("source"), "confirmed": len(confirmed), "front": front,
+        "front_accuracy_span": round(span, 4), "span_over_noise": round(span / noise["sd"], 1) if noise.get("sd") else None,
+        "squeezebert": where, "search_front": read_csv(run_dir / "pareto.csv"),
+    }
+
+
+def hypervolume_ratio(a: list[dict], b: list[dict]) -> float | None:
+    """The smaller confirmed front's hypervolume over the larger's, both to one reference point
+    (the worst confirmed score and the slowest latency of the two fronts)."""
+    if not a or not b:
+        return None
+    points = [(float(r["latency_ms"]), float(r["confirmed_score"])) for r in a + b]
+    ref = (max(ms for ms, _ in points) * 1.01, min(s for _, s in points) - 0.01)
+    hv = [hypervolume_2d(sorted((float(r["latency_ms"]), float(r["confirmed_score"])) for r in f), ref) for f in (a, b)]
+    return round(min(hv) / max(hv), 3) if max(hv) > 0 else None
+
+
+def render(runs: dict[str, dict]) -> tuple[str, dict]:
+    first, cached, seed1 = runs.get("seed0"), runs.get("seed0-cached"), runs.get("seed1")
+    shared = sorted({r["design"] for r in first["front"]} & {r["design"] for r in seed1["front"]}) if first and seed1 else []
+    summary = {
+        "machine": next(iter(runs.values()))["machine"] if runs else None,
+        "wall_minutes_first": first["wall_minutes"] if first else None,
+        "wall_minutes_cached": cached["wall_minutes"] if cached else None,
+        "front_accuracy_span": first["front_accuracy_span"] if first else None,
+        "noise_sd": first["noise_sd"] if first else None, "noise_dof": first["noise_dof"] if first else None,
+        "squeezebert_on_front": first["squeezebert"]["on_front"] if first and first["squeezebert"] else None,
+        "hypervolume_ratio_between_seeds": hypervolume_ratio(first["front"], seed1["front"]) if first and seed1 else None,
+        "shared_front_designs": shared,
+        "runs": {name: {k: v for k, v in r.items() if k not in ("front", "search_front")} for name, r in runs.items()},
+    }
+    lines = ["# search_recovers_squeezebert: the default `run space=squeezebert` (distilled supernet + confirmation)", "",
+             "Command (each run): `ARCH_SEARCH_CHECKPOINT=../shared/models/all-MiniLM-L6-v2 GLUE_DIR=../shared/glue "
+             "python -m arch_search run space=squeezebert seed=S` with `hydra.run.dir=<folder>` and "
+             f"`cache_dir={CACHE.relative_to(REPO)}` (emptied before `seed0`), run by "
+             "`python experiments/search_recovers_squeezebert/run.py`.", ""]
+    for name, r in runs.items():
+        seed, caches = RUNS[name]
+        lines += [f"## `{name}`: seed {seed}, {caches} caches", "",
+                  f"Machine: {r['machine']}. Wall time: **{r['wall_minutes']} min** ({r['evaluations']} distinct designs, "
+                  "the confirmation and the final re-measurement included).", "",
+                  f"Noise: sd {r['noise_sd']:.4f} of the confirmed score, {r['noise_dof']} dof ({r['noise_source']}).", "",
+                  "Search front (the supernet's score, the confirmation's beside it where confirmed):", ""]
+        lines += md_table([{**x, "ms": x.get("remeasured_ms") or x["latency_ms"]} for x in r["search_front"]], {
+            "trial": "trial", "reference": "reference", "design": "design", "proxy_accuracy": "supernet score",
+            "ms": "ms", "remeasured_speedup": "speedup", "confirmed_score": "confirmed", "verdict": "verdict"})
+        lines += ["", "Confirmed designs (compressed proxy, seeds paired; `front`: Pareto-optimal on the confirmed score):", ""]
+        lines += md_table(read_csv(HERE / name / "confirmed.csv") if (HERE / name).is_dir() else [], {
+            "trial": "trial", "reference": "reference", "design": "design", "latency_ms": "ms", "search_score": "supernet",
+            "confirmed_score": "confirmed", "confirmed_vs_dense_points": "vs dense (points)", "mde_points": "MDE",
+            "verdict": "verdict", "dev_vs_dense_points": "dev vs dense", "confirmed_front": "front"})
+        s = r["squeezebert"]
+        lines += ["", f"Confirmed front: {len(r['front'])} designs, score span {r['front_accuracy_span']:.4f} "
+                  f"= {r['span_over_noise']}x the noise sd (target >= 3x).", ""]
+        if s:
+            lines.append("SqueezeBERT's pattern: " + ("**on the confirmed front**." if s["on_front"] else
+                         f"not on the confirmed front: {s['behind_points']} points behind the best front design no slower, "
+                         f"{s['slower_ms']} ms slower than the fastest front design at least as accurate."))
+        lines.append("")
+    if summary["hypervolume_ratio_between_seeds"] is not None:
+        lines += ["## Seeds 0 and 1", "", f"Hypervolume ratio of the confirmed fronts: {summary['hypervolume_ratio_between_seeds']}; "
+                  f"designs on both: {', '.join(shared) or 'none'}.", ""]
+    return "\n".join(lines), summary
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", nargs="+", choices=list(RUNS), help="these runs (default: every one not yet finished)")
+    ap.add_argument("--render", action="store_true", help="only write results.md and summary.json from the folders")
+    ap.add_argument("--quick", action="store_true", help="smoke run of `run search=quick`; prints, writes nothing here")
+    args = ap.parse_args()
+    if args.quick:
+        with tempfile.TemporaryDirectory() as tmp:
+            run_one("seed0", Path(tmp) / "seed0", Path(tmp) / "cache", quick=True)
+            text, _ = render({"seed0": analyse(Path(tmp) / "seed0")})
+            print(text)
+        return
+    if not args.render:
+        for name in args.only or RUNS:
+            if args.only or not (HERE / name / "wall_seconds.txt").is_file():
+                print(f"{name}: {' '.join(command(name, HERE / name, CACHE))}", flush=True)
+                print(f"{name}: {run_one(name, HERE / name, CACHE) / 60:.1f} min", flush=True)
+    runs = {name: analyse(HERE / name) for name in RUNS if (HERE / name / "wall_seconds.txt").is_file()}
+    text, summary = render(runs)
+    (HERE / "results.md").write_text(text + "\n")
+    (HERE / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,172 @@
+"""The confirmation (arch_search.confirm): which designs, paired seeds, the run's noise, resume
+after SIGKILL, and the final front with both scores."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import optuna
+import pytest
+
+from arch_search.confirm import MIN_DESIGNS, SUFFIX, Confirmation, choose
+from arch_search.proxies import ProxyResult
+from arch_search.results import Confirmed, Noise, TrialRecord, confirmed_rows, pooled_noise
+from arch_search.search import StudyMismatch
+from arch_search.storage import storage_for
+from tests.conftest import REPO
+from tests.test_search import FakeProxy, Shifted, make, space  # noqa: F401  (space: a fixture)
+
+WORKER = REPO / "tests" / "worker.py"
+
+
+def rec(number, acc, ms, reference=None):
+    return TrialRecord(number, "COMPLETE", acc, ms, reference=reference, spec_hash=f"h{number}", summary=f"d{number}",
+                       spec="x")
+
+
+def test_choose_spreads_over_the_front_adds_the_references_and_fills_to_six():
+    recs = [rec(0, 0.90, 100, "bert_base"), rec(1, 0.60, 45, "squeezebert")]
+    recs += [rec(n, 0.80 - n / 100, 50 - n, None) for n in range(2, 12)]  # slower is better: all on the front
+    chosen = [r.number for r in choose(recs, top=4)]  # front, fastest first: 11, 10, ..., 2, 0 (squeezebert is not)
+    assert chosen[:4] == [11, 8, 4, 0]  # evenly spread over the front's 11 designs, both ends in
+    assert chosen[4:] == [1, 2] and len(chosen) == MIN_DESIGNS  # the other reference, then the best by score
+    few = [rec(0, 0.9, 100, "bert_base"), rec(1, 0.5, 90), rec(2, 0.6, 80), rec(3, 0.55, 70), rec(4, 0.58, 60),
+           rec(5, 0.4, 120), rec(6, 0.3, 130)]  # front: 4, 2, 0 (fastest first); the rest by score
+    assert [r.number for r in choose(few, top=4)] == [4, 2, 0, 3, 1, 5]
+    assert [r.number for r in choose(few, top=0, min_designs=2)] == [0, 2]
+
+
+def test_pooled_noise_has_one_dof_per_paired_design():
+    noise = pooled_noise([[0.5, 0.52], [0.4, 0.4], [0.3, 0.36], [0.1]], "seeds")
+    assert (noise.designs, noise.dof) == (3, 3)
+    assert noise.sd == pytest.approx(((0.02**2 / 2 + 0 + 0.06**2 / 2) / 3) ** 0.5)
+    assert pooled_noise([[1.0]], "seeds") is None
+
+
+def test_confirmed_rows_pair_seeds_and_state_the_minimum_detectable_effect():
+    recs = [rec(0, 0.9, 100, "bert_base"), rec(1, 0.8, 40, "squeezebert"), rec(2, 0.85, 60)]
+    confirmed = [Confirmed(0, "ll", {0: -0.30, 1: -0.32}, {0: {"accuracy": 0.90}, 1: {"accuracy": 0.88}}),
+                 Confirmed(1, "ll", {0: -0.40, 1: -0.42}, {0: {"accuracy": 0.85}, 1: {"accuracy": 0.85}}),
+                 Confirmed(2, "ll", {0: -0.305, 1: -0.33}, {0: {"accuracy": 0.89}, 1: {"accuracy": 0.88}})]
+    rows = confirmed_rows(confirmed, recs, Noise(sd=0.01, designs=3, dof=3), dev_metric="accuracy")
+    by = {r["trial"]: r for r in rows}
+    assert [r["trial"] for r in rows] == [1, 2, 0]  # fastest first
+    assert by[1]["confirmed_vs_dense_points"] == -10.0 and by[1]["verdict"] == "worse than dense"
+    assert by[2]["confirmed_vs_dense_points"] == pytest.approx(-0.75) and by[2]["verdict"] == "within noise"
+    assert by[2]["mde_points"] == pytest.approx(round(100 * 2.8 * 0.01 * (2 / 2) ** 0.5, 2))
+    assert by[1]["dev_vs_dense_points"] == pytest.approx(-4.0) and by[0]["dev_accuracy"] == pytest.approx(0.89)
+    assert [r["confirmed_front"] for r in rows] == [True, True, True]
+    assert all(r["on_search_front"] for r in rows)
+
+
+def confirmation(tmp_path, proxies, name="s", top=4, **kw):
+    return Confirmation(proxies, storage_for(f"sqlite:///{tmp_path}/study.db", heartbeat_interval=5), name, top=top, **kw)
+
+
+def test_confirmation_scores_each_design_once_per_seed_and_gives_the_runs_noise(space, tmp_path, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    search = make(space, tmp_path, FakeProxy())
+    search.run(10, progress=False)
+    seed0, seed1 = FakeProxy(), Shifted(0.02)
+    confirm = confirmation(tmp_path, {0: seed0, 1: seed1}, dev_metric="accuracy")
+    confirmed = confirm.run(search.records(), progress=False)
+    chosen = choose(search.records(), 4)
+    assert len(chosen) >= MIN_DESIGNS and sorted(seed0.calls) == sorted(seed1.calls) == sorted(r.spec_hash for r in chosen)
+    assert [c.trial for c in confirmed] == sorted(r.number for r in chosen)
+    assert all(c.scores[1] == pytest.approx(c.scores[0] + 0.02) for c in confirmed)
+    noise = confirm.noise(confirmed)
+    assert noise.dof == len(chosen) >= 6 and noise.sd == pytest.approx(0.02 / 2**0.5)
+    again = confirmation(tmp_path, {0: FakeProxy(), 1: FakeProxy()})
+    assert again.run(search.records(), progress=False) == confirmed and not again.proxies[0].calls  # nothing redone
+
+    result = search.finish(tmp_path / "run", confirm)
+    pareto = (tmp_path / "run" / "pareto.csv").read_text().splitlines()
+    assert "confirmed_score" in pareto[0] and "verdict" in pareto[0]
+    rows = (tmp_path / "run" / "confirmed.csv").read_text().splitlines()
+    assert len(rows) == 1 + len(chosen)
+    summary = json.loads((tmp_path / "run" / "study.json").read_text())
+    assert summary["noise"]["dof"] == len(chosen) and "confirmation proxy" in summary["noise"]["source"]
+    assert "Confirmed designs" in result.text() and f"{len(chosen)} dof" in result.text()
+    from arch_search.tracking import WandbTracker
+
+    WandbTracker(mode="offline", dir=str(tmp_path / "wb")).finish(search.study, result.front)  # "" beside scores: fine
+    with pytest.raises(StudyMismatch):  # other confirmation settings: refused, not mixed in
+        confirmation(tmp_path, {0: FakeProxy(), 1: FakeProxy()}, fingerprint={"confirm": {"steps": 1}})
+
+
+@pytest.mark.slow
+def test_a_run_killed_during_confirmation_resumes_without_redoing_finished_ones(tmp_path):
+    (tmp_path / "space.yaml").write_text("base: minilm_l6\ngroups: {ffn_in: [1, 2, 4, 8, 16], ffn_out: [1, 2, 4]}\n")
+    url = f"sqlite:///{tmp_path}/study.db"
+    cmd = [sys.executable, str(WORKER), str(tmp_path / "space.yaml"), url, "0.0", "0", "10", "crash"]
+    worker = subprocess.Popen([*cmd, "2.0"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 240
+    try:
+        while True:
+            assert time.time() < deadline, "worker made no progress"
+            assert worker.poll() is None, worker.stderr.read().decode()[-2000:]
+            time.sleep(0.3)
+            try:
+                trials = optuna.load_study(study_name="crash" + SUFFIX, storage=url).trials
+            except KeyError:  # not confirming yet
+                continue
+            done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+            running = [t for t in trials if t.state == optuna.trial.TrialState.RUNNING and "worker" in t.user_attrs]
+            if len(done) >= 3 and running:
+                break
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait()
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    before = {t.number: t.value for t in done}
+    second = subprocess.run([*cmd, "0.05"], capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr[-2000:]
+    trials = optuna.load_study(study_name="crash" + SUFFIX, storage=url).trials
+    by_number = {t.number: t for t in trials}
+    for number, value in before.items():  # finished confirmations kept, not redone
+        assert by_number[number].state == optuna.trial.TrialState.COMPLETE and by_number[number].value == value
+        assert by_number[number].user_attrs["worker"] == done[0].user_attrs["worker"]
+    assert by_number[running[0].number].state == optuna.trial.TrialState.FAIL
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE and "duplicate_of" not in t.user_attrs]
+    keys = [(t.user_attrs["confirm"]["spec_hash"], t.user_attrs["confirm"]["seed"]) for t in complete]
+    assert len(keys) == len(set(keys)) and len(keys) % 2 == 0 and len(keys) >= 2 * MIN_DESIGNS  # each once, both seeds
+    second_worker = {t.user_attrs["worker"] for t in complete} - {done[0].user_attrs["worker"]}
+    assert len(second_worker) == 1
+    assert sum(t.user_attrs["worker"] in second_worker for t in complete) == len(keys) - len(before)
+    assert not [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
+
+
+def test_export_carries_the_tasks_label_names(tmp_path):
+    """A model saved with its task's labels exports with them as id2label; transformers'
+    pipeline prints them (not LABEL_0/LABEL_1)."""
+    import transformers
+
+    from arch_search import ArchSpec
+    from arch_search.export import export_hf, load_trial_weights, save_trial_weights, trial_labels
+    from arch_search.glue import get_task
+    from arch_search.model import build_model
+    from arch_search.tokenizer import load_tokenizer
+    from tests.conftest import SHARED
+
+    labels = get_task("sst2").label_names
+    assert labels == ("negative", "positive") and get_task("rte").label_names == ("entailment", "not_entailment")
+    checkpoint = SHARED / "models" / "all-MiniLM-L6-v2"
+    tokenizer = load_tokenizer(checkpoint)
+    spec = ArchSpec.preset("minilm_l6").with_scale(hidden=32, layers=1, heads=2, intermediate=64,
+                                                  vocab=tokenizer.get_vocab_size())
+    model = build_model(spec.replace(groups={"ffn_in": 2}), task_head=2).eval()
+    save_trial_weights(tmp_path / "w.safetensors", model, tokenizer, labels)
+    assert trial_labels(tmp_path / "w.safetensors") == labels
+    loaded, tok = load_trial_weights(tmp_path / "w.safetensors")
+    out = tmp_path / "hf"
+    out.mkdir()
+    export_hf(loaded, out, labels)
+    tok.save(str(out / "tokenizer.json"))
+    config = transformers.AutoConfig.from_pretrained(str(out))
+    assert config.id2label == {0: "negative", 1: "positive"}
+    pipe = transformers.pipeline("text-classification", model=str(out))
+    assert pipe("a gripping, funny film")[0]["label"] in labels
