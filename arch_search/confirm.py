@@ -14,8 +14,10 @@ Each (design, seed) is a trial of a companion study, ``<study>:confirm``, in the
 storage. It is enqueued once and the storage hands a waiting trial to exactly one worker, so
 workers share the work. A run killed during the confirmation resumes without redoing finished
 confirmations: at start, the running trials of dead processes on this host (or with a stale
-heartbeat) are failed and queued again (``storage.fail_dead_trials``). The model scored with
-the first seed is kept (``weights/confirmed_<trial>.safetensors``) for ``export``.
+heartbeat) are failed and queued again (``storage.fail_dead_trials``). With several workers,
+each confirms the front it sees when its search stops; a worker that stops later adds what
+its front adds (the union is confirmed, nothing twice). The model scored with the first seed
+is kept (``weights/confirmed_<trial>.safetensors``) for ``export``.
 """
 
 from __future__ import annotations
