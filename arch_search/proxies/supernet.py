@@ -15,7 +15,8 @@ DynaBERT, Hou et al. 2020):
    count (``compress.nested_permuted``: each split refines the last, so one channel order
    serves every design; the same function). Measured on 24 designs x 3 seeds
    (``experiments/proxy_supernet``), the supernet ranked designs better without it (Kendall tau
-   against the compressed proxy 0.68 vs 0.54, SNR 3.79 vs 2.68), so it is not the default;
+   against the compressed proxy 0.68 vs 0.54, their 90% intervals overlapping; SNR 3.79 vs
+   2.68), so it is not the default;
 3. train with the **sandwich rule**: at every step the largest design (dense), the smallest
    (every projection at the largest count) and ``random_designs`` random designs of the space,
    their gradients summed; each with **in-place distillation** from the (permuted, frozen)
