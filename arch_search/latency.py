@@ -28,7 +28,7 @@ import platform
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -203,23 +203,35 @@ def _check_rounds(warmup: int, rounds: int) -> None:
         raise ValueError(f"rounds must be >= 1 and warmup >= 0, got {rounds}, {warmup}")
 
 
+def _check_every(every: Mapping[str, int] | None, names: Iterable[str]) -> dict[str, int]:
+    every = dict(every or {})
+    if any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in every.values()) or set(every) - set(names):
+        raise ValueError(f"every must map names of the timed calls to integers >= 1, got {every}")
+    return every
+
+
 def time_calls(calls: Mapping[str, Callable[[], object]], threads: int = 1, warmup: int = 5,
-               rounds: int = 30) -> dict[str, list[float]]:
+               rounds: int = 30, every: Mapping[str, int] | None = None) -> dict[str, list[float]]:
     """The protocol's timing loop, the only one: under ``num_threads(threads)`` and
     ``torch.inference_mode()``, ``warmup`` untimed rounds, then ``rounds`` timed ones; each round
-    runs every call once, in turn (interleaved). Returns each call's samples, in ms
-    (``time.perf_counter``), in round order (``Latency.from_samples`` gives the statistics)."""
+    runs every call once, in turn (interleaved). ``every``: a call named there runs only in
+    every k-th round (rounds 0, k, 2k, ... of the warm-up and of the timed ones), so it gives
+    ceil(rounds / k) samples. Returns each call's samples, in ms (``time.perf_counter``), in
+    round order (``Latency.from_samples`` gives the statistics)."""
     _check_rounds(warmup, rounds)
+    every = _check_every(every, calls)
     samples: dict[str, list[float]] = {name: [] for name in calls}
     with num_threads(threads), torch.inference_mode():
-        for _ in range(warmup):
-            for run in calls.values():
-                run()
-        for _ in range(rounds):
+        for i in range(warmup):
             for name, run in calls.items():
-                t0 = time.perf_counter()
-                run()
-                samples[name].append((time.perf_counter() - t0) * 1e3)
+                if i % every.get(name, 1) == 0:
+                    run()
+        for i in range(rounds):
+            for name, run in calls.items():
+                if i % every.get(name, 1) == 0:
+                    t0 = time.perf_counter()
+                    run()
+                    samples[name].append((time.perf_counter() - t0) * 1e3)
     return samples
 
 
@@ -255,6 +267,7 @@ def compare_latency(
     onnx_dir: str | Path | None = None,
     precision: str = "fp32",
     cache: RunnerCache | None = None,
+    every: Mapping[str, int] | None = None,
 ) -> Comparison:
     """Measure several models interleaved (one forward each per round, in turn), same inputs
     shape and protocol; ``baseline`` (default: the first) is the reference of ``speedup``;
@@ -263,17 +276,19 @@ def compare_latency(
     ``precision``: ``fp32``, ``bf16`` (torch) or ``int8`` (onnxruntime), see above.
     ``cache``: a dict the caller keeps between calls; a model timed again unchanged (the same
     object, the same settings) reuses what was prepared for it (a bf16 copy, an ONNX session).
-    A model changed in place between calls must not be timed through the same cache."""
+    A model changed in place between calls must not be timed through the same cache.
+    ``every``: a model named there is timed only in every k-th round (``time_calls``)."""
     if not models:
         raise ValueError("compare_latency needs at least one model")
     _check_rounds(warmup, rounds)  # before any export
+    _check_every(every, models)
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
     from arch_search.precision import check
 
     check(precision, backend)
     runners = _runners(models, seq_len, batch, seed, threads, backend, onnx_dir, precision, cache)
-    samples = time_calls(runners, threads, warmup, rounds)
+    samples = time_calls(runners, threads, warmup, rounds, every)
     env = Env.current(threads, backend, precision)
     latencies = {name: Latency.from_samples(s, env) for name, s in samples.items()}
     return Comparison(latencies, baseline or next(iter(models)))

@@ -41,12 +41,18 @@ class LatencyModel(Protocol):
 
 class MeasuredLatency:
     """Each design timed on this machine beside the space's dense reference (BERT-base
-    pattern), interleaved round by round, so the search can correct for drift."""
+    pattern), interleaved round by round, so the search can correct for drift.
+    ``reference_every``: the reference runs only in every k-th round of a design's measurement
+    (ceil(rounds / k) samples for its median, the drift factor's denominator): at k = 3 the
+    reference, the slowest model, costs a third of the time; its median is noisier by about
+    sqrt(k) (experiments/search_recovers_squeezebert states what that costs)."""
 
     source = "measured"
 
-    def __init__(self, measure: Measure):
-        self.measure = measure
+    def __init__(self, measure: Measure, reference_every: int = 1):
+        if isinstance(reference_every, bool) or not isinstance(reference_every, int) or reference_every < 1:
+            raise ValueError(f"search.latency_mode.reference_every must be an integer >= 1, got {reference_every!r}")
+        self.measure, self.reference_every = measure, reference_every
         self.reference: ArchSpec | None = None
         self._reference_model = None
         self._prepared: dict = {}  # the reference's prepared runner (bf16 copy, ONNX session), made once
@@ -63,7 +69,8 @@ class MeasuredLatency:
         if spec.hash != self.reference.hash:
             models["design"] = build_model(spec)
         self._prepared = {k: v for k, v in self._prepared.items() if v[0] is self._reference_model}  # designs' go
-        latencies = self.measure(models, baseline="reference", cache=self._prepared).latencies
+        every = {"reference": self.reference_every} if "design" in models else None
+        latencies = self.measure(models, baseline="reference", cache=self._prepared, every=every).latencies
         return Timing(latencies.get("design", latencies["reference"]), latencies["reference"])
 
 

@@ -128,6 +128,8 @@ class TrialRecord:
     latency_source: str | None = None  # "measured" | "lut"
     latency_raw_ms: float | None = None  # the design's median as measured (before drift correction)
     reference_ms: float | None = None  # the dense reference's median in the same measurement
+    reference_cv: float | None = None  # ... its samples' std / mean
+    reference_samples: int | None = None  # ... how many (ceil(rounds / reference_every))
     latency_drift: float | None = None  # reference_ms / the study's anchor
     latency_cv: float | None = None
     latency_p90_ms: float | None = None

@@ -281,6 +281,7 @@ class Search:
             anchor = reference
             self.study.set_user_attr("latency_anchor_ms", anchor)
         set_attrs(trial, latency_source=self.latency.source, latency_raw_ms=design.median_ms, reference_ms=reference,
+                  reference_cv=timing.reference.cv, reference_samples=len(timing.reference.samples_ms),
                   latency_drift=reference / anchor, latency_cv=design.cv, latency_p90_ms=design.p90_ms * anchor / reference)
         return design.median_ms * anchor / reference
 

@@ -51,6 +51,18 @@ def test_time_calls_is_the_loop_with_warm_up_and_timed_rounds():
         time_calls({"a": lambda: None}, rounds=0)
 
 
+def test_time_calls_runs_a_call_every_kth_round_only():
+    log = []
+    samples = time_calls({"ref": lambda: log.append("r"), "d": lambda: log.append("d")}, warmup=4, rounds=7,
+                         every={"ref": 3})
+    # warm-up rounds 0..3: ref in 0 and 3; timed rounds 0..6: ref in 0, 3, 6
+    assert log == ["r", "d", "d", "d", "r", "d"] + ["r", "d", "d", "d", "r", "d", "d", "d", "r", "d"]
+    assert {k: len(v) for k, v in samples.items()} == {"ref": 3, "d": 7}
+    for bad in ({"ref": 0}, {"ref": 1.5}, {"other": 2}):
+        with pytest.raises(ValueError, match="every must map"):
+            time_calls({"ref": lambda: None}, rounds=2, every=bad)
+
+
 def test_speedup_and_ratio_are_ratios_of_medians():
     slow, fast = Latency.from_samples([10.0, 12.0, 11.0], ENV), Latency.from_samples([5.0, 4.0, 6.0], ENV)
     cmp = Comparison({"dense": slow, "grouped": fast}, baseline="dense")

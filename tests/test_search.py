@@ -110,7 +110,8 @@ class StepMeasure:
     def __init__(self):
         self.calls = 0
 
-    def __call__(self, models, baseline=None, cache=None):
+    def __call__(self, models, baseline=None, cache=None, every=None):
+        self.every = every
         from arch_search.latency import Comparison, Env, Latency
 
         self.calls += 1
@@ -133,6 +134,28 @@ def test_latency_is_timed_beside_the_reference_and_corrected_for_drift(space, tm
         assert t.user_attrs["latency_drift"] > 1.0
         assert t.user_attrs["latency_raw_ms"] == t.user_attrs["reference_ms"] / 2
         assert t.values[1] == pytest.approx(anchor / 2)
+
+
+def test_the_reference_is_timed_every_kth_round_beside_a_design(space, tmp_path):
+    from arch_search.latency_model import MeasuredLatency
+
+    measure = StepMeasure()
+    latency = MeasuredLatency(measure, reference_every=3)
+    latency.prepare(space, 0)
+    latency.time(space.references()["squeezebert"])
+    assert measure.every == {"reference": 3}
+    latency.time(space.references()["bert_base"])  # the reference alone: every round
+    assert measure.every is None
+    # the real protocol: ceil(rounds / 3) samples of the reference, every round of the design
+    real = MeasuredLatency(functools.partial(compare_latency, seq_len=8, rounds=4, warmup=0), reference_every=3)
+    real.prepare(space, 0)
+    timing = real.time(space.references()["squeezebert"])
+    assert (len(timing.reference.samples_ms), len(timing.design.samples_ms)) == (2, 4)
+    search = make(space, tmp_path, FakeProxy(), latency=real)
+    trials = [t for t in search.run(3, progress=False).trials if t.values]
+    assert [t.user_attrs["reference_samples"] for t in trials] == [4, 2, 2]  # dense alone: every round
+    with pytest.raises(ValueError, match="reference_every must be an integer >= 1"):
+        MeasuredLatency(measure, reference_every=0)
 
 
 def test_a_failed_reference_is_queued_again(space, tmp_path):
