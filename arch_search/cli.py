@@ -165,13 +165,16 @@ def _search(cfg: DictConfig, run_dir: Path) -> None:
 
 def _confirm_proxies(cfg: DictConfig, proxy: Any) -> dict[int, Any]:
     """The confirmation proxy (conf/confirm) for each of ``search.confirm_seeds`` seeds (the
-    run's seed, the next, ...), all on one setup (``_confirm_setup``). {} when
+    run's seed, the next, ...), all on one setup (``_confirm_setup``); with
+    ``confirm.start=supernet``, starting each design from the search proxy's supernet. {} when
     ``~confirm`` or ``search.confirm_top=0``."""
     if cfg.get("confirm") is None or "_target_" not in cfg.confirm or not cfg.search.confirm_top:
         return {}  # (~confirm with search=quick leaves quick's budget keys alone in the node)
     shared = cfg.proxy_setup.init == "pretrained" and getattr(proxy, "setup", None) is not None
     setup = proxy.setup if shared else instantiate(_confirm_setup(cfg))
-    return {s: instantiate(cfg.confirm, seed=s, setup=setup) for s in range(cfg.seed, cfg.seed + cfg.search.confirm_seeds)}
+    start = {"supernet": proxy} if cfg.confirm.get("start") == "supernet" else {}
+    return {s: instantiate(cfg.confirm, seed=s, setup=setup, **start)
+            for s in range(cfg.seed, cfg.seed + cfg.search.confirm_seeds)}
 
 
 def _confirm_setup(cfg: DictConfig) -> DictConfig:

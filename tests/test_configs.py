@@ -163,6 +163,22 @@ def test_supernet_proxy_sets_itself_up_for_the_space_or_refuses_one_that_changes
     assert not proxy.per_layer and per_layer.setup is proxy.setup  # a copy: the configured proxy is unchanged
 
 
+def test_the_confirmation_starts_from_the_search_supernet_when_asked(monkeypatch, tmp_path):
+    from arch_search.cli import _built, _confirm_proxies
+
+    monkeypatch.setenv("ARCH_SEARCH_CHECKPOINT", "/models/minilm")
+    cfg = compose_run("confirm.start=supernet", f"cache_dir={tmp_path}")
+    proxy = instantiate(cfg.proxy)
+    proxies = _confirm_proxies(cfg, proxy)
+    assert sorted(proxies) == [0, 1]
+    assert all(p.start == "supernet" and p.start_from is proxy and p.setup is proxy.setup for p in proxies.values())
+    default = _confirm_proxies(compose_run(f"cache_dir={tmp_path}"), proxy)
+    assert all(p.start == "teacher" and p.start_from is None for p in default.values())
+    other = compose_run("confirm.start=supernet", "proxy=finetune", f"cache_dir={tmp_path}")
+    with pytest.raises(SystemExit, match="^error: confirm: .*needs proxy=supernet"):
+        _built("confirm", lambda: _confirm_proxies(other, instantiate(other.proxy)))
+
+
 def test_run_defaults_to_the_distilled_supernet_confirmed_by_the_compressed_proxy(monkeypatch):
     monkeypatch.setenv("ARCH_SEARCH_CHECKPOINT", "/models/minilm")
     run = compose_run()
@@ -171,6 +187,7 @@ def test_run_defaults_to_the_distilled_supernet_confirmed_by_the_compressed_prox
     assert run.confirm._target_.endswith("CompressedProxy") and run.confirm.setup == run.proxy_setup  # one setup, shared
     assert (run.search.confirm_top, run.search.confirm_seeds, run.search.proxy_noise) == (4, 2, False)
     assert run.proxy_setup.heldout_disjoint is True and run.search.n_trials == 64
+    assert run.confirm.start == "teacher"  # confirm.start=supernet: from the search's supernet (cli._confirm_proxies)
     seeded = compose_run("seed=3")  # the search's seed moves the sampler and the proxy's seed, not the data split
     assert (seeded.search.sampler.seed, seeded.proxy.seed, seeded.proxy_setup.seed, seeded.confirm.setup.seed) == (3, 3, 0, 0)
     scratch = compose_run("proxy=finetune_scratch", "proxy_setup=scratch")  # the earlier default, still selectable

@@ -168,6 +168,30 @@ def test_distilled_supernet_starts_from_the_permuted_teacher_and_scores_four_way
     assert len(keys) == 6  # each changes what is trained
 
 
+@pytest.mark.slow
+@pytest.mark.shared
+def test_the_confirmation_can_start_each_design_from_the_supernet(pretrained):
+    from arch_search.proxies import CompressedProxy
+
+    sup = distilled(pretrained)
+    budget = {"teacher_steps": 2, "steps": 2, "batch_size": 8, "threads": 1, "progress": False}
+    proxy = CompressedProxy(pretrained, start="supernet", supernet=sup, **budget)
+    design = pretrained.proxy_spec(ArchSpec.preset("bert_base").replace(groups={"ffn_in": 4, "q": 2}))
+    student, base, seconds = proxy.compress(design)
+    assert set(seconds) == {"extract"} and student.training  # no permute, refit or distil: the supernet's weights
+    x = torch.tensor([pretrained.data.heldout.input_ids[0]])
+    with torch.no_grad():
+        torch.testing.assert_close(student.eval()(x).logits, sup.supernet(x, design=design).logits, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(base(x).logits, sup.teacher.model(x).logits)  # the task teacher, for the logits' KD
+    r = proxy.evaluate(design)
+    assert r.details["start"] == "supernet" and set(r.details["seconds"]) == {"extract", "finetune"} and r.score < 0
+    assert CompressedProxy(pretrained, **budget).compress(design)[2].keys() == {"permute", "refit", "distill"}
+    with pytest.raises(ValueError, match="needs proxy=supernet"):
+        CompressedProxy(pretrained, start="supernet", **budget)
+    with pytest.raises(ValueError, match="start must be teacher or supernet"):
+        CompressedProxy(pretrained, start="scratch", supernet=sup, **budget)
+
+
 def test_distilled_supernet_needs_a_pretrained_setup(tiny_proxy):
     setup = tiny_proxy().setup
     with pytest.raises(ValueError, match="proxy_setup=pretrained"):

@@ -8,6 +8,11 @@ with logit distillation (TinyBERT's task-specific stage, Jiao et al., 2020). The
 fine-tuned once per task and setting and cached on disk (``arch_search.proxies.teacher``:
 workers and runs share it).
 
+``start="supernet"`` (the confirmation's option, ``confirm.start``): each design starts from
+the search's distilled supernet instead (``SupernetProxy``: its weights for the design,
+already distilled from the teacher), so permute, refit and distil are skipped and only the
+fine-tune runs (about half the time; its rank fidelity: experiments/proxy_supernet).
+
 Every design sees the same calibration rows, the same batches in the same order and the same
 seeds (common random numbers): differences between designs are paired. The score is the mean
 log-probability of the gold label on the held-out rows (minus the squared error for
@@ -26,6 +31,7 @@ from arch_search.inherit import inherit_from_dense
 from arch_search.model import Encoder
 from arch_search.proxies.base import OnProgress, ProxyResult, result_of
 from arch_search.proxies.setup import ProxySetup
+from arch_search.proxies.supernet import SupernetProxy
 from arch_search.training import gold_log_likelihood
 from arch_search.proxies.finetune import FinetuneProxy
 from arch_search.proxies.teacher import TaskTeacher
@@ -36,7 +42,9 @@ from arch_search.tokenizer import Encoded, bucketed_batches, eval_batches
 class CompressedProxy:
     """Score = mean log-likelihood of the gold label (``score="log_likelihood"``) or the task's
     metric (``score="metric"``) on the held-out rows after compress -> heal -> fine-tune.
-    ``permute``, ``refit`` and ``distill_steps=0`` switch the three healing steps (ablations)."""
+    ``permute``, ``refit`` and ``distill_steps=0`` switch the three healing steps (ablations).
+    ``start="supernet"`` with ``supernet`` (a ``SupernetProxy``): start each design from the
+    supernet's weights for it, then fine-tune (no compress, no heal)."""
 
     def __init__(
         self,
@@ -59,6 +67,8 @@ class CompressedProxy:
         threads: int = 2,
         progress: bool = True,
         seed: int | None = None,
+        start: str = "teacher",
+        supernet: SupernetProxy | None = None,
     ):
         """``seed``: of the per-design training (head init, batch order, dropout); default the
         setup's seed. The teacher, the held-out split and the calibration rows stay the setup's,
@@ -67,6 +77,11 @@ class CompressedProxy:
             raise ValueError("the compressed proxy compresses a pretrained dense checkpoint: use proxy_setup=pretrained")
         if score not in ("log_likelihood", "metric"):
             raise ValueError(f"score must be log_likelihood or metric, got {score!r}")
+        if start not in ("teacher", "supernet"):
+            raise ValueError(f"start must be teacher or supernet, got {start!r}")
+        if start == "supernet" and not isinstance(supernet, SupernetProxy):
+            raise ValueError("start=supernet starts each design from the search's supernet: it needs proxy=supernet")
+        self.start, self.start_from = start, supernet if start == "supernet" else None
         self.setup, self.permute, self.refit, self.calibration, self.ridge = setup, permute, refit, calibration, ridge
         self.teacher_steps, self.teacher_lr = teacher_steps, teacher_lr
         self.distill_steps, self.distill_lr, self.kd_weight, self.temperature = distill_steps, distill_lr, kd_weight, temperature
@@ -88,6 +103,12 @@ class CompressedProxy:
         after the healing steps switched on (before the task fine-tune)."""
         design, data, seed = self.setup.proxy_spec(spec), self.setup.data, self.seed
         teacher, seconds = self.teacher, {}
+        if self.start_from is not None:  # the supernet's weights, distilled already: nothing to heal
+            t0 = time.perf_counter()
+            torch.manual_seed(seed)
+            student = self.start_from.supernet.extract(design).train()
+            seconds["extract"] = time.perf_counter() - t0
+            return student, teacher, seconds  # logits are the same in any channel order: the plain teacher
         t0 = time.perf_counter()
         base = permuted(teacher, design) if self.permute and not design.is_dense else teacher
         seconds["permute"] = time.perf_counter() - t0
@@ -115,7 +136,7 @@ class CompressedProxy:
             self.finetune.train(student, report, teacher=base, kd_weight=self.kd_weight, temperature=self.temperature)
             seconds["finetune"] = time.perf_counter() - t0
             data = self.setup.data
-            details = {"proxy": "compressed", "init": "pretrained", "steps": self.finetune.steps,
+            details = {"proxy": "compressed", "init": "pretrained", "start": self.start, "steps": self.finetune.steps,
                        "distill_steps": self.distill_steps, "permute": self.permute, "refit": self.refit,
                        "seconds": {k: round(v, 1) for k, v in seconds.items()},
                        "proxy_spec": self.setup.proxy_spec(spec).to_dict()}

@@ -19,6 +19,11 @@ calibration set: the setup's seed 0. Ablations of the full recipe (supernet seed
 ``permute-no-distill`` (the sandwich with the task loss only), ``permute-no-sandwich`` (random
 designs only, as many per step).
 
+The confirmation's option ``confirm.start=supernet`` (``from-supernet``): the compressed
+proxy's fine-tune started from the default supernet's weights for each design (supernet seed
+0, as a seed-0 run's confirmation would use it), no compress or heal, with proxy seeds 0, 1:
+its rank agreement with the compressed proxy started from the teacher and its seconds.
+
 Reported: Kendall tau between the supernet's and the compressed proxy's mean scores with a
 bootstrap 90% interval over designs; the supernet's signal-to-noise (sd of design means / mean
 within-design sd over its seeds); training minutes; seconds per design; dense minus SqueezeBERT
@@ -92,9 +97,10 @@ PLAN = (
     ("compressed", "default", ALL, (1,)),
     ("compressed", "reuse-check", ("squeezebert",), (0,)),    # a reused row, scored again on this code
     ("supernet", "default", ALL, (1, 2)),                     # it led at seed 0: its SNR and tau over 3 seeds
+    ("compressed", "from-supernet", ALL, (0, 1)),             # confirm.start=supernet: fidelity and seconds
 )
 QUICK_PLAN = (("compressed", "default", QUICK_DESIGNS, (0, 1)), ("supernet", "default", QUICK_DESIGNS, (0, 1)),
-              ("supernet", "permute", QUICK_DESIGNS, (0,)))
+              ("supernet", "permute", QUICK_DESIGNS, (0,)), ("compressed", "from-supernet", QUICK_DESIGNS, (0,)))
 QUICK = {"compressed": {"teacher_steps": 2, "calibration": 8, "distill_steps": 2, "steps": 2, "batch_size": 8, "threads": 1},
          "supernet": {"teacher_steps": 2, "steps": 3, "batch_size": 8, "threads": 1}}
 COLUMNS = ("proxy", "variant", "design", "seed", "score", "calibrated", "kl", "heldout_metric", "dev_metric", "seconds",
@@ -120,6 +126,8 @@ def variant(proxy: str, name: str) -> dict:
     base = {**conf_settings(proxy), "progress": False}
     if name in ("default", "reuse-check"):
         return base
+    if proxy == "compressed" and name == "from-supernet":
+        return {**base, "start": "supernet"}
     if proxy == "supernet" and name == "permute":
         return {**base, "permute": True}
     if proxy == "supernet" and name in ("permute-no-distill", "permute-no-sandwich"):
@@ -168,7 +176,10 @@ def main() -> None:
             todo = [d for d in names if (proxy_name, var, d, seed) not in done]
             if not todo:
                 continue
-            if proxy_name == "compressed":
+            if proxy_name == "compressed" and settings.get("start") == "supernet":  # the default supernet, seed 0
+                sup = SupernetProxy(setup, seed=0, **{**variant("supernet", "default"), **(QUICK["supernet"] if args.quick else {})})
+                proxy = CompressedProxy(setup, seed=seed, supernet=sup.for_space(SearchSpace.load("squeezebert")), **settings)
+            elif proxy_name == "compressed":
                 proxy = CompressedProxy(setup, seed=seed, **settings)
             else:
                 proxy = SupernetProxy(setup, seed=seed, **settings).for_space(SearchSpace.load("squeezebert"))
@@ -262,6 +273,31 @@ def gap(table: dict) -> float | None:
     return round(100 * (table["dense"]["dev_metric"][0] - table["squeezebert"]["dev_metric"][0]), 2)
 
 
+def confirm_from_supernet(rows: list[dict], ref_score: dict[str, float]) -> dict | None:
+    """The compressed proxy started from the supernet (``from-supernet``) against the one
+    started from the teacher: rank agreement, noise, seconds (None before it has rows)."""
+    mine = [r for r in rows if (r["proxy"], r["variant"]) == ("compressed", "from-supernet")]
+    if not mine:
+        return None
+    table = table_of(mine, "compressed", "from-supernet")
+    seeds = sorted({int(r["seed"]) for r in mine})
+    per = {s: {r["design"]: float(r["score"]) for r in mine if int(r["seed"]) == s} for s in seeds}
+    between = [tau(per[a], per[b])["tau"] for i, a in enumerate(seeds) for b in seeds[i + 1:]]
+    here = {(r["design"], r["seed"]): float(r["seconds"]) for r in rows
+            if (r["proxy"], r["variant"], r["source"]) == ("compressed", "default", "this run")}
+    paired = [(float(r["seconds"]), here[(r["design"], r["seed"])]) for r in mine if (r["design"], r["seed"]) in here]
+    two = [t for t in table.values() if t["n"] >= 2]
+    value = snr(table, "score")
+    return {"seeds": seeds, **tau(means(table, "score"), ref_score), "per_seed_tau": [tau(per[s], ref_score)["tau"] for s in seeds],
+            "tau_between_seeds": round(statistics.fmean(between), 3) if between else None,
+            "snr": None if value is None else round(value, 2),
+            "seed_sd": round(statistics.fmean(t["score"][1] for t in two), 4) if two else None, "gap_points": gap(table),
+            "seconds_median": round(statistics.median(float(r["seconds"]) for r in mine), 1),
+            "seconds_median_from_teacher": round(statistics.median(b for _, b in paired), 1) if paired else None,
+            "paired_designs": len({r["design"] for r in mine if (r["design"], r["seed"]) in here}), "seconds_ratio":
+            round(statistics.median(a / b for a, b in paired), 2) if paired else None}
+
+
 def fmt(x, digits: int = 2) -> str:
     return "n/a" if x is None else f"{x:.{digits}f}"
 
@@ -308,6 +344,7 @@ def analyse(rows: list[dict], trained: list[dict], machine: str, quick: bool = F
     ref_pair = [tau({r["design"]: float(r["score"]) for r in rows if (r["proxy"], r["variant"], int(r["seed"])) == ("compressed", "default", s)},
                     {r["design"]: float(r["score"]) for r in rows if (r["proxy"], r["variant"], int(r["seed"])) == ("compressed", "default", t)})["tau"]
                 for i, s in enumerate(ref_seeds) for t in ref_seeds[i + 1:]]
+    from_supernet = confirm_from_supernet(rows, ref_score)
     check = [r for r in rows if (r["proxy"], r["variant"]) == ("compressed", "reuse-check")]
     reused = {(r["design"], str(r["seed"])): r for r in rows if r.get("source") == "proxy_compressed"}  # CSV or fresh
     main = tau(means(sup, key), ref_score)
@@ -332,6 +369,7 @@ def analyse(rows: list[dict], trained: list[dict], machine: str, quick: bool = F
         else round(snr(ref2, "score"), 2),  # over the designs it scored with 2 seeds or more
         "compressed_seed_sd": round(statistics.fmean(t["score"][1] for t in ref2.values()), 4) if ref2 else None,
         "ablations": ablation,
+        "confirm_from_supernet": from_supernet,
         "reused_rows_machine": _reused_machine() if reused else None,
         "reuse_check": [{"design": r["design"], "seed": int(r["seed"]), "score_here": float(r["score"]),
                          "score_reused": float(reused[(r["design"], str(r["seed"]))]["score"])}
@@ -378,6 +416,20 @@ def analyse(rows: list[dict], trained: list[dict], machine: str, quick: bool = F
                      f"{t['score'][0]:.4f} | {fmt(t.get('kl', (None,))[0], 4)} | {100 * t['dev_metric'][0]:.1f} | "
                      f"{fmt(r.get('score', (None,))[0], 4)} ± {fmt(r.get('score', (None, None))[1], 4)} | "
                      f"{fmt(r.get('dev_metric') and 100 * r['dev_metric'][0], 1)} |")
+    if from_supernet:
+        f = from_supernet
+        lines += ["", "## The confirmation started from the supernet (`confirm.start=supernet`, variant `from-supernet`)", "",
+                  f"The compressed proxy's fine-tune from the default supernet's weights (supernet seed 0), no compress or "
+                  f"heal, proxy seeds {f['seeds']}, against the compressed proxy from the teacher (the reference above):", "",
+                  f"- Kendall tau of its mean score vs the reference: **{fmt(f['tau'], 3)}** (90% interval {f['ci90']}, "
+                  f"{f['designs']} designs); each seed alone: {f['per_seed_tau']}; between its seeds: {f['tau_between_seeds']} "
+                  f"(the reference's seeds: {s['kendall_tau_between_compressed_seeds']}).",
+                  f"- Signal-to-noise over its seeds: {fmt(f['snr'])} (the reference's: {s['snr_compressed']}); mean seed sd "
+                  f"{fmt(f['seed_sd'], 4)} (the reference's: {s['compressed_seed_sd']}).",
+                  f"- Seconds per design (median, this machine): {f['seconds_median']} vs {f['seconds_median_from_teacher']} "
+                  f"from the teacher over the {f['paired_designs']} designs both scored here (ratio {f['seconds_ratio']}).",
+                  f"- Gap dense - SqueezeBERT pattern (dev accuracy): {fmt(f['gap_points'])} points "
+                  f"(the reference: {s['gap_points_compressed']})."]
     if s["reused_rows_machine"]:
         lines += ["", f"The compressed proxy's rows of the 12 named designs are reused from experiments/proxy_compressed "
                       f"(machine: {s['reused_rows_machine']})."]
