@@ -51,7 +51,7 @@ from arch_search.export import keep_front_weights, save_trial_weights, weights_p
 from arch_search.latency_model import LatencyModel, Measure, MeasuredLatency
 from arch_search.model import build_model
 from arch_search.proxies.base import Proxy, ProxyDiverged
-from arch_search.results import Noise, TrialRecord, set_attrs
+from arch_search.results import Confirmed, Noise, TrialRecord, set_attrs
 from arch_search.storage import fail_dead_trials, worker_attrs
 from arch_search.space import SearchSpace
 from arch_search.spec import ArchSpec
@@ -388,18 +388,20 @@ class Search:
         return results.trial_rows(recs, self.dense_reference(), remeasured, self.proxy_noise())
 
     def write(self, run_dir: Path, remeasured: dict[int, float] | None = None,
-              confirmation: Confirmation | None = None) -> SearchResult:
+              confirmation: Confirmation | None = None, recs: list[TrialRecord] | None = None,
+              confirmed: list[Confirmed] | None = None) -> SearchResult:
         """trials.csv, pareto.csv (with re-measured latency, if given), confirmed.csv (with a
-        ``confirmation``) and study.json, from one read of the study; returns what a finished
-        run shows. The run's noise is the confirmation's (paired seeds on every confirmed
-        design) when there is one, else the search proxy's (the references scored twice)."""
+        ``confirmation``) and study.json, from one read of the study (``recs``) and of the
+        confirmations (``confirmed``), read here when not given; returns what a finished run
+        shows. The run's noise is the confirmation's (paired seeds on every confirmed design)
+        when there is one, else the search proxy's (the references scored twice)."""
         run_dir.mkdir(parents=True, exist_ok=True)
-        recs = self.records()
+        recs = self.records() if recs is None else recs
         dense, noise = results.dense_reference(recs), results.proxy_noise(recs)
         front = results.trial_rows(results.front(recs), dense, remeasured, noise)
         confirmed_rows, confirm_noise = [], None
         if confirmation is not None:
-            confirmed = confirmation.results()
+            confirmed = confirmation.results() if confirmed is None else confirmed
             confirm_noise = confirmation.noise(confirmed)
             confirmed_rows = results.confirmed_rows(confirmed, recs, confirm_noise, remeasured, confirmation.dev_metric)
             front = results.with_confirmed(front, confirmed_rows)
@@ -428,10 +430,12 @@ class Search:
         """After the trials (and the ``confirmation``, if any): re-measure the front and the
         confirmed designs interleaved with the dense reference (whatever the latency mode),
         write the run's files, hand the front to the tracker."""
-        recs = {r.number: r for r in self.records()}
-        confirmed = [recs[c.trial] for c in confirmation.results() if c.trial in recs] if confirmation else []
-        measured = {r.number: r for r in [*self.pareto(), *confirmed]}
-        result = self.write(run_dir, self.remeasure(list(measured.values())), confirmation)
+        recs = self.records()
+        by_number = {r.number: r for r in recs}
+        confirmed = confirmation.results() if confirmation else []
+        measured = {r.number: r for r in [*results.front(recs), *(by_number[c.trial] for c in confirmed if c.trial in by_number)]}
+        result = self.write(run_dir, self.remeasure(list(measured.values())), confirmation, recs,
+                            confirmed if confirmation else None)
         if self.tracker is not None:
             self.tracker.finish(self.study, result.front)
         return result

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
+import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -61,3 +64,30 @@ def race(fn: Callable[[], object], processes: int = 4) -> list[int]:
         if p.exitcode is None:  # hung: end it, the caller sees None
             p.kill()
     return [p.exitcode for p in procs]
+
+
+def kill_when(cmd: list[str], study_name: str, url: str, ready: Callable[[list], bool], timeout: float = 240) -> list:
+    """Start the worker ``cmd``, poll the study ``study_name`` at ``url`` until ``ready(trials)``,
+    then SIGKILL the worker; returns the trials seen just before the kill. Fails if the worker
+    exits first or makes no progress within ``timeout`` seconds."""
+    import optuna
+
+    worker = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + timeout
+    try:
+        while True:
+            assert time.time() < deadline, "worker made no progress"
+            assert worker.poll() is None, worker.stderr.read().decode()[-2000:]
+            time.sleep(0.3)
+            try:
+                trials = optuna.load_study(study_name=study_name, storage=url).trials
+            except KeyError:  # the study does not exist yet
+                continue
+            if ready(trials):
+                break
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.wait()
+        return trials
+    finally:
+        if worker.poll() is None:
+            worker.kill()

@@ -2,21 +2,17 @@
 after SIGKILL, and the final front with both scores."""
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 
 import optuna
 import pytest
 
 from arch_search.confirm import MIN_DESIGNS, SUFFIX, Confirmation, choose
-from arch_search.proxies import ProxyResult
 from arch_search.results import Confirmed, Noise, TrialRecord, confirmed_rows, pooled_noise
 from arch_search.search import StudyMismatch
 from arch_search.storage import storage_for
-from tests.conftest import REPO
+from tests.conftest import REPO, kill_when
 from tests.test_search import FakeProxy, Shifted, make, space  # noqa: F401  (space: a fixture)
 
 WORKER = REPO / "tests" / "worker.py"
@@ -102,26 +98,15 @@ def test_a_run_killed_during_confirmation_resumes_without_redoing_finished_ones(
     (tmp_path / "space.yaml").write_text("base: minilm_l6\ngroups: {ffn_in: [1, 2, 4, 8, 16], ffn_out: [1, 2, 4]}\n")
     url = f"sqlite:///{tmp_path}/study.db"
     cmd = [sys.executable, str(WORKER), str(tmp_path / "space.yaml"), url, "0.0", "0", "10", "crash"]
-    worker = subprocess.Popen([*cmd, "2.0"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 240
-    try:
-        while True:
-            assert time.time() < deadline, "worker made no progress"
-            assert worker.poll() is None, worker.stderr.read().decode()[-2000:]
-            time.sleep(0.3)
-            try:
-                trials = optuna.load_study(study_name="crash" + SUFFIX, storage=url).trials
-            except KeyError:  # not confirming yet
-                continue
-            done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
-            running = [t for t in trials if t.state == optuna.trial.TrialState.RUNNING and "worker" in t.user_attrs]
-            if len(done) >= 3 and running:
-                break
-        os.kill(worker.pid, signal.SIGKILL)
-        worker.wait()
-    finally:
-        if worker.poll() is None:
-            worker.kill()
+    complete, running = optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING
+
+    def ready(trials):  # confirming: some finished, one running
+        busy = [t for t in trials if t.state == running and "worker" in t.user_attrs]
+        return sum(t.state == complete for t in trials) >= 3 and busy
+
+    trials = kill_when([*cmd, "2.0"], "crash" + SUFFIX, url, ready)
+    done = [t for t in trials if t.state == complete]
+    running = [t for t in trials if t.state == running and "worker" in t.user_attrs]
     before = {t.number: t.value for t in done}
     second = subprocess.run([*cmd, "0.05"], capture_output=True, text=True, timeout=300)
     assert second.returncode == 0, second.stderr[-2000:]

@@ -2,16 +2,13 @@
 running trial is failed and retried by the next worker at once (its process is gone); two
 workers started together on one study never evaluate one design twice."""
 
-import os
-import signal
 import subprocess
 import sys
-import time
 
 import optuna
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import REPO, kill_when
 
 WORKER = REPO / "tests" / "worker.py"
 
@@ -23,26 +20,15 @@ def test_sigkill_mid_trial_loses_nothing_and_the_trial_is_retried(tmp_path):
     (tmp_path / "space.yaml").write_text(SPACE)
     url = f"sqlite:///{tmp_path}/study.db"
     cmd = [sys.executable, str(WORKER), str(tmp_path / "space.yaml"), url]
-    worker = subprocess.Popen([*cmd, "3.0", "0", "50", "faults"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 180
-    try:
-        while True:
-            assert time.time() < deadline, "worker made no progress"
-            assert worker.poll() is None, worker.stderr.read().decode()[-2000:]
-            time.sleep(0.5)
-            try:
-                trials = optuna.load_study(study_name="faults", storage=url).trials
-            except KeyError:  # study not created yet
-                continue
-            done = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
-            running = [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
-            if len(done) >= 2 and running and "spec_hash" in running[0].user_attrs:
-                break
-        os.kill(worker.pid, signal.SIGKILL)
-        worker.wait()
-    finally:
-        if worker.poll() is None:
-            worker.kill()
+    complete, running = optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.RUNNING
+
+    def ready(trials):
+        busy = [t for t in trials if t.state == running]
+        return sum(t.state == complete for t in trials) >= 2 and busy and "spec_hash" in busy[0].user_attrs
+
+    trials = kill_when([*cmd, "3.0", "0", "50", "faults"], "faults", url, ready, timeout=180)
+    done = [t for t in trials if t.state == complete]
+    running = [t for t in trials if t.state == running]
     killed = running[0]
     before = {t.number: t.values for t in done}
     # rerun at once: the heartbeat grace (60 s) has not passed; the dead PID is what tells
