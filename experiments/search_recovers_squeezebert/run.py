@@ -30,8 +30,10 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -98,6 +100,61 @@ def truth(value: str) -> bool:
     return value == "True"
 
 
+def timing(run_dir: Path) -> dict:
+    """Where a run's time went, from its study.db (read-only): the first trial (it trains the
+    teacher and the supernet when they are not cached), the other distinct designs, the
+    confirmation; and the dense reference's samples per trial, with the sampling error of the
+    drift factor they give (1.2533 cv / sqrt(n): a median's standard error, in %)."""
+    import sqlite3
+    from datetime import datetime
+
+    db = sqlite3.connect(f"file:{run_dir / 'study.db'}?mode=ro", uri=True)
+    studies = dict(db.execute("SELECT study_name, study_id FROM studies"))
+    search_id = next(i for name, i in studies.items() if not name.endswith(":confirm"))
+    confirm_id = next((i for name, i in studies.items() if name.endswith(":confirm")), None)
+
+    def trials(study_id):
+        rows = db.execute("SELECT trial_id, number, datetime_start, datetime_complete FROM trials "
+                          "WHERE study_id = ? AND state = 'COMPLETE' ORDER BY number", (study_id,)).fetchall()
+        return [(tid, n, (datetime.fromisoformat(b) - datetime.fromisoformat(a)).total_seconds()) for tid, n, a, b in rows]
+
+    def attr(trial_id, key):
+        row = db.execute("SELECT value_json FROM trial_user_attributes WHERE trial_id = ? AND key = ?", (trial_id, key)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    search = trials(search_id)
+    first = next(s for _, n, s in search if n == 0)
+    designs = [(tid, s) for tid, n, s in search if n > 0 and attr(tid, "duplicate_of") is None]
+    confirm = trials(confirm_id) if confirm_id is not None else []
+    samples = [attr(tid, "reference_samples") for tid, _ in designs]
+    cvs = [attr(tid, "reference_cv") for tid, _ in designs]
+    recorded = [(n, cv) for n, cv in zip(samples, cvs) if n and cv is not None]
+    wall = float((run_dir / "wall_seconds.txt").read_text())
+    search_s, confirm_s = sum(s for *_, s in search), sum(s for *_, s in confirm)
+    return {
+        "first_trial_minutes": round(first / 60, 1), "designs_minutes": round(sum(s for _, s in designs) / 60, 1),
+        "seconds_per_design": round(statistics.median(s for _, s in designs), 1),
+        "confirm_minutes": round(confirm_s / 60, 1), "confirmations": len(confirm),
+        "seconds_per_confirmation": round(statistics.median(s for *_, s in confirm), 1) if confirm else None,
+        "other_minutes": round((wall - search_s - confirm_s) / 60, 1),
+        "reference_samples": statistics.median(n for n, _ in recorded) if recorded else None,
+        "drift_factor_se_percent": round(100 * statistics.median(1.2533 * cv / math.sqrt(n) for n, cv in recorded), 2)
+        if recorded else None,
+    }
+
+
+def latency_agreement(a: Path, b: Path) -> dict | None:
+    """Two runs' drift-corrected latencies of the designs both timed (trials.csv): the median
+    and the 90th percentile of |b / a - 1|, in %."""
+    ms = [{r["spec_hash"]: float(r["latency_ms"]) for r in read_csv(d / "trials.csv")} for d in (a, b)]
+    common = sorted(set(ms[0]) & set(ms[1]))
+    if not common:
+        return None
+    dev = sorted(abs(ms[1][h] / ms[0][h] - 1) * 100 for h in common)
+    return {"designs": len(common), "median_percent": round(statistics.median(dev), 2),
+            "p90_percent": round(dev[min(len(dev) - 1, int(0.9 * len(dev)))], 2)}
+
+
 def analyse(run_dir: Path) -> dict:
     """One run's numbers: wall time, noise, the confirmed front and its span, SqueezeBERT's place."""
     study = json.loads((run_dir / "study.json").read_text())
@@ -121,7 +178,7 @@ def analyse(run_dir: Path) -> dict:
         "evaluations": study.get("evaluations"), "noise_sd": noise.get("sd"), "noise_dof": noise.get("dof"),
         "noise_source": noise.get("source"), "confirmed": len(confirmed), "front": front,
         "front_accuracy_span": round(span, 4), "span_over_noise": round(span / noise["sd"], 1) if noise.get("sd") else None,
-        "squeezebert": where, "search_front": read_csv(run_dir / "pareto.csv"),
+        "squeezebert": where, "search_front": read_csv(run_dir / "pareto.csv"), "timing": timing(run_dir),
     }
 
 
@@ -148,6 +205,7 @@ def render(runs: dict[str, dict]) -> tuple[str, dict]:
         "squeezebert_on_front": first["squeezebert"]["on_front"] if first and first["squeezebert"] else None,
         "hypervolume_ratio_between_seeds": hypervolume_ratio(first["front"], seed1["front"]) if first and seed1 else None,
         "shared_front_designs": shared,
+        "latency_agreement_cached_vs_first": latency_agreement(HERE / "seed0", HERE / "seed0-cached") if first and cached else None,
         "runs": {name: {k: v for k, v in r.items() if k not in ("front", "search_front")} for name, r in runs.items()},
     }
     lines = ["# search_recovers_squeezebert: the default `run space=squeezebert` (distilled supernet + confirmation)", "",
@@ -165,6 +223,13 @@ def render(runs: dict[str, dict]) -> tuple[str, dict]:
         lines += md_table([{**x, "ms": x.get("remeasured_ms") or x["latency_ms"]} for x in r["search_front"]], {
             "trial": "trial", "reference": "reference", "design": "design", "proxy_accuracy": "supernet score",
             "ms": "ms", "remeasured_speedup": "speedup", "confirmed_score": "confirmed", "verdict": "verdict"})
+        t = r["timing"]
+        lines += ["", f"Where the time went: first trial {t['first_trial_minutes']} min (it trains the teacher and the "
+                  f"supernet when they are not cached), {r['evaluations'] - 1} other designs {t['designs_minutes']} min "
+                  f"({t['seconds_per_design']} s each, median), {t['confirmations']} confirmations {t['confirm_minutes']} min "
+                  f"({t['seconds_per_confirmation']} s each), the rest (start, re-measurement, files) {t['other_minutes']} min."
+                  + (f" The dense reference timed {t['reference_samples']:.0f} times a trial: the drift factor's sampling "
+                     f"error {t['drift_factor_se_percent']}% (median over trials)." if t["reference_samples"] else "")]
         lines += ["", "Confirmed designs (compressed proxy, seeds paired; `front`: Pareto-optimal on the confirmed score):", ""]
         lines += md_table(read_csv(HERE / name / "confirmed.csv") if (HERE / name).is_dir() else [], {
             "trial": "trial", "reference": "reference", "design": "design", "latency_ms": "ms", "search_score": "supernet",
@@ -178,6 +243,12 @@ def render(runs: dict[str, dict]) -> tuple[str, dict]:
                          f"not on the confirmed front: {s['behind_points']} points behind the best front design no slower, "
                          f"{s['slower_ms']} ms slower than the fastest front design at least as accurate."))
         lines.append("")
+    if summary["latency_agreement_cached_vs_first"]:
+        a = summary["latency_agreement_cached_vs_first"]
+        lines += ["## Latency: the first run against the cached one", "",
+                  f"The {a['designs']} designs both timed: their drift-corrected latencies differ by {a['median_percent']}% "
+                  f"(median; 90th percentile {a['p90_percent']}%) between `seed0` (reference timed every round) and "
+                  "`seed0-cached` (every third round, `search.latency_mode.reference_every=3`).", ""]
     if summary["hypervolume_ratio_between_seeds"] is not None:
         lines += ["## Seeds 0 and 1", "", f"Hypervolume ratio of the confirmed fronts: {summary['hypervolume_ratio_between_seeds']}; "
                   f"designs on both: {', '.join(shared) or 'none'}.", ""]
