@@ -4,7 +4,10 @@ figure, read from the study's storage (and the run directory's pareto.csv, if an
 Figures: the Pareto front (proxy accuracy vs latency, references marked), hypervolume over
 trials, the grouping pattern of the Pareto designs, FLOPs vs latency and params vs accuracy,
 parameter importances per objective and, when the trials carry it, the dense reference's
-latency over the run (drift); then the front as a table with speedup vs dense.
+latency over the run (drift); for a run directory with a confirmation (confirmed.csv), the
+confirmed front (each seed's score and their mean against latency) and the search's score
+against the confirmed one; then the front as a table with speedup vs dense, and the confirmed
+designs as a second table.
 The front, hypervolume, rows and rank correlation come from ``arch_search.results`` (this
 module only draws them and writes the page). Importances: PED-ANOVA,
 Watanabe et al., 2023 (Optuna's ``PedAnovaImportanceEvaluator``). PNGs: plotly through kaleido,
@@ -35,7 +38,8 @@ from arch_search.spec import PROJECTIONS, SHORT_NAMES, ArchSpec
 
 REFERENCE_LABELS = {"bert_base": "dense (BERT-base)", "squeezebert": "SqueezeBERT"}
 FIGURES = ("pareto_front", "hypervolume", "grouping_heatmap", "flops_vs_latency", "params_vs_accuracy", "importances",
-           "reference_latency")  # the last only for studies whose trials carry reference_ms
+           "reference_latency",  # only for studies whose trials carry reference_ms
+           "confirmed_front", "search_vs_confirmed")  # only for a run directory with confirmed.csv
 MIN_TRIALS_FOR_IMPORTANCE = 10
 
 
@@ -243,6 +247,65 @@ def fig_reference_latency(d: StudyData) -> go.Figure | None:
     return fig
 
 
+def confirmed_of(run_dir: Path | None) -> list[dict]:
+    """The run directory's confirmed.csv (``Search.write``), by latency; [] without one."""
+    path = run_dir / "confirmed.csv" if run_dir else None
+    if not path or not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return sorted(csv.DictReader(f), key=lambda r: float(r["latency_ms"]))
+
+
+def _confirmed_label(r: dict) -> str:
+    return f"#{r['trial']}" + (f" {REFERENCE_LABELS.get(r['reference'], r['reference'])}" if r["reference"] else "")
+
+
+def fig_confirmed_front(rows: list[dict]) -> go.Figure | None:
+    """Each confirmed design: every seed's score (small dots) and their mean against its
+    re-measured latency; the front on the confirmed score as a line; references marked."""
+    if not rows:
+        return None
+    ms = [float(r["latency_ms"]) for r in rows]
+    mean = [float(r["confirmed_score"]) for r in rows]
+    hover = [f"{_confirmed_label(r)}<br>{r['design']}<br>confirmed {r['confirmed_score']} (seeds {r['confirmed_by_seed']}), "
+             f"search {r['search_score']}<br>vs dense {r['confirmed_vs_dense_points']} points (MDE {r['mde_points']}): "
+             f"{r['verdict']}" for r in rows]
+    seeds_x = [m for m, r in zip(ms, rows) for _ in r["confirmed_by_seed"].split()]
+    seeds_y = [float(v) for r in rows for v in r["confirmed_by_seed"].split()]
+    fig = go.Figure(go.Scatter(x=seeds_x, y=seeds_y, mode="markers", name="one seed",
+                               marker=dict(size=6, color="rgba(99,110,250,0.5)"), hoverinfo="skip"))
+    fig.add_trace(go.Scatter(x=ms, y=mean, mode="markers+text", name="confirmed (mean of the seeds)",
+                             text=[_confirmed_label(r) for r in rows], textposition="top center",
+                             marker=dict(size=10, color="#636EFA",
+                                         symbol=["star" if r["reference"] == "bert_base" else "diamond" if r["reference"]
+                                                 else "circle" for r in rows]),
+                             hovertext=hover, hoverinfo="text"))
+    front = [i for i, r in enumerate(rows) if r["confirmed_front"] == "True"]
+    fig.add_trace(go.Scatter(x=[ms[i] for i in front], y=[mean[i] for i in front], mode="lines", line_shape="hv",
+                             name="confirmed front", line=dict(color="#EF553B", width=2), hoverinfo="skip"))
+    fig.update_layout(title=f"The confirmed front: {len(rows)} designs re-scored by the confirmation proxy "
+                            f"({len(front)} on its front)<br><sup>dots: each seed; markers: their mean; latency "
+                            "re-measured at the end of the run</sup>",
+                      xaxis_title="latency (ms, median, re-measured)", yaxis_title="confirmed score (held-out slice of train)")
+    return fig
+
+
+def fig_search_vs_confirmed(rows: list[dict]) -> go.Figure | None:
+    """The search proxy's score against the confirmation's, per confirmed design, with the
+    Kendall tau between them."""
+    if len(rows) < 2:
+        return None
+    x, y = [float(r["search_score"]) for r in rows], [float(r["confirmed_score"]) for r in rows]
+    tau = results.kendall_tau(x, y)
+    fig = go.Figure(go.Scatter(x=x, y=y, mode="markers+text", text=[_confirmed_label(r) for r in rows],
+                               textposition="top center", marker=dict(size=10, color="#636EFA"),
+                               hovertext=[r["design"] for r in rows], hoverinfo="text"))
+    fig.update_layout(title=f"Search score vs confirmed score ({len(rows)} designs; Kendall tau {tau:.2f})"
+                            "<br><sup>the designs the confirmation chose: the front's, both references and the best others"
+                            "</sup>", xaxis_title="search proxy's score", yaxis_title="confirmed score (mean of the seeds)")
+    return fig
+
+
 # ---- the table and the page -------------------------------------------------------------------
 
 
@@ -271,13 +334,21 @@ TABLE_COLUMNS = {
 }
 
 
-def table_html(rows: list[dict]) -> str:
-    cols = [c for c in TABLE_COLUMNS if rows and c in rows[0]]
-    head = "".join(f"<th>{html.escape(TABLE_COLUMNS[c])}</th>" for c in cols)
+CONFIRMED_COLUMNS = {
+    "trial": "trial", "reference": "reference", "design": "design", "latency_ms": "latency ms (re-measured)",
+    "search_score": "search score", "confirmed_score": "confirmed score", "confirmed_by_seed": "by seed",
+    "confirmed_vs_dense_points": "vs dense (points)", "mde_points": "MDE (points)", "verdict": "verdict",
+    "dev_vs_dense_points": "dev vs dense (points)", "confirmed_front": "on the confirmed front",
+}
+
+
+def table_html(rows: list[dict], columns: dict[str, str] = TABLE_COLUMNS, table_id: str = "pareto-table") -> str:
+    cols = [c for c in columns if rows and c in rows[0]]
+    head = "".join(f"<th>{html.escape(columns[c])}</th>" for c in cols)
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(str(r[c]))}</td>" for c in cols) + "</tr>" for r in rows
     )
-    return f'<table id="pareto-table"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+    return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
 PAGE = """<!DOCTYPE html>
@@ -290,6 +361,7 @@ td,th{{border:1px solid #ccc;padding:3px 6px;text-align:right}} td:nth-child(3){
 {figures}
 <h2>Pareto front</h2><p class="note">{table_note}</p>
 {table}
+{confirmed}
 </body></html>
 """
 
@@ -330,6 +402,8 @@ def write_report(target: str, study: str | None = None, out: str | Path | None =
                                           "Params vs proxy accuracy"),
         "importances": fig_importances(imp, len(d.trials)),
         "reference_latency": fig_reference_latency(d),
+        "confirmed_front": fig_confirmed_front(confirmed := confirmed_of(loc.run_dir)),
+        "search_vs_confirmed": fig_search_vs_confirmed(confirmed),
     }
     figures = {name: fig for name, fig in figures.items() if fig is not None}
     for fig in figures.values():
@@ -350,6 +424,9 @@ def write_report(target: str, study: str | None = None, out: str | Path | None =
                    + ("; re-measured: from pareto.csv, all interleaved with the dense reference at the end of the run"
                       if rows and "remeasured_ms" in rows[0] else ""),
         table=table_html(rows),
+        confirmed=("<h2>Confirmed designs</h2><p class=\"note\">re-scored by the confirmation proxy with paired seeds "
+                   "(confirmed.csv): the difference to dense with its minimum detectable effect (MDE) and verdict</p>"
+                   + table_html(confirmed, CONFIRMED_COLUMNS, "confirmed-table")) if confirmed else "",
     )
     html_path = out_dir / "report.html"
     html_path.write_text(page, encoding="utf-8")

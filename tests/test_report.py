@@ -238,6 +238,28 @@ def test_report_of_a_run_directory_with_remeasured_latency(tmp_path):
     assert not list((tmp_path / "run").glob("*.png"))
 
 
+def test_report_of_a_confirmed_run_draws_both_scores(tmp_path):
+    from arch_search.report import confirmed_of
+    from arch_search.results import Confirmed, Noise, confirmed_rows, records, write_csv
+
+    trials = make_run_dir(tmp_path / "run", n=12)
+    recs = [r for r in records(trials) if r.finished]
+    chosen = [r for r in recs if r.evaluated][:6]
+    confirmed = [Confirmed(r.number, "log_likelihood", {0: r.accuracy - 0.05, 1: r.accuracy - 0.04}, {})
+                 for r in chosen]
+    write_csv(tmp_path / "run" / "confirmed.csv", confirmed_rows(confirmed, recs, Noise(0.01, 6, 6, "seeds")))
+    report = write_report(str(tmp_path / "run"), png=False)
+    page = report.html.read_text()
+    assert 'id="confirmed_front"' in page and 'id="search_vs_confirmed"' in page and "Kendall tau 1.00" in page
+    table = page[page.index('<table id="confirmed-table">'):]
+    assert table.count("<tr>") == 1 + 6 and "MDE (points)" in table  # the header and one row per design
+    assert [int(r["trial"]) for r in confirmed_of(tmp_path / "run")] == [
+        int(r["trial"]) for r in sorted(confirmed_rows(confirmed, recs, None), key=lambda r: r["latency_ms"])]
+    (tmp_path / "run" / "confirmed.csv").unlink()  # no confirmation: neither figure nor table
+    page = write_report(str(tmp_path / "run"), png=False).html.read_text()
+    assert 'id="confirmed_front"' not in page and "confirmed-table" not in page
+
+
 @pytest.mark.parametrize("case", ["missing run dir", "missing study", "no study.db", "missing sqlite file", "two studies"])
 def test_bad_input_is_one_clear_error(case, tmp_path):
     make_run_dir(tmp_path / "run", n=12)

@@ -20,6 +20,7 @@ and how far the two seeds' confirmed fronts agree (hypervolume ratio, shared des
     python experiments/search_recovers_squeezebert/run.py                 # the three runs (~2.5 h on 2 cores), skipping finished ones
     python experiments/search_recovers_squeezebert/run.py --only seed0    # one of them
     python experiments/search_recovers_squeezebert/run.py --render        # results.md, summary.json from the folders
+    python experiments/search_recovers_squeezebert/run.py --figures       # each run's report PNGs (<run>/figures/) again
     python experiments/search_recovers_squeezebert/run.py --quick         # smoke: `run search=quick`, prints only
 
 The run with the from-scratch proxy (the default before) is archived in ``scratch_proxy/``.
@@ -80,6 +81,20 @@ def run_one(name: str, run_dir: Path, cache: Path, quick: bool = False) -> float
     (run_dir / "wall_seconds.txt").write_text(f"{seconds:.0f}\n")
     (run_dir / "machine.txt").write_text(f"{Env.current(threads=1)}\n")
     return seconds
+
+
+FIGURES = ("pareto_front", "confirmed_front", "search_vs_confirmed", "reference_latency", "grouping_heatmap")
+
+
+def figures(run_dir: Path, keep: tuple[str, ...] = FIGURES) -> None:
+    """The run's `python -m arch_search report` PNGs into ``run_dir/figures`` (the page itself,
+    ~5 MB with plotly.js inlined, is not kept: `python -m arch_search report <run_dir>` makes it)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "arch_search", "report", str(run_dir), "--out", tmp]
+        subprocess.run(cmd, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+        (run_dir / "figures").mkdir(exist_ok=True)
+        for name in keep:
+            shutil.copyfile(Path(tmp) / f"{name}.png", run_dir / "figures" / f"{name}.png")
 
 
 def strip_progress(log: Path) -> None:
@@ -236,6 +251,11 @@ def render(runs: dict[str, dict]) -> tuple[str, dict]:
             "confirmed_score": "confirmed", "confirmed_vs_dense_points": "vs dense (points)", "mde_points": "MDE",
             "verdict": "verdict", "dev_vs_dense_points": "dev vs dense", "confirmed_front": "front"})
         s = r["squeezebert"]
+        if (HERE / name / "figures" / "confirmed_front.png").is_file():
+            lines += ["", f"![the confirmed front of {name}]({name}/figures/confirmed_front.png)", "",
+                      f"Figures (`python -m arch_search report {name}`): " + ", ".join(
+                          f"[{f}]({name}/figures/{f}.png)" for f in FIGURES if (HERE / name / "figures" / f"{f}.png").is_file())
+                      + "."]
         lines += ["", f"Confirmed front: {len(r['front'])} designs, score span {r['front_accuracy_span']:.4f} "
                   f"= {r['span_over_noise']}x the noise sd (target >= 3x).", ""]
         if s:
@@ -259,6 +279,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--only", nargs="+", choices=list(RUNS), help="these runs (default: every one not yet finished)")
     ap.add_argument("--render", action="store_true", help="only write results.md and summary.json from the folders")
+    ap.add_argument("--figures", action="store_true", help="only write each finished run's report PNGs again")
     ap.add_argument("--quick", action="store_true", help="smoke run of `run search=quick`; prints, writes nothing here")
     args = ap.parse_args()
     if args.quick:
@@ -267,11 +288,17 @@ def main() -> None:
             text, _ = render({"seed0": analyse(Path(tmp) / "seed0")})
             print(text)
         return
+    if args.figures:
+        for name in args.only or RUNS:
+            if (HERE / name / "wall_seconds.txt").is_file():
+                figures(HERE / name)
+        return
     if not args.render:
         for name in args.only or RUNS:
             if args.only or not (HERE / name / "wall_seconds.txt").is_file():
                 print(f"{name}: {' '.join(command(name, HERE / name, CACHE))}", flush=True)
                 print(f"{name}: {run_one(name, HERE / name, CACHE) / 60:.1f} min", flush=True)
+                figures(HERE / name)
     runs = {name: analyse(HERE / name) for name in RUNS if (HERE / name / "wall_seconds.txt").is_file()}
     text, summary = render(runs)
     (HERE / "results.md").write_text(text + "\n")
