@@ -31,7 +31,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
-from arch_search.inherit import output_rows
+from arch_search.inherit import block_mask, in_groups, out_groups, output_rows
 from arch_search.model import Encoder, GroupedLinear
 from arch_search.training import descend, optimizer
 from arch_search.spec import ArchSpec
@@ -39,19 +39,6 @@ from arch_search.spec import ArchSpec
 Batch = dict[str, Tensor]  # input_ids, attention_mask, token_type_ids (B, T)
 
 # ---- groups of positions ----------------------------------------------------------------------
-
-
-def in_groups(in_features: int, groups: int) -> Tensor:
-    """(C_in,): the group that reads input position c."""
-    return torch.arange(in_features) // (in_features // groups)
-
-
-def out_groups(out_features: int, groups: int, shuffle: bool) -> Tensor:
-    """(C_out,): the group that writes output position r (after a shuffle, if any)."""
-    rows = output_rows(out_features, groups, shuffle)  # (G, C_out/G)
-    owner = torch.empty(out_features, dtype=torch.long)
-    owner[rows.reshape(-1)] = torch.arange(groups).repeat_interleave(out_features // groups)
-    return owner
 
 
 def _kept_by_input(w2: Tensor, g_out: Tensor, groups: int) -> Tensor:
@@ -89,7 +76,7 @@ def kept_energy(model: Encoder, spec: ArchSpec) -> float:
         for p, (g, shuffle) in spec.layer(i).items():
             lin: GroupedLinear = getattr(layer, p)
             w2 = lin.weight[0].detach() ** 2
-            same = out_groups(lin.out_features, g, shuffle)[:, None] == in_groups(lin.in_features, g)[None, :]
+            same = block_mask(lin.out_features, lin.in_features, g, shuffle).bool()
             kept += float(w2[same].sum())
             total += float(w2.sum())
     return kept / total

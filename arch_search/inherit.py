@@ -14,15 +14,33 @@ import torch
 from torch import Tensor
 
 from arch_search.model import Encoder, GroupedLinear, build_model
-from arch_search.spec import DIMS, ArchSpec
+from arch_search.spec import DIMS, ArchSpec, shuffles
 
 
 def output_rows(out_features: int, groups: int, shuffle: bool) -> Tensor:
     """(G, C_out/G): the output channel, in the layer's final order, of group g's output o."""
     channels = torch.arange(out_features)
-    if shuffle and groups > 1:
+    if shuffles(groups, shuffle):
         return channels.view(out_features // groups, groups).t()  # o*G + g
     return channels.view(groups, out_features // groups)  # g*C_out/G + o
+
+
+def in_groups(in_features: int, groups: int) -> Tensor:
+    """(C_in,): the group that reads input channel c."""
+    return torch.arange(in_features) // (in_features // groups)
+
+
+def out_groups(out_features: int, groups: int, shuffle: bool) -> Tensor:
+    """(C_out,): the group that writes output channel r (after a shuffle, if any)."""
+    rows = output_rows(out_features, groups, shuffle)  # (G, C_out/G)
+    owner = torch.empty(out_features, dtype=torch.long)
+    owner[rows.reshape(-1)] = torch.arange(groups).repeat_interleave(out_features // groups)
+    return owner
+
+
+def block_mask(out_features: int, in_features: int, groups: int, shuffle: bool) -> Tensor:
+    """(C_out, C_in) 0/1 mask of the dense weights a grouped layer keeps (its blocks)."""
+    return (out_groups(out_features, groups, shuffle)[:, None] == in_groups(in_features, groups)[None, :]).float()
 
 
 def block_diagonal_slices(weight: Tensor, bias: Tensor, groups: int, shuffle: bool) -> tuple[Tensor, Tensor]:

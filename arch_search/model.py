@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from arch_search.spec import ArchSpec
+from arch_search.spec import ArchSpec, shuffles
 
 _ACT = {
     "gelu": F.gelu,
@@ -76,7 +76,7 @@ class GroupedLinear(nn.Module):
         if in_features % groups or out_features % groups:
             raise ValueError(f"groups={groups} must divide in={in_features} and out={out_features}")
         self.in_features, self.out_features, self.groups = in_features, out_features, groups
-        self.shuffle = shuffle and groups > 1
+        self.shuffle = shuffles(groups, shuffle)
         self.weight = nn.Parameter(torch.empty(groups, out_features // groups, in_features // groups))
         self.bias = nn.Parameter(torch.empty(out_features))
         self.reset_parameters()

@@ -34,7 +34,7 @@ from plotly.offline import get_plotlyjs
 from arch_search import results
 from arch_search.results import TrialRecord, dense_reference, proxy_noise, spearman, trial_rows
 from arch_search.storage import RunError, load_study, locate, shown
-from arch_search.spec import PROJECTIONS, SHORT_NAMES, ArchSpec
+from arch_search.spec import PROJECTIONS, SHORT_NAMES, ArchSpec, shuffles
 
 REFERENCE_LABELS = {"bert_base": "dense (BERT-base)", "squeezebert": "SqueezeBERT"}
 FIGURES = ("pareto_front", "hypervolume", "grouping_heatmap", "flops_vs_latency", "params_vs_accuracy", "importances",
@@ -166,7 +166,7 @@ def fig_grouping(d: StudyData, front: list[int]) -> go.Figure:
                     row.append(None)
                     hover.append("-")
                 else:
-                    g, shuffled = s.groups[p][layer], s.shuffle[p][layer] and s.groups[p][layer] > 1
+                    g, shuffled = s.groups[p][layer], shuffles(s.groups[p][layer], s.shuffle[p][layer])
                     row.append(math.log2(g))
                     hover.append(f"{g}" + (" + shuffle" if shuffled else ""))
         z.append(row)

@@ -25,6 +25,13 @@ from arch_search.resources import conf_dir
 PROJECTIONS: tuple[str, ...] = ("q", "k", "v", "post_attention", "ffn_in", "ffn_out")
 SHORT_NAMES: dict[str, str] = {"q": "q", "k": "k", "v": "v", "post_attention": "post", "ffn_in": "in", "ffn_out": "out"}
 DIMS: tuple[str, ...] = ("hidden", "layers", "heads", "intermediate", "vocab", "max_positions", "type_vocab")
+
+
+def shuffles(groups: int, shuffle: bool) -> bool:
+    """Whether a channel shuffle asked for after a projection of ``groups`` groups acts: only
+    after a grouped one (G > 1); after a dense projection it is a no-op. The one statement of
+    that rule: the model, inheritance, the hash, the LUT key and the report read it here."""
+    return bool(shuffle) and groups > 1
 ACTIVATIONS: tuple[str, ...] = ("gelu", "gelu_new", "relu")
 
 
@@ -109,8 +116,8 @@ class ArchSpec:
         }.get(projection, (self.hidden, self.hidden))
 
     def layer(self, i: int) -> dict[str, tuple[int, bool]]:
-        """{projection: (groups, shuffle)} of layer ``i``."""
-        return {p: (self.groups[p][i], self.shuffle[p][i]) for p in PROJECTIONS}
+        """{projection: (groups, shuffle)} of layer ``i``; shuffle as it acts (``shuffles``)."""
+        return {p: (self.groups[p][i], shuffles(self.groups[p][i], self.shuffle[p][i])) for p in PROJECTIONS}
 
     @property
     def is_dense(self) -> bool:
@@ -119,7 +126,7 @@ class ArchSpec:
     @property
     def uses_shuffle(self) -> bool:
         """True if a shuffle follows some grouped projection (where it changes the function)."""
-        return any(s and g > 1 for p in PROJECTIONS for g, s in zip(self.groups[p], self.shuffle[p]))
+        return any(shuffles(g, s) for p in PROJECTIONS for g, s in zip(self.groups[p], self.shuffle[p]))
 
     def uniform_groups(self) -> dict[str, int] | None:
         """{projection: groups} if every layer has the same groups, else None."""
@@ -166,7 +173,7 @@ class ArchSpec:
         shuffle after a dense projection (groups 1) is a no-op, so it is hashed as no shuffle."""
         canonical = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         canonical["shuffle"] = {
-            p: tuple(s and g > 1 for g, s in zip(self.groups[p], self.shuffle[p])) for p in PROJECTIONS
+            p: tuple(shuffles(g, s) for g, s in zip(self.groups[p], self.shuffle[p])) for p in PROJECTIONS
         }
         blob = json.dumps(canonical, sort_keys=True, default=list, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
@@ -178,7 +185,7 @@ class ArchSpec:
         for p in PROJECTIONS:
             gs = self.groups[p]
             g = str(gs[0]) if len(set(gs)) == 1 else "/".join(map(str, gs))
-            sh = "s" if any(s and g_ > 1 for g_, s in zip(gs, self.shuffle[p])) else ""
+            sh = "s" if any(shuffles(g_, s) for g_, s in zip(gs, self.shuffle[p])) else ""
             parts.append(f"{SHORT_NAMES[p]}{g}{sh}")
         return " ".join(parts)
 

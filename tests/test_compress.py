@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from arch_search import build_model
-from arch_search.compress import (distill, fit_grouped, kept_energy, out_groups, permuted, reconstruction_error,
+from arch_search.compress import (distill, fit_grouped, kept_energy, permuted, reconstruction_error,
                                   refit)
-from arch_search.inherit import inherit_from_dense
+from arch_search.inherit import inherit_from_dense, out_groups
 from arch_search.model import GroupedLinear
 from tests.conftest import tiny_spec
 

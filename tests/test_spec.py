@@ -76,6 +76,32 @@ def test_a_shuffle_after_a_dense_projection_does_not_change_the_hash():
     assert tiny_spec(groups={"q": [2, 4], "v": 8}, shuffle={"v": True}).hash == "024b8a7059a4"
 
 
+def test_the_shuffle_rule_is_stated_once_and_every_reader_sees_it_acting():
+    import re
+
+    from arch_search.spec import shuffles
+    from tests.conftest import REPO
+
+    assert (shuffles(1, True), shuffles(2, True), shuffles(4, False)) == (False, True, False)
+    design = tiny_spec(groups={"q": 2, "ffn_in": [1, 4]}, shuffle={"q": True, "k": True, "ffn_in": [True, True]})
+    assert [design.layer(i)["k"] for i in range(design.layers)] == [(1, False)] * design.layers  # dense: no shuffle
+    assert design.layer(0)["q"] == (2, True) and [design.layer(i)["ffn_in"] for i in (0, 1)] == [(1, False), (4, True)]
+    rule = re.compile(r"\b(shuffle|s|sh)(\[[^]]*\])*\)?\s+and\s+[\w.]+(\[[^]]*\])*\s*>\s*1")  # "shuffle and g > 1" written out
+    restated = [f"{path.relative_to(REPO)}:{n}" for path in sorted((REPO / "arch_search").rglob("*.py"))
+                for n, line in enumerate(path.read_text().splitlines(), 1) if rule.search(line)]
+    assert restated == ["arch_search/spec.py:34"], restated
+
+
+def test_the_group_geometry_has_one_definition():
+    from arch_search import compress, inherit
+    from arch_search.proxies import supernet
+
+    assert compress.out_groups is inherit.out_groups and compress.in_groups is inherit.in_groups
+    assert supernet.block_mask is inherit.block_mask
+    mask = inherit.block_mask(8, 4, 2, True)  # rows o*G + g belong to group g; columns in blocks of C_in/G
+    assert mask.tolist() == [[1, 1, 0, 0], [0, 0, 1, 1]] * 4
+
+
 def test_from_dict_ignores_hydra_keys_and_rejects_unknown_fields(tmp_path):
     d = {"_target_": "arch_search.spec.ArchSpec", **tiny_spec().to_dict()}
     assert ArchSpec.from_dict(d) == tiny_spec()

@@ -57,7 +57,7 @@ from tqdm.auto import tqdm
 
 from arch_search.cache import atomic_path, exclusive
 from arch_search.compress import hidden_loss, nested_permuted
-from arch_search.inherit import inherit_from_dense, output_rows
+from arch_search.inherit import block_mask, inherit_from_dense
 from arch_search.metrics import glue_metric
 from arch_search.model import Encoder, EncoderOutput
 from arch_search.proxies.base import OnProgress, ProxyDiverged, ProxyResult
@@ -71,15 +71,6 @@ from arch_search.training import (calibrated_log_likelihood, kd_loss, kl_to, log
 
 CACHE_VERSION = 2  # in the supernet's cache key: bump it when training or the saved weights change meaning
 SCORES = ("log_likelihood", "calibrated_log_likelihood", "kl", "metric")
-
-
-def block_mask(out_features: int, in_features: int, groups: int, shuffle: bool) -> torch.Tensor:
-    """(C_out, C_in) 0/1 mask of the weights a grouped layer keeps of a dense one."""
-    rows = output_rows(out_features, groups, shuffle)  # (G, C_out/G): rows of group g
-    row_group = torch.empty(out_features, dtype=torch.long)
-    row_group[rows.reshape(-1)] = torch.arange(groups).repeat_interleave(out_features // groups)
-    col_group = torch.arange(in_features) // (in_features // groups)
-    return (row_group[:, None] == col_group[None, :]).float()
 
 
 class Supernet(torch.nn.Module):
@@ -111,7 +102,7 @@ class Supernet(torch.nn.Module):
                     continue
                 name = f"layers.{i}.{p}.weight"
                 w = params[name]  # (1, C_out, C_in)
-                params[name] = w * self._mask(w.shape[1], w.shape[2], g, shuffle and g > 1)
+                params[name] = w * self._mask(w.shape[1], w.shape[2], g, shuffle)  # shuffle as it acts (spec.layer)
         return params
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, *, design: ArchSpec) -> EncoderOutput:
