@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from arch_search.resources import spaces_dir
-from arch_search.spec import PROJECTIONS, ArchSpec
+from arch_search.spec import PROJECTIONS, ArchSpec, channels
 
 _KEYS = {"description", "base", "per_layer", "groups", "shuffle", "dims"}
 _DIM_KEYS = ("hidden", "heads", "intermediate", "layers")
@@ -126,9 +126,7 @@ class SearchSpace:
             if d["hidden"] % d["heads"]:
                 raise fail("dims.heads", d["heads"], f"does not divide hidden={d['hidden']} ({which} scale)")
             for p, choices in self.groups.items():
-                cin, cout = {"ffn_in": (d["hidden"], d["intermediate"]), "ffn_out": (d["intermediate"], d["hidden"])}.get(
-                    p, (d["hidden"], d["hidden"])
-                )
+                cin, cout = channels(p, d["hidden"], d["intermediate"])
                 for g in choices:
                     if cin % g or cout % g:
                         raise fail(

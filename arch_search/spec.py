@@ -27,6 +27,12 @@ SHORT_NAMES: dict[str, str] = {"q": "q", "k": "k", "v": "v", "post_attention": "
 DIMS: tuple[str, ...] = ("hidden", "layers", "heads", "intermediate", "vocab", "max_positions", "type_vocab")
 
 
+def channels(projection: str, hidden: int, intermediate: int) -> tuple[int, int]:
+    """(in_channels, out_channels) of ``projection`` at these dims: the FFN's two projections
+    widen to and narrow from ``intermediate``, every other one maps hidden to hidden."""
+    return {"ffn_in": (hidden, intermediate), "ffn_out": (intermediate, hidden)}.get(projection, (hidden, hidden))
+
+
 def shuffles(groups: int, shuffle: bool) -> bool:
     """Whether a channel shuffle asked for after a projection of ``groups`` groups acts: only
     after a grouped one (G > 1); after a dense projection it is a no-op. The one statement of
@@ -110,10 +116,7 @@ class ArchSpec:
 
     def channels(self, projection: str) -> tuple[int, int]:
         """(in_channels, out_channels) of a projection."""
-        return {
-            "ffn_in": (self.hidden, self.intermediate),
-            "ffn_out": (self.intermediate, self.hidden),
-        }.get(projection, (self.hidden, self.hidden))
+        return channels(projection, self.hidden, self.intermediate)
 
     def layer(self, i: int) -> dict[str, tuple[int, bool]]:
         """{projection: (groups, shuffle)} of layer ``i``; shuffle as it acts (``shuffles``)."""

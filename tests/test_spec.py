@@ -87,9 +87,9 @@ def test_the_shuffle_rule_is_stated_once_and_every_reader_sees_it_acting():
     assert [design.layer(i)["k"] for i in range(design.layers)] == [(1, False)] * design.layers  # dense: no shuffle
     assert design.layer(0)["q"] == (2, True) and [design.layer(i)["ffn_in"] for i in (0, 1)] == [(1, False), (4, True)]
     rule = re.compile(r"\b(shuffle|s|sh)(\[[^]]*\])*\)?\s+and\s+[\w.]+(\[[^]]*\])*\s*>\s*1")  # "shuffle and g > 1" written out
-    restated = [f"{path.relative_to(REPO)}:{n}" for path in sorted((REPO / "arch_search").rglob("*.py"))
-                for n, line in enumerate(path.read_text().splitlines(), 1) if rule.search(line)]
-    assert restated == ["arch_search/spec.py:34"], restated
+    restated = [(str(path.relative_to(REPO)), line.strip()) for path in sorted((REPO / "arch_search").rglob("*.py"))
+                for line in path.read_text().splitlines() if rule.search(line)]
+    assert restated == [("arch_search/spec.py", "return bool(shuffle) and groups > 1")], restated  # in shuffles()
 
 
 def test_the_group_geometry_has_one_definition():
