@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from arch_search.latency import Comparison, Latency
 from arch_search.model import build_model
-from arch_search.spec import ArchSpec
+from arch_search.spec import ArchSpec, Reference
 
 Measure = Callable[..., Comparison]  # compare_latency with the protocol bound (conf/latency)
 
@@ -58,7 +58,7 @@ class MeasuredLatency:
         self._prepared: dict = {}  # the reference's prepared runner (bf16 copy, ONNX session), made once
 
     def prepare(self, space: Any, seed: int) -> None:
-        self.reference = space.references()["bert_base"]
+        self.reference = space.references()[Reference.DENSE]
 
     def time(self, spec: ArchSpec) -> Timing:
         if self.reference is None:

@@ -34,9 +34,9 @@ from plotly.offline import get_plotlyjs
 from arch_search import results
 from arch_search.results import TrialRecord, dense_reference, proxy_noise, spearman, trial_rows
 from arch_search.storage import RunError, load_study, locate, shown
-from arch_search.spec import PROJECTIONS, SHORT_NAMES, ArchSpec, shuffles
+from arch_search.spec import PROJECTIONS, SHORT_NAMES, ArchSpec, Reference, shuffles
 
-REFERENCE_LABELS = {"bert_base": "dense (BERT-base)", "squeezebert": "SqueezeBERT"}
+REFERENCE_LABELS = {Reference.DENSE: "dense (BERT-base)", Reference.SQUEEZEBERT: "SqueezeBERT"}
 FIGURES = ("pareto_front", "hypervolume", "grouping_heatmap", "flops_vs_latency", "params_vs_accuracy", "importances",
            "reference_latency",  # only for studies whose trials carry reference_ms
            "confirmed_front", "search_vs_confirmed")  # only for a run directory with confirmed.csv
@@ -132,7 +132,7 @@ def fig_pareto(d: StudyData, front: list[int]) -> go.Figure:
             fig.add_trace(go.Scatter(
                 x=[d.ms[i]], y=[d.acc[i]], mode="markers+text", name=REFERENCE_LABELS.get(ref, ref),
                 text=[REFERENCE_LABELS.get(ref, ref)], textposition="top center",
-                marker=dict(size=14, symbol="star" if ref == "bert_base" else "diamond", color="#00CC96",
+                marker=dict(size=14, symbol="star" if ref == Reference.DENSE else "diamond", color="#00CC96",
                             line=dict(color="black", width=1)),
                 hovertext=_hover(d, [i]), hoverinfo="text"))
     noted = (f"<br><sup>error bars: the proxy's seed noise, sd {noise.sd:.4f} ({noise.designs} references scored with "
@@ -277,7 +277,7 @@ def fig_confirmed_front(rows: list[dict]) -> go.Figure | None:
     fig.add_trace(go.Scatter(x=ms, y=mean, mode="markers+text", name="confirmed (mean of the seeds)",
                              text=[_confirmed_label(r) for r in rows], textposition="top center",
                              marker=dict(size=10, color="#636EFA",
-                                         symbol=["star" if r["reference"] == "bert_base" else "diamond" if r["reference"]
+                                         symbol=["star" if r["reference"] == Reference.DENSE else "diamond" if r["reference"]
                                                  else "circle" for r in rows]),
                              hovertext=hover, hoverinfo="text"))
     front = [i for i, r in enumerate(rows) if r["confirmed_front"] == "True"]

@@ -24,6 +24,8 @@ import numpy as np
 from optuna.trial import FrozenTrial
 from scipy import stats
 
+from arch_search.spec import Reference
+
 # ---- rank correlations --------------------------------------------------------------------------
 
 
@@ -114,7 +116,7 @@ class TrialRecord:
     accuracy: float | None = None  # objective 0: the proxy's score on the held-out slice
     latency_ms: float | None = None  # objective 1: median ms at target scale (drift-corrected if measured)
     # the design
-    reference: str | None = None  # "bert_base" | "squeezebert" for the enqueued references
+    reference: str | None = None  # a Reference's value for the enqueued references
     spec: str | None = None  # ArchSpec YAML, target scale
     spec_hash: str | None = None
     summary: str = ""
@@ -187,7 +189,7 @@ def records(trials: Iterable[FrozenTrial]) -> list[TrialRecord]:
 
 def dense_reference(recs: Sequence[TrialRecord]) -> TrialRecord | None:
     """The finished trial of the dense reference design (BERT-base pattern), if any."""
-    return next((r for r in recs if r.reference == "bert_base" and r.finished), None)
+    return next((r for r in recs if r.reference == Reference.DENSE and r.finished), None)
 
 
 # ---- the Pareto front (accuracy up, latency down) ---------------------------------------------------
@@ -331,7 +333,7 @@ def confirmed_rows(confirmed: Sequence[Confirmed], recs: Sequence[TrialRecord], 
     trial -> re-measured ms (else the search's)."""
     by_number = {r.number: r for r in recs}
     on_front = {r.number for r in front(recs)}
-    dense = next((c for c in confirmed if by_number.get(c.trial) and by_number[c.trial].reference == "bert_base"), None)
+    dense = next((c for c in confirmed if by_number.get(c.trial) and by_number[c.trial].reference == Reference.DENSE), None)
     rows = []
     for c in confirmed:
         r = by_number.get(c.trial)

@@ -21,11 +21,11 @@ from typing import Any
 import yaml
 
 from arch_search.resources import spaces_dir
-from arch_search.spec import PROJECTIONS, ArchSpec, channels
+from arch_search.spec import PROJECTIONS, ArchSpec, Reference, channels
 
 _KEYS = {"description", "base", "per_layer", "groups", "shuffle", "dims"}
 _DIM_KEYS = ("hidden", "heads", "intermediate", "layers")
-REFERENCES = ("bert_base", "squeezebert")  # the designs every study evaluates first
+REFERENCES = tuple(Reference)  # the designs every study evaluates first
 
 
 class SpaceError(ValueError):
@@ -228,4 +228,4 @@ class SearchSpace:
 
     def references(self) -> dict[str, ArchSpec]:
         """The reference designs (dense BERT, SqueezeBERT's pattern) at the base dims."""
-        return {name: self.base.replace(groups=ArchSpec.preset(name).uniform_groups(), shuffle=False) for name in REFERENCES}
+        return {ref: self.base.replace(groups=ArchSpec.preset(ref).uniform_groups(), shuffle=False) for ref in REFERENCES}

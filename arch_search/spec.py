@@ -11,6 +11,7 @@ projections, plus an optional ShuffleNet-style channel shuffle after grouped pro
 from __future__ import annotations
 
 import dataclasses
+import enum
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -25,6 +26,18 @@ from arch_search.resources import conf_dir
 PROJECTIONS: tuple[str, ...] = ("q", "k", "v", "post_attention", "ffn_in", "ffn_out")
 SHORT_NAMES: dict[str, str] = {"q": "q", "k": "k", "v": "v", "post_attention": "post", "ffn_in": "in", "ffn_out": "out"}
 DIMS: tuple[str, ...] = ("hidden", "layers", "heads", "intermediate", "vocab", "max_positions", "type_vocab")
+
+
+class Reference(str, enum.Enum):
+    """The reference designs every study evaluates first, named by the preset whose groups they
+    take; a trial records the value (its ``reference`` attribute), so a study written with the
+    plain strings reads the same. Compare with these members, never with the strings."""
+
+    DENSE = "bert_base"  # every projection dense: the latency anchor and the accuracy baseline
+    SQUEEZEBERT = "squeezebert"  # SqueezeBERT's pattern (Iandola et al., 2020)
+
+    __str__ = str.__str__  # "bert_base" in text and f-strings, on Python 3.10 too
+    __format__ = str.__format__
 
 
 def channels(projection: str, hidden: int, intermediate: int) -> tuple[int, int]:

@@ -92,6 +92,27 @@ def test_the_shuffle_rule_is_stated_once_and_every_reader_sees_it_acting():
     assert restated == [("arch_search/spec.py", "return bool(shuffle) and groups > 1")], restated  # in shuffles()
 
 
+def test_the_references_are_typed_markers_that_read_as_the_strings_studies_hold():
+    import csv
+    import io
+    import json
+    import re
+
+    from arch_search.spec import Reference
+    from tests.conftest import REPO
+
+    assert Reference.DENSE == "bert_base" and f"{Reference.DENSE}" == str(Reference.DENSE) == "bert_base"
+    assert json.dumps({"reference": Reference.SQUEEZEBERT}) == '{"reference": "squeezebert"}'
+    assert {Reference.DENSE: 1}["bert_base"] == 1  # a study written with the plain string finds its reference
+    out = io.StringIO()
+    csv.writer(out).writerow([Reference.DENSE])
+    assert out.getvalue().strip() == "bert_base"
+    by_string = re.compile(r"""(==|!=|\[|\bin\b)\s*["']bert_base["']""")  # ("squeezebert" is also HF's model_type)
+    found = [str(path.relative_to(REPO)) for path in sorted((REPO / "arch_search").rglob("*.py"))
+             for line in path.read_text().splitlines() if by_string.search(line)]
+    assert found == [], found  # the reference is found by Reference.DENSE, not by its string
+
+
 def test_the_group_geometry_has_one_definition():
     from arch_search import compress, inherit
     from arch_search.proxies import supernet
