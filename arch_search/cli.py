@@ -18,7 +18,7 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import hydra
 from hydra.errors import InstantiationException
@@ -26,12 +26,12 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from arch_search.cost import count_cost
-from arch_search.latency import Comparison
-from arch_search.model import build_model
-from arch_search.proxies import ProxyResult
 from arch_search.resources import conf_dir
-from arch_search.spec import ArchSpec
+
+if TYPE_CHECKING:  # torch comes with these: a command that only reads a run (report, dashboard) never loads it
+    from arch_search.latency import Comparison
+    from arch_search.proxies import ProxyResult
+    from arch_search.spec import ArchSpec
 
 COMMANDS: dict[str, str] = {
     "run": "the multi-objective search over a space (e.g. `run space=squeezebert`, `run search=quick`)",
@@ -61,6 +61,9 @@ def _spec(cfg: DictConfig) -> ArchSpec:
 
 def evaluate(cfg: DictConfig) -> Comparison:
     """Print params, GMACs, GFLOPs and latency of ``cfg.arch`` beside its dense reference."""
+    from arch_search.cost import count_cost
+    from arch_search.model import build_model
+
     check_settings(cfg)
     spec = _spec(cfg)
     dense = spec.replace(groups={}, shuffle=False)

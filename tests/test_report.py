@@ -260,6 +260,16 @@ def test_report_of_a_confirmed_run_draws_both_scores(tmp_path):
     assert 'id="confirmed_front"' not in page and "confirmed-table" not in page
 
 
+def test_report_and_dashboard_commands_do_not_load_torch(tmp_path):
+    make_run_dir(tmp_path / "run", n=12)
+    probe = ("import sys\nfrom arch_search.cli import main\nfrom arch_search.dashboard import check_port\n"
+             f"main(['report', {str(tmp_path / 'run')!r}, '--no-png'])\n"
+             "print('torch loaded:', 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().endswith("torch loaded: False"), out.stdout
+
+
 @pytest.mark.parametrize("case", ["missing run dir", "missing study", "no study.db", "missing sqlite file", "two studies"])
 def test_bad_input_is_one_clear_error(case, tmp_path):
     make_run_dir(tmp_path / "run", n=12)
