@@ -170,9 +170,9 @@ def _runners(
     settings = (seq_len, batch, seed, threads, backend, precision)
     runners: dict[str, Callable[[], object]] = {}
     for name, m in models.items():
-        hit = cache.get(id(m)) if cache is not None else None
-        if hit is not None and hit[0] is m and hit[1] == settings:
-            runners[name] = hit[2]
+        hit = cache.get(m, settings) if cache is not None else None
+        if hit is not None:
+            runners[name] = hit
     todo = [(i, name, m) for i, (name, m) in enumerate(models.items()) if name not in runners]
     if backend == "torch":
         for _, name, m in todo:
@@ -189,13 +189,38 @@ def _runners(
                 session = ort_session(path, threads=threads)
                 runners[name] = partial(session.run, None, {"input_ids": _ids(m, seq_len, batch, seed).numpy()})
     if cache is not None:
-        for _, name, m in todo:  # the cache holds the model: its id is not reused while cached
-            cache[id(m)] = (m, settings, runners[name])
+        for _, name, m in todo:
+            cache.put(m, settings, runners[name])
     return {name: runners[name] for name in models}
 
 
-# id(model) -> (model, settings, call): prepared runners to reuse for a model timed again unchanged
-RunnerCache = dict
+@dataclass(frozen=True)
+class _Prepared:
+    model: torch.nn.Module  # held, so its id is not reused while cached
+    settings: tuple
+    call: Callable[[], object]
+
+
+class RunnerCache:
+    """Prepared forward passes (a bf16 copy, an ONNX session) kept between measurements, for a
+    model timed again unchanged: the same object with the same settings."""
+
+    def __init__(self):
+        self._by_id: dict[int, _Prepared] = {}
+
+    def get(self, model: torch.nn.Module, settings: tuple) -> Callable[[], object] | None:
+        hit = self._by_id.get(id(model))
+        return hit.call if hit is not None and hit.model is model and hit.settings == settings else None
+
+    def put(self, model: torch.nn.Module, settings: tuple, call: Callable[[], object]) -> None:
+        self._by_id[id(model)] = _Prepared(model, settings, call)
+
+    def keep_only(self, *models: torch.nn.Module) -> None:
+        """Forget every prepared model but ``models`` (and let the others be freed)."""
+        self._by_id = {k: v for k, v in self._by_id.items() if any(v.model is m for m in models)}
+
+    def __len__(self) -> int:
+        return len(self._by_id)
 
 
 def _check_rounds(warmup: int, rounds: int) -> None:
@@ -274,7 +299,7 @@ def compare_latency(
     ``backend``: ``torch`` or ``onnxruntime`` (each model exported to ONNX first, the i-th
     model to ``<onnx_dir>/<i>.onnx``; without ``onnx_dir``, to a temporary directory);
     ``precision``: ``fp32``, ``bf16`` (torch) or ``int8`` (onnxruntime), see above.
-    ``cache``: a dict the caller keeps between calls; a model timed again unchanged (the same
+    ``cache``: a ``RunnerCache`` the caller keeps between calls; a model timed again unchanged (the same
     object, the same settings) reuses what was prepared for it (a bf16 copy, an ONNX session).
     A model changed in place between calls must not be timed through the same cache.
     ``every``: a model named there is timed only in every k-th round (``time_calls``)."""

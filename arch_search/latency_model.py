@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from arch_search.latency import Comparison, Latency
+from arch_search.latency import Comparison, Latency, RunnerCache
 from arch_search.model import build_model
 from arch_search.spec import ArchSpec, Reference
 
@@ -55,7 +55,7 @@ class MeasuredLatency:
         self.measure, self.reference_every = measure, reference_every
         self.reference: ArchSpec | None = None
         self._reference_model = None
-        self._prepared: dict = {}  # the reference's prepared runner (bf16 copy, ONNX session), made once
+        self._prepared = RunnerCache()  # the reference's prepared runner (bf16 copy, ONNX session), made once
 
     def prepare(self, space: Any, seed: int) -> None:
         self.reference = space.references()[Reference.DENSE]
@@ -68,7 +68,7 @@ class MeasuredLatency:
         models = {"reference": self._reference_model}
         if spec.hash != self.reference.hash:
             models["design"] = build_model(spec)
-        self._prepared = {k: v for k, v in self._prepared.items() if v[0] is self._reference_model}  # designs' go
+        self._prepared.keep_only(self._reference_model)  # the designs' go
         every = {"reference": self.reference_every} if "design" in models else None
         latencies = self.measure(models, baseline="reference", cache=self._prepared, every=every).latencies
         return Timing(latencies.get("design", latencies["reference"]), latencies["reference"])

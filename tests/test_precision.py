@@ -109,22 +109,27 @@ def test_a_model_timed_again_reuses_its_prepared_runner(monkeypatch):
 
     import arch_search.onnx_export as onnx_export
     import arch_search.precision as precision
+    from arch_search.latency import RunnerCache
     from arch_search.latency_model import MeasuredLatency
 
     made = []
     monkeypatch.setattr(precision, "bf16_copy", lambda m, real=precision.bf16_copy: made.append(m) or real(m))
     a, b, c = tiny(), tiny(groups=True), tiny(groups=True)
-    cache: dict = {}
+    cache = RunnerCache()
     protocol = dict(seq_len=8, rounds=1, warmup=0, precision="bf16", cache=cache)
     compare_latency({"a": a, "b": b}, **protocol)
     compare_latency({"a": a, "c": c}, **protocol)
     assert made == [a, b, c]
     compare_latency({"a": a}, **{**protocol, "seq_len": 9})  # other settings: prepared again
     assert made == [a, b, c, a]
+    cache.keep_only(a)  # the others are forgotten, a stays prepared (for the last settings)
+    assert len(cache) == 1
+    compare_latency({"a": a}, **{**protocol, "seq_len": 9})
+    assert made == [a, b, c, a]
 
     exported = []
     monkeypatch.setattr(onnx_export, "export_onnx", lambda m, *x, real=onnx_export.export_onnx, **k: exported.append(m) or real(m, *x, **k))
-    ort = dict(seq_len=8, rounds=1, warmup=0, backend="onnxruntime", cache={})
+    ort = dict(seq_len=8, rounds=1, warmup=0, backend="onnxruntime", cache=RunnerCache())
     first = compare_latency({"a": a, "b": b}, **ort)
     again = compare_latency({"b": b, "a": a}, **ort)
     assert exported == [a, b] and set(again.latencies) == {"a", "b"} and first.baseline == "a"
