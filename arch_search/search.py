@@ -58,6 +58,7 @@ from arch_search.spec import ArchSpec
 
 if TYPE_CHECKING:
     from arch_search.confirm import Confirmation
+    from arch_search.tracking import Tracker
 
 DIRECTIONS = ("maximize", "minimize")  # proxy accuracy, latency ms
 METRIC_NAMES = ("proxy_accuracy", "latency_ms")
@@ -153,7 +154,7 @@ class Search:
         seq_len: int = 128,
         batch: int = 1,
         constraints: Constraints = Constraints(),
-        tracker: Any = None,
+        tracker: Tracker | None = None,
         weights_dir: Path | None = None,
         seed: int = 0,
         fingerprint: Mapping[str, Any] | None = None,

@@ -10,12 +10,22 @@ default: runs are written under ``dir`` and synced later with ``wandb sync``;
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import optuna
 import yaml
 
 from arch_search.results import TrialRecord
+
+
+@runtime_checkable
+class Tracker(Protocol):
+    """What the search calls: an Optuna callback after each finished trial, and ``finish``
+    with the final front's rows once the run is written."""
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None: ...
+
+    def finish(self, study: optuna.Study, pareto_rows: list[dict]) -> None: ...
 
 
 class NoTracker:
