@@ -7,6 +7,11 @@ and from HF, ``export_onnx`` writes it as ONNX.
 
 The names below are imported on first use (PEP 562), so that a command that only reads
 results (``report``, ``dashboard``) does not load torch.
+
+Layout, in the order data flows (a package imports only those before it): ``design`` (spec,
+space) -> ``nn`` (the encoder, weights) -> ``measure`` (costs, latency) -> ``tasks`` (GLUE data,
+training) -> ``proxies`` (accuracy scores) -> ``study`` (the Optuna search, its confirmation,
+storage, results) -> ``app`` (CLI, report, export, dashboard).
 """
 
 from __future__ import annotations
@@ -14,15 +19,15 @@ from __future__ import annotations
 import importlib
 
 _WHERE = {  # public name -> the module that defines it
-    "Cost": "cost", "closed_form_macs": "cost", "count_cost": "cost",
-    "load_glue": "glue",
-    "from_hf": "hf", "to_hf": "hf",
-    "Comparison": "latency", "Env": "latency", "Latency": "latency", "compare_latency": "latency",
-    "measure_latency": "latency",
-    "glue_metric": "metrics",
-    "Encoder": "model", "EncoderOutput": "model", "GroupedLinear": "model", "build_model": "model",
-    "export_onnx": "onnx_export", "ort_session": "onnx_export",
-    "PROJECTIONS": "spec", "ArchSpec": "spec",
+    "Cost": "measure.cost", "closed_form_macs": "measure.cost", "count_cost": "measure.cost",
+    "load_glue": "tasks.glue",
+    "from_hf": "nn.hf", "to_hf": "nn.hf",
+    "Comparison": "measure.latency", "Env": "measure.latency", "Latency": "measure.latency",
+    "compare_latency": "measure.latency", "measure_latency": "measure.latency",
+    "glue_metric": "tasks.metrics",
+    "Encoder": "nn.model", "EncoderOutput": "nn.model", "GroupedLinear": "nn.model", "build_model": "nn.model",
+    "export_onnx": "nn.onnx_export", "ort_session": "nn.onnx_export",
+    "PROJECTIONS": "design.spec", "ArchSpec": "design.spec",
 }
 __all__ = sorted(_WHERE)
 

@@ -1,3 +1,3 @@
-from arch_search.cli import main
+from arch_search.app.cli import main
 
 main()

@@ -17,7 +17,7 @@ import urllib.request
 import pytest
 from PIL import Image
 
-from arch_search.report import write_report
+from arch_search.app.report import write_report
 from tests.test_report import make_run_dir
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

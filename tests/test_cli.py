@@ -135,7 +135,7 @@ def test_workers_fan_out_with_the_submitit_launcher(tmp_path):
     two jobs, one shared study."""
     import optuna
 
-    from arch_search.storage import storage_for
+    from arch_search.study.storage import storage_for
     from tests.conftest import SHARED
 
     space = tmp_path / "tiny.yaml"

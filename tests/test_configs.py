@@ -7,7 +7,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import get_class, instantiate
 
 from arch_search import ArchSpec, build_model
-from arch_search.latency import Comparison
+from arch_search.measure.latency import Comparison
 from arch_search.resources import conf_dir
 
 ARCHS = sorted(p.stem for p in (conf_dir() / "arch").glob("*.yaml"))
@@ -53,7 +53,7 @@ def compose_run(*overrides, return_hydra_config=False):
 def test_every_search_and_sampler_config_composes(search, sampler):
     import optuna
 
-    from arch_search.space import SearchSpace
+    from arch_search.design.space import SearchSpace
 
     cfg = compose_run(f"search={search}", f"search/sampler={sampler}")
     assert isinstance(instantiate(cfg.search.sampler), optuna.samplers.BaseSampler)
@@ -64,7 +64,7 @@ def test_every_search_and_sampler_config_composes(search, sampler):
 
 @pytest.mark.parametrize("mode", ["measured", "lut"])
 def test_every_latency_mode_instantiates_a_latency_model(mode, tmp_path):
-    from arch_search.latency_model import LUTLatency, MeasuredLatency
+    from arch_search.measure.latency_model import LUTLatency, MeasuredLatency
 
     cfg = compose_run(f"search/latency_mode={mode}", f"cache_dir={tmp_path}")
     model = instantiate(cfg.search.latency_mode)
@@ -85,7 +85,7 @@ def test_every_logger_config_instantiates(logger, tmp_path):
     node = OmegaConf.to_container(cfg.logger, resolve=False)  # dir is the Hydra run dir
     if "dir" in node:
         node["dir"] = str(tmp_path)
-    from arch_search.tracking import Tracker
+    from arch_search.study.tracking import Tracker
 
     assert isinstance(instantiate(node), Tracker)  # what Search calls: a trial callback and finish(study, rows)
 
@@ -102,7 +102,7 @@ def test_sqlite_storage_config_opens_study_db_in_the_run_directory(tmp_path):
     import optuna
     from hydra.core.hydra_config import HydraConfig
 
-    from arch_search.storage import Requeue
+    from arch_search.study.recovery import Requeue
 
     cfg = compose_run("storage=sqlite", f"hydra.runtime.output_dir={tmp_path}", return_hydra_config=True)
     hydra, before = HydraConfig.instance(), HydraConfig.instance().cfg
@@ -111,7 +111,9 @@ def test_sqlite_storage_config_opens_study_db_in_the_run_directory(tmp_path):
         storage = instantiate(cfg.storage)
     finally:
         hydra.cfg = before
-    assert isinstance(storage, optuna.storages.RDBStorage) and storage.url == f"sqlite:///{tmp_path}/study.db"
+    from arch_search.study.run_dir import RunDir
+
+    assert isinstance(storage, optuna.storages.RDBStorage) and storage.url == f"sqlite:///{RunDir(tmp_path).study_db}"
     assert (tmp_path / "study.db").is_file()
     assert (storage.heartbeat_interval, storage.grace_period) == (60, 120)  # grace: 2 x interval
     assert isinstance(storage.failed_trial_callback, Requeue) and storage.failed_trial_callback.max_retry == 3
@@ -123,7 +125,7 @@ def test_postgres_storage_config_reads_its_url_from_the_environment(monkeypatch)
     """Everything short of opening it (that connects: the next test, with a server)."""
     import inspect
 
-    from arch_search.storage import storage_for
+    from arch_search.study.storage import storage_for
 
     url = "postgresql://arch:pw-in-env@db.example:5432/arch_search"
     monkeypatch.setenv("ARCH_SEARCH_STORAGE_URL", url)
@@ -140,7 +142,7 @@ def test_postgres_storage_config_reads_its_url_from_the_environment(monkeypatch)
 def test_postgres_storage_config_opens_the_server(monkeypatch):
     import optuna
 
-    from arch_search.storage import Requeue
+    from arch_search.study.recovery import Requeue
 
     url = os.environ.get("ARCH_SEARCH_POSTGRES_URL")
     assert url, "set ARCH_SEARCH_POSTGRES_URL=postgresql://user:pass@host/db (see .ci/run, which starts one)"
@@ -154,7 +156,7 @@ def test_postgres_storage_config_opens_the_server(monkeypatch):
 
 def test_supernet_proxy_sets_itself_up_for_the_space_or_refuses_one_that_changes_dims():
     from arch_search.proxies import SupernetProxy
-    from arch_search.space import SearchSpace
+    from arch_search.design.space import SearchSpace
 
     proxy = instantiate(compose_run("proxy=supernet", "proxy_setup=pretrained").proxy)
     with pytest.raises(ValueError, match="changes dims; the supernet covers groups and shuffle at fixed dims"):
@@ -165,7 +167,7 @@ def test_supernet_proxy_sets_itself_up_for_the_space_or_refuses_one_that_changes
 
 
 def test_the_confirmation_starts_from_the_search_supernet_when_asked(monkeypatch, tmp_path):
-    from arch_search.cli import _built, _confirm_proxies
+    from arch_search.app.cli import _built, _confirm_proxies
 
     monkeypatch.setenv("ARCH_SEARCH_CHECKPOINT", "/models/minilm")
     cfg = compose_run("confirm.start=supernet", f"cache_dir={tmp_path}")
@@ -208,9 +210,9 @@ QUICK = {
         "space": "squeezebert", "study_name": "quick", "n_trials": 6, "repeat_designs": False, "proxy_noise": False,
         "confirm_top": 4, "confirm_seeds": 2,
         "constraints": {"max_latency_ms": None, "max_params": None},
-        "latency_mode": {"_target_": "arch_search.latency_model.MeasuredLatency", "measure": {  # ${latency}, resolved
-            "_target_": "arch_search.latency.compare_latency", "_partial_": True, "seq_len": 128, "batch": 1,
-            "threads": 1, "warmup": 1, "rounds": 5, "seed": 0, "backend": "torch", "precision": "fp32"}},
+        "latency_mode": {"_target_": "arch_search.measure.latency_model.MeasuredLatency", "measure": {  # ${latency}, resolved
+            "_target_": "arch_search.measure.latency.compare_latency", "_partial_": True, "seq_len": 128, "batch": 1,
+            "threads": 1, "warmup": 1, "rounds": 5, "seed": 0, "backend": "torch", "precision": "fp32"}, "reference_every": 3},
         "progress": True, "worker": 0,
         "sampler": {"_target_": "optuna.samplers.NSGAIISampler", "seed": 0, "population_size": 10},
     },
@@ -273,11 +275,17 @@ def test_every_proxy_and_proxy_setup_config_instantiates(name, setup, tmp_path):
     assert type(proxy) is get_class(cfg.proxy._target_)
     assert isinstance(proxy.setup, ProxySetup) and proxy.setup.init == setup and proxy.setup.cache_dir == str(tmp_path)
     assert (proxy.setup.checkpoint is None) == (setup == "scratch")
+    # the Proxy protocol's hooks, which the CLI calls without asking: seed, for_space, setup.prepare
+    assert (proxy.seed is None) == (name == "zero_cost") and callable(proxy.setup.prepare)
+    if name != "supernet":  # (the supernet's copy for a space: tests/test_configs.py above)
+        from arch_search.design.space import SearchSpace
+
+        assert proxy.for_space(SearchSpace.load("squeezebert")) is proxy
 
 
 @pytest.mark.parametrize("task", TASKS)
 def test_every_task_config_names_its_glue_task_and_reaches_the_proxy_setup(task, monkeypatch):
-    from arch_search.glue import get_task
+    from arch_search.tasks.glue import get_task
 
     monkeypatch.setenv("GLUE_DIR", "/data/glue")
     cfg = compose_with(f"task={task}")
@@ -289,8 +297,8 @@ def test_every_task_config_names_its_glue_task_and_reaches_the_proxy_setup(task,
 def test_the_fingerprint_names_a_precision_only_when_it_is_not_fp32():
     """A fp32 study's fingerprint has no precision key (as before latency.precision existed); a
     run at bf16 is refused on it (its fingerprint differs in that key only)."""
-    from arch_search.cli import fingerprint
-    from arch_search.search import fingerprint_differences
+    from arch_search.app.cli import fingerprint
+    from arch_search.study.fingerprint import fingerprint_differences
 
     fp32, bf16 = fingerprint(compose_run()), fingerprint(compose_run("latency.precision=bf16"))
     assert "precision" not in fp32["latency"] and bf16["latency"]["precision"] == "bf16"
@@ -301,8 +309,8 @@ def test_the_fingerprint_names_the_gemm_kernels_torch_times_with():
     """Torch latencies since the oneDNN projections differ from those timed on MKL's GEMMs: a
     study made before (no key) is refused by a default run, naming the one difference;
     onnxruntime timings did not change and carry no key."""
-    from arch_search.cli import fingerprint
-    from arch_search.search import fingerprint_differences
+    from arch_search.app.cli import fingerprint
+    from arch_search.study.fingerprint import fingerprint_differences
 
     now, ort = fingerprint(compose_run()), fingerprint(compose_run("latency.backend=onnxruntime"))
     assert now["latency"]["gemm"] == "onednn" and "gemm" not in ort["latency"]

@@ -1,4 +1,4 @@
-"""The confirmation (arch_search.confirm): which designs, paired seeds, the run's noise, resume
+"""The confirmation (arch_search.study.confirm): which designs, paired seeds, the run's noise, resume
 after SIGKILL, and the final front with both scores."""
 
 import json
@@ -8,10 +8,10 @@ import sys
 import optuna
 import pytest
 
-from arch_search.confirm import MIN_DESIGNS, SUFFIX, Confirmation, choose
-from arch_search.results import Confirmed, Noise, TrialRecord, confirmed_rows, pooled_noise
-from arch_search.search import StudyMismatch
-from arch_search.storage import storage_for
+from arch_search.study.confirm import MIN_DESIGNS, SUFFIX, Confirmation, choose
+from arch_search.study.results import Confirmed, Noise, TrialRecord, confirmed_rows, pooled_noise
+from arch_search.study.fingerprint import StudyMismatch
+from arch_search.study.storage import storage_for
 from tests.conftest import REPO, kill_when
 from tests.test_search import FakeProxy, Shifted, make, space  # noqa: F401  (space: a fixture)
 
@@ -79,6 +79,11 @@ def test_confirmation_scores_each_design_once_per_seed_and_gives_the_runs_noise(
     assert again.run(search.records(), progress=False) == confirmed and not again.proxies[0].calls  # nothing redone
 
     result = search.finish(tmp_path / "run", confirm)
+    from arch_search.study.run_dir import RunDir
+
+    files = RunDir(tmp_path / "run")
+    written = {files.pareto_csv, files.trials_csv, files.confirmed_csv, files.study_json}
+    assert {p for p in files.path.iterdir() if p.is_file()} == written  # the run's files, as RunDir names them
     pareto = (tmp_path / "run" / "pareto.csv").read_text().splitlines()
     assert "confirmed_score" in pareto[0] and "verdict" in pareto[0]
     rows = (tmp_path / "run" / "confirmed.csv").read_text().splitlines()
@@ -86,7 +91,7 @@ def test_confirmation_scores_each_design_once_per_seed_and_gives_the_runs_noise(
     summary = json.loads((tmp_path / "run" / "study.json").read_text())
     assert summary["noise"]["dof"] == len(chosen) and "confirmation proxy" in summary["noise"]["source"]
     assert "Confirmed designs" in result.text() and f"{len(chosen)} dof" in result.text()
-    from arch_search.tracking import WandbTracker
+    from arch_search.study.tracking import WandbTracker
 
     WandbTracker(mode="offline", dir=str(tmp_path / "wb")).finish(search.study, result.front)  # "" beside scores: fine
     with pytest.raises(StudyMismatch):  # other confirmation settings: refused, not mixed in
@@ -131,10 +136,11 @@ def test_export_carries_the_tasks_label_names(tmp_path):
     import transformers
 
     from arch_search import ArchSpec
-    from arch_search.export import export_hf, load_trial_weights, save_trial_weights, trial_labels
-    from arch_search.glue import get_task
-    from arch_search.model import build_model
-    from arch_search.tokenizer import load_tokenizer
+    from arch_search.app.export import export_hf
+    from arch_search.study.weights import load_trial_weights, save_trial_weights, trial_labels
+    from arch_search.tasks.glue import get_task
+    from arch_search.nn.model import build_model
+    from arch_search.tasks.tokenizer import load_tokenizer
     from tests.conftest import SHARED
 
     labels = get_task("sst2").label_names

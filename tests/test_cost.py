@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from arch_search import ArchSpec, build_model, closed_form_macs, count_cost
-from arch_search.cost import flop_analysis
+from arch_search.measure.cost import flop_analysis
 from tests.conftest import tiny_spec
 
 MATMUL_CLASS = re.compile(r"mm|matmul|linear|einsum|attention|conv", re.IGNORECASE)

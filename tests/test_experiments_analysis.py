@@ -2,7 +2,7 @@
 numbers of a results.md, pinned by hand on small synthetic inputs. No training, no timing, no
 data from ../shared: every Comparison / Cost / Scores / CSV here is built by hand.
 
-Covered: experiments/lessons.py (Scores, delta, paired*, rows, design_table, the groups
+Covered: arch_search/app/lessons.py (Scores, delta, paired*, rows, design_table, the groups
 pattern), search_recovers_squeezebert/samplers.py (analyse, render: hypervolumes, the common
 reference point, the NSGA-II / random ratio), search_recovers_squeezebert/run.py (render of a
 run directory), proxy_compressed/run.py (SNR, gap, tau, the summary builder), and the helpers of
@@ -25,14 +25,12 @@ from pathlib import Path
 import pytest
 
 from arch_search import ArchSpec
-from arch_search.cost import Cost
-from arch_search.latency import Comparison, Env, Latency
+from arch_search.app import lessons
+from arch_search.measure.cost import Cost
+from arch_search.measure.latency import Comparison, Env, Latency
 
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENTS = REPO / "experiments"
-if str(EXPERIMENTS) not in sys.path:
-    sys.path.insert(0, str(EXPERIMENTS))  # as the scripts themselves do: the shared lessons module
-import lessons  # noqa: E402
 
 
 def load(relpath: str):
@@ -89,7 +87,7 @@ def tiny(**changes) -> ArchSpec:
                        **changes})
 
 
-# ==== lessons.py ====================================================================================
+# ==== app/lessons.py ================================================================================
 
 
 def test_scores_stats_are_percent_mean_min_max_over_seeds():
@@ -273,7 +271,7 @@ def test_samplers_render_table_ratio_and_wins(tmp_path, argv):
     sampler_runs(tmp_path)
     rows, lines, fig = samplers.render(_sampler_args(), tmp_path)
     text = "\n".join(lines)
-    assert "Command: `python experiments/search_recovers_squeezebert/samplers.py --render`" in text
+    assert "Command: `python experiments/search_recovers_squeezebert/samplers.py` (" in text  # what computed the rows, not --render
     assert "Machine: Test CPU | 2 cores" in lines
     assert "the worst of both seen anywhere: accuracy 60.00%, latency 120.0 ms" in text
     assert "seed=<seed>" in text and "seed=0" not in text
@@ -316,7 +314,7 @@ D = {n: f"768x12 h12 ffn3072 g[q{g} k8 v4 post1 in8 out8]" for n, g in zip(range
 
 def row(trial, acc, ms, points, reference="", design=None, spec_hash=None, dev="", speedup=None, gflops=5.0,
         params=40.0, **extra) -> dict:
-    """A trials.csv / pareto.csv row as ``arch_search.search.trial_rows`` writes it (dense: 0.82 at 100 ms)."""
+    """A trials.csv / pareto.csv row as ``arch_search.study.search.trial_rows`` writes it (dense: 0.82 at 100 ms)."""
     return {"trial": trial, "reference": reference, "design": design or D[trial], "proxy_accuracy": acc,
             "latency_ms": ms, "speedup_vs_dense": speedup if speedup is not None else round(100.0 / ms, 2),
             "accuracy_vs_dense_points": points, "dev_score": dev, "gflops": gflops, "params_m": params,

@@ -9,12 +9,13 @@ import torch
 from optuna.trial import TrialState
 
 from arch_search import ArchSpec, build_model, compare_latency
-from arch_search.export import ExportError, export_hf, export_trial, load_exported, load_trial_weights, weights_path
+from arch_search.app.export import ExportError, export_hf, export_trial, load_exported
+from arch_search.study.weights import load_trial_weights, weights_path
 from arch_search.proxies import ProxyResult
-from arch_search.storage import RunError
-from arch_search.storage import storage_for
-from arch_search.search import Search
-from arch_search.space import SearchSpace
+from arch_search.study.storage import RunError
+from arch_search.study.storage import storage_for
+from arch_search.study.search import Search
+from arch_search.design.space import SearchSpace
 
 SPACE = "base: minilm_l6\ngroups: {q: [1, 4], k: [1, 4], v: [1, 4], post_attention: [1], ffn_in: [1, 4], ffn_out: [1, 4]}\n"
 TINY = dict(hidden=32, layers=2, heads=4, intermediate=64, vocab=100)
@@ -107,7 +108,7 @@ def test_bad_input_is_one_clear_error(run_dir, tmp_path):
 
 
 def test_cli_export_and_its_errors(run_dir, tmp_path, capsys):
-    from arch_search.cli import main
+    from arch_search.app.cli import main
 
     main(["export", str(run_dir), "trial=1", "format=spec", f"out={run_dir / 'cli_spec'}"])
     assert "wrote" in capsys.readouterr().out and (run_dir / "cli_spec" / "spec.yaml").is_file()
@@ -126,7 +127,7 @@ def test_cli_export_and_its_errors(run_dir, tmp_path, capsys):
 
 @pytest.mark.parametrize("state", [TrialState.FAIL, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING])
 def test_only_complete_trials_export(run_dir, tmp_path, state):
-    from arch_search.cli import main
+    from arch_search.app.cli import main
 
     copy = tmp_path / "run"
     copy.mkdir()
@@ -145,7 +146,7 @@ def test_only_complete_trials_export(run_dir, tmp_path, state):
 
 
 def test_export_onnx_matches_ours_in_onnxruntime(run_dir):
-    from arch_search.onnx_export import ort_outputs
+    from arch_search.nn.onnx_export import ort_outputs
 
     t = _study(run_dir).best_trials[0]
     out = export_trial(run_dir, t.number, "onnx", run_dir / "onnx")

@@ -69,7 +69,7 @@ def test_workers_racing_to_create_a_new_database_retry(tmp_path, monkeypatch):
     are not retried."""
     import sqlalchemy.exc
 
-    from arch_search import storage as where
+    from arch_search.study import storage as where
 
     real, calls = where.RDBStorage, []
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import datasets
 import pytest
 
-from arch_search.glue import TASKS, GlueDataError, GlueSplit, get_task, load_glue
+from arch_search.tasks.glue import TASKS, GlueDataError, GlueSplit, get_task, load_glue
 from tests.conftest import SHARED
 
 ROWS = {  # (task, split): rows, as in ../shared/glue/README.md

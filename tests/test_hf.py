@@ -104,7 +104,7 @@ def test_from_hf_rejects_other_architectures(tmp_path):
 def test_a_hub_id_that_cannot_be_loaded_is_one_clear_error(monkeypatch):
     import huggingface_hub.constants
 
-    from arch_search.hf import CheckpointError
+    from arch_search.nn.hf import CheckpointError
     from arch_search.proxies import ProxySetup
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from arch_search import build_model
-from arch_search.inherit import inherit_from_dense
-from arch_search.model import GroupedLinear
+from arch_search.nn.inherit import inherit_from_dense
+from arch_search.nn.model import GroupedLinear
 from tests.conftest import tiny_spec
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from arch_search import Latency, build_model, compare_latency, measure_latency
-from arch_search.latency import Comparison, Env, time_calls
+from arch_search.measure.latency import Comparison, Env, time_calls
 from tests.conftest import tiny_spec
 
 ENV = Env(cpu="test", cores=2, threads=1, torch="x", python="3", machine="x86_64")

@@ -4,10 +4,10 @@ import pytest
 import torch
 
 from arch_search import ArchSpec
-from arch_search import lut as L
-from arch_search.latency import Env
-from arch_search.lut import LatencyLUT, entries_of, lut_for
-from arch_search.space import SearchSpace
+from arch_search.measure import lut as L
+from arch_search.measure.latency import Env
+from arch_search.measure.lut import LatencyLUT, entries_of, lut_for
+from arch_search.design.space import SearchSpace
 from tests.conftest import race
 
 TINY_SPACE = "base: minilm_l6\ngroups: {q: [1, 4], ffn_in: [1, 2, 4], ffn_out: [1, 4]}\nshuffle: [false, true]\n"

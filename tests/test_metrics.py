@@ -1,4 +1,4 @@
-"""GLUE's metrics against values computed by hand (arch_search.metrics)."""
+"""GLUE's metrics against values computed by hand (arch_search.tasks.metrics)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from arch_search.metrics import glue_metric
+from arch_search.tasks.metrics import glue_metric
 
 
 def test_accuracy_and_f1():

@@ -118,8 +118,8 @@ def test_every_path_of_a_grouped_layer_computes_the_same(shuffle, groups, monkey
     interleave) agree, shuffle included."""
     import torch.nn.functional as F
 
-    from arch_search import model as model_module
-    from arch_search.model import GroupedLinear
+    from arch_search.nn import model as model_module
+    from arch_search.nn.model import GroupedLinear
 
     torch.manual_seed(0)
     lin = GroupedLinear(32, 48, groups=groups, shuffle=shuffle)
@@ -136,7 +136,7 @@ def test_fp32_inference_runs_the_projections_through_onednn_and_training_does_no
     """On this torch build (pinned: 2.13.0, CPU) oneDNN's linear is there, and fp32 inference
     takes it for every projection (6 per layer, dense and grouped alike: G calls for G groups);
     training, bf16 and traced forwards (fvcore, ONNX) take the aten ops."""
-    from arch_search.model import onednn_linear
+    from arch_search.nn.model import onednn_linear
 
     assert onednn_linear is not None
     model = build_model(tiny_spec(groups={"q": 2, "ffn_in": 4})).eval()

@@ -9,10 +9,10 @@ import onnxruntime as ort
 import pytest
 import torch
 
-import arch_search.onnx_export
+import arch_search.nn.onnx_export
 from arch_search import build_model, compare_latency, measure_latency
-from arch_search.latency import Comparison
-from arch_search.onnx_export import INPUTS, export_onnx, ort_max_abs_diff, ort_session
+from arch_search.measure.latency import Comparison
+from arch_search.nn.onnx_export import INPUTS, export_onnx, ort_max_abs_diff, ort_session
 from tests.conftest import tiny_spec
 
 SPECS = {  # name: (spec, task head)
@@ -115,7 +115,7 @@ def test_onnxruntime_backend_keeps_the_protocol(monkeypatch, tmp_path):
         opened.append(threads)
         return SpySession(ort_session(path, threads), f"session{len(opened)}", log)
 
-    monkeypatch.setattr(arch_search.onnx_export, "ort_session", spy_session)
+    monkeypatch.setattr(arch_search.nn.onnx_export, "ort_session", spy_session)
     models = {"dense": build_model(tiny_spec()), "grouped": build_model(SPECS["grouped+shuffle"][0])}
     before = torch.get_num_threads()
     cmp = compare_latency(
@@ -157,8 +157,8 @@ def test_ort_outputs_fills_left_out_inputs_as_the_encoder_does(tmp_path):
     x = feed(("input_ids", "attention_mask"), 2, 11)
     with torch.inference_mode():
         ours = model(**x).last_hidden_state.numpy()  # token types left out: type 0
-    theirs = arch_search.onnx_export.ort_outputs(path, x["input_ids"], x["attention_mask"])["last_hidden_state"]
+    theirs = arch_search.nn.onnx_export.ort_outputs(path, x["input_ids"], x["attention_mask"])["last_hidden_state"]
     assert abs(ours - theirs).max() <= 1e-4
     ids_only = ort_session(export_onnx(model, tmp_path / "ids.onnx", inputs=("input_ids",)))
     with pytest.raises(ValueError, match="no input"):  # a mask the graph would ignore
-        arch_search.onnx_export.ort_outputs(ids_only, x["input_ids"], x["attention_mask"])
+        arch_search.nn.onnx_export.ort_outputs(ids_only, x["input_ids"], x["attention_mask"])

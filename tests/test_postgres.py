@@ -10,7 +10,7 @@ import uuid
 import optuna
 import pytest
 
-from arch_search.storage import storage_for
+from arch_search.study.storage import storage_for
 from tests.conftest import REPO
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]

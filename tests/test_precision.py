@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from arch_search import ArchSpec, build_model, compare_latency, measure_latency
-from arch_search.precision import bf16_copy, check, precision_error, precision_outputs, quantize_int8
+from arch_search.measure.precision import bf16_copy, check, precision_error, precision_outputs, quantize_int8
 
 TINY = {"hidden": 64, "layers": 2, "heads": 4, "intermediate": 128, "vocab": 500}
 
@@ -54,7 +54,7 @@ def test_int8_dynamic_quantisation_is_close(groups, tmp_path):
 def test_int8_static_quantisation_is_calibrated_and_close(tmp_path):
     import onnx
 
-    from arch_search.onnx_export import export_onnx
+    from arch_search.nn.onnx_export import export_onnx
 
     model = tiny(groups=True)
     fp32 = export_onnx(model, tmp_path / "m.onnx", inputs=("input_ids", "attention_mask"))
@@ -95,7 +95,7 @@ def test_latency_at_each_precision_records_it():
 
 
 def test_a_lut_prices_fp32_only():
-    from arch_search.latency_model import LUTLatency
+    from arch_search.measure.latency_model import LUTLatency
 
     with pytest.raises(ValueError, match="latency.precision=fp32"):
         LUTLatency(".", 128, 1, 1, 1, 1, 5, precision="bf16")
@@ -107,10 +107,10 @@ def test_a_model_timed_again_reuses_its_prepared_runner(monkeypatch):
     prepares its dense reference once, not once a trial."""
     import functools
 
-    import arch_search.onnx_export as onnx_export
-    import arch_search.precision as precision
-    from arch_search.latency import RunnerCache
-    from arch_search.latency_model import MeasuredLatency
+    import arch_search.nn.onnx_export as onnx_export
+    import arch_search.measure.precision as precision
+    from arch_search.measure.latency import RunnerCache
+    from arch_search.measure.latency_model import MeasuredLatency
 
     made = []
     monkeypatch.setattr(precision, "bf16_copy", lambda m, real=precision.bf16_copy: made.append(m) or real(m))
@@ -150,10 +150,10 @@ def test_each_precision_on_real_sst2_sentences_stays_close_to_fp32(minilm_dir, t
     grouped pattern moves less at int8 than the dense checkpoint (as in precision.md: 0.05 vs
     0.11-0.15 relative L2 at 872 / 256 sentences)."""
     from arch_search import from_hf
-    from arch_search.glue import load_glue
-    from arch_search.inherit import inherit_from_dense
-    from arch_search.spec import DIMS
-    from arch_search.tokenizer import encode, eval_batches, load_tokenizer
+    from arch_search.tasks.glue import load_glue
+    from arch_search.nn.inherit import inherit_from_dense
+    from arch_search.design.spec import DIMS
+    from arch_search.tasks.tokenizer import encode, eval_batches, load_tokenizer
     from tests.conftest import SHARED
 
     dev = load_glue("sst2", "validation", SHARED / "glue")

@@ -169,8 +169,8 @@ def test_compressed_proxy_model_exports_as_the_deployable_model(pretrained, tmp_
     SqueezeBERT loaded from the export predicts the held-out rows as the proxy scored them."""
     import transformers as tf
 
-    from arch_search.export import export_hf
-    from arch_search.tokenizer import eval_batches
+    from arch_search.app.export import export_hf
+    from arch_search.tasks.tokenizer import eval_batches
 
     result = tiny_compressed(pretrained, score="metric").evaluate(SQUEEZE)
     export_hf(result.model, tmp_path)

@@ -21,11 +21,11 @@ import pytest
 from optuna.distributions import CategoricalDistribution, distribution_to_json
 from optuna.trial import TrialState
 
-from arch_search.cost import closed_form_macs
-from arch_search.report import StudyData, fig_reference_latency, write_report
-from arch_search.results import hypervolume_2d, hypervolume_history, pareto_mask, spearman
-from arch_search.space import SearchSpace
-from arch_search.spec import PROJECTIONS
+from arch_search.measure.cost import closed_form_macs
+from arch_search.app.report import StudyData, fig_reference_latency, write_report
+from arch_search.study.results import hypervolume_2d, hypervolume_history, pareto_mask, spearman
+from arch_search.design.space import SearchSpace
+from arch_search.design.spec import PROJECTIONS
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -239,8 +239,8 @@ def test_report_of_a_run_directory_with_remeasured_latency(tmp_path):
 
 
 def test_report_of_a_confirmed_run_draws_both_scores(tmp_path):
-    from arch_search.report import confirmed_of
-    from arch_search.results import Confirmed, Noise, confirmed_rows, records, write_csv
+    from arch_search.app.report import confirmed_of
+    from arch_search.study.results import Confirmed, Noise, confirmed_rows, records, write_csv
 
     trials = make_run_dir(tmp_path / "run", n=12)
     recs = [r for r in records(trials) if r.finished]
@@ -262,7 +262,7 @@ def test_report_of_a_confirmed_run_draws_both_scores(tmp_path):
 
 def test_report_and_dashboard_commands_do_not_load_torch(tmp_path):
     make_run_dir(tmp_path / "run", n=12)
-    probe = ("import sys\nfrom arch_search.cli import main\nfrom arch_search.dashboard import check_port\n"
+    probe = ("import sys\nfrom arch_search.app.cli import main\nfrom arch_search.app.dashboard import check_port\n"
              f"main(['report', {str(tmp_path / 'run')!r}, '--no-png'])\n"
              "print('torch loaded:', 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=300)
@@ -351,7 +351,7 @@ def test_report_of_a_study_on_postgres(tmp_path):
     Needs ARCH_SEARCH_POSTGRES_URL (.ci/run starts a server), like tests/test_postgres.py."""
     url = os.environ.get("ARCH_SEARCH_POSTGRES_URL")
     assert url, "set ARCH_SEARCH_POSTGRES_URL=postgresql://user:pass@host/db (see .ci/run, which starts one)"
-    from arch_search.storage import storage_for
+    from arch_search.study.storage import storage_for
 
     name = f"report-{uuid.uuid4().hex[:8]}"
     trials = synthetic_trials(25)

@@ -1,10 +1,10 @@
-"""Rank correlations of arch_search.results against values computed by hand."""
+"""Rank correlations of arch_search.study.results against values computed by hand."""
 
 import math
 
 import pytest
 
-from arch_search.results import kendall_tau, spearman
+from arch_search.study.results import kendall_tau, spearman
 
 
 def test_kendall_tau_b_hand_computed():
@@ -47,7 +47,7 @@ def test_pareto_mask_is_dominance_on_random_points():
     """The O(n log n) mask keeps exactly the points no other point ``dominates`` (ties: kept)."""
     import numpy as np
 
-    from arch_search.results import dominates, pareto_mask
+    from arch_search.study.results import dominates, pareto_mask
 
     rng = np.random.default_rng(0)
     for _ in range(50):
@@ -60,7 +60,7 @@ def test_pareto_mask_is_dominance_on_random_points():
 def test_record_round_trips_the_user_attrs_and_the_front_skips_copies_and_infeasible():
     import optuna
 
-    from arch_search.results import TrialRecord, dense_reference, front, records, set_attrs
+    from arch_search.study.results import TrialRecord, dense_reference, front, records, set_attrs
 
     study = optuna.create_study(directions=["maximize", "minimize"])
     points = [(0.90, 100.0, {"reference": "bert_base"}), (0.85, 40.0, {}), (0.85, 40.0, {"duplicate_of": 1}),
@@ -82,7 +82,7 @@ def test_record_round_trips_the_user_attrs_and_the_front_skips_copies_and_infeas
 
 
 def test_signal_to_noise_is_sd_of_means_over_mean_seed_sd():
-    from arch_search.results import signal_to_noise
+    from arch_search.study.results import signal_to_noise
 
     # means -0.30, -0.35, -0.40: sd 0.05; seed sds 0, 0.04, 0.02: mean 0.02 -> 2.5
     assert signal_to_noise([-0.30, -0.35, -0.40], [0.0, 0.04, 0.02]) == pytest.approx(2.5)
@@ -93,7 +93,7 @@ def test_signal_to_noise_is_sd_of_means_over_mean_seed_sd():
 
 
 def test_kendall_tau_interval_is_a_seeded_bootstrap_over_pairs():
-    from arch_search.results import kendall_tau_interval
+    from arch_search.study.results import kendall_tau_interval
 
     x = list(range(12))
     assert kendall_tau_interval(x, x) == pytest.approx((1.0, 1.0))  # every resample in the same order

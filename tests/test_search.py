@@ -8,10 +8,10 @@ import pytest
 
 from arch_search import compare_latency
 from arch_search.proxies import ProxyDiverged, ProxyResult
-from arch_search.storage import storage_for
-from arch_search.results import format_pareto
-from arch_search.search import Constraints, Search
-from arch_search.space import SearchSpace
+from arch_search.study.storage import storage_for
+from arch_search.study.results import format_pareto
+from arch_search.study.search import Constraints, Search
+from arch_search.design.space import SearchSpace
 
 SPACE = """
 base: minilm_l6
@@ -89,7 +89,7 @@ def test_resumed_run_proposes_new_designs_and_counts_distinct_evaluations(space,
 
 
 def test_per_trial_seeds_reproduce_and_differ():
-    from arch_search.search import TrialSeededSampler, trial_seed
+    from arch_search.study.search import TrialSeededSampler, trial_seed
 
     assert trial_seed(0, 5) == trial_seed(0, 5) and len({trial_seed(0, n) for n in range(100)}) == 100
     assert trial_seed(0, 5) != trial_seed(1, 5)
@@ -112,7 +112,7 @@ class StepMeasure:
 
     def __call__(self, models, baseline=None, cache=None, every=None):
         self.every = every
-        from arch_search.latency import Comparison, Env, Latency
+        from arch_search.measure.latency import Comparison, Env, Latency
 
         self.calls += 1
         ref = 10.0 * 1.1 ** self.calls
@@ -122,7 +122,7 @@ class StepMeasure:
 
 
 def test_latency_is_timed_beside_the_reference_and_corrected_for_drift(space, tmp_path):
-    from arch_search.latency_model import MeasuredLatency
+    from arch_search.measure.latency_model import MeasuredLatency
 
     search = make(space, tmp_path, FakeProxy(), latency=MeasuredLatency(StepMeasure()))
     study = search.run(5, progress=False)
@@ -137,7 +137,7 @@ def test_latency_is_timed_beside_the_reference_and_corrected_for_drift(space, tm
 
 
 def test_the_reference_is_timed_every_kth_round_beside_a_design(space, tmp_path):
-    from arch_search.latency_model import MeasuredLatency
+    from arch_search.measure.latency_model import MeasuredLatency
 
     measure = StepMeasure()
     latency = MeasuredLatency(measure, reference_every=3)
@@ -178,7 +178,7 @@ def test_a_dead_workers_running_trial_is_failed_and_requeued_at_start(space, tmp
     import subprocess
     import sys
 
-    from arch_search.storage import process_start
+    from arch_search.study.recovery import process_start
 
     search = make(space, tmp_path, FakeProxy())
     search.run(2, progress=False)
@@ -196,7 +196,7 @@ def test_a_dead_workers_running_trial_is_failed_and_requeued_at_start(space, tmp
 
 
 def test_resuming_with_other_settings_is_refused(space, tmp_path):
-    from arch_search.search import StudyMismatch
+    from arch_search.study.fingerprint import StudyMismatch
 
     make(space, tmp_path, FakeProxy(), fingerprint={"task": "sst2", "proxy": {"steps": 400}}).run(2, progress=False)
     make(space, tmp_path, FakeProxy(), fingerprint={"task": "sst2", "proxy": {"steps": 400}})  # same: fine
@@ -234,7 +234,7 @@ def test_constraints_and_outputs(space, tmp_path):
 
 
 def test_wandb_offline_run_per_trial_and_pareto(space, tmp_path, monkeypatch):
-    from arch_search.tracking import WandbTracker
+    from arch_search.study.tracking import WandbTracker
 
     monkeypatch.setenv("WANDB_MODE", "offline")
     tracker = WandbTracker(mode="offline", dir=str(tmp_path / "wb"), config={"space": "tiny"})
@@ -275,7 +275,7 @@ def test_a_run_knows_its_own_noise(space, tmp_path):
 
 
 def test_front_designs_within_the_noise_of_a_faster_one_are_marked():
-    from arch_search.results import Noise, TrialRecord, trial_rows
+    from arch_search.study.results import Noise, TrialRecord, trial_rows
 
     def trial(number, acc, ms):
         return TrialRecord(number, "COMPLETE", acc, ms, summary=f"d{number}")

@@ -5,7 +5,7 @@ import pytest
 
 from arch_search import ArchSpec
 from arch_search.resources import spaces_dir
-from arch_search.space import SearchSpace, SpaceError
+from arch_search.design.space import SearchSpace, SpaceError
 
 MINILM = {"hidden": 384, "layers": 6, "heads": 12, "intermediate": 1536}
 SPACES = sorted(p.stem for p in spaces_dir().glob("*.yaml"))

@@ -79,7 +79,7 @@ def test_a_shuffle_after_a_dense_projection_does_not_change_the_hash():
 def test_the_shuffle_rule_is_stated_once_and_every_reader_sees_it_acting():
     import re
 
-    from arch_search.spec import shuffles
+    from arch_search.design.spec import shuffles
     from tests.conftest import REPO
 
     assert (shuffles(1, True), shuffles(2, True), shuffles(4, False)) == (False, True, False)
@@ -89,7 +89,7 @@ def test_the_shuffle_rule_is_stated_once_and_every_reader_sees_it_acting():
     rule = re.compile(r"\b(shuffle|s|sh)(\[[^]]*\])*\)?\s+and\s+[\w.]+(\[[^]]*\])*\s*>\s*1")  # "shuffle and g > 1" written out
     restated = [(str(path.relative_to(REPO)), line.strip()) for path in sorted((REPO / "arch_search").rglob("*.py"))
                 for line in path.read_text().splitlines() if rule.search(line)]
-    assert restated == [("arch_search/spec.py", "return bool(shuffle) and groups > 1")], restated  # in shuffles()
+    assert restated == [("arch_search/design/spec.py", "return bool(shuffle) and groups > 1")], restated  # in shuffles()
 
 
 def test_the_references_are_typed_markers_that_read_as_the_strings_studies_hold():
@@ -98,7 +98,7 @@ def test_the_references_are_typed_markers_that_read_as_the_strings_studies_hold(
     import json
     import re
 
-    from arch_search.spec import Reference
+    from arch_search.design.spec import Reference
     from tests.conftest import REPO
 
     assert Reference.DENSE == "bert_base" and f"{Reference.DENSE}" == str(Reference.DENSE) == "bert_base"
@@ -114,7 +114,8 @@ def test_the_references_are_typed_markers_that_read_as_the_strings_studies_hold(
 
 
 def test_the_group_geometry_has_one_definition():
-    from arch_search import compress, inherit
+    from arch_search.nn import inherit
+    from arch_search.proxies import compress
     from arch_search.proxies import supernet
 
     assert compress.out_groups is inherit.out_groups and compress.in_groups is inherit.in_groups
@@ -124,7 +125,7 @@ def test_the_group_geometry_has_one_definition():
 
 
 def test_from_dict_ignores_hydra_keys_and_rejects_unknown_fields(tmp_path):
-    d = {"_target_": "arch_search.spec.ArchSpec", **tiny_spec().to_dict()}
+    d = {"_target_": "arch_search.design.spec.ArchSpec", **tiny_spec().to_dict()}
     assert ArchSpec.from_dict(d) == tiny_spec()
     with pytest.raises(ValueError, match="unknown field"):
         ArchSpec.from_dict({**d, "hiden": 3})

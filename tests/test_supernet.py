@@ -7,7 +7,7 @@ from safetensors.torch import load_file, save_file
 from arch_search import ArchSpec, build_model
 from arch_search.proxies import ProxySetup, Supernet, SupernetProxy
 from arch_search.proxies import supernet as S
-from arch_search.inherit import block_mask
+from arch_search.nn.inherit import block_mask
 from tests.conftest import SHARED, race, tiny_spec
 
 SQUEEZE_DESIGN = ArchSpec.preset("squeezebert")

@@ -1,6 +1,6 @@
 import pytest
 
-from arch_search import tokenizer as T
+from arch_search.tasks import tokenizer as T
 from tests.conftest import race
 
 CORPUS = ["the cat sat on the mat", "a dog ran in the park", "the cat and the dog"] * 20

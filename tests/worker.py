@@ -11,9 +11,9 @@ import optuna
 
 from arch_search import compare_latency
 from arch_search.proxies import ProxyResult
-from arch_search.storage import storage_for
-from arch_search.search import Search
-from arch_search.space import SearchSpace
+from arch_search.study.storage import storage_for
+from arch_search.study.search import Search
+from arch_search.design.space import SearchSpace
 
 
 class SlowProxy:
@@ -35,7 +35,7 @@ if __name__ == "__main__":
     )
     search.run(int(n_trials), progress=False)
     if len(sys.argv) > 7:
-        from arch_search.confirm import Confirmation
+        from arch_search.study.confirm import Confirmation
 
         sleep = float(sys.argv[7])
         confirmation = Confirmation({0: SlowProxy(sleep), 1: SlowProxy(sleep, 0.01)}, storage, study_name, top=4)

@@ -29,9 +29,9 @@ from omegaconf.errors import OmegaConfBaseException
 from arch_search.resources import conf_dir
 
 if TYPE_CHECKING:  # torch comes with these: a command that only reads a run (report, dashboard) never loads it
-    from arch_search.latency import Comparison
-    from arch_search.proxies import ProxyResult
-    from arch_search.spec import ArchSpec
+    from arch_search.measure.latency import Comparison
+    from arch_search.proxies import Proxy
+    from arch_search.design.spec import ArchSpec
 
 COMMANDS: dict[str, str] = {
     "run": "the multi-objective search over a space (e.g. `run space=squeezebert`, `run search=quick`)",
@@ -61,8 +61,9 @@ def _spec(cfg: DictConfig) -> ArchSpec:
 
 def evaluate(cfg: DictConfig) -> Comparison:
     """Print params, GMACs, GFLOPs and latency of ``cfg.arch`` beside its dense reference."""
-    from arch_search.cost import count_cost
-    from arch_search.model import build_model
+    from arch_search.measure.cost import count_cost
+    from arch_search.nn.model import build_model
+    from arch_search.study.results import format_evaluation
 
     check_settings(cfg)
     spec = _spec(cfg)
@@ -71,12 +72,13 @@ def evaluate(cfg: DictConfig) -> Comparison:
     costs = {name: count_cost(s, seq_len=cfg.seq_len, batch=cfg.batch) for name, s in designs.items()}
     compare = _built("latency", lambda: _latency(cfg))
     proxy = None if cfg.get("proxy") is None else _built("proxy", lambda: instantiate(cfg.proxy))
-    _prepare(proxy)  # data and checkpoint before the timing, so that their errors come first
+    if proxy is not None:
+        _prepare(proxy)  # data and checkpoint before the timing, so that their errors come first
     comparison = compare({name: build_model(s) for name, s in designs.items()}, baseline=next(iter(designs)))
-    print(format_table(designs, costs, comparison))
+    print(format_evaluation(designs, costs, comparison))
     if proxy is not None:
         print()
-        print(format_proxy(proxy.evaluate(spec), cfg.task.name))
+        print(proxy.evaluate(spec).text(cfg.task.name))
     return comparison
 
 
@@ -99,12 +101,14 @@ def run(cfg: DictConfig) -> None:
 
 
 def _search(cfg: DictConfig, run_dir: Path) -> None:
-    from arch_search.confirm import Confirmation
-    from arch_search.glue import get_task
-    from arch_search.storage import shown
-    from arch_search.search import Constraints, Search, StudyMismatch
-    from arch_search.space import SearchSpace, SpaceError
-    from arch_search.tracking import WandbTracker
+    from arch_search.study.confirm import Confirmation
+    from arch_search.tasks.glue import get_task
+    from arch_search.study.storage import shown
+    from arch_search.study.fingerprint import StudyMismatch
+    from arch_search.study.search import Constraints, Search
+    from arch_search.design.space import SearchSpace, SpaceError
+    from arch_search.study.run_dir import RunDir
+    from arch_search.study.tracking import WandbTracker
 
     check_settings(cfg, search=True)
     try:
@@ -113,7 +117,7 @@ def _search(cfg: DictConfig, run_dir: Path) -> None:
         raise SystemExit(f"error: {e}") from None
     latency = _built("search.latency_mode", lambda: instantiate(cfg.search.latency_mode))
     measure = _built("latency", lambda: _latency(cfg))
-    proxy = _built("proxy", lambda: _for_space(instantiate(cfg.proxy), space))
+    proxy = _built("proxy", lambda: instantiate(cfg.proxy).for_space(space))
     _prepare(proxy, space.base)  # the task's data (and checkpoint) load now, not inside trial 0
     make_sampler = _built("search.sampler", lambda: instantiate(cfg.search.sampler, _partial_=True))
     _built("search.sampler", lambda: make_sampler(seed=cfg.seed))
@@ -124,7 +128,8 @@ def _search(cfg: DictConfig, run_dir: Path) -> None:
         tracker.config = {"run": config}
     storage = _built("storage", lambda: instantiate(cfg.storage))
     study_name = cfg.search.study_name or space.name
-    noise_proxy = _for_space(_noise_proxy(proxy, cfg), space) if cfg.search.proxy_noise else None
+    noise = _noise_proxy(proxy, cfg) if cfg.search.proxy_noise else None
+    noise_proxy = noise.for_space(space) if noise is not None else None
     confirm_proxies = _built("confirm", lambda: _confirm_proxies(cfg, proxy))
     for confirm_proxy in confirm_proxies.values():
         _prepare(confirm_proxy, space.base)
@@ -133,11 +138,11 @@ def _search(cfg: DictConfig, run_dir: Path) -> None:
             space=space, proxy=proxy, latency=latency, measure=measure, study_name=study_name, storage=storage,
             noise_proxy=noise_proxy, sampler=make_sampler, seed=cfg.seed, seq_len=cfg.seq_len, batch=cfg.batch,
             constraints=Constraints(**cfg.search.constraints), tracker=tracker,
-            weights_dir=run_dir / "weights", fingerprint=fingerprint(cfg), repeat_designs=cfg.search.repeat_designs,
+            weights_dir=RunDir(run_dir).weights, fingerprint=fingerprint(cfg), repeat_designs=cfg.search.repeat_designs,
         )
         confirmation = Confirmation(
             confirm_proxies, storage=storage, study_name=study_name, top=cfg.search.confirm_top,
-            weights_dir=run_dir / "weights", fingerprint=_confirm_fingerprint(cfg), dev_metric=get_task(cfg.task.name).metric,
+            weights_dir=RunDir(run_dir).weights, fingerprint=_confirm_fingerprint(cfg), dev_metric=get_task(cfg.task.name).metric,
         ) if confirm_proxies else None
     except StudyMismatch as e:
         raise SystemExit(f"error: {e}") from None
@@ -152,7 +157,7 @@ def _search(cfg: DictConfig, run_dir: Path) -> None:
             stage = "a confirmation"
             confirmation.run(search.records(), progress=cfg.search.progress)
     except Exception as e:  # a trial's unexpected error: one line here, the traceback in the run directory
-        log = run_dir / "errors.log"
+        log = RunDir(run_dir).errors_log
         with open(log, "a") as f:
             f.write(traceback.format_exc())
         raise SystemExit(f"error: {stage} failed: {type(e).__name__}: {e} (traceback: {log}; "
@@ -194,17 +199,10 @@ def _confirm_fingerprint(cfg: DictConfig) -> dict[str, Any]:
 
 def _latency(cfg: DictConfig) -> Any:
     """conf/latency's protocol, bound, once its backend and precision are known to go together."""
-    from arch_search.precision import check
+    from arch_search.measure.precision import check
 
     check(cfg.latency.get("precision", "fp32"), cfg.latency.get("backend", "torch"))
     return instantiate(cfg.latency)
-
-
-def _for_space(proxy: Any, space: Any) -> Any:
-    """The proxy set up for ``space`` (a supernet covers exactly the space's choices), if it
-    needs setting up."""
-    for_space = getattr(proxy, "for_space", None)
-    return proxy if for_space is None else for_space(space)
 
 
 _OPTUNA_TRIAL_LOGGER = "optuna.study._optimize"  # logs a failed trial (Ctrl-C too) with its traceback
@@ -228,20 +226,11 @@ def _built(what: str, make: Callable[[], Any]) -> Any:
         raise SystemExit(f"error: {what}: {str(cause).strip().splitlines()[0]}") from None
 
 
-def _prepare(proxy: Any, base: Any = None) -> None:
-    """Load what a proxy's first trial would load (task data; the checkpoint when pretrained)
-    and put the space's ``base`` design at proxy scale (the checkpoint's dims must be the
-    proxy scale the space was checked at), so that a missing folder, a malformed file or a
-    checkpoint the space cannot group stops the run before its study exists."""
-    setup = getattr(proxy, "setup", None)
-    if setup is None:
-        return
+def _prepare(proxy: Proxy, base: ArchSpec | None = None) -> None:
+    """``proxy.setup.prepare(base)``: a missing folder, a malformed file or a checkpoint the
+    space cannot group stops the run in one ``error:`` line, before its study exists."""
     try:
-        setup.data
-        if setup.init == "pretrained":
-            setup.dense
-        if base is not None:
-            setup.proxy_spec(base)
+        proxy.setup.prepare(base)
     except (OSError, ValueError, RuntimeError) as e:
         raise SystemExit(f"error: {str(e).strip().splitlines()[0]}") from None
 
@@ -293,9 +282,9 @@ def fingerprint(cfg: DictConfig) -> dict[str, Any]:
 
 def _gemm_key(cfg: DictConfig) -> dict[str, str]:
     """``{"gemm": "onednn"}`` when torch times the projections through oneDNN
-    (``arch_search.model``). Latencies timed before that (MKL's GEMMs, much slower on some
+    (``arch_search.nn.model``). Latencies timed before that (MKL's GEMMs, much slower on some
     CPUs) are not comparable, so a study made then is not resumed under it."""
-    from arch_search.model import onednn_linear
+    from arch_search.nn.model import onednn_linear
 
     return {"gemm": "onednn"} if cfg.latency.get("backend", "torch") == "torch" and onednn_linear else {}
 
@@ -316,65 +305,22 @@ def _remove_if_empty(run_dir: Path) -> None:
         shutil.rmtree(run_dir, ignore_errors=True)
 
 
-def _noise_proxy(proxy: Any, cfg: DictConfig):
+def _noise_proxy(proxy: Proxy, cfg: DictConfig) -> Proxy | None:
     """The run's proxy with the next seed and the same setup (it scores the references again:
     the run's noise; for the supernet, a second supernet trained with the next seed), or None
-    for a proxy that takes no seed (zero-cost)."""
+    for a proxy that takes no seed (``proxy.seed is None``: zero-cost)."""
+    if proxy.seed is None:
+        return None
     try:
-        if "seed" not in _init_args(cfg.proxy._target_):
-            return None
         return instantiate(cfg.proxy, seed=cfg.seed + 1, setup=proxy.setup)
     except (InstantiationException, TypeError, ValueError) as e:
         raise SystemExit(f"error: proxy: {str(e.__cause__ or e).splitlines()[0]}") from None
 
 
-def _init_args(target: str) -> set[str]:
-    import inspect
-
-    from hydra.utils import get_class
-
-    return set(inspect.signature(get_class(target)).parameters)
-
-
-def format_proxy(result: ProxyResult, task: str) -> str:
-    """The proxy's score (on the held-out slice of train: what a search sees) and dev metrics."""
-    d = result.details
-    how = f" ({d['init']} init, {d['steps']} steps)" if "steps" in d else ""
-    lines = [f"accuracy proxy: {d['proxy']} on {task}{how}"]
-    lines.append(f"  score (search signal, held-out slice of train): {result.metric} {result.score:.4f}")
-    if result.dev:
-        lines.append("  dev (reported numbers): " + ", ".join(f"{k} {v:.4f}" for k, v in result.dev.items()))
-    if "scores" in d:
-        lines.append("  all scores: " + ", ".join(f"{k} {v:.4g}" for k, v in d["scores"].items()))
-    return "\n".join(lines)
-
-
-def format_table(designs: dict[str, ArchSpec], costs: dict, comparison: Comparison) -> str:
-    env = next(iter(comparison.latencies.values())).env
-    head = f"{'design':<16} {'spec':<44} {'params':>8} {'GMACs':>7} {'GFLOPs':>7} {'median ms':>10} {'p10-p90 ms':>15} {'CV':>6} {'speedup':>8}"
-    rows = [head, "-" * len(head)]
-    for name, spec in designs.items():
-        c, lat = costs[name], comparison.latencies[name]
-        rows.append(
-            f"{name:<16} {spec.summary():<44} {c.params / 1e6:>7.1f}M {c.gmacs:>7.2f} {c.gflops:>7.2f} "
-            f"{lat.median_ms:>10.1f} {f'{lat.p10_ms:.1f}-{lat.p90_ms:.1f}':>15} {lat.cv:>6.3f} "
-            f"{comparison.speedup[name]:>7.2f}x"
-        )
-    n = len(next(iter(comparison.latencies.values())).samples_ms)
-    c0 = next(iter(costs.values()))
-    rows += [
-        "",
-        f"batch {c0.batch}, seq {c0.seq_len}; GMACs/GFLOPs: encoder matmuls (FLOPs = 2 x MACs); "
-        f"speedup vs the dense reference, {n} interleaved rounds",
-        f"env: {env}",
-    ]
-    return "\n".join(rows)
-
-
 def export(args: list[str]) -> None:
     """``export <run dir> trial=N format=spec|hf|onnx [out=DIR]``."""
-    from arch_search.export import export_trial
-    from arch_search.storage import RunError
+    from arch_search.app.export import export_trial
+    from arch_search.study.storage import RunError
 
     keys = dict(a.split("=", 1) for a in args[1:] if "=" in a)
     unknown = [a for a in args[1:] if "=" not in a] + sorted(set(keys) - {"trial", "format", "out"})
@@ -400,8 +346,8 @@ def _study_parser(command: str, doc: str | None, study_help: str) -> argparse.Ar
 
 def report(argv: list[str]) -> None:
     """Write report.html and a PNG per figure for a run directory or a storage URL."""
-    from arch_search.report import write_report
-    from arch_search.storage import RunError
+    from arch_search.app.report import write_report
+    from arch_search.study.storage import RunError
 
     parser = _study_parser("report", report.__doc__, "study name (default: the run's, or the storage's only study)")
     parser.add_argument("--out", help="output directory (default: the run directory)")
@@ -419,8 +365,8 @@ def report(argv: list[str]) -> None:
 
 def dashboard(argv: list[str]) -> None:
     """Serve optuna-dashboard on a run directory's study.db or a storage URL."""
-    from arch_search.dashboard import serve
-    from arch_search.storage import RunError
+    from arch_search.app.dashboard import serve
+    from arch_search.study.storage import RunError
 
     parser = _study_parser("dashboard", dashboard.__doc__, "the study whose page to print (the dashboard shows all)")
     parser.add_argument("--host", default="127.0.0.1")

@@ -7,7 +7,7 @@ import socket
 
 import optuna
 
-from arch_search.storage import RunError, locate, storage_for
+from arch_search.study.storage import RunError, locate, storage_for
 
 
 def serve(target: str, host: str = "127.0.0.1", port: int = 8080, study: str | None = None) -> None:

@@ -3,7 +3,7 @@
 During a search, the proxy model each trial trained (at proxy scale) is kept in
 ``<run dir>/weights/trial_<n>.safetensors`` while that trial is on the Pareto front
 (``save_trial_weights``; the search deletes the files of trials that leave the front).
-After the search, the confirmation (``arch_search.confirm``) keeps the model it compressed,
+After the search, the confirmation (``arch_search.study.confirm``) keeps the model it compressed,
 healed and fine-tuned for each confirmed design (``weights/confirmed_<n>.safetensors``).
 ``export`` writes the confirmed model if there is one, else the search proxy's trained weights;
 a trial without either exports its design at target scale with BERT's random init, and says
@@ -21,87 +21,26 @@ that it is untrained. Trained models carry the task's label names (``id2label``)
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import optuna
 import torch
-from safetensors.torch import load_file, save_file
 from tokenizers import Tokenizer
 
-from arch_search import results
-from arch_search.cache import atomic_path
-from arch_search.model import Encoder, build_model
-from arch_search.results import TrialRecord
-from arch_search.storage import RunError, load_study, locate
-from arch_search.spec import ArchSpec
+from arch_search.design.spec import ArchSpec
+from arch_search.nn.model import Encoder, build_model
+from arch_search.study.results import TrialRecord
+from arch_search.study.run_dir import RunDir
+from arch_search.study.storage import RunError, load_study, locate
+from arch_search.study.weights import confirmed_path, load_trial_weights, save_trial_weights, trial_labels, weights_path
 
 FORMATS = ("spec", "hf", "onnx")
 
 
 class ExportError(RunError):
     """A run, study or trial that cannot be exported; the message says which and why."""
-
-
-# ---- what a search keeps of trained proxies ----------------------------------------------------
-
-
-def weights_path(weights_dir: Path, number: int) -> Path:
-    return Path(weights_dir) / f"trial_{number}.safetensors"
-
-
-def confirmed_path(weights_dir: Path, number: int) -> Path:
-    """Where the confirmation keeps the model it scored for trial ``number``'s design (first seed)."""
-    return Path(weights_dir) / f"confirmed_{number}.safetensors"
-
-
-def save_trial_weights(path: Path, model: Encoder, tokenizer: Tokenizer | None = None,
-                       labels: Sequence[str] = ()) -> None:
-    """The trained proxy model, its spec (proxy scale), head size, tokenizer and the task's
-    label names (id order), in one file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    meta = {"spec": model.spec.to_yaml(), "num_labels": str(model.num_labels or 0)}
-    if tokenizer is not None:
-        meta["tokenizer"] = tokenizer.to_str()
-    if labels:
-        meta["labels"] = json.dumps(list(labels))
-    with atomic_path(path) as tmp:  # a reader never sees half a file
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp), metadata=meta)
-
-
-def load_trial_weights(path: Path) -> tuple[Encoder, Tokenizer | None]:
-    """The model and tokenizer ``save_trial_weights`` wrote (``trial_labels`` reads the labels)."""
-    meta = _metadata(path)
-    model = build_model(ArchSpec.from_yaml(meta["spec"]), task_head=int(meta["num_labels"]) or None)
-    model.load_state_dict(load_file(str(path)))
-    tokenizer = Tokenizer.from_str(meta["tokenizer"]) if "tokenizer" in meta else None
-    return model.eval(), tokenizer
-
-
-def trial_labels(path: Path) -> tuple[str, ...]:
-    """The label names ``save_trial_weights`` wrote (none in files written before them)."""
-    labels = _metadata(path).get("labels")
-    return tuple(json.loads(labels)) if labels else ()
-
-
-def _metadata(path: Path) -> dict[str, str]:
-    from safetensors import safe_open
-
-    with safe_open(str(path), "pt") as f:
-        return f.metadata() or {}
-
-
-def keep_front_weights(weights_dir: Path, trials: list[optuna.trial.FrozenTrial]) -> None:
-    """Delete the weights of finished trials that are not on the Pareto front (``results.front``;
-    a running trial's file, possibly another worker's, is kept)."""
-    recs = results.records(trials)
-    front = {r.number for r in results.front(recs)}
-    for r in recs:
-        path = weights_path(weights_dir, r.number)
-        if r.state != "RUNNING" and r.number not in front and path.exists():
-            path.unlink(missing_ok=True)
 
 
 # ---- export ------------------------------------------------------------------------------------
@@ -150,7 +89,7 @@ def trial_model(run_dir: Path, trial: TrialRecord) -> TrialModel:
     else the design at target scale, untrained."""
     spec = ArchSpec.from_yaml(trial.spec)
     source = trial.number if trial.duplicate_of is None else trial.duplicate_of
-    weights = Path(run_dir) / "weights"
+    weights = RunDir(run_dir).weights
     for path, what in ((confirmed_path(weights, source), "confirmed model"), (weights_path(weights, source), "trained proxy model")):
         if path.is_file():
             model, tokenizer = load_trial_weights(path)
@@ -192,7 +131,7 @@ def export_hf(model: Encoder, out: Path, labels: Sequence[str] = ()) -> str:
     """``model`` as a HF checkpoint folder if HF can express it (with ``labels`` as its
     ``id2label``, so ``transformers.pipeline`` prints them), else safetensors + spec YAML.
     Returns what was written and why."""
-    from arch_search.hf import to_hf
+    from arch_search.nn.hf import to_hf
 
     try:
         hf = to_hf(model)
@@ -200,7 +139,7 @@ def export_hf(model: Encoder, out: Path, labels: Sequence[str] = ()) -> str:
         save_trial_weights(out / "model.safetensors", model, labels=labels)
         (out / "model_spec.yaml").write_text(model.spec.to_yaml())
         return (f"not a HF checkpoint: {e}; wrote model.safetensors + model_spec.yaml "
-                "(arch_search.export.load_exported reloads them)")
+                "(arch_search.app.export.load_exported reloads them)")
     if labels and len(labels) == model.num_labels:
         hf.config.id2label = dict(enumerate(labels))
         hf.config.label2id = {name: i for i, name in enumerate(labels)}
@@ -218,7 +157,7 @@ def load_exported(folder: Path) -> Encoder:
 def export_onnx_checked(model: Encoder, path: Path, atol: float = 1e-4) -> str:
     """ONNX with dynamic batch/sequence axes; checks onnxruntime against ours on a padded
     (3, 37) batch, a shape other than the export one."""
-    from arch_search.onnx_export import export_onnx, ort_max_abs_diff, ort_session
+    from arch_search.nn.onnx_export import export_onnx, ort_max_abs_diff, ort_session
 
     export_onnx(model, path)
     ids = torch.randint(0, model.spec.vocab, (3, 37), generator=torch.Generator().manual_seed(0))

@@ -27,14 +27,21 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from arch_search import ArchSpec, build_model, count_cost
-from arch_search.cost import Cost
-from arch_search.latency import Comparison
-from arch_search.training import ProxyDiverged
+from arch_search.measure.cost import Cost
+from arch_search.measure.latency import Comparison
+from arch_search.tasks.training import ProxyDiverged
 from arch_search.resources import conf_dir
-from arch_search.results import csv_text, md_table
-from arch_search.spec import PROJECTIONS, SHORT_NAMES as SHORT  # the lessons' names for them
+from arch_search.study.results import csv_text, md_table
+from arch_search.design.spec import PROJECTIONS, SHORT_NAMES as SHORT  # the lessons' names for them
 
-REPO = Path(__file__).resolve().parents[1]
+def _repo() -> Path:
+    """The checkout the experiments run in: this package's (an editable install), else the
+    working directory."""
+    here = Path(__file__).resolve().parents[2]
+    return here if (here / "experiments").is_dir() else Path.cwd()
+
+
+REPO = _repo()
 SHARED = Path(os.environ.get("ARCH_SEARCH_SHARED", REPO.parent / "shared"))
 SEEDS = (0, 1, 2)
 # --quick: a smoke run of the whole script in seconds (nothing is written)
@@ -204,18 +211,59 @@ def evaluate(designs: Mapping[str, ArchSpec], args: argparse.Namespace) -> tuple
     return cmp, scores, rows(designs, scores, cmp, cost)
 
 
+# ---- running a command ---------------------------------------------------------------------------
+
+
+def run_logged(cmd: Sequence[str], run_dir: Path, env: Mapping[str, str]) -> float:
+    """``cmd`` from the repository root, its output in ``run_dir/log.txt`` (tqdm's redraws
+    removed), timed; returns seconds. A failed command stops the script in one ``error:`` line."""
+    import subprocess
+    import time
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    with open(run_dir / "log.txt", "w") as log:
+        done = subprocess.run(list(cmd), cwd=REPO, env=dict(env), stdout=log, stderr=subprocess.STDOUT)
+    seconds = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise SystemExit(f"error: {' '.join(cmd)} failed ({done.returncode}); see {run_dir / 'log.txt'}")
+    strip_progress(run_dir / "log.txt")
+    return seconds
+
+
+def strip_progress(log: Path) -> None:
+    """The log without tqdm's carriage-return redraws (keeps each bar's last state)."""
+    lines = [line.rsplit("\r", 1)[-1] for line in log.read_text().split("\n")]
+    log.write_text("\n".join(line for line in lines if line.strip()) + "\n")
+
+
 # ---- writing -------------------------------------------------------------------------------------
 
 
+def write_results(here: Path, summary: Mapping, report: Sequence[str], quick: bool = False) -> bool:
+    """``summary.json`` and ``results.md`` beside the experiment; a smoke run (``quick``)
+    prints them instead and writes nothing. True when written."""
+    if quick:
+        print(json.dumps(summary, indent=1))
+        print("\n".join(report))
+        return False
+    (here / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    (here / "results.md").write_text("\n".join(report) + "\n")
+    return True
+
+
+
 def command() -> str:
-    """The command line that is running, from the repository root."""
-    return " ".join(["python", str(Path(sys.argv[0]).resolve().relative_to(REPO)), *sys.argv[1:]])
+    """The command line that computes the results, from the repository root: the one running,
+    without ``--render`` (which only writes the report of rows already computed)."""
+    args = [a for a in sys.argv[1:] if a != "--render"]
+    return " ".join(["python", str(Path(sys.argv[0]).resolve().relative_to(REPO)), *args])
 
 
 def machine_of(summary: Path, scored: int) -> str:
     """The machine that computed a results file's rows: this one, or, when rows were kept from
     an earlier invocation (``summary`` names its machine) and ``scored`` were added here, both."""
-    from arch_search.latency import Env
+    from arch_search.measure.latency import Env
 
     here = str(Env.current(2))
     before = json.loads(summary.read_text()).get("machine") if summary.is_file() else None

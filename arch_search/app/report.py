@@ -8,7 +8,7 @@ latency over the run (drift); for a run directory with a confirmation (confirmed
 confirmed front (each seed's score and their mean against latency) and the search's score
 against the confirmed one; then the front as a table with speedup vs dense, and the confirmed
 designs as a second table.
-The front, hypervolume, rows and rank correlation come from ``arch_search.results`` (this
+The front, hypervolume, rows and rank correlation come from ``arch_search.study.results`` (this
 module only draws them and writes the page). Importances: PED-ANOVA,
 Watanabe et al., 2023 (Optuna's ``PedAnovaImportanceEvaluator``). PNGs: plotly through kaleido,
 which drives a Chrome/Chromium already installed (e.g. Debian's ``chromium``); none is downloaded,
@@ -31,10 +31,11 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
-from arch_search import results
-from arch_search.results import TrialRecord, dense_reference, proxy_noise, spearman, trial_rows
-from arch_search.storage import RunError, load_study, locate, shown
-from arch_search.spec import PROJECTIONS, SHORT_NAMES, ArchSpec, Reference, shuffles
+from arch_search.study import results
+from arch_search.study.results import TrialRecord, dense_reference, proxy_noise, spearman, trial_rows
+from arch_search.study.run_dir import RunDir
+from arch_search.study.storage import RunError, load_study, locate, shown
+from arch_search.design.spec import PROJECTIONS, SHORT_NAMES, ArchSpec, Reference, shuffles
 
 REFERENCE_LABELS = {Reference.DENSE: "dense (BERT-base)", Reference.SQUEEZEBERT: "SqueezeBERT"}
 FIGURES = ("pareto_front", "hypervolume", "grouping_heatmap", "flops_vs_latency", "params_vs_accuracy", "importances",
@@ -249,7 +250,7 @@ def fig_reference_latency(d: StudyData) -> go.Figure | None:
 
 def confirmed_of(run_dir: Path | None) -> list[dict]:
     """The run directory's confirmed.csv (``Search.write``), by latency; [] without one."""
-    path = run_dir / "confirmed.csv" if run_dir else None
+    path = RunDir(run_dir).confirmed_csv if run_dir else None
     if not path or not path.is_file():
         return []
     with open(path, newline="") as f:
@@ -313,7 +314,7 @@ def front_rows(d: StudyData, front: list[int], run_dir: Path | None) -> list[dic
     """search.trial_rows of the front; the re-measured latency and speedup from the run
     directory's pareto.csv where it has them (matched by trial number)."""
     rows = trial_rows([d.trials[i] for i in front], dense_reference(d.trials), noise=proxy_noise(d.trials))
-    csv_path = run_dir / "pareto.csv" if run_dir else None
+    csv_path = RunDir(run_dir).pareto_csv if run_dir else None
     if csv_path and csv_path.is_file():
         with open(csv_path, newline="") as f:
             again = {int(r["trial"]): r for r in csv.DictReader(f) if r.get("remeasured_ms")}

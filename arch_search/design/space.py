@@ -21,7 +21,7 @@ from typing import Any
 import yaml
 
 from arch_search.resources import spaces_dir
-from arch_search.spec import PROJECTIONS, ArchSpec, Reference, channels
+from arch_search.design.spec import PROJECTIONS, ArchSpec, Reference, channels
 
 _KEYS = {"description", "base", "per_layer", "groups", "shuffle", "dims"}
 _DIM_KEYS = ("hidden", "heads", "intermediate", "layers")

@@ -15,8 +15,8 @@ from math import prod
 import torch
 from fvcore.nn import FlopCountAnalysis
 
-from arch_search.model import build_model, param_count
-from arch_search.spec import PROJECTIONS, ArchSpec
+from arch_search.nn.model import build_model, param_count
+from arch_search.design.spec import PROJECTIONS, ArchSpec
 
 # Ops that carry the model's multiply-adds; each gets a handle below.
 MATMUL_OPS = (

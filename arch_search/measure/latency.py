@@ -5,15 +5,15 @@ previous value is restored), ``model.eval()``, ``torch.inference_mode()``, fixed
 token ids of shape (batch, seq_len) and no attention mask, ``warmup`` untimed forward passes,
 then ``rounds`` timed ones with ``time.perf_counter``. Reported: median, p10, p90 (ms) and
 the coefficient of variation (std / mean), with the environment fingerprint. The timing loop
-itself is ``time_calls``, which the latency lookup table (``arch_search.lut``) times with too.
+itself is ``time_calls``, which the latency lookup table (``arch_search.measure.lut``) times with too.
 
 Backends: ``torch`` runs ``model(input_ids=ids)``. ``onnxruntime`` first exports each model
-to ONNX (``arch_search.onnx_export``: opset 17, input ``input_ids`` only, in a temporary
+to ONNX (``arch_search.nn.onnx_export``: opset 17, input ``input_ids`` only, in a temporary
 directory) and opens an onnxruntime CPU session with ``threads`` intra-op threads (sequential,
 all graph optimisations); a forward pass is then ``session.run`` on the same ids as a numpy
 array, under the same warm-up, rounds and interleaving. Export time is not timed.
 
-Precision (``arch_search.precision``): ``fp32`` (default); ``bf16`` times a bfloat16 copy in
+Precision (``arch_search.measure.precision``): ``fp32`` (default); ``bf16`` times a bfloat16 copy in
 torch; ``int8`` times the ONNX graph after onnxruntime's dynamic int8 quantisation. The
 quantisation is not timed either; the environment records the precision.
 
@@ -35,7 +35,7 @@ from pathlib import Path
 
 import torch
 
-from arch_search.runtime import num_threads
+from arch_search.measure.runtime import num_threads
 
 
 @dataclass(frozen=True)
@@ -163,9 +163,9 @@ def _runners(
     onnx_dir: str | Path | None, precision: str = "fp32", cache: RunnerCache | None = None,
 ) -> dict[str, Callable[[], object]]:
     """One forward pass of each model, as a call with no arguments (backends and precisions
-    above; ``arch_search.precision``). A model found in ``cache`` (the same object, the same
+    above; ``arch_search.measure.precision``). A model found in ``cache`` (the same object, the same
     settings) reuses its call: no new bf16 copy, ONNX export or quantisation."""
-    from arch_search.precision import bf16_copy, quantize_int8
+    from arch_search.measure.precision import bf16_copy, quantize_int8
 
     settings = (seq_len, batch, seed, threads, backend, precision)
     runners: dict[str, Callable[[], object]] = {}
@@ -179,7 +179,7 @@ def _runners(
             run = bf16_copy(m) if precision == "bf16" else m.eval()
             runners[name] = partial(run, input_ids=_ids(m, seq_len, batch, seed))
     elif todo:
-        from arch_search.onnx_export import export_onnx, ort_session
+        from arch_search.nn.onnx_export import export_onnx, ort_session
 
         with tempfile.TemporaryDirectory(prefix="arch_search-onnx-") as tmp:  # a session keeps its own copy
             for i, name, m in todo:
@@ -309,7 +309,7 @@ def compare_latency(
     _check_every(every, models)
     if backend not in BACKENDS:
         raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    from arch_search.precision import check
+    from arch_search.measure.precision import check
 
     check(precision, backend)
     runners = _runners(models, seq_len, batch, seed, threads, backend, onnx_dir, precision, cache)

@@ -1,7 +1,7 @@
 """How a search prices a design's latency (``conf/search/latency_mode``): ``MeasuredLatency``
 times each design on the machine, interleaved with the dense reference in one measurement
 (the protocol of ``conf/latency``); ``LUTLatency`` predicts it from the machine's per-operator
-look-up table (``arch_search.lut``), built once for the space. Either way the search re-measures
+look-up table (``arch_search.measure.lut``), built once for the space. Either way the search re-measures
 its front at the end (``Search.finish``).
 
 Both follow ``LatencyModel``: ``prepare(space, seed)`` once before the trials, then
@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from arch_search.latency import Comparison, Latency, RunnerCache
-from arch_search.model import build_model
-from arch_search.spec import ArchSpec, Reference
+from arch_search.measure.latency import Comparison, Latency, RunnerCache
+from arch_search.nn.model import build_model
+from arch_search.design.spec import ArchSpec, Reference
 
 Measure = Callable[..., Comparison]  # compare_latency with the protocol bound (conf/latency)
 
@@ -49,7 +49,7 @@ class MeasuredLatency:
 
     source = "measured"
 
-    def __init__(self, measure: Measure, reference_every: int = 1):
+    def __init__(self, measure: Measure, reference_every: int = 3):
         if isinstance(reference_every, bool) or not isinstance(reference_every, int) or reference_every < 1:
             raise ValueError(f"search.latency_mode.reference_every must be an integer >= 1, got {reference_every!r}")
         self.measure, self.reference_every = measure, reference_every
@@ -94,7 +94,7 @@ class LUTLatency:
         self.lut = None
 
     def prepare(self, space: Any, seed: int) -> None:
-        from arch_search.lut import lut_for
+        from arch_search.measure.lut import lut_for
 
         self.lut = lut_for(space.covering_specs(), space.random_specs(self.heldout, seed), self.cache_dir,
                            self.seq_len, self.batch, self.threads, self.warmup, self.rounds)

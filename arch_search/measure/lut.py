@@ -24,13 +24,13 @@ import torch
 import torch.nn.functional as F
 
 from arch_search.cache import atomic_path
-from arch_search.latency import Env, Latency, compare_latency, time_calls
-from arch_search.model import Embeddings, GroupedLinear, build_model
-from arch_search.runtime import num_threads
-from arch_search.spec import ArchSpec, shuffles
+from arch_search.measure.latency import Env, Latency, compare_latency, time_calls
+from arch_search.nn.model import Embeddings, GroupedLinear, build_model
+from arch_search.measure.runtime import num_threads
+from arch_search.design.spec import ArchSpec, shuffles
 
 CACHE_VERSION = 2  # in the table's cache key: bump it when what an entry times or means changes
-# (2: fp32 inference runs the projections through oneDNN, arch_search.model)
+# (2: fp32 inference runs the projections through oneDNN, arch_search.nn.model)
 
 
 def _projection_key(cin: int, cout: int, groups: int, shuffle: bool) -> str:

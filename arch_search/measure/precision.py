@@ -111,7 +111,7 @@ def precision_outputs(model: nn.Module, batches: Iterable[Mapping[str, Tensor]],
                     got["logits"] = out.logits.float().numpy()
                 outs.append(got)
         return outs
-    from arch_search.onnx_export import export_onnx, ort_outputs, ort_session
+    from arch_search.nn.onnx_export import export_onnx, ort_outputs, ort_session
 
     names = ("input_ids", "attention_mask")
     fp32 = export_onnx(model, Path(workdir) / "fp32.onnx", inputs=names)

@@ -19,8 +19,8 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from arch_search.model import Encoder, build_model
-from arch_search.spec import ArchSpec
+from arch_search.nn.model import Encoder, build_model
+from arch_search.design.spec import ArchSpec
 
 # Our per-layer names -> (BERT name, SqueezeBERT name), relative to the layer.
 _LAYER_KEYS = {

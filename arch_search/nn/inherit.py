@@ -13,8 +13,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from arch_search.model import Encoder, GroupedLinear, build_model
-from arch_search.spec import DIMS, ArchSpec, shuffles
+from arch_search.nn.model import Encoder, GroupedLinear, build_model
+from arch_search.design.spec import DIMS, ArchSpec, shuffles
 
 
 def output_rows(out_features: int, groups: int, shuffle: bool) -> Tensor:

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from arch_search.spec import ArchSpec, shuffles
+from arch_search.design.spec import ArchSpec, shuffles
 
 _ACT = {
     "gelu": F.gelu,

@@ -4,7 +4,7 @@ A proxy scores a design (an ArchSpec at target scale) for accuracy, cheaply. The
 ``ProxyResult.score``, computed on a seeded held-out slice of the *train* split, so that the
 dev split stays clean for the numbers we report (``ProxyResult.dev``, GLUE's metrics on dev).
 The task data and proxy-scale models are ``arch_search.proxies.setup``; training and scoring
-utilities are ``arch_search.training``.
+utilities are ``arch_search.tasks.training``.
 """
 
 from __future__ import annotations
@@ -12,14 +12,17 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tokenizers import Tokenizer
 
-from arch_search.model import Encoder
-from arch_search.proxies.setup import TaskData
-from arch_search.spec import ArchSpec
-from arch_search.training import ProxyDiverged, score
+from arch_search.nn.model import Encoder
+from arch_search.proxies.setup import ProxySetup, TaskData
+from arch_search.design.spec import ArchSpec
+from arch_search.tasks.training import ProxyDiverged, score
+
+if TYPE_CHECKING:
+    from arch_search.design.space import SearchSpace
 
 # on_progress(step, score): called at intervals during training; may raise (e.g.
 # optuna.TrialPruned) to stop early
@@ -37,9 +40,32 @@ class ProxyResult:
     tokenizer: Tokenizer | None = field(default=None, repr=False, compare=False)
     labels: tuple[str, ...] = ()  # the task's label names, in id order (an export's id2label)
 
+    def text(self, task: str) -> str:
+        """The score (on the held-out slice of train: what a search sees) and dev metrics, for the console."""
+        d = self.details
+        how = f" ({d['init']} init, {d['steps']} steps)" if "steps" in d else ""
+        lines = [f"accuracy proxy: {d['proxy']} on {task}{how}",
+                 f"  score (search signal, held-out slice of train): {self.metric} {self.score:.4f}"]
+        if self.dev:
+            lines.append("  dev (reported numbers): " + ", ".join(f"{k} {v:.4f}" for k, v in self.dev.items()))
+        if "scores" in d:
+            lines.append("  all scores: " + ", ".join(f"{k} {v:.4g}" for k, v in d["scores"].items()))
+        return "\n".join(lines)
+
 
 class Proxy(Protocol):
+    """What the search and the CLI use of a proxy. ``setup``: the task data and proxy-scale
+    models (``setup.prepare`` loads them before a study starts, so that a bad checkpoint stops
+    the run in one line). ``seed``: its own seed (init, batch order, dropout), None when it takes
+    none (zero-cost scores have no seed noise to measure). ``for_space``: itself, or a copy set
+    up over exactly a space's choices (the supernet covers what it was trained over)."""
+
+    setup: ProxySetup
+    seed: int | None
+
     def evaluate(self, spec: ArchSpec, report: OnProgress | None = None) -> ProxyResult: ...
+
+    def for_space(self, space: SearchSpace) -> Proxy: ...
 
 
 def result_of(model: Encoder, data: TaskData, eval_dev: bool, details: dict[str, Any]) -> ProxyResult:

@@ -31,10 +31,10 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from torch import Tensor
 
-from arch_search.inherit import block_mask, in_groups, out_groups, output_rows
-from arch_search.model import Encoder, GroupedLinear
-from arch_search.training import descend, optimizer
-from arch_search.spec import ArchSpec
+from arch_search.nn.inherit import block_mask, in_groups, out_groups, output_rows
+from arch_search.nn.model import Encoder, GroupedLinear
+from arch_search.tasks.training import descend, optimizer
+from arch_search.design.spec import ArchSpec
 
 Batch = dict[str, Tensor]  # input_ids, attention_mask, token_type_ids (B, T)
 

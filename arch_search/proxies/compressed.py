@@ -1,7 +1,7 @@
 """Compressed proxy: each design is carved out of the dense model fine-tuned on the task (the
 teacher), healed, fine-tuned with the teacher's logits, and scored on held-out train rows.
 
-Per design (``arch_search.compress``): permute the teacher's channels for the design's blocks,
+Per design (``arch_search.proxies.compress``): permute the teacher's channels for the design's blocks,
 take the block-diagonal slices, refit them by least squares on calibration text, distil the
 hidden states from the permuted teacher on the task's train text, then fine-tune on the task
 with logit distillation (TinyBERT's task-specific stage, Jiao et al., 2020). The teacher is
@@ -26,18 +26,18 @@ import time
 
 import torch
 
-from arch_search.compress import distill, permuted, refit
-from arch_search.inherit import inherit_from_dense
-from arch_search.model import Encoder
+from arch_search.proxies.compress import distill, permuted, refit
+from arch_search.nn.inherit import inherit_from_dense
+from arch_search.nn.model import Encoder
 from arch_search.proxies.base import OnProgress, ProxyResult, result_of
 from arch_search.proxies.setup import ProxySetup
 from arch_search.proxies.supernet import SupernetProxy
-from arch_search.training import gold_log_likelihood
+from arch_search.tasks.training import gold_log_likelihood
 from arch_search.proxies.finetune import FinetuneProxy
 from arch_search.proxies.teacher import TaskTeacher
-from arch_search.runtime import num_threads
-from arch_search.spec import ArchSpec
-from arch_search.tokenizer import Encoded, bucketed_batches, eval_batches
+from arch_search.measure.runtime import num_threads
+from arch_search.design.spec import ArchSpec
+from arch_search.tasks.tokenizer import Encoded, bucketed_batches, eval_batches
 
 class CompressedProxy:
     """Score = mean log-likelihood of the gold label (``score="log_likelihood"``) or the task's
@@ -128,6 +128,10 @@ class CompressedProxy:
             distill(student, base, batches, self.distill_steps, lr=self.distill_lr)
         seconds["distill"] = time.perf_counter() - t0
         return student, base, seconds
+
+    def for_space(self, space) -> CompressedProxy:
+        """Itself, for any space: it compresses each design on its own."""
+        return self
 
     def evaluate(self, spec: ArchSpec, report: OnProgress | None = None) -> ProxyResult:
         with num_threads(self.threads):

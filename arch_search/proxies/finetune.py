@@ -11,13 +11,13 @@ import time
 import torch
 from tqdm.auto import tqdm
 
-from arch_search.model import Encoder
+from arch_search.nn.model import Encoder
 from arch_search.proxies.base import OnProgress, ProxyResult, result_of
 from arch_search.proxies.setup import ProxySetup
-from arch_search.runtime import num_threads
-from arch_search.spec import ArchSpec
-from arch_search.tokenizer import bucketed_batches
-from arch_search.training import descend, kd_loss, optimizer, score, task_loss
+from arch_search.measure.runtime import num_threads
+from arch_search.design.spec import ArchSpec
+from arch_search.tasks.tokenizer import bucketed_batches
+from arch_search.tasks.training import descend, kd_loss, optimizer, score, task_loss
 
 
 class FinetuneProxy:
@@ -48,6 +48,10 @@ class FinetuneProxy:
         self.steps, self.batch_size, self.lr, self.warmup = steps, batch_size, lr, warmup
         self.weight_decay, self.eval_every, self.eval_dev = weight_decay, eval_every, eval_dev
         self.threads, self.progress = threads, progress
+
+    def for_space(self, space) -> FinetuneProxy:
+        """Itself, for any space: it trains each design on its own."""
+        return self
 
     def evaluate(self, spec: ArchSpec, report: OnProgress | None = None) -> ProxyResult:
         with num_threads(self.threads):

@@ -10,12 +10,14 @@ from pathlib import Path
 import torch
 from tokenizers import Tokenizer
 
-from arch_search.glue import GlueTask, get_task, load_glue
-from arch_search.hf import from_hf, hub_errors
-from arch_search.inherit import inherit_from_dense
-from arch_search.model import Encoder, build_model
-from arch_search.spec import DIMS, ArchSpec
-from arch_search.tokenizer import Encoded, encode, load_tokenizer, train_tokenizer
+from arch_search.tasks.glue import GlueTask, get_task, load_glue
+from arch_search.nn.hf import from_hf, hub_errors
+from arch_search.nn.inherit import inherit_from_dense
+from arch_search.nn.model import Encoder, build_model
+from arch_search.design.spec import DIMS, ArchSpec
+from arch_search.tasks.tokenizer import Encoded, encode, load_tokenizer, train_tokenizer
+
+CACHE_DIR = ".cache/arch_search"  # conf/config.yaml's cache_dir (tests/test_defaults.py holds them equal)
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,7 @@ class TaskData:
         seed: int,
         data_dir: str | Path | None = None,
         vocab_size: int = 8192,
-        cache_dir: str | Path = ".cache",
+        cache_dir: str | Path = CACHE_DIR,
         heldout_disjoint: bool = True,
     ) -> TaskData:
         """``tokenizer``: a checkpoint folder whose vocabulary to use, or None to train a
@@ -63,7 +65,7 @@ class TaskData:
         return cls(glue_task, tok, enc(rest), enc(held), enc(dev))
 
 
-MINILM_DIMS = {"hidden": 384, "layers": 6, "heads": 12, "intermediate": 1536}
+MINILM_DIMS = {d: getattr(ArchSpec.preset("minilm_l6"), d) for d in ("hidden", "layers", "heads", "intermediate")}
 
 
 class ProxySetup:
@@ -71,7 +73,7 @@ class ProxySetup:
 
     The design keeps its grouping pattern at the proxy dims (default the MiniLM-L6 dims, so
     it can start from a pretrained dense checkpoint such as all-MiniLM-L6-v2).
-    ``init="pretrained"`` inherits the dense weights block-diagonally (``arch_search.inherit``;
+    ``init="pretrained"`` inherits the dense weights block-diagonally (``arch_search.nn.inherit``;
     lossy for G > 1) and uses the checkpoint's vocabulary; ``init="scratch"`` starts from
     BERT's random init with a WordPiece vocabulary trained on the task's train split.
     Data and the dense model are loaded once, on first use.
@@ -90,7 +92,7 @@ class ProxySetup:
         seed: int = 0,
         data_dir: str | None = None,
         vocab_size: int = 8192,
-        cache_dir: str = ".cache/arch_search",
+        cache_dir: str = CACHE_DIR,
         heldout_disjoint: bool = True,
     ):
         if init not in ("pretrained", "scratch"):
@@ -131,6 +133,17 @@ class ProxySetup:
                                  f"proxy_setup.scale to the checkpoint's dims (the space's group counts must divide them)")
             return spec.with_scale(**dims).replace(act=d.act, layer_norm_eps=d.layer_norm_eps)
         return spec.with_scale(**self.scale, vocab=self.data.tokenizer.get_vocab_size())
+
+    def prepare(self, base: ArchSpec | None = None) -> None:
+        """Load what a proxy's first trial would (the task's data; the checkpoint when
+        pretrained) and put ``base`` at proxy scale, so that a missing folder, a malformed file
+        or a checkpoint the space cannot group raises now (OSError, ValueError, RuntimeError),
+        before a study exists."""
+        self.data
+        if self.init == "pretrained":
+            self.dense
+        if base is not None:
+            self.proxy_spec(base)
 
     def build(self, spec: ArchSpec, seed: int | None = None) -> Encoder:
         """The untrained proxy model of ``spec``, with a head for the task, its random init

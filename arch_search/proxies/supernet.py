@@ -56,17 +56,17 @@ from torch.func import functional_call
 from tqdm.auto import tqdm
 
 from arch_search.cache import atomic_path, exclusive
-from arch_search.compress import hidden_loss, nested_permuted
-from arch_search.inherit import block_mask, inherit_from_dense
-from arch_search.metrics import glue_metric
-from arch_search.model import Encoder, EncoderOutput
+from arch_search.proxies.compress import hidden_loss, nested_permuted
+from arch_search.nn.inherit import block_mask, inherit_from_dense
+from arch_search.tasks.metrics import glue_metric
+from arch_search.nn.model import Encoder, EncoderOutput
 from arch_search.proxies.base import OnProgress, ProxyDiverged, ProxyResult
 from arch_search.proxies.setup import ProxySetup
 from arch_search.proxies.teacher import TaskTeacher
-from arch_search.runtime import num_threads
-from arch_search.spec import PROJECTIONS, ArchSpec
-from arch_search.tokenizer import bucketed_batches
-from arch_search.training import (calibrated_log_likelihood, kd_loss, kl_to, log_likelihood, logits_of, optimizer,
+from arch_search.measure.runtime import num_threads
+from arch_search.design.spec import PROJECTIONS, ArchSpec
+from arch_search.tasks.tokenizer import bucketed_batches
+from arch_search.tasks.training import (calibrated_log_likelihood, kd_loss, kl_to, log_likelihood, logits_of, optimizer,
                                   predictions, task_loss)
 
 CACHE_VERSION = 2  # in the supernet's cache key: bump it when training or the saved weights change meaning

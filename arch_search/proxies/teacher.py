@@ -16,10 +16,10 @@ from pathlib import Path
 from safetensors.torch import load_file, save_file
 
 from arch_search.cache import atomic_path, exclusive
-from arch_search.model import Encoder
+from arch_search.nn.model import Encoder
 from arch_search.proxies.finetune import FinetuneProxy
 from arch_search.proxies.setup import ProxySetup
-from arch_search.runtime import num_threads
+from arch_search.measure.runtime import num_threads
 
 CACHE_VERSION = 1  # bump when a cached teacher's meaning changes
 

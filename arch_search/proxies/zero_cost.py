@@ -16,19 +16,21 @@ import time
 
 import torch
 
-from arch_search.glue import GlueTask
-from arch_search.model import Encoder
+from arch_search.tasks.glue import GlueTask
+from arch_search.nn.model import Encoder
 from arch_search.proxies.base import OnProgress, ProxyResult
 from arch_search.proxies.setup import ProxySetup
-from arch_search.training import task_loss
-from arch_search.runtime import num_threads
-from arch_search.spec import ArchSpec
-from arch_search.tokenizer import pad_batch
+from arch_search.tasks.training import task_loss
+from arch_search.measure.runtime import num_threads
+from arch_search.design.spec import ArchSpec
+from arch_search.tasks.tokenizer import pad_batch
 
 SCORES = ("grad_norm", "snip", "synflow", "params")
 
 
 class ZeroCostProxy:
+    seed = None  # a zero-cost score takes no seed: no seed noise to measure
+
     def __init__(self, setup: ProxySetup, score: str = "snip", batch_size: int = 64, threads: int = 2):
         if score not in SCORES:
             raise ValueError(f"score must be one of {SCORES}, got {score!r}")
@@ -39,6 +41,10 @@ class ZeroCostProxy:
         data = self.setup.data
         rows = list(range(min(self.batch_size, len(data.train))))
         return pad_batch(data.train, rows, regression=data.task.is_regression)
+
+    def for_space(self, space) -> ZeroCostProxy:
+        """Itself, for any space: it scores each design on its own."""
+        return self
 
     def evaluate(self, spec: ArchSpec, report: OnProgress | None = None) -> ProxyResult:
         t0 = time.perf_counter()

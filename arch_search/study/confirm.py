@@ -37,12 +37,12 @@ from optuna.storages._heartbeat import get_heartbeat_thread  # Optuna's own, as 
 from optuna.trial import TrialState
 from tqdm import tqdm
 
-from arch_search.export import confirmed_path, save_trial_weights
+from arch_search.study.weights import confirmed_path, save_trial_weights
 from arch_search.proxies.base import Proxy, ProxyDiverged
-from arch_search.results import Confirmed, Noise, TrialRecord, front, pooled_noise
-from arch_search.search import StudyMismatch, fingerprint_differences
-from arch_search.spec import ArchSpec
-from arch_search.storage import fail_dead_trials, worker_attrs
+from arch_search.study.results import Confirmed, Noise, TrialRecord, front, pooled_noise
+from arch_search.study.fingerprint import StudyMismatch, fingerprint_differences
+from arch_search.design.spec import ArchSpec
+from arch_search.study.recovery import fail_dead_trials, worker_attrs
 
 MIN_DESIGNS = 6  # designs confirmed at least: with two seeds, the noise's degrees of freedom
 SUFFIX = ":confirm"  # the companion study's name: <search study><SUFFIX>

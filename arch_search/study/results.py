@@ -13,18 +13,25 @@ Hypervolume: Zitzler & Thiele, 1998 (2-D, computed incrementally). Rank correlat
 from __future__ import annotations
 
 import bisect
+import json
 import csv
 import io
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, Any
 from pathlib import Path
 
 import numpy as np
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 from scipy import stats
 
-from arch_search.spec import Reference
+from arch_search.design.spec import ArchSpec, Reference
+from arch_search.study.run_dir import RunDir
+
+if TYPE_CHECKING:  # they bring torch; results reads their fields only
+    from arch_search.measure.cost import Cost
+    from arch_search.measure.latency import Comparison
 
 # ---- rank correlations --------------------------------------------------------------------------
 
@@ -301,7 +308,7 @@ def proxy_noise(recs: Sequence[TrialRecord]) -> Noise | None:
                         "the references scored with a second proxy seed")
 
 
-# ---- the confirmation (arch_search.confirm) ---------------------------------------------------------
+# ---- the confirmation (arch_search.study.confirm) ---------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -457,3 +464,58 @@ def format_pareto(rows: Sequence[Mapping]) -> str:
             f"{ms:>8.1f} {speedup!s:>6}x {r['gflops']:>7.2f} {r['params_m']:>6.1f}M"
         )
     return "\n".join(lines)
+
+
+def write_run(files: RunDir, recs: Sequence[TrialRecord], header: Mapping[str, Any], remeasured: Mapping[int, float] | None,
+              confirmed: Sequence[Confirmed] | None, confirm_noise: Noise | None,
+              dev_metric: str | None) -> tuple[list[dict], Noise | None, list[dict]]:
+    """A finished run's files: trials.csv, pareto.csv (re-measured latency where given; the
+    confirmed scores beside the search's), confirmed.csv (with a confirmation) and study.json
+    (``header``, then the front, states, noise and confirmed rows). The run's noise is the
+    confirmation's (paired seeds on every confirmed design) when there is one, else the search
+    proxy's (the references scored twice). Returns (front rows, search proxy noise, confirmed rows)."""
+    files.path.mkdir(parents=True, exist_ok=True)
+    dense, noise = dense_reference(recs), proxy_noise(recs)
+    rows = trial_rows(front(recs), dense, remeasured, noise)
+    confirmed_ = []
+    if confirmed is not None:
+        confirmed_ = confirmed_rows(confirmed, recs, confirm_noise, remeasured, dev_metric)
+        rows = with_confirmed(rows, confirmed_)
+        write_csv(files.confirmed_csv, confirmed_)
+    done = [r for r in recs if r.finished]
+    write_csv(files.trials_csv, trial_rows(done, dense))  # within_noise: a front's column
+    write_csv(files.pareto_csv, rows)
+    summary = {
+        **header,
+        "states": {s.name: sum(r.state == s.name for r in recs) for s in TrialState},
+        "pareto": rows,
+        "proxy_noise": vars(noise) if noise else None,  # the search proxy's (references scored twice)
+        "noise": vars(confirm_noise or noise) if confirm_noise or noise else None,  # the run's
+        "confirmed": confirmed_,
+        "references": {r.reference: r.number for r in recs if r.reference},
+    }
+    files.study_json.write_text(json.dumps(summary, indent=2))
+    return rows, noise, confirmed_
+
+
+def format_evaluation(designs: Mapping[str, ArchSpec], costs: Mapping[str, Cost], comparison: Comparison) -> str:
+    """The ``evaluate`` command's table: each design's costs and measured latency, and its speedup."""
+    env = next(iter(comparison.latencies.values())).env
+    head = f"{'design':<16} {'spec':<44} {'params':>8} {'GMACs':>7} {'GFLOPs':>7} {'median ms':>10} {'p10-p90 ms':>15} {'CV':>6} {'speedup':>8}"
+    rows = [head, "-" * len(head)]
+    for name, spec in designs.items():
+        c, lat = costs[name], comparison.latencies[name]
+        rows.append(
+            f"{name:<16} {spec.summary():<44} {c.params / 1e6:>7.1f}M {c.gmacs:>7.2f} {c.gflops:>7.2f} "
+            f"{lat.median_ms:>10.1f} {f'{lat.p10_ms:.1f}-{lat.p90_ms:.1f}':>15} {lat.cv:>6.3f} "
+            f"{comparison.speedup[name]:>7.2f}x"
+        )
+    n = len(next(iter(comparison.latencies.values())).samples_ms)
+    c0 = next(iter(costs.values()))
+    rows += [
+        "",
+        f"batch {c0.batch}, seq {c0.seq_len}; GMACs/GFLOPs: encoder matmuls (FLOPs = 2 x MACs); "
+        f"speedup vs the dense reference, {n} interleaved rounds",
+        f"env: {env}",
+    ]
+    return "\n".join(rows)

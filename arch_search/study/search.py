@@ -12,18 +12,18 @@ PostgreSQL for many machines):
   so a resumed run or a second worker proposes new designs, and a run is reproducible from its
   seed and history.
 - At start, a worker fails the RUNNING trials of dead processes on its host (and any whose
-  heartbeat is stale) and queues their designs again; a reference that never finished is
-  queued again.
+  heartbeat is stale) and queues their designs again (``arch_search.study.recovery``); a
+  reference that never finished is queued again.
 - The study records a fingerprint of what makes its scores comparable (space, task, proxy and
-  budget, latency protocol); a run with other settings is refused (``StudyMismatch``).
+  budget, latency protocol); a run with other settings is refused (``arch_search.study.fingerprint``).
 - Latency drift (``search/latency_mode=measured``): each design is timed interleaved with the
   dense reference in one measurement; its latency objective is its median scaled by anchor /
   the reference's median now (the anchor: the reference's median in the study's first
   measurement).
 
-What a trial records is ``arch_search.results.TrialRecord`` (written with ``set_attrs``); the
-front, rows and tables are computed there too. ``finish`` is the after-search sequence:
-re-measure the front, write trials.csv / pareto.csv / study.json, close the tracker.
+What a trial records is ``arch_search.study.results.TrialRecord`` (written with ``set_attrs``); the
+front, rows, tables and the run's files (``results.write_run``) are made there too. ``finish``
+is the after-search sequence: re-measure the front, write the run's files, close the tracker.
 
 Optuna: Akiba et al., 2019. NSGA-II: Deb et al., 2002.
 """
@@ -45,29 +45,27 @@ from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 from tqdm import tqdm
 
-from arch_search import results
-from arch_search.cost import count_cost
-from arch_search.export import keep_front_weights, save_trial_weights, weights_path
-from arch_search.latency_model import LatencyModel, Measure, MeasuredLatency
-from arch_search.model import build_model
+from arch_search.study import results
+from arch_search.measure.cost import count_cost
+from arch_search.study.weights import keep_front_weights, save_trial_weights, weights_path
+from arch_search.measure.latency_model import LatencyModel, Measure, MeasuredLatency
+from arch_search.nn.model import build_model
 from arch_search.proxies.base import Proxy, ProxyDiverged
-from arch_search.results import Confirmed, Noise, TrialRecord, set_attrs
-from arch_search.storage import fail_dead_trials, worker_attrs
-from arch_search.space import SearchSpace
-from arch_search.spec import ArchSpec
+from arch_search.study.fingerprint import StudyMismatch, fingerprint_differences, space_fingerprint
+from arch_search.study.results import Confirmed, Noise, TrialRecord, set_attrs
+from arch_search.study.run_dir import RunDir
+from arch_search.study.recovery import fail_dead_trials, worker_attrs
+from arch_search.design.space import SearchSpace
+from arch_search.design.spec import ArchSpec
 
 if TYPE_CHECKING:
-    from arch_search.confirm import Confirmation
-    from arch_search.tracking import Tracker
+    from arch_search.study.confirm import Confirmation
+    from arch_search.study.tracking import Tracker
 
 DIRECTIONS = ("maximize", "minimize")  # proxy accuracy, latency ms
 METRIC_NAMES = ("proxy_accuracy", "latency_ms")
 SamplerFactory = Callable[[int], BaseSampler]  # seed -> sampler (conf/search/sampler, partially instantiated)
 MAX_DUPLICATES_IN_A_ROW = 50  # a worker whose sampler proposes only known designs this often stops
-
-
-class StudyMismatch(ValueError):
-    """A study resumed with settings that make its scores incomparable (the CLI prints ``error: ...``)."""
 
 
 @dataclass(frozen=True)
@@ -118,26 +116,6 @@ class TrialSeededSampler(BaseSampler):
 def trial_seed(seed: int, number: int) -> int:
     """A 32-bit seed for trial ``number`` of a run seeded ``seed``."""
     return int.from_bytes(hashlib.sha256(f"{seed}:{number}".encode()).digest()[:4], "little")
-
-
-def space_fingerprint(space: SearchSpace) -> dict[str, Any]:
-    """What a space offers (not its file name): base design, choices, per-layer or not."""
-    return {"base": space.base.hash, "per_layer": space.per_layer, "groups": {p: list(c) for p, c in space.groups.items()},
-            "shuffle": list(space.shuffle), "dims": {d: list(c) for d, c in space.dims.items()}}
-
-
-def fingerprint_differences(stored: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
-    """``key: stored -> current`` for every dotted key whose value differs."""
-
-    def flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-        out = {}
-        for k, v in d.items():
-            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, Mapping) else {f"{prefix}{k}": v})
-        return out
-
-    a, b = flat(stored), flat(current)
-    return [f"{k}: {a.get(k, '(unset)')!r} -> {b.get(k, '(unset)')!r}" for k in sorted(a.keys() | b.keys())
-            if a.get(k, "(unset)") != b.get(k, "(unset)")]
 
 
 class Search:
@@ -396,35 +374,16 @@ class Search:
         confirmations (``confirmed``), read here when not given; returns what a finished run
         shows. The run's noise is the confirmation's (paired seeds on every confirmed design)
         when there is one, else the search proxy's (the references scored twice)."""
-        run_dir.mkdir(parents=True, exist_ok=True)
         recs = self.records() if recs is None else recs
-        dense, noise = results.dense_reference(recs), results.proxy_noise(recs)
-        front = results.trial_rows(results.front(recs), dense, remeasured, noise)
-        confirmed_rows, confirm_noise = [], None
+        confirm_noise, dev_metric = None, None
         if confirmation is not None:
             confirmed = confirmation.results() if confirmed is None else confirmed
-            confirm_noise = confirmation.noise(confirmed)
-            confirmed_rows = results.confirmed_rows(confirmed, recs, confirm_noise, remeasured, confirmation.dev_metric)
-            front = results.with_confirmed(front, confirmed_rows)
-            results.write_csv(run_dir / "confirmed.csv", confirmed_rows)
-        done = [r for r in recs if r.finished]
-        results.write_csv(run_dir / "trials.csv", results.trial_rows(done, dense))  # within_noise: a front's column
-        results.write_csv(run_dir / "pareto.csv", front)
-        summary = {
-            "study_name": self.study.study_name,
-            "space": self.space.name,
-            "directions": list(DIRECTIONS),
-            "metric_names": list(METRIC_NAMES),
-            "n_trials": len(recs),
-            "evaluations": self.evaluations(),  # distinct designs evaluated (what search.n_trials counts)
-            "states": {s.name: sum(r.state == s.name for r in recs) for s in TrialState},
-            "pareto": front,
-            "proxy_noise": vars(noise) if noise else None,  # the search proxy's (references scored twice)
-            "noise": vars(confirm_noise or noise) if confirm_noise or noise else None,  # the run's
-            "confirmed": confirmed_rows,
-            "references": {r.reference: r.number for r in recs if r.reference},
-        }
-        (run_dir / "study.json").write_text(json.dumps(summary, indent=2))
+            confirm_noise, dev_metric = confirmation.noise(confirmed), confirmation.dev_metric
+        header = {"study_name": self.study.study_name, "space": self.space.name, "directions": list(DIRECTIONS),
+                  "metric_names": list(METRIC_NAMES), "n_trials": len(recs),
+                  "evaluations": self.evaluations()}  # distinct designs evaluated (what search.n_trials counts)
+        front, noise, confirmed_rows = results.write_run(RunDir(run_dir), recs, header, remeasured,
+                                                         confirmed if confirmation else None, confirm_noise, dev_metric)
         return SearchResult(front, noise, confirmed_rows, confirm_noise)
 
     def finish(self, run_dir: Path, confirmation: Confirmation | None = None) -> SearchResult:

@@ -1,4 +1,5 @@
-"""Where a study lives: its storage (``storage_for``: SQLite or PostgreSQL, with heartbeats),
+"""Where a study lives: its storage (``storage_for``: SQLite or PostgreSQL, with heartbeats
+and the retry of dead trials, ``arch_search.study.recovery``),
 and ``locate``: a run directory of ``python -m arch_search run`` (its study.db, and the study
 name in its study.json) or a storage URL. Shared by run, report, dashboard and export, so that
 each reads a run the same way and fails with the same one-line errors.
@@ -7,8 +8,6 @@ each reads a run the same way and fails with the same one-line errors.
 from __future__ import annotations
 
 import json
-import os
-import socket
 import time
 import warnings
 from dataclasses import dataclass
@@ -17,7 +16,9 @@ from pathlib import Path
 import optuna
 import sqlalchemy.exc
 from optuna.storages import RDBStorage
-from optuna.trial import FrozenTrial, TrialState
+
+from arch_search.study.recovery import Requeue
+from arch_search.study.run_dir import RunDir
 
 
 def storage_for(url: str, heartbeat_interval: int = 60, grace_period: int | None = None, max_retry: int = 3) -> RDBStorage:
@@ -47,79 +48,6 @@ def storage_for(url: str, heartbeat_interval: int = 60, grace_period: int | None
 
 
 SCHEMA_ATTEMPTS = 5  # tries to open a storage whose schema another worker may be creating
-
-
-class Requeue:
-    """Queue a failed trial's design again (same parameters), at most ``max_retry`` times per
-    design. Unlike Optuna's ``RetryHeartbeatStaleTrialCallback`` it carries over only the
-    ``reference`` and ``confirm`` user attrs (which reference, which confirmation: what the
-    trial is for): the dead trial's partial records (latency, worker, ...) are not the retry's. The retry names the trial it replaces in ``system_attrs["failed_trial"]``."""
-
-    def __init__(self, max_retry: int = 3):
-        self.max_retry = max_retry
-
-    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        history = [*trial.system_attrs.get("retry_history", []), trial.number]
-        if len(history) > self.max_retry:
-            return
-        keep = {k: v for k, v in trial.user_attrs.items() if k in ("reference", "confirm")}
-        study.add_trial(optuna.trial.create_trial(
-            state=TrialState.WAITING, params=trial.params, distributions=trial.distributions, user_attrs=keep,
-            system_attrs={"failed_trial": trial.number, "retry_history": history},
-        ))
-
-
-def worker_attrs() -> dict[str, str | None]:
-    """The user attrs that name this process (``fail_dead_trials`` reads them): host:pid and the
-    process's start time."""
-    return {"worker": f"{socket.gethostname()}:{os.getpid()}", "worker_started": process_start(os.getpid())}
-
-
-def process_start(pid: int) -> str | None:
-    """The start time of process ``pid`` (Linux: /proc/<pid>/stat field 22), None if it is gone
-    or unknown; with the pid it names a process uniquely (pids are reused)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
-def _alive(pid: int, started: str | None) -> bool:
-    if Path("/proc/self/stat").is_file():
-        return started is not None and process_start(pid) == started
-    try:  # no /proc: existence only
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass
-    return True
-
-
-def fail_dead_trials(study: optuna.Study) -> list[int]:
-    """Fail the RUNNING trials whose worker process on this host is gone (``worker_attrs``), or
-    whose heartbeat is stale (any host), and queue each again (the storage's ``Requeue``).
-    Returns the failed trials' numbers, sorted."""
-    host, failed = socket.gethostname(), []
-    storage = study._storage
-    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        worker_host, _, pid = t.user_attrs.get("worker", "").rpartition(":")
-        if worker_host != host or not pid.isdigit() or _alive(int(pid), t.user_attrs.get("worker_started")):
-            continue
-        try:
-            if storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL):
-                failed.append(t.number)
-                requeue = storage.get_heartbeat_stale_trial_callback() if hasattr(
-                    storage, "get_heartbeat_stale_trial_callback") else None
-                (requeue or Requeue())(study, storage.get_trial(t._trial_id))
-        except optuna.exceptions.UpdateFinishedTrialError:  # another worker failed it first
-            pass
-    stale_before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))}
-    with warnings.catch_warnings():  # heartbeat-stale ones (re-queued by the storage's Requeue)
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)
-    failed += [t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,)) if t.number not in stale_before]
-    return sorted(failed)
 
 
 def _postgres_driver(url: str) -> str:
@@ -163,11 +91,12 @@ def locate(target: str, study: str | None = None, require_study: bool = True) ->
         run_dir = Path(target)
         if not run_dir.is_dir():
             raise RunError(f"no such run directory: {target}")
-        if not (run_dir / "study.db").is_file():
-            raise RunError(f"{target} has no study.db (not a run directory of `python -m arch_search run`)")
-        url = f"sqlite:///{(run_dir / 'study.db').resolve()}"
-        if study is None and (run_dir / "study.json").is_file():
-            study = json.loads((run_dir / "study.json").read_text()).get("study_name")
+        files = RunDir(run_dir)
+        if not files.study_db.is_file():
+            raise RunError(f"{target} has no {files.study_db.name} (not a run directory of `python -m arch_search run`)")
+        url = f"sqlite:///{files.study_db.resolve()}"
+        if study is None and files.study_json.is_file():
+            study = json.loads(files.study_json.read_text()).get("study_name")
     try:
         names = optuna.get_all_study_names(storage=storage_for(url))
     except Exception as e:  # a URL that no driver or server answers

@@ -1,7 +1,7 @@
 """GLUE tasks: reading the official ``glue_data`` TSV files (or HF ``nyu-mll/glue``).
 
 GLUE (Wang et al., ICLR 2019, Sec. 3 and Table 1): nine English sentence and sentence-pair
-tasks, each with its metric (``GlueTask.metric``; computed in ``arch_search.metrics``). Text is
+tasks, each with its metric (``GlueTask.metric``; computed in ``arch_search.tasks.metrics``). Text is
 returned as written in the files (no stripping, no tokenisation); label ids follow HF's
 ``nyu-mll/glue`` ClassLabel order.
 """

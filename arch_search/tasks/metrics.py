@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import stats
 
-from arch_search.glue import GlueTask, get_task
+from arch_search.tasks.glue import GlueTask, get_task
 
 
 def glue_metric(task: str | GlueTask, predictions: Sequence, labels: Sequence) -> dict[str, float]:

@@ -1,6 +1,6 @@
 """Training and scoring an encoder on a GLUE task: the task loss and logit distillation, BERT's
 fine-tuning optimiser, one descent step, predictions, GLUE metrics and the gold label's
-log-likelihood. Shared by the proxies and by compression (``arch_search.compress``).
+log-likelihood. Shared by the proxies and by compression (``arch_search.proxies.compress``).
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import math
 import torch
 import torch.nn.functional as F
 
-from arch_search.glue import GlueTask
-from arch_search.metrics import glue_metric
-from arch_search.model import Encoder
-from arch_search.tokenizer import Encoded, eval_batches
+from arch_search.tasks.glue import GlueTask
+from arch_search.tasks.metrics import glue_metric
+from arch_search.nn.model import Encoder
+from arch_search.tasks.tokenizer import Encoded, eval_batches
 
 
 class ProxyDiverged(RuntimeError):

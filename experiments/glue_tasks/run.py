@@ -3,7 +3,7 @@
 SqueezeBERT (Iandola et al., 2020) reports GLUE close to BERT-base's with groups
 (4,4,4,1,4,4). Here both patterns sit at MiniLM-L6 scale (6 layers, hidden 384, 12 heads,
 FFN 1536) and start from the pretrained all-MiniLM-L6-v2 checkpoint: the dense pattern inherits
-it exactly, the SqueezeBERT pattern its block-diagonal slices (``arch_search.inherit``; no
+it exactly, the SqueezeBERT pattern its block-diagonal slices (``arch_search.nn.inherit``; no
 pretraining of the grouped design, which the paper did for 62k LAMB steps). Each (task, design)
 is fine-tuned on the whole train split with the same recipe and scored with GLUE's metrics on
 dev; the paper's GLUE numbers (test set) stand beside ours. Also: the two patterns' latency at
@@ -17,17 +17,15 @@ from __future__ import annotations
 
 import math
 import statistics
-import sys
 from pathlib import Path
 
 import plotly.graph_objects as go
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/: the shared lessons module
-import lessons  # noqa: E402
+from arch_search.app import lessons  # noqa: E402  (the experiments' shared helpers)
 
 from arch_search import ArchSpec, build_model  # noqa: E402
-from arch_search.glue import get_task  # noqa: E402
-from arch_search.latency import compare_latency  # noqa: E402
+from arch_search.tasks.glue import get_task  # noqa: E402
+from arch_search.measure.latency import compare_latency  # noqa: E402
 from arch_search.proxies import FinetuneProxy, ProxySetup  # noqa: E402
 from arch_search.proxies.setup import MINILM_DIMS  # noqa: E402
 

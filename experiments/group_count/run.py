@@ -11,18 +11,16 @@ seeds, interleaved latency, MACs/FLOPs; then torch.profiler's top ops for G=1 vs
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import torch
 from plotly.subplots import make_subplots
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/: the shared lessons module
-import lessons  # noqa: E402
+from arch_search.app import lessons  # noqa: E402  (the experiments' shared helpers)
 
 from arch_search import ArchSpec, build_model  # noqa: E402
-from arch_search.cost import MATMUL_OPS  # noqa: E402
-from arch_search.runtime import num_threads  # noqa: E402
+from arch_search.measure.cost import MATMUL_OPS  # noqa: E402
+from arch_search.measure.runtime import num_threads  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 GROUPS = (1, 2, 4, 8, 16)

@@ -27,20 +27,18 @@ import csv
 import json
 import math
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/: the shared lessons module
-import lessons  # noqa: E402
+from arch_search.app import lessons  # noqa: E402  (the experiments' shared helpers)
 
 from arch_search import ArchSpec  # noqa: E402
-from arch_search.latency import Env  # noqa: E402
+from arch_search.measure.latency import Env  # noqa: E402
 from arch_search.proxies import CompressedProxy, ProxySetup  # noqa: E402
-from arch_search.results import kendall_tau, signal_to_noise  # noqa: E402
+from arch_search.study.results import kendall_tau, signal_to_noise  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 NAMES = ("q", "k", "v", "post_attention", "ffn_in", "ffn_out")
@@ -135,12 +133,8 @@ def main() -> None:
     if not args.quick and (HERE / "summary.json").is_file():  # teachers this invocation did not need
         teacher_s = json.loads((HERE / "summary.json").read_text()).get("teacher_seconds", {}) | teacher_s
     summary, report, fig = analyse(rows, teacher_s, time.perf_counter() - t0, machine, quick=args.quick)
-    if args.quick:
-        print(json.dumps(summary, indent=1))
-        print("\n".join(report))
+    if not lessons.write_results(HERE, summary, report, args.quick):
         return
-    (HERE / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    (HERE / "results.md").write_text("\n".join(report) + "\n")
     fig.write_image(HERE / "proxy_compressed.png", width=1300, height=600)
     print(f"wrote results.md, results.csv, summary.json and proxy_compressed.png in {HERE}")
 

@@ -14,19 +14,17 @@ seeds) on the held-out sentences and on dev, and the seconds it takes per design
 from __future__ import annotations
 
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import plotly.graph_objects as go
 from hydra.utils import instantiate
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/: the shared lessons module
-import lessons  # noqa: E402
+from arch_search.app import lessons  # noqa: E402  (the experiments' shared helpers)
 
 from arch_search import ArchSpec  # noqa: E402
 from arch_search.proxies import SupernetProxy, ZeroCostProxy  # noqa: E402
-from arch_search.results import kendall_tau  # noqa: E402
+from arch_search.study.results import kendall_tau  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 LONGER = 3  # the reference fine-tunes this many times the search's steps

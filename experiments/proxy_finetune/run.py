@@ -19,9 +19,9 @@ from pathlib import Path
 import torch
 
 from arch_search import ArchSpec
-from arch_search.latency import Env
+from arch_search.measure.latency import Env
 from arch_search.proxies import FinetuneProxy, ProxySetup
-from arch_search.results import write_csv
+from arch_search.study.results import write_csv
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]

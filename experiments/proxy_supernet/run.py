@@ -46,20 +46,18 @@ import csv
 import json
 import math
 import statistics
-import sys
 from collections import Counter
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/: the shared lessons module
-import lessons  # noqa: E402
+from arch_search.app import lessons  # noqa: E402  (the experiments' shared helpers)
 
 from arch_search import ArchSpec  # noqa: E402
-from arch_search.latency import Env  # noqa: E402
+from arch_search.measure.latency import Env  # noqa: E402
 from arch_search.proxies import CompressedProxy, ProxySetup, SupernetProxy  # noqa: E402
-from arch_search.results import kendall_tau, kendall_tau_interval, signal_to_noise  # noqa: E402
-from arch_search.space import SearchSpace  # noqa: E402
-from arch_search.spec import PROJECTIONS  # noqa: E402
+from arch_search.study.results import kendall_tau, kendall_tau_interval, signal_to_noise  # noqa: E402
+from arch_search.design.space import SearchSpace  # noqa: E402
+from arch_search.design.spec import PROJECTIONS  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 BASE = ArchSpec.preset("bert_base")
@@ -210,12 +208,8 @@ def main() -> None:
                     path.write_text(lessons.csv_text(rows))
     machine = lessons.machine_of(HERE / "summary.json", scored) if not args.quick else str(Env.current(2))
     summary, report = analyse(rows, trained, machine, quick=args.quick)
-    if args.quick:
-        print(json.dumps(summary, indent=1))
-        print("\n".join(report))
+    if not lessons.write_results(HERE, summary, report, args.quick):
         return
-    (HERE / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
-    (HERE / "results.md").write_text("\n".join(report) + "\n")
     print(f"wrote results.md and summary.json{'' if args.render else ' (and results.csv, supernets.csv as it went)'} in {HERE}")
 
 

@@ -38,11 +38,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from arch_search.latency import Env
-from arch_search.results import hypervolume_2d, md_table
+from arch_search.app import lessons
+from arch_search.measure.latency import Env
+from arch_search.study.results import hypervolume_2d, md_table
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -70,14 +70,7 @@ def run_one(name: str, run_dir: Path, cache: Path, quick: bool = False) -> float
         shutil.rmtree(cache, ignore_errors=True)
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
-    cmd = command(name, run_dir, cache, quick)
-    t0 = time.perf_counter()
-    with open(run_dir / "log.txt", "w") as log:
-        done = subprocess.run(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    seconds = time.perf_counter() - t0
-    if done.returncode != 0:
-        sys.exit(f"error: {' '.join(cmd)} failed ({done.returncode}); see {run_dir / 'log.txt'}")
-    strip_progress(run_dir / "log.txt")
+    seconds = lessons.run_logged(command(name, run_dir, cache, quick), run_dir, env)
     (run_dir / "wall_seconds.txt").write_text(f"{seconds:.0f}\n")
     (run_dir / "machine.txt").write_text(f"{Env.current(threads=1)}\n")
     return seconds
@@ -95,12 +88,6 @@ def figures(run_dir: Path, keep: tuple[str, ...] = FIGURES) -> None:
         (run_dir / "figures").mkdir(exist_ok=True)
         for name in keep:
             shutil.copyfile(Path(tmp) / f"{name}.png", run_dir / "figures" / f"{name}.png")
-
-
-def strip_progress(log: Path) -> None:
-    """The log without tqdm's carriage-return redraws (keeps each bar's last state)."""
-    lines = [line.rsplit("\r", 1)[-1] for line in log.read_text().split("\n")]
-    log.write_text("\n".join(line for line in lines if line.strip()) + "\n")
 
 
 # ---- what a run shows ------------------------------------------------------------------------------

@@ -33,15 +33,14 @@ import plotly.graph_objects as go
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from arch_search.latency import Env
+from arch_search.measure.latency import Env
 from arch_search.resources import conf_dir
-from arch_search.results import hypervolume_history
-from arch_search.space import SearchSpace
+from arch_search.study.results import hypervolume_history
+from arch_search.design.space import SearchSpace
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-sys.path.insert(0, str(HERE.parent))  # experiments/: the shared lessons module
-import lessons  # noqa: E402
+from arch_search.app import lessons  # noqa: E402  (the experiments' shared helpers)
 
 SAMPLERS = ("nsga2", "random")
 QUICK = ["search.n_trials=4", "proxy.steps=2", "proxy_setup.vocab_size=2000", "proxy_setup.heldout=100",

@@ -30,12 +30,11 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 from arch_search import ArchSpec, build_model, closed_form_macs, compare_latency, count_cost, from_hf, to_hf
-from arch_search.latency import Env, time_calls
-from arch_search.onnx_export import ort_max_abs_diff, ort_session
+from arch_search.measure.latency import Env, time_calls
+from arch_search.nn.onnx_export import ort_max_abs_diff, ort_session
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent))  # experiments/: the shared lessons module
-import lessons  # noqa: E402
+from arch_search.app import lessons  # noqa: E402  (the experiments' shared helpers)
 PAPER_GFLOPS = {"BERT-base": 22.5, "SqueezeBERT": 7.42}  # Iandola et al., 2020, Table 2 (seq 128, 12 layers)
 TARGETS = {  # name: (backend, slower, faster, target ratio)
     "ours SqueezeBERT vs ours BERT-base": ("torch", "ours BERT-base", "ours SqueezeBERT", 2.8),
@@ -178,7 +177,7 @@ def _precision(models, args) -> None:
     Writes precision.md and precision.json."""
     import json
 
-    from arch_search.precision import bf16_copy
+    from arch_search.measure.precision import bf16_copy
 
     protocol = dict(seq_len=args.seq_len, threads=args.threads, warmup=args.warmup, rounds=args.rounds)
     torch_models = {**{f"{n} fp32": m for n, m in models.items()}, **{f"{n} bf16": bf16_copy(m) for n, m in models.items()}}
@@ -255,10 +254,10 @@ def _precision(models, args) -> None:
 def _static_int8_latency(models, args):
     """The four models' ONNX graphs quantised statically (``quantize_int8(..., calibration)``),
     timed interleaved with the benchmark's protocol and inputs."""
-    from arch_search.latency import Comparison, Latency
-    from arch_search.latency import _ids as protocol_ids
-    from arch_search.onnx_export import export_onnx
-    from arch_search.precision import quantize_int8
+    from arch_search.measure.latency import Comparison, Latency
+    from arch_search.measure.latency import _ids as protocol_ids
+    from arch_search.nn.onnx_export import export_onnx
+    from arch_search.measure.precision import quantize_int8
 
     calls = {}
     with tempfile.TemporaryDirectory(prefix="static-int8-") as tmp:  # a session keeps its own copy
@@ -277,9 +276,9 @@ def _precision_accuracy(args) -> dict:
     SST-2 dev at each precision: accuracy, agreement with fp32, and the paired difference."""
     import os
 
-    from arch_search.precision import output_error, precision_outputs
+    from arch_search.measure.precision import output_error, precision_outputs
     from arch_search.proxies import FinetuneProxy, ProxySetup
-    from arch_search.tokenizer import Encoded, eval_batches
+    from arch_search.tasks.tokenizer import Encoded, eval_batches
 
     checkpoint = os.environ.get("ARCH_SEARCH_CHECKPOINT", str(lessons.SHARED / "models" / "all-MiniLM-L6-v2"))
     glue = os.environ.get("GLUE_DIR", str(lessons.SHARED / "glue"))
@@ -389,11 +388,11 @@ def _profile(models, args, passes: int = 5) -> None:
 
 def _gemm_rates(args, rounds: int = 50) -> None:
     """fp32 GFLOP/s of aten's ``F.linear`` (MKL's sgemm in this build) and oneDNN's linear
-    (``arch_search.model.onednn_linear``, what fp32 inference runs) at the projections' shapes:
+    (``arch_search.nn.model.onednn_linear``, what fp32 inference runs) at the projections' shapes:
     (seq x C_in) @ (C_in x C_out), dense and one group of 4, interleaved, medians."""
     import torch.nn.functional as F
 
-    from arch_search.model import onednn_linear
+    from arch_search.nn.model import onednn_linear
 
     T = args.seq_len
     shapes = {"dense 768 -> 768": (768, 768), "dense 768 -> 3072": (768, 3072), "dense 3072 -> 768": (3072, 768),
@@ -421,7 +420,7 @@ def _ort_profile(models, args, passes: int) -> None:
     import json
     from collections import Counter
 
-    from arch_search.onnx_export import export_onnx
+    from arch_search.nn.onnx_export import export_onnx
 
     feed = {"input_ids": _ids(args.seq_len).numpy()}
     print("\n## onnxruntime (kernel time by op type, its profiler)")
@@ -500,7 +499,7 @@ def _report(args, cmp, ratios, parity, ort_parity, spec_bert, spec_sq) -> str:
         "",
         f"Machine: {ort_env}",
         "",
-        "The same four models, each exported with `arch_search.onnx_export.export_onnx` "
+        "The same four models, each exported with `arch_search.nn.onnx_export.export_onnx` "
         "(`torch.onnx.export`, opset 17, dynamic batch and sequence axes, input `input_ids` only) and run "
         f"by an onnxruntime CPU session ({args.threads} intra-op thread(s), sequential execution, all graph "
         "optimisations), with the same protocol in a second interleaved run right after the torch one. "

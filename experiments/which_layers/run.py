@@ -13,14 +13,12 @@ interleaved with the others; per projection: accuracy change vs latency saved.
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 
 from plotly.subplots import make_subplots
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # experiments/: the shared lessons module
-import lessons  # noqa: E402
-from lessons import PROJECTIONS, SHORT  # noqa: E402
+from arch_search.app import lessons  # noqa: E402  (the experiments' shared helpers)
+from arch_search.app.lessons import PROJECTIONS, SHORT  # noqa: E402
 
 from arch_search import ArchSpec  # noqa: E402
 

@@ -24,11 +24,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from arch_search.latency import Env
-from arch_search.results import dominates
+from arch_search.app import lessons
+from arch_search.measure.latency import Env
+from arch_search.study.results import dominates
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]
@@ -40,13 +40,7 @@ def run_search(run_dir: Path) -> float:
     """The command, into ``run_dir``; its output goes to run_dir/log.txt. Returns seconds."""
     env = {**os.environ, "GLUE_DIR": os.environ.get("GLUE_DIR", str(REPO.parent / "shared" / "glue"))}
     cmd = [sys.executable, "-m", "arch_search", "run", "space=squeezebert", *SCRATCH, f"hydra.run.dir={run_dir}"]
-    run_dir.mkdir(parents=True, exist_ok=True)
-    t0 = time.perf_counter()
-    with open(run_dir / "log.txt", "w") as log:
-        done = subprocess.run(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    seconds = time.perf_counter() - t0
-    if done.returncode != 0:
-        sys.exit(f"error: {' '.join(cmd)} failed ({done.returncode}); see {run_dir / 'log.txt'}")
+    seconds = lessons.run_logged(cmd, run_dir, env)  # the log without progress redraws
     (run_dir / "wall_seconds.txt").write_text(f"{seconds:.0f}\n")
     (run_dir / "machine.txt").write_text(f"{Env.current(threads=1)}\n")
     return seconds
@@ -159,7 +153,6 @@ def main() -> None:
     run_dir = HERE / "run"
     if not args.render:
         run_search(run_dir)
-        strip_progress(run_dir / "log.txt")
     (HERE / "results.md").write_text(render(run_dir))
     figures(run_dir, HERE / "figures")
     print((HERE / "results.md").read_text())
@@ -174,12 +167,6 @@ def figures(run_dir: Path, out: Path, keep=("pareto_front", "hypervolume", "grou
         out.mkdir(exist_ok=True)
         for name in keep:
             shutil.copyfile(Path(tmp) / f"{name}.png", out / f"{name}.png")
-
-
-def strip_progress(log: Path) -> None:
-    """The log without tqdm's carriage-return redraws (keeps each bar's last state)."""
-    lines = [line.rsplit("\r", 1)[-1] for line in log.read_text().split("\n")]
-    log.write_text("\n".join(line for line in lines if line.strip()) + "\n")
 
 
 if __name__ == "__main__":

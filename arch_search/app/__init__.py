@@ -1,0 +1,3 @@
+"""The entry points: the CLI (the only module that sees the Hydra config), the report, export
+and the dashboard. Nothing in the package imports ``app``.
+"""
