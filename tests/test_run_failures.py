@@ -230,10 +230,16 @@ from arch_search.proxies import ProxyResult
 
 
 class Boom:
-    """A proxy that raises in every trial while BOOM=1 is set, and scores 0.5 otherwise."""
+    """A proxy that raises in every trial while BOOM=1 is set, and scores 0.5 otherwise (the
+    Proxy protocol: setup, seed, for_space, evaluate)."""
+
+    seed = None
 
     def __init__(self, setup=None, **kw):
         self.setup = setup
+
+    def for_space(self, space):
+        return self
 
     def evaluate(self, spec, report=None):
         if os.environ.get("BOOM") == "1":
