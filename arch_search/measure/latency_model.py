@@ -45,7 +45,7 @@ class MeasuredLatency:
     ``reference_every``: the reference runs only in every k-th round of a design's measurement
     (ceil(rounds / k) samples for its median, the drift factor's denominator): at k = 3 the
     reference, the slowest model, costs a third of the time; its median is noisier by about
-    sqrt(k) (experiments/search_recovers_squeezebert states what that costs)."""
+    sqrt(k) (not yet measured: the cached run of experiments/search_recovers_squeezebert will state it)."""
 
     source = "measured"
 

@@ -11,7 +11,8 @@ workers and runs share it).
 ``start="supernet"`` (the confirmation's option, ``confirm.start``): each design starts from
 the search's distilled supernet instead (``SupernetProxy``: its weights for the design,
 already distilled from the teacher), so permute, refit and distil are skipped and only the
-fine-tune runs (about half the time; its rank fidelity: experiments/proxy_supernet).
+fine-tune runs (estimated at about half the time; its time and rank fidelity are the
+``from-supernet`` variant of experiments/proxy_supernet, not yet run).
 
 Every design sees the same calibration rows, the same batches in the same order and the same
 seeds (common random numbers): differences between designs are paired. The score is the mean

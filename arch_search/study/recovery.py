@@ -84,7 +84,7 @@ def fail_dead_trials(study: optuna.Study) -> list[int]:
         except (ValueError, RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
             continue  # another worker failed (or finished) it first
         failed.append(t.number)
-        requeue(study, study.get_trials(deepcopy=False)[t.number])
+        requeue(study, t)  # what Requeue reads (params, attrs, retry history) is as it was before the tell
     stale_before = {t.number for t in study.get_trials(deepcopy=False, states=(TrialState.FAIL,))}
     with warnings.catch_warnings():  # heartbeat-stale ones (re-queued by the storage's Requeue)
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
