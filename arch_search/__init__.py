@@ -23,7 +23,7 @@ _WHERE = {  # public name -> the module that defines it
     "load_glue": "tasks.glue",
     "from_hf": "nn.hf", "to_hf": "nn.hf",
     "Comparison": "measure.latency", "Env": "measure.latency", "Latency": "measure.latency",
-    "compare_latency": "measure.latency", "measure_latency": "measure.latency",
+    "compare_latency": "measure.latency", "measure_latency": "measure.latency", "LatencyProtocol": "measure.latency",
     "glue_metric": "tasks.metrics",
     "Encoder": "nn.model", "EncoderOutput": "nn.model", "GroupedLinear": "nn.model", "build_model": "nn.model",
     "export_onnx": "nn.onnx_export", "ort_session": "nn.onnx_export",

@@ -7,7 +7,7 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import get_class, instantiate
 
 from arch_search import ArchSpec, build_model
-from arch_search.measure.latency import Comparison
+from arch_search.measure.latency import Comparison, LatencyProtocol
 from arch_search.resources import conf_dir
 
 ARCHS = sorted(p.stem for p in (conf_dir() / "arch").glob("*.yaml"))
@@ -32,9 +32,9 @@ def test_every_arch_config_instantiates_to_its_preset(name):
 @pytest.mark.parametrize("name", LATENCIES)
 def test_every_latency_config_measures(name):
     cfg = compose_with(f"latency={name}", "seq_len=8", "latency.rounds=1", "latency.warmup=0")
-    measure = instantiate(cfg.latency)
+    protocol = instantiate(cfg.latency)
     tiny = ArchSpec.preset("minilm_l6").with_scale(hidden=32, layers=1, heads=2, intermediate=64)
-    result = measure({"m": build_model(tiny)})
+    result = protocol.compare({"m": build_model(tiny)})
     assert isinstance(result, Comparison) and len(result.latencies["m"].samples_ms) == 1
 
 
@@ -69,10 +69,9 @@ def test_every_latency_mode_instantiates_a_latency_model(mode, tmp_path):
     cfg = compose_run(f"search/latency_mode={mode}", f"cache_dir={tmp_path}")
     model = instantiate(cfg.search.latency_mode)
     assert model.source == mode and isinstance(model, {"measured": MeasuredLatency, "lut": LUTLatency}[mode])
-    if mode == "measured":  # conf/latency's protocol, bound
-        assert model.measure.keywords["rounds"] == cfg.latency.rounds == 30
-    else:
-        assert (model.heldout, model.threads, model.rounds, str(model.cache_dir)) == (5, 1, 30, str(tmp_path))
+    assert model.protocol == LatencyProtocol(seq_len=128, batch=1, threads=1, warmup=5, rounds=30)  # conf/latency's
+    if mode == "lut":
+        assert (model.heldout, str(model.cache_dir)) == (5, str(tmp_path))
         with pytest.raises(Exception, match="use latency.backend=torch"):
             instantiate(compose_run("search/latency_mode=lut", "latency.backend=onnxruntime").search.latency_mode)
 
@@ -210,8 +209,8 @@ QUICK = {
         "space": "squeezebert", "study_name": "quick", "n_trials": 6, "repeat_designs": False, "proxy_noise": False,
         "confirm_top": 4, "confirm_seeds": 2,
         "constraints": {"max_latency_ms": None, "max_params": None},
-        "latency_mode": {"_target_": "arch_search.measure.latency_model.MeasuredLatency", "measure": {  # ${latency}, resolved
-            "_target_": "arch_search.measure.latency.compare_latency", "_partial_": True, "seq_len": 128, "batch": 1,
+        "latency_mode": {"_target_": "arch_search.measure.latency_model.MeasuredLatency", "protocol": {  # ${latency}, resolved
+            "_target_": "arch_search.measure.latency.LatencyProtocol", "seq_len": 128, "batch": 1,
             "threads": 1, "warmup": 1, "rounds": 5, "seed": 0, "backend": "torch", "precision": "fp32"}, "reference_every": 3},
         "progress": True, "worker": 0,
         "sampler": {"_target_": "optuna.samplers.NSGAIISampler", "seed": 0, "population_size": 10},
@@ -300,7 +299,7 @@ def test_the_fingerprint_names_a_precision_only_when_it_is_not_fp32():
     from arch_search.app.cli import fingerprint
     from arch_search.study.fingerprint import fingerprint_differences
 
-    fp32, bf16 = fingerprint(compose_run()), fingerprint(compose_run("latency.precision=bf16"))
+    fp32, bf16 = (fingerprint(cfg, instantiate(cfg.latency)) for cfg in (compose_run(), compose_run("latency.precision=bf16")))
     assert "precision" not in fp32["latency"] and bf16["latency"]["precision"] == "bf16"
     assert fingerprint_differences(fp32, bf16) == ["latency.precision: '(unset)' -> 'bf16'"]
 
@@ -312,7 +311,7 @@ def test_the_fingerprint_names_the_gemm_kernels_torch_times_with():
     from arch_search.app.cli import fingerprint
     from arch_search.study.fingerprint import fingerprint_differences
 
-    now, ort = fingerprint(compose_run()), fingerprint(compose_run("latency.backend=onnxruntime"))
+    now, ort = (fingerprint(cfg, instantiate(cfg.latency)) for cfg in (compose_run(), compose_run("latency.backend=onnxruntime")))
     assert now["latency"]["gemm"] == "onednn" and "gemm" not in ort["latency"]
     before = {**now, "latency": {k: v for k, v in now["latency"].items() if k != "gemm"}}
     assert fingerprint_differences(before, now) == ["latency.gemm: '(unset)' -> 'onednn'"]

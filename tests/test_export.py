@@ -1,6 +1,5 @@
 """Trained proxy weights kept for the Pareto front, and `export` to spec / HF / ONNX."""
 
-import functools
 import shutil
 
 import optuna
@@ -8,7 +7,8 @@ import pytest
 import torch
 from optuna.trial import TrialState
 
-from arch_search import ArchSpec, build_model, compare_latency
+from arch_search import ArchSpec, build_model
+from arch_search.measure.latency import LatencyProtocol
 from arch_search.app.export import ExportError, export_hf, export_trial, load_exported
 from arch_search.study.weights import load_trial_weights, weights_path
 from arch_search.proxies import ProxyResult
@@ -37,8 +37,8 @@ def run_dir(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("run")
     (run_dir / "tiny.yaml").write_text(SPACE)
     search = Search(
-        SearchSpace.load(run_dir / "tiny.yaml"), TinyModelProxy(), functools.partial(compare_latency, seq_len=8, rounds=2, warmup=0),
-        "tiny", storage_for(f"sqlite:///{run_dir}/study.db"), optuna.samplers.RandomSampler(seed=0), seq_len=8,
+        SearchSpace.load(run_dir / "tiny.yaml"), TinyModelProxy(), LatencyProtocol(seq_len=8, rounds=2, warmup=0),
+        "tiny", storage_for(f"sqlite:///{run_dir}/study.db"), optuna.samplers.RandomSampler(seed=0),
         weights_dir=run_dir / "weights",
     )
     search.run(8, progress=False)

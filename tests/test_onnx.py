@@ -11,6 +11,7 @@ import torch
 
 import arch_search.nn.onnx_export
 from arch_search import build_model, compare_latency, measure_latency
+from arch_search.measure.latency import LatencyProtocol
 from arch_search.measure.latency import Comparison
 from arch_search.nn.onnx_export import INPUTS, export_onnx, ort_max_abs_diff, ort_session
 from tests.conftest import tiny_spec
@@ -118,9 +119,8 @@ def test_onnxruntime_backend_keeps_the_protocol(monkeypatch, tmp_path):
     monkeypatch.setattr(arch_search.nn.onnx_export, "ort_session", spy_session)
     models = {"dense": build_model(tiny_spec()), "grouped": build_model(SPECS["grouped+shuffle"][0])}
     before = torch.get_num_threads()
-    cmp = compare_latency(
-        models, seq_len=7, batch=2, threads=2, warmup=2, rounds=3, backend="onnxruntime", onnx_dir=tmp_path
-    )
+    cmp = compare_latency(models, LatencyProtocol(seq_len=7, batch=2, threads=2, warmup=2, rounds=3,
+                                                  backend="onnxruntime"), onnx_dir=tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["0.onnx", "1.onnx"]  # the graphs timed, kept
     assert isinstance(cmp, Comparison) and cmp.baseline == "dense" and cmp.speedup["dense"] == 1.0
     assert opened == [2, 2]  # one session per model, at the requested intra-op threads
@@ -134,7 +134,7 @@ def test_onnxruntime_backend_keeps_the_protocol(monkeypatch, tmp_path):
 
 
 def test_measure_latency_through_onnxruntime():
-    lat = measure_latency(build_model(tiny_spec()), seq_len=8, warmup=1, rounds=4, backend="onnxruntime")
+    lat = measure_latency(build_model(tiny_spec()), LatencyProtocol(seq_len=8, warmup=1, rounds=4, backend="onnxruntime"))
     assert len(lat.samples_ms) == 4 and 0 < lat.p10_ms <= lat.median_ms <= lat.p90_ms
     assert lat.env.backend.startswith("onnxruntime") and lat.env.threads == 1
 

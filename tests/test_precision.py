@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from arch_search import ArchSpec, build_model, compare_latency, measure_latency
+from arch_search.measure.latency import LatencyProtocol
 from arch_search.measure.precision import bf16_copy, check, precision_error, precision_outputs, quantize_int8
 
 TINY = {"hidden": 64, "layers": 2, "heads": 4, "intermediate": 128, "vocab": 500}
@@ -30,7 +31,7 @@ def test_precision_goes_with_its_runtime_and_unknown_ones_are_refused():
     with pytest.raises(ValueError, match="precision=bf16 runs on latency.backend=torch"):
         check("bf16", "onnxruntime")
     with pytest.raises(ValueError, match="precision=int8 runs on latency.backend=onnxruntime"):
-        compare_latency({"m": tiny()}, seq_len=8, rounds=1, warmup=0, precision="int8")
+        LatencyProtocol(seq_len=8, rounds=1, warmup=0, precision="int8")  # refused when built
     with pytest.raises(ValueError, match="precision must be one of"):
         check("fp16", "torch")
 
@@ -85,11 +86,11 @@ def test_outputs_at_a_precision_carry_the_task_heads_logits(precision, tmp_path)
 
 def test_latency_at_each_precision_records_it():
     model = tiny(groups=True)
-    assert measure_latency(model, seq_len=8, rounds=2, warmup=0).env.precision == "fp32"
-    bf16 = measure_latency(model, seq_len=8, rounds=2, warmup=0, precision="bf16")
+    protocol = LatencyProtocol(seq_len=8, rounds=2, warmup=0)
+    assert measure_latency(model, protocol).env.precision == "fp32"
+    bf16 = protocol.replace(precision="bf16").measure(model)
     assert bf16.env.precision == "bf16" and "| bf16 |" in str(bf16.env) and bf16.median_ms > 0
-    int8 = compare_latency({"a": model, "b": tiny()}, seq_len=8, rounds=2, warmup=0, backend="onnxruntime",
-                           precision="int8")
+    int8 = compare_latency({"a": model, "b": tiny()}, protocol.replace(backend="onnxruntime", precision="int8"))
     assert int8.latencies["a"].env.precision == "int8" and int8.speedup["a"] == 1.0
     assert next(model.parameters()).dtype == torch.float32  # timing a bf16 copy leaves the model as it was
 
@@ -98,15 +99,13 @@ def test_a_lut_prices_fp32_only():
     from arch_search.measure.latency_model import LUTLatency
 
     with pytest.raises(ValueError, match="latency.precision=fp32"):
-        LUTLatency(".", 128, 1, 1, 1, 1, 5, precision="bf16")
+        LUTLatency(".", LatencyProtocol(precision="bf16"), 5)
 
 
 def test_a_model_timed_again_reuses_its_prepared_runner(monkeypatch):
     """compare_latency(cache=...): the same model object at the same settings is not copied
     (bf16) or exported (onnxruntime) again; a new model or new settings are. A measured search
     prepares its dense reference once, not once a trial."""
-    import functools
-
     import arch_search.nn.onnx_export as onnx_export
     import arch_search.measure.precision as precision
     from arch_search.measure.latency import RunnerCache
@@ -116,27 +115,27 @@ def test_a_model_timed_again_reuses_its_prepared_runner(monkeypatch):
     monkeypatch.setattr(precision, "bf16_copy", lambda m, real=precision.bf16_copy: made.append(m) or real(m))
     a, b, c = tiny(), tiny(groups=True), tiny(groups=True)
     cache = RunnerCache()
-    protocol = dict(seq_len=8, rounds=1, warmup=0, precision="bf16", cache=cache)
-    compare_latency({"a": a, "b": b}, **protocol)
-    compare_latency({"a": a, "c": c}, **protocol)
+    protocol = LatencyProtocol(seq_len=8, rounds=1, warmup=0, precision="bf16")
+    compare_latency({"a": a, "b": b}, protocol, cache=cache)
+    compare_latency({"a": a, "c": c}, protocol, cache=cache)
     assert made == [a, b, c]
-    compare_latency({"a": a}, **{**protocol, "seq_len": 9})  # other settings: prepared again
+    compare_latency({"a": a}, protocol.replace(seq_len=9), cache=cache)  # another protocol: prepared again
     assert made == [a, b, c, a]
-    cache.keep_only(a)  # the others are forgotten, a stays prepared (for the last settings)
+    cache.keep_only(a)  # the others are forgotten, a stays prepared (for the last protocol)
     assert len(cache) == 1
-    compare_latency({"a": a}, **{**protocol, "seq_len": 9})
+    compare_latency({"a": a}, protocol.replace(seq_len=9), cache=cache)
     assert made == [a, b, c, a]
 
     exported = []
     monkeypatch.setattr(onnx_export, "export_onnx", lambda m, *x, real=onnx_export.export_onnx, **k: exported.append(m) or real(m, *x, **k))
-    ort = dict(seq_len=8, rounds=1, warmup=0, backend="onnxruntime", cache=RunnerCache())
-    first = compare_latency({"a": a, "b": b}, **ort)
-    again = compare_latency({"b": b, "a": a}, **ort)
+    ort, cache = LatencyProtocol(seq_len=8, rounds=1, warmup=0, backend="onnxruntime"), RunnerCache()
+    first = compare_latency({"a": a, "b": b}, ort, cache=cache)
+    again = compare_latency({"b": b, "a": a}, ort, cache=cache)
     assert exported == [a, b] and set(again.latencies) == {"a", "b"} and first.baseline == "a"
 
     made.clear()
     space_ref = ArchSpec.preset("bert_base").with_scale(**TINY)
-    latency = MeasuredLatency(functools.partial(compare_latency, seq_len=8, rounds=1, warmup=0, precision="bf16"))
+    latency = MeasuredLatency(protocol)
     latency.reference = space_ref
     for groups in (2, 4, 2):
         latency.time(ArchSpec.preset("squeezebert").with_scale(**TINY).replace(groups={"ffn_in": groups}))

@@ -1,12 +1,11 @@
 """The study on a tiny space with a fake accuracy proxy and real (short) latency runs."""
 
-import functools
 import math
 
 import optuna
 import pytest
 
-from arch_search import compare_latency
+from arch_search.measure.latency import LatencyProtocol
 from arch_search.proxies import ProxyDiverged, ProxyResult
 from arch_search.study.storage import storage_for
 from arch_search.study.results import format_pareto
@@ -42,9 +41,9 @@ def space(tmp_path):
 
 def make(space, tmp_path, proxy, name="s", sampler=None, **kw):
     return Search(
-        space, proxy, functools.partial(compare_latency, seq_len=8, rounds=2, warmup=0), name,
+        space, proxy, LatencyProtocol(seq_len=8, rounds=2, warmup=0), name,
         storage_for(f"sqlite:///{tmp_path}/study.db", heartbeat_interval=5), sampler or optuna.samplers.RandomSampler,
-        seq_len=8, **kw,
+        **kw,
     )
 
 
@@ -110,7 +109,7 @@ class StepMeasure:
     def __init__(self):
         self.calls = 0
 
-    def __call__(self, models, baseline=None, cache=None, every=None):
+    def compare(self, models, baseline=None, cache=None, every=None):
         self.every = every
         from arch_search.measure.latency import Comparison, Env, Latency
 
@@ -147,7 +146,7 @@ def test_the_reference_is_timed_every_kth_round_beside_a_design(space, tmp_path)
     latency.time(space.references()["bert_base"])  # the reference alone: every round
     assert measure.every is None
     # the real protocol: ceil(rounds / 3) samples of the reference, every round of the design
-    real = MeasuredLatency(functools.partial(compare_latency, seq_len=8, rounds=4, warmup=0), reference_every=3)
+    real = MeasuredLatency(LatencyProtocol(seq_len=8, rounds=4, warmup=0), reference_every=3)
     real.prepare(space, 0)
     timing = real.time(space.references()["squeezebert"])
     assert (len(timing.reference.samples_ms), len(timing.design.samples_ms)) == (2, 4)

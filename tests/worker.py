@@ -3,13 +3,12 @@ tests (heartbeat grace 60 s: a dead worker's trial is found by its PID, not its 
 python tests/worker.py SPACE_YAML STORAGE_URL SLEEP_S SEED N_TRIALS STUDY_NAME [CONFIRM_SLEEP_S]
 (with CONFIRM_SLEEP_S, the front is confirmed after the search by a slow fake proxy, seeds 0 and 1)."""
 
-import functools
 import sys
 import time
 
 import optuna
 
-from arch_search import compare_latency
+from arch_search.measure.latency import LatencyProtocol
 from arch_search.proxies import ProxyResult
 from arch_search.study.storage import storage_for
 from arch_search.study.search import Search
@@ -30,8 +29,8 @@ if __name__ == "__main__":
     storage = storage_for(url, heartbeat_interval=1, grace_period=60)
     search = Search(
         SearchSpace.load(space_path), SlowProxy(float(sleep)),
-        functools.partial(compare_latency, seq_len=8, rounds=1, warmup=0), study_name,
-        storage, optuna.samplers.RandomSampler, seq_len=8, seed=int(seed),
+        LatencyProtocol(seq_len=8, rounds=1, warmup=0), study_name,
+        storage, optuna.samplers.RandomSampler, seed=int(seed),
     )
     search.run(int(n_trials), progress=False)
     if len(sys.argv) > 7:

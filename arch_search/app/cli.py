@@ -29,7 +29,7 @@ from omegaconf.errors import OmegaConfBaseException
 from arch_search.resources import conf_dir
 
 if TYPE_CHECKING:  # torch comes with these: a command that only reads a run (report, dashboard) never loads it
-    from arch_search.measure.latency import Comparison
+    from arch_search.measure.latency import Comparison, LatencyProtocol
     from arch_search.proxies import Proxy
     from arch_search.design.spec import ArchSpec
 
@@ -69,12 +69,12 @@ def evaluate(cfg: DictConfig) -> Comparison:
     spec = _spec(cfg)
     dense = spec.replace(groups={}, shuffle=False)
     designs = {"candidate": spec} if spec.is_dense else {"dense reference": dense, "candidate": spec}
-    costs = {name: count_cost(s, seq_len=cfg.seq_len, batch=cfg.batch) for name, s in designs.items()}
-    compare = _built("latency", lambda: _latency(cfg))
+    protocol = _built("latency", lambda: instantiate(cfg.latency))
+    costs = {name: count_cost(s, seq_len=protocol.seq_len, batch=protocol.batch) for name, s in designs.items()}
     proxy = None if cfg.get("proxy") is None else _built("proxy", lambda: instantiate(cfg.proxy))
     if proxy is not None:
         _prepare(proxy)  # data and checkpoint before the timing, so that their errors come first
-    comparison = compare({name: build_model(s) for name, s in designs.items()}, baseline=next(iter(designs)))
+    comparison = protocol.compare({name: build_model(s) for name, s in designs.items()}, baseline=next(iter(designs)))
     print(format_evaluation(designs, costs, comparison))
     if proxy is not None:
         print()
@@ -115,8 +115,8 @@ def _search(cfg: DictConfig, run_dir: Path) -> None:
         space = SearchSpace.load(cfg.search.space, proxy_scale=cfg.proxy_setup.scale)
     except SpaceError as e:
         raise SystemExit(f"error: {e}") from None
+    protocol = _built("latency", lambda: instantiate(cfg.latency))
     latency = _built("search.latency_mode", lambda: instantiate(cfg.search.latency_mode))
-    measure = _built("latency", lambda: _latency(cfg))
     proxy = _built("proxy", lambda: instantiate(cfg.proxy).for_space(space))
     _prepare(proxy, space.base)  # the task's data (and checkpoint) load now, not inside trial 0
     make_sampler = _built("search.sampler", lambda: instantiate(cfg.search.sampler, _partial_=True))
@@ -135,10 +135,11 @@ def _search(cfg: DictConfig, run_dir: Path) -> None:
         _prepare(confirm_proxy, space.base)
     try:
         search = Search(
-            space=space, proxy=proxy, latency=latency, measure=measure, study_name=study_name, storage=storage,
-            noise_proxy=noise_proxy, sampler=make_sampler, seed=cfg.seed, seq_len=cfg.seq_len, batch=cfg.batch,
+            space=space, proxy=proxy, latency=latency, protocol=protocol, study_name=study_name, storage=storage,
+            noise_proxy=noise_proxy, sampler=make_sampler, seed=cfg.seed,
             constraints=Constraints(**cfg.search.constraints), tracker=tracker,
-            weights_dir=RunDir(run_dir).weights, fingerprint=fingerprint(cfg), repeat_designs=cfg.search.repeat_designs,
+            weights_dir=RunDir(run_dir).weights, fingerprint=fingerprint(cfg, protocol),
+            repeat_designs=cfg.search.repeat_designs,
         )
         confirmation = Confirmation(
             confirm_proxies, storage=storage, study_name=study_name, top=cfg.search.confirm_top,
@@ -197,14 +198,6 @@ def _confirm_fingerprint(cfg: DictConfig) -> dict[str, Any]:
             "setup": _scored(_confirm_setup(cfg))}
 
 
-def _latency(cfg: DictConfig) -> Any:
-    """conf/latency's protocol, bound, once its backend and precision are known to go together."""
-    from arch_search.measure.precision import check
-
-    check(cfg.latency.get("precision", "fp32"), cfg.latency.get("backend", "torch"))
-    return instantiate(cfg.latency)
-
-
 _OPTUNA_TRIAL_LOGGER = "optuna.study._optimize"  # logs a failed trial (Ctrl-C too) with its traceback
 
 
@@ -222,8 +215,8 @@ def _built(what: str, make: Callable[[], Any]) -> Any:
     try:
         return make()
     except (InstantiationException, OmegaConfBaseException, TypeError, ValueError, OSError) as e:
-        cause = e.__cause__ or e
-        raise SystemExit(f"error: {what}: {str(cause).strip().splitlines()[0]}") from None
+        message = str(e.__cause__ or e).strip().splitlines()[0]
+        raise SystemExit(f"error: {message if message.startswith(what + '.') else f'{what}: {message}'}") from None
 
 
 def _prepare(proxy: Proxy, base: ArchSpec | None = None) -> None:
@@ -238,8 +231,7 @@ def _prepare(proxy: Proxy, base: ArchSpec | None = None) -> None:
 # (key, lowest allowed value) of the numbers a command checks before it starts; keys a config
 # does not have (no proxy, another proxy's settings) are skipped
 SETTINGS = (
-    ("seq_len", 1), ("batch", 1), ("latency.threads", 1), ("latency.rounds", 1), ("latency.warmup", 0),
-    ("proxy.steps", 1), ("proxy.batch_size", 1), ("proxy.threads", 1), ("proxy_setup.max_len", 2),
+    ("seq_len", 1), ("batch", 1), ("proxy.steps", 1), ("proxy.batch_size", 1), ("proxy.threads", 1), ("proxy_setup.max_len", 2),
 )
 SEARCH_SETTINGS = (("search.n_trials", 1), ("search.latency_mode.heldout", 1), ("proxy_setup.heldout", 1),
                    ("search.confirm_top", 0), ("search.confirm_seeds", 2))
@@ -267,33 +259,16 @@ def _scored(node: DictConfig, **first: Any) -> dict[str, Any]:
     return {**first, **{k: v for k, v in values.items() if k not in _NOT_SCORED}}
 
 
-def fingerprint(cfg: DictConfig) -> dict[str, Any]:
+def fingerprint(cfg: DictConfig, protocol: LatencyProtocol) -> dict[str, Any]:
     """What makes a study's scores comparable (``Search`` adds the space and the latency mode):
     the task, the proxy and its budget, its setup (init, scale, data split, seed) and the
-    latency protocol."""
+    latency protocol's comparable settings (``LatencyProtocol.fingerprint``)."""
     return {
         "task": cfg.task.name,
         "proxy": _scored(cfg.proxy, kind=cfg.proxy._target_),
         "proxy_setup": _scored(cfg.proxy_setup),
-        "latency": {"backend": cfg.latency.get("backend", "torch"), "threads": cfg.latency.threads,
-                    "seq_len": cfg.seq_len, "batch": cfg.batch, **_precision_key(cfg), **_gemm_key(cfg)},
+        "latency": protocol.fingerprint(),
     }
-
-
-def _gemm_key(cfg: DictConfig) -> dict[str, str]:
-    """``{"gemm": "onednn"}`` when torch times the projections through oneDNN
-    (``arch_search.nn.model``). Latencies timed before that (MKL's GEMMs, much slower on some
-    CPUs) are not comparable, so a study made then is not resumed under it."""
-    from arch_search.nn.model import onednn_linear
-
-    return {"gemm": "onednn"} if cfg.latency.get("backend", "torch") == "torch" and onednn_linear else {}
-
-
-def _precision_key(cfg: DictConfig) -> dict[str, str]:
-    """``{"precision": p}`` unless fp32: a study made before precisions existed timed at fp32, so
-    its fingerprint (without the key) still matches a default run and it can be resumed."""
-    precision = cfg.latency.get("precision", "fp32")
-    return {} if precision == "fp32" else {"precision": precision}
 
 
 def _remove_if_empty(run_dir: Path) -> None:

@@ -174,7 +174,7 @@ def measure(designs: Mapping[str, ArchSpec], args: argparse.Namespace) -> Compar
     cfg = config(args)
     models = {name: build_model(target(spec, args)) for name, spec in designs.items()}
     print(f"timing {len(models)} designs interleaved, {args.rounds} rounds ...", flush=True)
-    return instantiate(cfg.latency)(models, baseline=next(iter(designs)))
+    return instantiate(cfg.latency).compare(models, baseline=next(iter(designs)))
 
 
 def costs(designs: Mapping[str, ArchSpec], args: argparse.Namespace) -> dict[str, Cost]:

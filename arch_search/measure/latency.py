@@ -1,6 +1,7 @@
 """Measured CPU latency with a stated protocol, and interleaved A/B comparisons.
 
-Protocol (``measure_latency``): ``torch.set_num_threads(threads)`` for the measurement (the
+Protocol (``LatencyProtocol``, a frozen value passed whole: conf/latency builds it;
+``measure_latency``): ``torch.set_num_threads(threads)`` for the measurement (the
 previous value is restored), ``model.eval()``, ``torch.inference_mode()``, fixed seeded
 token ids of shape (batch, seq_len) and no attention mask, ``warmup`` untimed forward passes,
 then ``rounds`` timed ones with ``time.perf_counter``. Reported: median, p10, p90 (ms) and
@@ -23,6 +24,7 @@ one forward each per round) and report ratios of medians, never absolute times a
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
 import statistics
@@ -159,35 +161,36 @@ def _ids(model: torch.nn.Module, seq_len: int, batch: int, seed: int) -> torch.T
 
 
 def _runners(
-    models: Mapping[str, torch.nn.Module], seq_len: int, batch: int, seed: int, threads: int, backend: str,
-    onnx_dir: str | Path | None, precision: str = "fp32", cache: RunnerCache | None = None,
+    models: Mapping[str, torch.nn.Module], protocol: LatencyProtocol, onnx_dir: str | Path | None,
+    cache: RunnerCache | None = None,
 ) -> dict[str, Callable[[], object]]:
     """One forward pass of each model, as a call with no arguments (backends and precisions
     above; ``arch_search.measure.precision``). A model found in ``cache`` (the same object, the same
-    settings) reuses its call: no new bf16 copy, ONNX export or quantisation."""
+    protocol) reuses its call: no new bf16 copy, ONNX export or quantisation."""
     from arch_search.measure.precision import bf16_copy, quantize_int8
 
-    settings = (seq_len, batch, seed, threads, backend, precision)
+    p = protocol
+    settings = (p.seq_len, p.batch, p.seed, p.threads, p.backend, p.precision)
     runners: dict[str, Callable[[], object]] = {}
     for name, m in models.items():
         hit = cache.get(m, settings) if cache is not None else None
         if hit is not None:
             runners[name] = hit
     todo = [(i, name, m) for i, (name, m) in enumerate(models.items()) if name not in runners]
-    if backend == "torch":
+    if p.backend == "torch":
         for _, name, m in todo:
-            run = bf16_copy(m) if precision == "bf16" else m.eval()
-            runners[name] = partial(run, input_ids=_ids(m, seq_len, batch, seed))
+            run = bf16_copy(m) if p.precision == "bf16" else m.eval()
+            runners[name] = partial(run, input_ids=_ids(m, p.seq_len, p.batch, p.seed))
     elif todo:
         from arch_search.nn.onnx_export import export_onnx, ort_session
 
         with tempfile.TemporaryDirectory(prefix="arch_search-onnx-") as tmp:  # a session keeps its own copy
             for i, name, m in todo:
                 path = export_onnx(m, Path(onnx_dir or tmp) / f"{i}.onnx", inputs=("input_ids",))
-                if precision == "int8":
+                if p.precision == "int8":
                     path = quantize_int8(path, path.with_suffix(".int8.onnx"))
-                session = ort_session(path, threads=threads)
-                runners[name] = partial(session.run, None, {"input_ids": _ids(m, seq_len, batch, seed).numpy()})
+                session = ort_session(path, threads=p.threads)
+                runners[name] = partial(session.run, None, {"input_ids": _ids(m, p.seq_len, p.batch, p.seed).numpy()})
     if cache is not None:
         for _, name, m in todo:
             cache.put(m, settings, runners[name])
@@ -223,11 +226,6 @@ class RunnerCache:
         return len(self._by_id)
 
 
-def _check_rounds(warmup: int, rounds: int) -> None:
-    if rounds < 1 or warmup < 0:
-        raise ValueError(f"rounds must be >= 1 and warmup >= 0, got {rounds}, {warmup}")
-
-
 def _check_every(every: Mapping[str, int] | None, names: Iterable[str]) -> dict[str, int]:
     every = dict(every or {})
     if any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in every.values()) or set(every) - set(names):
@@ -235,23 +233,78 @@ def _check_every(every: Mapping[str, int] | None, names: Iterable[str]) -> dict[
     return every
 
 
-def time_calls(calls: Mapping[str, Callable[[], object]], threads: int = 1, warmup: int = 5,
-               rounds: int = 30, every: Mapping[str, int] | None = None) -> dict[str, list[float]]:
-    """The protocol's timing loop, the only one: under ``num_threads(threads)`` and
-    ``torch.inference_mode()``, ``warmup`` untimed rounds, then ``rounds`` timed ones; each round
-    runs every call once, in turn (interleaved). ``every``: a call named there runs only in
-    every k-th round (rounds 0, k, 2k, ... of the warm-up and of the timed ones), so it gives
-    ceil(rounds / k) samples. Returns each call's samples, in ms (``time.perf_counter``), in
-    round order (``Latency.from_samples`` gives the statistics)."""
-    _check_rounds(warmup, rounds)
+@dataclass(frozen=True)
+class LatencyProtocol:
+    """How a latency is measured (conf/latency), passed whole: the input's shape (``batch``,
+    ``seq_len``) and seeded ids (``seed``), ``threads``, ``warmup`` untimed rounds then
+    ``rounds`` timed ones, the ``backend`` that runs the forward passes and the ``precision``.
+    The one place these settings, their defaults and their checks live; a bad value is a
+    ``ValueError`` naming its ``latency.`` key."""
+
+    seq_len: int = 128
+    batch: int = 1
+    threads: int = 1
+    warmup: int = 5
+    rounds: int = 30
+    seed: int = 0
+    backend: str = "torch"  # "torch" | "onnxruntime"
+    precision: str = "fp32"  # fp32 | bf16 (torch) | int8 (onnxruntime)
+
+    def __post_init__(self):
+        for key, lowest in (("seq_len", 1), ("batch", 1), ("threads", 1), ("warmup", 0), ("rounds", 1), ("seed", 0)):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
+                raise ValueError(f"latency.{key} must be an integer >= {lowest}, got {value!r}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"latency.backend must be one of {BACKENDS}, got {self.backend!r}")
+        from arch_search.measure.precision import check
+
+        check(self.precision, self.backend)
+
+    def replace(self, **changes) -> LatencyProtocol:
+        """The same protocol with ``changes`` (checked again)."""
+        return dataclasses.replace(self, **changes)
+
+    def compare(self, models: Mapping[str, torch.nn.Module], baseline: str | None = None,
+                onnx_dir: str | Path | None = None, cache: RunnerCache | None = None,
+                every: Mapping[str, int] | None = None) -> Comparison:
+        """``compare_latency(models, self, ...)``."""
+        return compare_latency(models, self, baseline=baseline, onnx_dir=onnx_dir, cache=cache, every=every)
+
+    def measure(self, model: torch.nn.Module) -> Latency:
+        """``measure_latency(model, self)``."""
+        return measure_latency(model, self)
+
+    def fingerprint(self) -> dict[str, object]:
+        """The settings that make latencies comparable between studies (warm-up, rounds and the
+        ids' seed change the noise, not what is measured). ``precision`` only when not fp32, and
+        ``gemm: onednn`` when torch times the projections through oneDNN
+        (``arch_search.nn.model``): a study made before either existed timed fp32 through MKL's
+        GEMMs (much slower on some CPUs), so its fingerprint, without the keys, still matches a
+        run like it, and not one that times otherwise."""
+        from arch_search.nn.model import onednn_linear
+
+        return {"backend": self.backend, "threads": self.threads, "seq_len": self.seq_len, "batch": self.batch,
+                **({} if self.precision == "fp32" else {"precision": self.precision}),
+                **({"gemm": "onednn"} if self.backend == "torch" and onednn_linear else {})}
+
+
+def time_calls(calls: Mapping[str, Callable[[], object]], protocol: LatencyProtocol = LatencyProtocol(),
+               every: Mapping[str, int] | None = None) -> dict[str, list[float]]:
+    """The protocol's timing loop, the only one: under ``num_threads(protocol.threads)`` and
+    ``torch.inference_mode()``, ``protocol.warmup`` untimed rounds, then ``protocol.rounds``
+    timed ones; each round runs every call once, in turn (interleaved). ``every``: a call named
+    there runs only in every k-th round (rounds 0, k, 2k, ... of the warm-up and of the timed
+    ones), so it gives ceil(rounds / k) samples. Returns each call's samples, in ms
+    (``time.perf_counter``), in round order (``Latency.from_samples`` gives the statistics)."""
     every = _check_every(every, calls)
     samples: dict[str, list[float]] = {name: [] for name in calls}
-    with num_threads(threads), torch.inference_mode():
-        for i in range(warmup):
+    with num_threads(protocol.threads), torch.inference_mode():
+        for i in range(protocol.warmup):
             for name, run in calls.items():
                 if i % every.get(name, 1) == 0:
                     run()
-        for i in range(rounds):
+        for i in range(protocol.rounds):
             for name, run in calls.items():
                 if i % every.get(name, 1) == 0:
                     t0 = time.perf_counter()
@@ -260,60 +313,32 @@ def time_calls(calls: Mapping[str, Callable[[], object]], threads: int = 1, warm
     return samples
 
 
-def measure_latency(
-    model: torch.nn.Module,
-    seq_len: int = 128,
-    batch: int = 1,
-    threads: int = 1,
-    warmup: int = 5,
-    rounds: int = 30,
-    seed: int = 0,
-    backend: str = "torch",
-    precision: str = "fp32",
-) -> Latency:
-    """Latency of one forward pass of ``model`` on (batch, seq_len) token ids (protocol above);
-    ``backend``: ``torch`` or ``onnxruntime``; ``precision``: fp32, bf16 (torch), int8 (onnxruntime)."""
-    return compare_latency(
-        {"model": model}, seq_len=seq_len, batch=batch, threads=threads, warmup=warmup, rounds=rounds, seed=seed,
-        backend=backend, precision=precision,
-    ).latencies["model"]
+def measure_latency(model: torch.nn.Module, protocol: LatencyProtocol = LatencyProtocol()) -> Latency:
+    """Latency of one forward pass of ``model`` under ``protocol`` (above)."""
+    return compare_latency({"model": model}, protocol).latencies["model"]
 
 
 def compare_latency(
     models: Mapping[str, torch.nn.Module],
+    protocol: LatencyProtocol = LatencyProtocol(),
     baseline: str | None = None,
-    seq_len: int = 128,
-    batch: int = 1,
-    threads: int = 1,
-    warmup: int = 5,
-    rounds: int = 30,
-    seed: int = 0,
-    backend: str = "torch",
     onnx_dir: str | Path | None = None,
-    precision: str = "fp32",
     cache: RunnerCache | None = None,
     every: Mapping[str, int] | None = None,
 ) -> Comparison:
-    """Measure several models interleaved (one forward each per round, in turn), same inputs
-    shape and protocol; ``baseline`` (default: the first) is the reference of ``speedup``;
-    ``backend``: ``torch`` or ``onnxruntime`` (each model exported to ONNX first, the i-th
-    model to ``<onnx_dir>/<i>.onnx``; without ``onnx_dir``, to a temporary directory);
-    ``precision``: ``fp32``, ``bf16`` (torch) or ``int8`` (onnxruntime), see above.
+    """Measure several models interleaved (one forward each per round, in turn), under one
+    ``protocol``; ``baseline`` (default: the first) is the reference of ``speedup``. With the
+    onnxruntime backend each model is exported to ONNX first, the i-th model to
+    ``<onnx_dir>/<i>.onnx`` (without ``onnx_dir``, to a temporary directory).
     ``cache``: a ``RunnerCache`` the caller keeps between calls; a model timed again unchanged (the same
-    object, the same settings) reuses what was prepared for it (a bf16 copy, an ONNX session).
+    object, the same protocol) reuses what was prepared for it (a bf16 copy, an ONNX session).
     A model changed in place between calls must not be timed through the same cache.
     ``every``: a model named there is timed only in every k-th round (``time_calls``)."""
     if not models:
         raise ValueError("compare_latency needs at least one model")
-    _check_rounds(warmup, rounds)  # before any export
-    _check_every(every, models)
-    if backend not in BACKENDS:
-        raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
-    from arch_search.measure.precision import check
-
-    check(precision, backend)
-    runners = _runners(models, seq_len, batch, seed, threads, backend, onnx_dir, precision, cache)
-    samples = time_calls(runners, threads, warmup, rounds, every)
-    env = Env.current(threads, backend, precision)
+    _check_every(every, models)  # before any export
+    runners = _runners(models, protocol, onnx_dir, cache)
+    samples = time_calls(runners, protocol, every)
+    env = Env.current(protocol.threads, protocol.backend, protocol.precision)
     latencies = {name: Latency.from_samples(s, env) for name, s in samples.items()}
     return Comparison(latencies, baseline or next(iter(models)))

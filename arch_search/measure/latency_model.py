@@ -10,16 +10,20 @@ Both follow ``LatencyModel``: ``prepare(space, seed)`` once before the trials, t
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from arch_search.measure.latency import Comparison, Latency, RunnerCache
+from arch_search.measure.latency import Comparison, Latency, LatencyProtocol, RunnerCache
 from arch_search.nn.model import build_model
 from arch_search.design.spec import ArchSpec, Reference
 
-Measure = Callable[..., Comparison]  # compare_latency with the protocol bound (conf/latency)
+class Measure(Protocol):
+    """What times models: a ``LatencyProtocol`` (conf/latency), or a test's stand-in."""
+
+    def compare(self, models: Mapping[str, Any], baseline: str | None = None, onnx_dir: Any = None,
+                cache: RunnerCache | None = None, every: Mapping[str, int] | None = None) -> Comparison: ...
 
 
 @dataclass(frozen=True)
@@ -49,10 +53,10 @@ class MeasuredLatency:
 
     source = "measured"
 
-    def __init__(self, measure: Measure, reference_every: int = 3):
+    def __init__(self, protocol: Measure, reference_every: int = 3):
         if isinstance(reference_every, bool) or not isinstance(reference_every, int) or reference_every < 1:
             raise ValueError(f"search.latency_mode.reference_every must be an integer >= 1, got {reference_every!r}")
-        self.measure, self.reference_every = measure, reference_every
+        self.protocol, self.reference_every = protocol, reference_every
         self.reference: ArchSpec | None = None
         self._reference_model = None
         self._prepared = RunnerCache()  # the reference's prepared runner (bf16 copy, ONNX session), made once
@@ -70,7 +74,7 @@ class MeasuredLatency:
             models["design"] = build_model(spec)
         self._prepared.keep_only(self._reference_model)  # the designs' go
         every = {"reference": self.reference_every} if "design" in models else None
-        latencies = self.measure(models, baseline="reference", cache=self._prepared, every=every).latencies
+        latencies = self.protocol.compare(models, baseline="reference", cache=self._prepared, every=every).latencies
         return Timing(latencies.get("design", latencies["reference"]), latencies["reference"])
 
 
@@ -82,22 +86,20 @@ class LUTLatency:
 
     source = "lut"
 
-    def __init__(self, cache_dir: str | Path, seq_len: int, batch: int, threads: int, warmup: int, rounds: int,
-                 heldout: int, backend: str = "torch", precision: str = "fp32"):
-        if backend != "torch" or precision != "fp32":
+    def __init__(self, cache_dir: str | Path, protocol: LatencyProtocol, heldout: int):
+        if protocol.backend != "torch" or protocol.precision != "fp32":
             raise ValueError("search.latency_mode=lut prices designs from fp32 torch timings; use latency.backend=torch "
                              "latency.precision=fp32 with it (or search.latency_mode=measured)")
-        if heldout < 1:
+        if isinstance(heldout, bool) or not isinstance(heldout, int) or heldout < 1:
             raise ValueError(f"search.latency_mode.heldout must be an integer >= 1, got {heldout!r}")
-        self.cache_dir, self.seq_len, self.batch = cache_dir, seq_len, batch
-        self.threads, self.warmup, self.rounds, self.heldout = threads, warmup, rounds, heldout
+        self.cache_dir, self.protocol, self.heldout = cache_dir, protocol, heldout
         self.lut = None
 
     def prepare(self, space: Any, seed: int) -> None:
         from arch_search.measure.lut import lut_for
 
         self.lut = lut_for(space.covering_specs(), space.random_specs(self.heldout, seed), self.cache_dir,
-                           self.seq_len, self.batch, self.threads, self.warmup, self.rounds)
+                           self.protocol)
 
     def time(self, spec: ArchSpec) -> Timing:
         if self.lut is None:

@@ -24,13 +24,19 @@ import torch
 import torch.nn.functional as F
 
 from arch_search.cache import atomic_path
-from arch_search.measure.latency import Env, Latency, compare_latency, time_calls
+from arch_search.measure.latency import Env, Latency, LatencyProtocol, compare_latency, time_calls
 from arch_search.nn.model import Embeddings, GroupedLinear, build_model
 from arch_search.measure.runtime import num_threads
 from arch_search.design.spec import ArchSpec, shuffles
 
 CACHE_VERSION = 2  # in the table's cache key: bump it when what an entry times or means changes
 # (2: fp32 inference runs the projections through oneDNN, arch_search.nn.model)
+
+
+def _check_torch_fp32(protocol: LatencyProtocol) -> None:
+    if protocol.backend != "torch" or protocol.precision != "fp32":
+        raise ValueError("a latency look-up table holds fp32 torch timings; use latency.backend=torch "
+                         "latency.precision=fp32 with it (or search.latency_mode=measured)")
 
 
 def _projection_key(cin: int, cout: int, groups: int, shuffle: bool) -> str:
@@ -75,20 +81,19 @@ class LatencyLUT:
     # ---- building -------------------------------------------------------------------------------
 
     @classmethod
-    def build(
-        cls, specs: Iterable[ArchSpec], seq_len: int = 128, batch: int = 1, threads: int = 1,
-        warmup: int = 5, rounds: int = 30,
-    ) -> LatencyLUT:
-        """Time every entry the designs ``specs`` need, one at a time (``time_calls``; median ms)."""
+    def build(cls, specs: Iterable[ArchSpec], protocol: LatencyProtocol = LatencyProtocol()) -> LatencyLUT:
+        """Time every entry the designs ``specs`` need, one at a time (``time_calls``; median ms).
+        Torch fp32 timings: the protocol's backend and precision must be those."""
+        _check_torch_fp32(protocol)
         table: dict[str, float] = {}
-        env = Env.current(threads)
-        with num_threads(threads), torch.inference_mode():  # one thread setting for the build; ops built here
+        env = Env.current(protocol.threads)
+        with num_threads(protocol.threads), torch.inference_mode():  # one thread setting for the build; ops built here
             for spec in specs:
                 for key in entries_of(spec):
                     if key not in table:
-                        samples = time_calls({key: cls._op(key, spec, seq_len, batch)}, threads, warmup, rounds)[key]
-                        table[key] = Latency.from_samples(samples, env).median_ms
-        return cls(table, env, seq_len, batch)
+                        op = cls._op(key, spec, protocol.seq_len, protocol.batch)
+                        table[key] = Latency.from_samples(time_calls({key: op}, protocol)[key], env).median_ms
+        return cls(table, env, protocol.seq_len, protocol.batch)
 
     @staticmethod
     def _op(key: str, spec: ArchSpec, T: int, B: int) -> Callable[[], object]:
@@ -117,11 +122,11 @@ class LatencyLUT:
         return lambda: torch.tanh(pooler(emb(ids, None)[:, 0]))
 
     def validate(self, specs: list[ArchSpec], threads: int = 1, warmup: int = 3, rounds: int = 10) -> float:
-        """Mean absolute percentage error of the predictions against measured latency."""
-        comparison = compare_latency(
-            {i: build_model(s) for i, s in enumerate(specs)}, seq_len=self.seq_len, batch=self.batch,
-            threads=threads, warmup=warmup, rounds=rounds,
-        )
+        """Mean absolute percentage error of the predictions against measured latency (the
+        designs interleaved at the table's shape: ``warmup`` and ``rounds`` of their own, fewer
+        than the table's entries need, since a design takes longer than an entry)."""
+        protocol = LatencyProtocol(self.seq_len, self.batch, threads, warmup, rounds)
+        comparison = compare_latency({i: build_model(s) for i, s in enumerate(specs)}, protocol)
         errors = [abs(self.predict(s) - comparison.latencies[i].median_ms) / comparison.latencies[i].median_ms
                   for i, s in enumerate(specs)]
         self.mape = 100 * statistics.fmean(errors)
@@ -130,11 +135,12 @@ class LatencyLUT:
     # ---- cache ------------------------------------------------------------------------------------
 
     @staticmethod
-    def cache_path(cache_dir: str | Path, threads: int, seq_len: int, batch: int, rounds: int) -> Path:
-        """The table's file for this machine and settings (and ``CACHE_VERSION``)."""
-        env = Env.current(threads)
+    def cache_path(cache_dir: str | Path, protocol: LatencyProtocol) -> Path:
+        """The table's file for this machine and protocol (and ``CACHE_VERSION``)."""
+        env = Env.current(protocol.threads)
         key = json.dumps({"env": [env.cpu, env.cores, env.threads, env.torch, env.machine],
-                          "seq_len": seq_len, "batch": batch, "rounds": rounds, "version": CACHE_VERSION})
+                          "seq_len": protocol.seq_len, "batch": protocol.batch, "rounds": protocol.rounds,
+                          "version": CACHE_VERSION})
         return Path(cache_dir) / "lut" / f"lut-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
 
     def save(self, path: Path) -> None:
@@ -150,20 +156,22 @@ class LatencyLUT:
 
 
 def lut_for(
-    specs: list[ArchSpec], heldout: list[ArchSpec], cache_dir: str | Path, seq_len: int = 128, batch: int = 1,
-    threads: int = 1, warmup: int = 5, rounds: int = 30, log: Callable[[str], None] = print,
+    specs: list[ArchSpec], heldout: list[ArchSpec], cache_dir: str | Path,
+    protocol: LatencyProtocol = LatencyProtocol(), log: Callable[[str], None] = print,
 ) -> LatencyLUT:
     """The machine's table covering ``specs`` (every entry a design of the space can need):
     loaded from the cache, extended with missing entries, or built; validated on ``heldout``
     designs when anything new was timed."""
-    path = LatencyLUT.cache_path(cache_dir, threads, seq_len, batch, rounds)
-    lut = LatencyLUT.load(path) if path.is_file() else LatencyLUT({}, Env.current(threads), seq_len, batch)
+    _check_torch_fp32(protocol)
+    path = LatencyLUT.cache_path(cache_dir, protocol)
+    lut = (LatencyLUT.load(path) if path.is_file()
+           else LatencyLUT({}, Env.current(protocol.threads), protocol.seq_len, protocol.batch))
     missing = [s for s in specs if any(k not in lut.table for k in entries_of(s))]
     if missing or lut.mape is None:
         t0 = time.perf_counter()
-        new = LatencyLUT.build(missing, seq_len, batch, threads, warmup, rounds)
+        new = LatencyLUT.build(missing, protocol)
         lut.table.update(new.table)
-        lut.validate(heldout, threads=threads)
+        lut.validate(heldout, threads=protocol.threads)
         lut.save(path)
         log(f"latency LUT: {len(lut.table)} entries, built in {time.perf_counter() - t0:.0f} s; "
             f"held-out MAPE {lut.mape:.1f}% over {len(heldout)} designs ({path})")

@@ -48,7 +48,8 @@ from tqdm import tqdm
 from arch_search.study import results
 from arch_search.measure.cost import count_cost
 from arch_search.study.weights import keep_front_weights, save_trial_weights, weights_path
-from arch_search.measure.latency_model import LatencyModel, Measure, MeasuredLatency
+from arch_search.measure.latency import LatencyProtocol
+from arch_search.measure.latency_model import LatencyModel, MeasuredLatency
 from arch_search.nn.model import build_model
 from arch_search.proxies.base import Proxy, ProxyDiverged
 from arch_search.study.fingerprint import StudyMismatch, fingerprint_differences, space_fingerprint
@@ -125,12 +126,10 @@ class Search:
         self,
         space: SearchSpace,
         proxy: Proxy,
-        measure: Measure,
+        protocol: LatencyProtocol,
         study_name: str,
         storage: RDBStorage | str,
         sampler: SamplerFactory | BaseSampler,
-        seq_len: int = 128,
-        batch: int = 1,
         constraints: Constraints = Constraints(),
         tracker: Tracker | None = None,
         weights_dir: Path | None = None,
@@ -140,10 +139,11 @@ class Search:
         noise_proxy: Proxy | None = None,
         latency: LatencyModel | None = None,
     ):
-        """``measure`` is the latency protocol (conf/latency); ``latency`` prices each design
-        during the search (``search/latency_mode``: default ``MeasuredLatency(measure)``, or
+        """``protocol`` is the latency protocol (conf/latency): its (batch, seq_len) is the
+        target scale of the costs too; ``latency`` prices each design
+        during the search (``search/latency_mode``: default ``MeasuredLatency(protocol)``, or
         ``LUTLatency``; prepared here, once the study is known to accept this run); the front is
-        re-measured with ``measure`` at the end either way (``remeasure``).
+        re-measured with ``protocol`` at the end either way (``remeasure``).
         ``tracker``: an Optuna callback with ``finish(study, pareto_rows)`` (conf/logger).
         ``weights_dir``: where the trained
         proxy models of Pareto-front trials are kept, for ``export`` (None: not kept).
@@ -153,10 +153,10 @@ class Search:
         ``repeat_designs``: evaluate a design again each time it is sampled (to see noise).
         ``noise_proxy``: the same proxy with another seed; it scores the reference designs a
         second time, which gives the run its own seed noise (``proxy_noise``)."""
-        latency = MeasuredLatency(measure) if latency is None else latency
-        self.space, self.proxy, self.latency, self.measure, self.tracker = space, proxy, latency, measure, tracker
+        latency = MeasuredLatency(protocol) if latency is None else latency
+        self.space, self.proxy, self.latency, self.protocol, self.tracker = space, proxy, latency, protocol, tracker
         self.weights_dir, self.repeat_designs, self.noise_proxy = weights_dir, repeat_designs, noise_proxy
-        self.seq_len, self.batch, self.constraints, self.seed = seq_len, batch, constraints, seed
+        self.constraints, self.seed = constraints, seed
         given = dict(fingerprint or {})
         self.fingerprint = {"space": space_fingerprint(space), **given,
                             "latency": {**given.get("latency", {}), "mode": latency.source}}
@@ -227,7 +227,7 @@ class Search:
                 raise optuna.TrialPruned(f"design in flight in trial {running.number}")
         self._duplicates_in_a_row = 0
 
-        cost = count_cost(spec, seq_len=self.seq_len, batch=self.batch)
+        cost = count_cost(spec, seq_len=self.protocol.seq_len, batch=self.protocol.batch)
         set_attrs(trial, params=cost.params, macs=cost.macs, flops=cost.flops)
         latency_ms = self._latency(trial, spec)
         self._constrain(trial, self.constraints.values(latency_ms, cost.params))
@@ -359,7 +359,7 @@ class Search:
         dense = self.dense_reference()
         if dense is not None and dense.number not in models:
             models[dense.number] = build_model(ArchSpec.from_yaml(dense.spec))
-        comparison = self.measure(models)
+        comparison = self.protocol.compare(models)
         return {number: lat.median_ms for number, lat in comparison.latencies.items()}
 
     def rows(self, recs: list[TrialRecord], remeasured: dict[int, float] | None = None) -> list[dict]:

@@ -20,12 +20,13 @@ import statistics
 from pathlib import Path
 
 import plotly.graph_objects as go
+from hydra.utils import instantiate
 
 from arch_search.app import lessons  # noqa: E402  (the experiments' shared helpers)
 
 from arch_search import ArchSpec, build_model  # noqa: E402
 from arch_search.tasks.glue import get_task  # noqa: E402
-from arch_search.measure.latency import compare_latency  # noqa: E402
+
 from arch_search.proxies import FinetuneProxy, ProxySetup  # noqa: E402
 from arch_search.proxies.setup import MINILM_DIMS  # noqa: E402
 
@@ -98,9 +99,7 @@ def latency(args):
     cfg = lessons.config(args)
     dims = lessons.QUICK_TARGET if args.quick else MINILM_DIMS
     models = {name: build_model(spec.with_scale(**dims)) for name, spec in DESIGNS.items()}
-    lat = cfg.latency
-    return compare_latency(models, seq_len=cfg.seq_len, batch=cfg.batch, threads=lat.threads, warmup=lat.warmup,
-                           rounds=args.rounds, seed=lat.seed)
+    return instantiate(cfg.latency, rounds=args.rounds).compare(models)
 
 
 def report(args, rows: list[dict], table: list[dict], cmp) -> list[str]:

@@ -30,7 +30,7 @@ import numpy as np
 import plotly.graph_objects as go
 import torch
 from arch_search import ArchSpec, build_model, closed_form_macs, compare_latency, count_cost, from_hf, to_hf
-from arch_search.measure.latency import Env, time_calls
+from arch_search.measure.latency import Env, LatencyProtocol, time_calls
 from arch_search.nn.onnx_export import ort_max_abs_diff, ort_session
 
 HERE = Path(__file__).resolve().parent
@@ -43,6 +43,11 @@ TARGETS = {  # name: (backend, slower, faster, target ratio)
     "ours SqueezeBERT (ORT) vs HF SqueezeBertModel (ORT)": ("onnxruntime", "HF SqueezeBertModel", "ours SqueezeBERT", 1.0),
 }
 ISSUE_ORT = "HF BERT-base 296 ms, HF SqueezeBERT 112 ms: 2.63x"  # issue 5: through ORT, on another machine
+
+
+def _protocol(args) -> LatencyProtocol:
+    """The command line's latency protocol (torch, fp32, batch 1)."""
+    return LatencyProtocol(seq_len=args.seq_len, threads=args.threads, warmup=args.warmup, rounds=args.rounds)
 
 
 def hf_models(spec_bert: ArchSpec, spec_sq: ArchSpec) -> dict[str, torch.nn.Module]:
@@ -89,11 +94,11 @@ def main() -> None:
         return _precision({**ours, **hf}, args)
 
     models = {**ours, **hf}
-    protocol = dict(baseline="ours BERT-base", seq_len=args.seq_len, threads=args.threads, warmup=args.warmup,
-                    rounds=args.rounds)
-    cmp = {"torch": compare_latency(models, **protocol)}
+    protocol = _protocol(args)
+    cmp = {"torch": compare_latency(models, protocol, baseline="ours BERT-base")}
     with tempfile.TemporaryDirectory(prefix="speedup-onnx-") as onnx_dir:
-        cmp["onnxruntime"] = compare_latency(models, **protocol, backend="onnxruntime", onnx_dir=onnx_dir)
+        cmp["onnxruntime"] = compare_latency(models, protocol.replace(backend="onnxruntime"), baseline="ours BERT-base",
+                                             onnx_dir=onnx_dir)
         ort_parity = _ort_parity(models, Path(onnx_dir), args.seq_len)
     ratios = {name: cmp[backend].ratio(slow, fast) for name, (backend, slow, fast, _) in TARGETS.items()}
     report = _report(args, cmp, ratios, parity, ort_parity, spec_bert, spec_sq)
@@ -114,8 +119,8 @@ def _sweep(models, args, spec_bert: ArchSpec, spec_sq: ArchSpec) -> None:
     rows = []
     for threads in SWEEP_THREADS:
         for seq in seqs:
-            cmp = compare_latency(models, baseline="ours BERT-base", seq_len=seq, threads=threads,
-                                  warmup=args.warmup, rounds=args.rounds)
+            cmp = compare_latency(models, _protocol(args).replace(seq_len=seq, threads=threads),
+                                  baseline="ours BERT-base")
             macs = closed_form_macs(spec_bert, seq) / closed_form_macs(spec_sq, seq)
             lat = cmp.latencies
             row = {"threads": threads, "seq": seq, **{f"{n} ms": round(lat[n].median_ms, 2) for n in models},
@@ -179,11 +184,11 @@ def _precision(models, args) -> None:
 
     from arch_search.measure.precision import bf16_copy
 
-    protocol = dict(seq_len=args.seq_len, threads=args.threads, warmup=args.warmup, rounds=args.rounds)
+    protocol = _protocol(args)
     torch_models = {**{f"{n} fp32": m for n, m in models.items()}, **{f"{n} bf16": bf16_copy(m) for n, m in models.items()}}
-    runs = {"torch": compare_latency(torch_models, **protocol)}
+    runs = {"torch": compare_latency(torch_models, protocol)}
     for precision in ("fp32", "int8"):
-        cmp = compare_latency(models, **protocol, backend="onnxruntime", precision=precision)
+        cmp = compare_latency(models, protocol.replace(backend="onnxruntime", precision=precision))
         runs[f"onnxruntime {precision}"] = cmp
     runs["onnxruntime int8 static"] = _static_int8_latency(models, args)
     cells = [("torch", "fp32", "torch", " fp32"), ("torch", "bf16", "torch", " bf16"),
@@ -266,7 +271,7 @@ def _static_int8_latency(models, args):
             feeds = [{"input_ids": protocol_ids(model, args.seq_len, 1, seed)} for seed in range(1, STATIC_CALIBRATION + 1)]
             session = ort_session(quantize_int8(fp32, Path(tmp) / f"{i}.static.onnx", feeds), args.threads)
             calls[name] = partial(session.run, None, {"input_ids": protocol_ids(model, args.seq_len, 1, 0).numpy()})
-    samples = time_calls(calls, args.threads, args.warmup, args.rounds)
+    samples = time_calls(calls, _protocol(args))
     env = Env.current(args.threads, "onnxruntime", "int8")
     return Comparison({n: Latency.from_samples(s, env) for n, s in samples.items()}, next(iter(models)))
 
@@ -406,7 +411,7 @@ def _gemm_rates(args, rounds: int = 50) -> None:
             if linear is not None:
                 calls[f"{name}, {kernel}"] = partial(linear, x, w, b)
                 flops[f"{name}, {kernel}"] = 2 * T * cin * cout
-    samples = time_calls(calls, args.threads, args.warmup, rounds)
+    samples = time_calls(calls, _protocol(args).replace(rounds=rounds))
     print(f"\n## fp32 GEMM kernels, (1, {T}, C_in) @ (C_in, C_out) + bias, {args.threads} thread(s), {rounds} "
           "interleaved rounds, medians\n")
     for name, ms in samples.items():
