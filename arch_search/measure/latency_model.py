@@ -49,7 +49,8 @@ class MeasuredLatency:
     ``reference_every``: the reference runs only in every k-th round of a design's measurement
     (ceil(rounds / k) samples for its median, the drift factor's denominator): at k = 3 the
     reference, the slowest model, costs a third of the time; its median is noisier by about
-    sqrt(k) (not yet measured: the cached run of experiments/search_recovers_squeezebert will state it)."""
+    sqrt(k). Measured at k = 3 (experiments/search_recovers_squeezebert, AMD EPYC): 13.0 s a
+    design instead of 18.6, the drift factor's sampling error 0.55% from 10 samples."""
 
     source = "measured"
 
