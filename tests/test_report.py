@@ -260,14 +260,20 @@ def test_report_of_a_confirmed_run_draws_both_scores(tmp_path):
     assert 'id="confirmed_front"' not in page and "confirmed-table" not in page
 
 
-def test_report_and_dashboard_commands_do_not_load_torch(tmp_path):
+def test_report_dashboard_and_spec_export_do_not_load_torch(tmp_path):
+    """Commands that only read a run (report, dashboard, ``export format=spec``) never import
+    torch: they run where it is not installed, and start in a fraction of the time."""
     make_run_dir(tmp_path / "run", n=12)
     probe = ("import sys\nfrom arch_search.app.cli import main\nfrom arch_search.app.dashboard import check_port\n"
              f"main(['report', {str(tmp_path / 'run')!r}, '--no-png'])\n"
+             f"main(['export', {str(tmp_path / 'run')!r}, 'trial=3', 'format=spec', 'out={tmp_path}/spec'])\n"
              "print('torch loaded:', 'torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().endswith("torch loaded: False"), out.stdout
+    from arch_search import ArchSpec
+
+    assert ArchSpec.from_yaml(tmp_path / "spec" / "spec.yaml").hash and f"wrote {tmp_path}/spec" in out.stdout
 
 
 @pytest.mark.parametrize("case", ["missing run dir", "missing study", "no study.db", "missing sqlite file", "two studies"])

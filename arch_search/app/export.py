@@ -24,17 +24,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import optuna
-import torch
-from tokenizers import Tokenizer
 
 from arch_search.design.spec import ArchSpec
-from arch_search.nn.model import Encoder, build_model
 from arch_search.study.results import TrialRecord
 from arch_search.study.run_dir import RunDir
 from arch_search.study.storage import RunError, load_study, locate
-from arch_search.study.weights import confirmed_path, load_trial_weights, save_trial_weights, trial_labels, weights_path
+
+if TYPE_CHECKING:  # torch comes with these: ``format=spec`` reads the study only and never loads it
+    from tokenizers import Tokenizer
+
+    from arch_search.nn.model import Encoder
 
 FORMATS = ("spec", "hf", "onnx")
 
@@ -87,6 +89,11 @@ def trial_model(run_dir: Path, trial: TrialRecord) -> TrialModel:
     """The confirmed model (compressed, healed and fine-tuned by the confirmation) if the run
     confirmed the trial's design, else the search proxy's trained model if the run kept it,
     else the design at target scale, untrained."""
+    import torch
+
+    from arch_search.nn.model import build_model
+    from arch_search.study.weights import confirmed_path, load_trial_weights, trial_labels, weights_path
+
     spec = ArchSpec.from_yaml(trial.spec)
     source = trial.number if trial.duplicate_of is None else trial.duplicate_of
     weights = RunDir(run_dir).weights
@@ -132,6 +139,7 @@ def export_hf(model: Encoder, out: Path, labels: Sequence[str] = ()) -> str:
     ``id2label``, so ``transformers.pipeline`` prints them), else safetensors + spec YAML.
     Returns what was written and why."""
     from arch_search.nn.hf import to_hf
+    from arch_search.study.weights import save_trial_weights
 
     try:
         hf = to_hf(model)
@@ -150,6 +158,8 @@ def export_hf(model: Encoder, out: Path, labels: Sequence[str] = ()) -> str:
 
 def load_exported(folder: Path) -> Encoder:
     """Reload a non-HF export (model.safetensors + spec in its metadata)."""
+    from arch_search.study.weights import load_trial_weights
+
     model, _ = load_trial_weights(Path(folder) / "model.safetensors")
     return model
 
@@ -157,6 +167,8 @@ def load_exported(folder: Path) -> Encoder:
 def export_onnx_checked(model: Encoder, path: Path, atol: float = 1e-4) -> str:
     """ONNX with dynamic batch/sequence axes; checks onnxruntime against ours on a padded
     (3, 37) batch, a shape other than the export one."""
+    import torch
+
     from arch_search.nn.onnx_export import export_onnx, ort_max_abs_diff, ort_session
 
     export_onnx(model, path)
