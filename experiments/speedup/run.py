@@ -210,7 +210,8 @@ def _precision(models, args) -> None:
     accuracy = _precision_accuracy(args)
     env = runs["torch"].latencies["ours BERT-base fp32"].env
     summary = {"machine": str(env), "command": lessons.command(), "rows": rows, "accuracy": accuracy,
-               "protocol": {"batch": 1, "layers": args.layers, **protocol}}
+               "protocol": {"batch": 1, "layers": args.layers, "seq_len": protocol.seq_len, "threads": protocol.threads,
+                            "warmup": protocol.warmup, "rounds": protocol.rounds}}
     a = accuracy
     lines = [
         "# Does grouping keep its speedup at lower precision?", "",
