@@ -97,6 +97,16 @@ def test_a_bad_number_is_one_error_line(command, override, message, tmp_path):
         assert_nothing_written(tmp_path)
 
 
+def test_the_latency_model_checks_its_own_settings(tmp_path):
+    """search.latency_mode.heldout is checked by LUTLatency's constructor (not by the CLI): one
+    error line, before the study exists."""
+    out = cli("run", "search/latency_mode=lut", "search.latency_mode.heldout=0", f"hydra.run.dir={tmp_path}/run",
+              cwd=tmp_path)
+    message = "search.latency_mode.heldout must be an integer >= 1, got 0"
+    assert out.returncode == 1 and assert_one_error_line(out, message).startswith(f"error: {message}")
+    assert_nothing_written(tmp_path)
+
+
 @pytest.mark.parametrize(
     "override, words",
     [

@@ -233,7 +233,7 @@ def _prepare(proxy: Proxy, base: ArchSpec | None = None) -> None:
 SETTINGS = (
     ("seq_len", 1), ("batch", 1), ("proxy.steps", 1), ("proxy.batch_size", 1), ("proxy.threads", 1), ("proxy_setup.max_len", 2),
 )
-SEARCH_SETTINGS = (("search.n_trials", 1), ("search.latency_mode.heldout", 1), ("proxy_setup.heldout", 1),
+SEARCH_SETTINGS = (("search.n_trials", 1), ("proxy_setup.heldout", 1),
                    ("search.confirm_top", 0), ("search.confirm_seeds", 2))
 
 
