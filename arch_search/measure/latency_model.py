@@ -88,9 +88,9 @@ class LUTLatency:
     source = "lut"
 
     def __init__(self, cache_dir: str | Path, protocol: LatencyProtocol, heldout: int):
-        if protocol.backend != "torch" or protocol.precision != "fp32":
-            raise ValueError("search.latency_mode=lut prices designs from fp32 torch timings; use latency.backend=torch "
-                             "latency.precision=fp32 with it (or search.latency_mode=measured)")
+        from arch_search.measure.lut import check_torch_fp32
+
+        check_torch_fp32(protocol)  # before the table is built, in trial 0
         if isinstance(heldout, bool) or not isinstance(heldout, int) or heldout < 1:
             raise ValueError(f"search.latency_mode.heldout must be an integer >= 1, got {heldout!r}")
         self.cache_dir, self.protocol, self.heldout = cache_dir, protocol, heldout

@@ -33,7 +33,8 @@ CACHE_VERSION = 2  # in the table's cache key: bump it when what an entry times 
 # (2: fp32 inference runs the projections through oneDNN, arch_search.nn.model)
 
 
-def _check_torch_fp32(protocol: LatencyProtocol) -> None:
+def check_torch_fp32(protocol: LatencyProtocol) -> None:
+    """ValueError unless ``protocol`` times fp32 in torch, what a table's entries hold."""
     if protocol.backend != "torch" or protocol.precision != "fp32":
         raise ValueError("a latency look-up table holds fp32 torch timings; use latency.backend=torch "
                          "latency.precision=fp32 with it (or search.latency_mode=measured)")
@@ -84,7 +85,7 @@ class LatencyLUT:
     def build(cls, specs: Iterable[ArchSpec], protocol: LatencyProtocol = LatencyProtocol()) -> LatencyLUT:
         """Time every entry the designs ``specs`` need, one at a time (``time_calls``; median ms).
         Torch fp32 timings: the protocol's backend and precision must be those."""
-        _check_torch_fp32(protocol)
+        check_torch_fp32(protocol)
         table: dict[str, float] = {}
         env = Env.current(protocol.threads)
         with num_threads(protocol.threads), torch.inference_mode():  # one thread setting for the build; ops built here
@@ -162,7 +163,7 @@ def lut_for(
     """The machine's table covering ``specs`` (every entry a design of the space can need):
     loaded from the cache, extended with missing entries, or built; validated on ``heldout``
     designs when anything new was timed."""
-    _check_torch_fp32(protocol)
+    check_torch_fp32(protocol)
     path = LatencyLUT.cache_path(cache_dir, protocol)
     lut = (LatencyLUT.load(path) if path.is_file()
            else LatencyLUT({}, Env.current(protocol.threads), protocol.seq_len, protocol.batch))

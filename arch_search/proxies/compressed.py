@@ -11,7 +11,7 @@ workers and runs share it).
 ``start="supernet"`` (the confirmation's option, ``confirm.start``): each design starts from
 the search's distilled supernet instead (``SupernetProxy``: its weights for the design,
 already distilled from the teacher), so permute, refit and distil are skipped and only the
-fine-tune runs: 0.44x the seconds, but Kendall tau 0.08 against the teacher start over 24
+fine-tune runs: about 0.57x the seconds, but Kendall tau 0.08 against the teacher start over 24
 designs (experiments/proxy_supernet, variant ``from-supernet``): it keeps the supernet's
 ranking rather than checking it, so it is not the default.
 

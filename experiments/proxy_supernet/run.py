@@ -420,8 +420,10 @@ def analyse(rows: list[dict], trained: list[dict], machine: str, quick: bool = F
                   f"(the reference's seeds: {s['kendall_tau_between_compressed_seeds']}).",
                   f"- Signal-to-noise over its seeds: {fmt(f['snr'])} (the reference's: {s['snr_compressed']}); mean seed sd "
                   f"{fmt(f['seed_sd'], 4)} (the reference's: {s['compressed_seed_sd']}).",
-                  f"- Seconds per design (median, this machine): {f['seconds_median']} vs {f['seconds_median_from_teacher']} "
-                  f"from the teacher over the {f['paired_designs']} designs both scored here (ratio {f['seconds_ratio']}).",
+                  f"- Seconds per design (median): {f['seconds_median']} vs {f['seconds_median_from_teacher']} "
+                  f"from the teacher over the {f['paired_designs']} designs both scored by this script (ratio {f['seconds_ratio']}; "
+                  "the two were timed in different sessions, each on an AMD EPYC, and these CPUs have run 2x apart: "
+                  "a ratio within one session is firmer).",
                   f"- Gap dense - SqueezeBERT pattern (dev accuracy): {fmt(f['gap_points'])} points "
                   f"(the reference: {s['gap_points_compressed']})."]
     if s["reused_rows_machine"]:
