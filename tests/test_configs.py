@@ -296,7 +296,7 @@ def test_every_task_config_names_its_glue_task_and_reaches_the_proxy_setup(task,
 def test_the_fingerprint_names_a_precision_only_when_it_is_not_fp32():
     """A fp32 study's fingerprint has no precision key (as before latency.precision existed); a
     run at bf16 is refused on it (its fingerprint differs in that key only)."""
-    from arch_search.app.cli import fingerprint
+    from arch_search.study.fingerprint import study_fingerprint as fingerprint
     from arch_search.study.fingerprint import fingerprint_differences
 
     fp32, bf16 = (fingerprint(cfg, instantiate(cfg.latency)) for cfg in (compose_run(), compose_run("latency.precision=bf16")))
@@ -308,7 +308,7 @@ def test_the_fingerprint_names_the_gemm_kernels_torch_times_with():
     """Torch latencies since the oneDNN projections differ from those timed on MKL's GEMMs: a
     study made before (no key) is refused by a default run, naming the one difference;
     onnxruntime timings did not change and carry no key."""
-    from arch_search.app.cli import fingerprint
+    from arch_search.study.fingerprint import study_fingerprint as fingerprint
     from arch_search.study.fingerprint import fingerprint_differences
 
     now, ort = (fingerprint(cfg, instantiate(cfg.latency)) for cfg in (compose_run(), compose_run("latency.backend=onnxruntime")))

@@ -27,9 +27,10 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from arch_search.resources import conf_dir
+from arch_search.study.fingerprint import StudyMismatch, scored_settings, study_fingerprint
 
 if TYPE_CHECKING:  # torch comes with these: a command that only reads a run (report, dashboard) never loads it
-    from arch_search.measure.latency import Comparison, LatencyProtocol
+    from arch_search.measure.latency import Comparison
     from arch_search.proxies import Proxy
     from arch_search.design.spec import ArchSpec
 
@@ -104,7 +105,6 @@ def _search(cfg: DictConfig, run_dir: Path) -> None:
     from arch_search.study.confirm import Confirmation
     from arch_search.tasks.glue import get_task
     from arch_search.study.storage import shown
-    from arch_search.study.fingerprint import StudyMismatch
     from arch_search.study.search import Constraints, Search
     from arch_search.design.space import SearchSpace, SpaceError
     from arch_search.study.run_dir import RunDir
@@ -138,7 +138,7 @@ def _search(cfg: DictConfig, run_dir: Path) -> None:
             space=space, proxy=proxy, latency=latency, protocol=protocol, study_name=study_name, storage=storage,
             noise_proxy=noise_proxy, sampler=make_sampler, seed=cfg.seed,
             constraints=Constraints(**cfg.search.constraints), tracker=tracker,
-            weights_dir=RunDir(run_dir).weights, fingerprint=fingerprint(cfg, protocol),
+            weights_dir=RunDir(run_dir).weights, fingerprint=study_fingerprint(cfg, protocol),
             repeat_designs=cfg.search.repeat_designs,
         )
         confirmation = Confirmation(
@@ -194,8 +194,8 @@ def _confirm_setup(cfg: DictConfig) -> DictConfig:
 
 def _confirm_fingerprint(cfg: DictConfig) -> dict[str, Any]:
     """What makes confirmations comparable: the task, the confirmation proxy, its setup."""
-    return {"task": cfg.task.name, "confirm": _scored(cfg.confirm, kind=cfg.confirm._target_),
-            "setup": _scored(_confirm_setup(cfg))}
+    return {"task": cfg.task.name, "confirm": scored_settings(cfg.confirm, kind=cfg.confirm._target_),
+            "setup": scored_settings(_confirm_setup(cfg))}
 
 
 _OPTUNA_TRIAL_LOGGER = "optuna.study._optimize"  # logs a failed trial (Ctrl-C too) with its traceback
@@ -244,31 +244,6 @@ def check_settings(cfg: DictConfig, search: bool = False) -> None:
         value = OmegaConf.select(cfg, key, default=None)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < lowest):
             raise SystemExit(f"error: {key} must be an integer >= {lowest}, got {value!r}")
-
-
-# proxy and setup keys that do not change a score (speed, logging, paths)
-_NOT_SCORED = {"_target_", "setup", "threads", "progress", "eval_dev", "eval_every", "cache_dir", "data_dir"}
-
-
-def _scored(node: DictConfig, **first: Any) -> dict[str, Any]:
-    """A proxy's or setup's settings that change a score (``_NOT_SCORED`` left out; a checkpoint
-    by its folder name: the same model in another folder is the same), after ``first``."""
-    values = OmegaConf.to_container(node, resolve=True)
-    if values.get("checkpoint"):
-        values["checkpoint"] = Path(values["checkpoint"]).name
-    return {**first, **{k: v for k, v in values.items() if k not in _NOT_SCORED}}
-
-
-def fingerprint(cfg: DictConfig, protocol: LatencyProtocol) -> dict[str, Any]:
-    """What makes a study's scores comparable (``Search`` adds the space and the latency mode):
-    the task, the proxy and its budget, its setup (init, scale, data split, seed) and the
-    latency protocol's comparable settings (``LatencyProtocol.fingerprint``)."""
-    return {
-        "task": cfg.task.name,
-        "proxy": _scored(cfg.proxy, kind=cfg.proxy._target_),
-        "proxy_setup": _scored(cfg.proxy_setup),
-        "latency": protocol.fingerprint(),
-    }
 
 
 def _remove_if_empty(run_dir: Path) -> None:

@@ -12,11 +12,14 @@ dims, BERT-base here), as in the search (``../shared/DESIGN.md``, "Two scales").
 from __future__ import annotations
 
 import argparse
+import csv
+import hashlib
 import json
 import math
 import os
 import statistics
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,10 +31,12 @@ from omegaconf import DictConfig
 
 from arch_search import ArchSpec, build_model, count_cost
 from arch_search.measure.cost import Cost
-from arch_search.measure.latency import Comparison
+from arch_search.measure.latency import Comparison, Env
 from arch_search.tasks.training import ProxyDiverged
 from arch_search.resources import conf_dir
-from arch_search.study.results import csv_text, md_table
+from arch_search.study.fingerprint import scored_settings
+from arch_search.study.results import (MDE_STANDARD_ERRORS, Noise, PairedDifference, csv_text, md_table,
+                                      paired_difference, paired_noise, paired_se)
 from arch_search.design.spec import PROJECTIONS, SHORT_NAMES as SHORT  # the lessons' names for them
 
 def _repo() -> Path:
@@ -44,11 +49,21 @@ def _repo() -> Path:
 REPO = _repo()
 SHARED = Path(os.environ.get("ARCH_SEARCH_SHARED", REPO.parent / "shared"))
 SEEDS = (0, 1, 2)
+# The lessons' proxy (issue 23): the per-design compressed proxy (conf/proxy/compressed.yaml) at
+# its default budget on the pretrained setup, one teacher and one held-out split (setup seed 0);
+# ``seed`` moves only the per-design training, so every seed scores every design on the same
+# batches and rows (common random numbers) and differences between designs are paired.
+COMPRESSED = ("proxy_setup=pretrained", "proxy=compressed", "proxy_setup.seed=0")
+# The from-scratch fine-tune (the run's default before the distilled supernet; seed SNR ~1): the
+# proxy of the lessons' earlier results and of proxy_fidelity; its seed moves the held-out split too.
+SCRATCH = ("proxy=finetune_scratch", "proxy_setup=scratch", "proxy_setup.seed={seed}")
 # --quick: a smoke run of the whole script in seconds (nothing is written)
-QUICK_OVERRIDES = (
-    "proxy.steps=2", "proxy_setup.heldout=100", "proxy_setup.max_len=16",
-    "proxy_setup.scale={hidden:64,layers:1,heads:4,intermediate:128}", "seq_len=16", "latency.warmup=0",
-)
+QUICK_OVERRIDES = {
+    COMPRESSED: ("task=wnli", "proxy.teacher_steps=2", "proxy.calibration=8", "proxy.distill_steps=2", "proxy.steps=2",
+                 "proxy.batch_size=8", "proxy.permute=false", "proxy.refit=false", "proxy_setup.heldout=60", "proxy_setup.max_len=16", "seq_len=16", "latency.warmup=0"),
+    SCRATCH: ("proxy.steps=2", "proxy_setup.heldout=100", "proxy_setup.max_len=16",
+              "proxy_setup.scale={hidden:64,layers:1,heads:4,intermediate:128}", "seq_len=16", "latency.warmup=0"),
+}
 QUICK_TARGET = {"hidden": 64, "layers": 2, "heads": 4, "intermediate": 256}  # tiny target dims to time
 
 
@@ -58,35 +73,40 @@ def parser(doc: str) -> argparse.ArgumentParser:
     ap.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS), help="proxy seeds (run.yaml's `seed`)")
     ap.add_argument("--rounds", type=int, default=50, help="interleaved timed rounds per design (latency.rounds)")
     ap.add_argument("--data-dir", default=os.environ.get("GLUE_DIR", str(SHARED / "glue")), help="GLUE TSV folders")
-    ap.add_argument("--cache-dir", default=str(REPO / ".cache" / "arch_search"), help="trained tokenizers")
+    ap.add_argument("--cache-dir", default=str(REPO / ".cache" / "arch_search"), help="teachers, tokenizers")
     ap.add_argument("--proxy-threads", type=int, default=None,
-                    help="training threads (proxy.threads; default: run.yaml's). 1 keeps a shared machine's other "
+                    help="training threads (proxy.threads; default: the proxy's). 1 keeps a shared machine's other "
                          "core free: 2 OpenMP threads beside another busy process stall at barriers")
-    ap.add_argument("--quick", action="store_true", help="smoke run: 2 proxy steps, 1 seed, tiny target; writes nothing")
+    ap.add_argument("--render", action="store_true",
+                    help="only write the report from the rows already stored (scores.csv, latency.csv): no training, no timing")
+    ap.add_argument("--quick", action="store_true", help="smoke run: tiny budget, 2 seeds, tiny target; writes nothing")
     return ap
 
 
 def parse(ap: argparse.ArgumentParser) -> argparse.Namespace:
     args = ap.parse_args()
     if args.quick:
-        args.seeds, args.rounds = args.seeds[:1], 2
+        args.seeds, args.rounds = args.seeds[:2], 2  # two seeds: the paired noise needs them
     return args
 
 
-def config(args: argparse.Namespace, seed: int = 0) -> DictConfig:
-    """``conf/run.yaml`` as ``python -m arch_search run seed=<seed> proxy=finetune_scratch
-    proxy_setup=scratch proxy_setup.seed=<seed> ~confirm`` composes it: the lessons' proxy
-    is the from-scratch fine-tune their committed results used (the run's default before the
-    distilled supernet), and their seed moves the held-out split too, as it did then."""
+def checkpoint() -> str:
+    """The dense checkpoint the pretrained setup compresses: ARCH_SEARCH_CHECKPOINT, else ../shared's MiniLM."""
+    return os.environ.get("ARCH_SEARCH_CHECKPOINT", str(SHARED / "models" / "all-MiniLM-L6-v2"))
+
+
+def config(args: argparse.Namespace, seed: int = 0, proxy: tuple[str, ...] = COMPRESSED) -> DictConfig:
+    """``conf/run.yaml`` as ``python -m arch_search run seed=<seed> <proxy> ~confirm`` composes
+    it (``proxy``: ``COMPRESSED``, the lessons' proxy, or ``SCRATCH``)."""
     overrides = [
-        f"seed={seed}", "proxy=finetune_scratch", "proxy_setup=scratch", f"proxy_setup.seed={seed}", "~confirm",
-        f"task.data_dir={args.data_dir}", f"cache_dir={args.cache_dir}",
+        f"seed={seed}", *(o.format(seed=seed) for o in proxy), "~confirm",
+        f"task.data_dir={args.data_dir}", f"cache_dir={args.cache_dir}", f"proxy_setup.checkpoint={checkpoint()}",
         f"latency.rounds={args.rounds}", "proxy.progress=false",
     ]
     if args.proxy_threads is not None:
         overrides.append(f"proxy.threads={args.proxy_threads}")
     if args.quick:
-        overrides += QUICK_OVERRIDES
+        overrides += QUICK_OVERRIDES[proxy]
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         return compose(config_name="run", overrides=overrides)
 
@@ -96,22 +116,29 @@ def target(spec: ArchSpec, args: argparse.Namespace) -> ArchSpec:
     return spec.with_scale(**QUICK_TARGET) if args.quick else spec
 
 
-# ---- accuracy: the search's proxy, several seeds -------------------------------------------------
+# ---- accuracy: the lessons' proxy, several seeds, paired -------------------------------------------
 
 
 @dataclass(frozen=True)
 class Scores:
-    """Proxy accuracy of one design, one value per seed (fractions; NaN where it diverged).
-    ``heldout``: held-out SST-2 train sentences, the score the search sees; ``dev``: SST-2 dev."""
+    """Proxy results of one design, one value per seed (fractions; NaN where it diverged).
+    ``heldout``: the task metric on the held-out train rows (SST-2 accuracy); ``dev``: on dev;
+    ``score``: what the search maximises (the compressed proxy: mean gold log-likelihood on the
+    held-out rows; the scratch proxy: the held-out metric)."""
 
     seeds: tuple[int, ...]
     heldout: tuple[float, ...]
     dev: tuple[float, ...]
     seconds: tuple[float, ...]
+    score: tuple[float, ...] = ()
+
+    def points(self, which: str = "heldout") -> tuple[float, ...]:
+        """``which`` per seed, x100 (accuracy in points; a log-likelihood in hundredths)."""
+        return tuple(100 * v for v in (getattr(self, which) or getattr(self, "heldout")))
 
     def stats(self, which: str = "heldout") -> tuple[float, float, float]:
         """(mean, min, max) over seeds, in percent; all NaN when a seed diverged (NaN), wherever it is."""
-        values = [100 * v for v in getattr(self, which)]
+        values = self.points(which)
         if any(math.isnan(v) for v in values):
             return math.nan, math.nan, math.nan
         return statistics.fmean(values), min(values), max(values)
@@ -124,7 +151,7 @@ class Scores:
 def delta(a: Scores, b: Scores, which: str = "heldout") -> tuple[float, float, float]:
     """Paired per-seed difference a - b in points (same seed = same held-out slice, init and
     batch order): (mean, min, max) over seeds."""
-    d = [100 * (x - y) for x, y in zip(getattr(a, which), getattr(b, which))]
+    d = [x - y for x, y in zip(a.points(which), b.points(which))]
     return statistics.fmean(d), min(d), max(d)
 
 
@@ -147,12 +174,32 @@ def paired_stats(row: Mapping, key: str) -> tuple[float, float, float]:
     return row[key], row[key + "_min"], row[key + "_max"]
 
 
+METRICS = ("heldout", "dev", "score")  # the verdicts are on ``heldout``: accuracy, the highest SNR of the three
+METRIC_NAMES = {"heldout": "held-out accuracy", "dev": "dev accuracy", "score": "score (log-likelihood x100)"}
+
+
+def noise(scores: Mapping[str, Scores], which: str = "heldout") -> Noise | None:
+    """The paired seed noise of ``which`` over every design (``paired_noise``), in points."""
+    return paired_noise({name: s.points(which) for name, s in scores.items()},
+                        f"the residual of design + seed over {len(scores)} designs x {len(next(iter(scores.values())).seeds)} seeds")
+
+
+def compare(scores: Mapping[str, Scores], a: str, b: str, which: str = "heldout",
+            noise_: Noise | None = None) -> PairedDifference:
+    """``a - b`` in points, paired by seed, with the lesson's pooled noise (``noise``)."""
+    pooled = noise_ or noise(scores, which)
+    if pooled is None:
+        raise ValueError("a paired difference needs 2 seeds or more")
+    return paired_difference(scores[a].points(which), scores[b].points(which), pooled)
+
+
 def score_designs(designs: Mapping[str, ArchSpec], args: argparse.Namespace, **proxy_kwargs) -> dict[str, Scores]:
-    """Every design through the run config's proxy (``instantiate(cfg.proxy, **proxy_kwargs)``),
-    once per seed. Seed-major, so each seed's task data and tokenizer are loaded once."""
+    """Every design through the from-scratch proxy (``SCRATCH``, ``instantiate(cfg.proxy,
+    **proxy_kwargs)``), once per seed, not stored (proxy_fidelity). Seed-major, so each seed's
+    task data and tokenizer are loaded once."""
     runs: dict[str, list[tuple[float, float, float]]] = {name: [] for name in designs}
     for seed in args.seeds:
-        proxy = instantiate(config(args, seed).proxy, **proxy_kwargs)
+        proxy = instantiate(config(args, seed, SCRATCH).proxy, **proxy_kwargs)
         for name, spec in designs.items():
             try:
                 r = proxy.evaluate(spec)
@@ -165,7 +212,98 @@ def score_designs(designs: Mapping[str, ArchSpec], args: argparse.Namespace, **p
     return {name: Scores(tuple(args.seeds), *map(tuple, zip(*r))) for name, r in runs.items()}
 
 
+SCORE_COLUMNS = ("design", "spec", "seed", "score", "heldout", "dev", "seconds", "proxy", "code", "machine", "from")
+
+
+def proxy_key(cfg: DictConfig) -> str:
+    """12 hex digits naming what makes two scores comparable: the task and the proxy's and its
+    setup's scored settings (``scored_settings``, as a study's fingerprint has them)."""
+    blob = json.dumps({"task": cfg.task.name, "proxy": scored_settings(cfg.proxy, kind=cfg.proxy._target_),
+                       "setup": scored_settings(cfg.proxy_setup)}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def read_scores(path: Path) -> list[dict]:
+    """The rows of a scores.csv (none when absent)."""
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return [dict(r) for r in csv.DictReader(f)]
+
+
+def _code() -> str:
+    """The commit the scores come from (``+`` when the tree has uncommitted changes)."""
+    import subprocess
+
+    def git(*a: str) -> str:
+        return subprocess.run(["git", *a], cwd=REPO, capture_output=True, text=True).stdout.strip()
+
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    return head + ("+" if git("status", "--porcelain", "--untracked-files=no", "arch_search", "conf") else "")
+
+
+def stored_scores(designs: Mapping[str, ArchSpec], args: argparse.Namespace, here: Path) -> dict[str, Scores]:
+    """Every design x seed with the lessons' proxy (``COMPRESSED``), resumable: ``here/scores.csv``
+    gets a row after each design, and a (design, seed) already there is not scored again. A row
+    of another lesson (``experiments/*/scores.csv``) for the same design, seed and proxy is
+    copied instead of scored (its folder in ``from``). ``--render`` scores nothing; ``--quick``
+    stores nothing. A stored design whose spec differs from ``designs``' is an error."""
+    path = here / "scores.csv"
+    rows = [] if args.quick else read_scores(path)
+    for r in rows:
+        if r["design"] in designs and r["spec"] != designs[r["design"]].summary():
+            raise SystemExit(f"error: {path}: {r['design']!r} was scored as {r['spec']}, not "
+                             f"{designs[r['design']].summary()}; move the file away to score it anew")
+    siblings = [] if args.quick else [
+        {**r, "from": r["from"] or p.parent.name} for p in sorted((REPO / "experiments").glob("*/scores.csv"))
+        if p.parent != here for r in read_scores(p)]
+    machine, code = str(Env.current(2)), _code()
+    for seed in args.seeds:
+        cfg = config(args, seed)
+        key = proxy_key(cfg)
+        done = {r["design"] for r in rows if int(r["seed"]) == seed and r["proxy"] == key}
+        todo = [name for name in designs if name not in done]
+        if not todo or args.render:
+            continue
+        proxy = None
+        for name in todo:
+            spec = designs[name]
+            same = next((r for r in siblings if (r["spec"], int(r["seed"]), r["proxy"]) == (spec.summary(), seed, key)), None)
+            if same is not None:
+                rows.append({**same, "design": name})
+                print(f"seed {seed}  {name:<34} copied from {same['from']}", flush=True)
+            else:
+                proxy = proxy or instantiate(cfg.proxy)
+                t = time.perf_counter()
+                try:
+                    r = proxy.evaluate(spec)
+                    metric = proxy.setup.data.task.metric  # the score may be a log-likelihood
+                    values = (r.score, r.details["heldout"][metric], r.dev[metric])
+                except ProxyDiverged as e:
+                    values = (math.nan,) * 3
+                    print(f"seed {seed} {name}: diverged ({e})", flush=True)
+                rows.append({"design": name, "spec": spec.summary(), "seed": seed,
+                             **{k: round(v, 5) for k, v in zip(("score", "heldout", "dev"), values)},
+                             "seconds": round(time.perf_counter() - t, 1), "proxy": key, "code": code,
+                             "machine": machine, "from": ""})
+                print(f"seed {seed}  {name:<34} score {values[0]:.4f}  held-out {values[1]:.4f}  dev {values[2]:.4f}  "
+                      f"({rows[-1]['seconds']} s)", flush=True)
+            if not args.quick:  # after every design: an interrupted run resumes here
+                path.write_text(csv_text([{k: r.get(k, "") for k in SCORE_COLUMNS} for r in rows]))
+    keys = {seed: proxy_key(config(args, seed)) for seed in args.seeds}
+    by = {(r["design"], int(r["seed"])): r for r in rows if r["proxy"] == keys.get(int(r["seed"]))}
+    missing = [f"{n} seed {s}" for n in designs for s in args.seeds if (n, s) not in by]
+    if missing:
+        raise SystemExit(f"error: {path}: no score for {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''} "
+                         "(run without --render to score them)")
+    return {name: Scores(tuple(args.seeds), *(tuple(float(by[name, s][k]) for s in args.seeds)
+                                              for k in ("heldout", "dev", "seconds", "score")))
+            for name in designs}
+
+
 # ---- latency and costs at the target scale -------------------------------------------------------
+
+LATENCY_COLUMNS = ("design", "median_ms", "p10_ms", "p90_ms", "cv", "speedup", "machine")
 
 
 def measure(designs: Mapping[str, ArchSpec], args: argparse.Namespace) -> Comparison:
@@ -177,38 +315,61 @@ def measure(designs: Mapping[str, ArchSpec], args: argparse.Namespace) -> Compar
     return instantiate(cfg.latency).compare(models, baseline=next(iter(designs)))
 
 
+def timed(designs: Mapping[str, ArchSpec], args: argparse.Namespace, here: Path) -> dict[str, dict]:
+    """Each design's latency row (``LATENCY_COLUMNS``): measured by this invocation, before any
+    training (a quiet machine), and stored in ``here/latency.csv``; read from there under
+    ``--render``."""
+    path = here / "latency.csv"
+    if args.render:
+        stored = {r["design"]: {k: (v if k in ("design", "machine") else float(v)) for k, v in r.items()}
+                  for r in read_scores(path)}
+        missing = [n for n in designs if n not in stored]
+        if missing:
+            raise SystemExit(f"error: {path}: no latency for {', '.join(missing)} (run without --render to time them)")
+        return {n: stored[n] for n in designs}
+    cmp = measure(designs, args)
+    out = {name: {"design": name, "median_ms": round(lat.median_ms, 2), "p10_ms": round(lat.p10_ms, 2),
+                  "p90_ms": round(lat.p90_ms, 2), "cv": round(lat.cv, 4), "speedup": round(cmp.speedup[name], 3),
+                  "machine": str(lat.env)} for name, lat in cmp.latencies.items()}
+    if not args.quick:
+        path.write_text(csv_text(list(out.values())))
+    return out
+
+
 def costs(designs: Mapping[str, ArchSpec], args: argparse.Namespace) -> dict[str, Cost]:
     cfg = config(args)
     return {name: count_cost(target(spec, args), seq_len=cfg.seq_len, batch=cfg.batch) for name, spec in designs.items()}
 
 
-def rows(designs: Mapping[str, ArchSpec], scores: Mapping[str, Scores], cmp: Comparison,
+def rows(designs: Mapping[str, ArchSpec], scores: Mapping[str, Scores], latency: Mapping[str, Mapping],
          cost: Mapping[str, Cost]) -> list[dict]:
-    """One CSV row per design: pattern, accuracy per seed and its stats, latency, costs."""
+    """One CSV row per design: pattern, each metric per seed with its mean and sd (points),
+    latency, costs."""
     out = []
     for name, spec in designs.items():
-        s, lat, c = scores[name], cmp.latencies[name], cost[name]
+        s, lat, c = scores[name], latency[name], cost[name]
         row = {"design": name, "groups": spec.pattern()}
-        for which in ("heldout", "dev"):
-            mean, lo, hi = s.stats(which)
-            row |= {f"{which}_mean": round(mean, 2), f"{which}_min": round(lo, 2), f"{which}_max": round(hi, 2)}
-            row |= {f"{which}_seed{seed}": round(100 * v, 2) for seed, v in zip(s.seeds, getattr(s, which))}
-        row |= {
-            "median_ms": round(lat.median_ms, 2), "p10_ms": round(lat.p10_ms, 2), "p90_ms": round(lat.p90_ms, 2),
-            "cv": round(lat.cv, 4), "speedup": round(cmp.speedup[name], 3), "macs": c.macs, "gmacs": round(c.gmacs, 3),
-            "gflops": round(c.gflops, 3), "params_m": round(c.params / 1e6, 2),
-            "train_seconds_mean": round(statistics.fmean(s.seconds), 1),
-        }
+        for which in METRICS if s.score else ("heldout", "dev"):
+            values = s.points(which)
+            nan = any(math.isnan(v) for v in values)
+            row |= {f"{which}_mean": math.nan if nan else round(statistics.fmean(values), 2),
+                    f"{which}_sd": math.nan if nan or len(values) < 2 else round(statistics.stdev(values), 2)}
+            row |= {f"{which}_seed{seed}": round(v, 2) for seed, v in zip(s.seeds, values)}
+        row |= {k: lat[k] for k in ("median_ms", "p10_ms", "p90_ms", "cv", "speedup")}
+        row |= {"macs": c.macs, "gmacs": round(c.gmacs, 3), "gflops": round(c.gflops, 3), "params_m": round(c.params / 1e6, 2),
+                "seconds_mean": round(statistics.fmean(s.seconds), 1)}
         out.append(row)
     return out
 
 
-def evaluate(designs: Mapping[str, ArchSpec], args: argparse.Namespace) -> tuple[Comparison, dict[str, Scores], list[dict]]:
-    """Latency (first, on a quiet machine), costs and proxy scores of every design, and their rows."""
-    cmp = measure(designs, args)
+def evaluate(designs: Mapping[str, ArchSpec], args: argparse.Namespace,
+             here: Path) -> tuple[dict[str, dict], dict[str, Scores], list[dict]]:
+    """Latency (first, on a quiet machine), costs and the lessons' proxy scores of every design
+    (resumable, ``stored_scores``), and their rows."""
+    latency = timed(designs, args, here)
     cost = costs(designs, args)
-    scores = score_designs(designs, args)
-    return cmp, scores, rows(designs, scores, cmp, cost)
+    scores = stored_scores(designs, args, here)
+    return latency, scores, rows(designs, scores, latency, cost)
 
 
 # ---- running a command ---------------------------------------------------------------------------
@@ -272,46 +433,72 @@ def machine_of(summary: Path, scored: int) -> str:
     return before if scored == 0 else f"{before} (earlier rows) + {here} ({scored} rows)"
 
 
-def header(title: str, args: argparse.Namespace, cmp: Comparison, designs: Mapping[str, ArchSpec],
-           rows_: Sequence[Mapping], scores: Mapping[str, Scores]) -> list[str]:
-    """Title, the command, the machine, the proxy and latency set-ups as composed, and the
-    table of designs."""
+def power_lines(scores: Mapping[str, Scores]) -> list[str]:
+    """The lesson's noise and power per metric: the paired seed sd, its dof, and the MDE of a
+    paired difference between two designs."""
+    lines = []
+    for which in METRICS:
+        n = noise(scores, which)
+        if n is not None:
+            mde = MDE_STANDARD_ERRORS * paired_se(n, len(next(iter(scores.values())).seeds))
+            lines.append(f"- {METRIC_NAMES[which]}: paired seed sd {n.sd:.2f} points ({n.dof} dof, {n.source}); "
+                         f"MDE of a difference between two designs {mde:.2f} points")
+    return lines
+
+
+def header(title: str, args: argparse.Namespace, latency: Mapping[str, Mapping], designs: Mapping[str, ArchSpec],
+           rows_: Sequence[Mapping], scores: Mapping[str, Scores], here: Path) -> list[str]:
+    """Title, the command, the machines, the proxy and latency set-ups as composed, the noise
+    and power, and the table of designs."""
     cfg = config(args)
     p, ps, lat = cfg.proxy, cfg.proxy_setup, cfg.latency
     scale = ps.scale
     dims = target(next(iter(designs.values())), args)
+    stored = [r for r in read_scores(here / "scores.csv") if r["design"] in designs and int(r["seed"]) in args.seeds]
+    machines = sorted({r["machine"] for r in stored}) or [str(Env.current(2))]
+    codes = sorted({r["code"] for r in stored})
+    minutes = sum(float(r["seconds"]) for r in stored) / 60
     return [
         f"# {title}", "",
-        f"Command: `{command()}` (from the repository root; GLUE from `GLUE_DIR`, default `../shared/glue`)", "",
-        f"Machine: {next(iter(cmp.latencies.values())).env}", "",
-        "**Accuracy** (proxy scale): the search's default proxy, composed from `conf/run.yaml` "
-        f"(`{p._target_.rsplit('.', 1)[-1]}`, `proxy_setup.init={ps.init}`): each design trained from BERT's random "
-        f"init at hidden {scale.hidden} / {scale.layers} layers / {scale.heads} heads / FFN {scale.intermediate} "
-        f"with the same grouping pattern, {p.steps} steps of batch {p.batch_size}, AdamW lr {p.lr:g}, {p.threads} "
-        f"training thread(s), max length "
-        f"{ps.max_len}, a {ps.vocab_size}-token WordPiece vocabulary learnt on train. **held-out** = accuracy on "
-        f"{ps.heldout} whole SST-2 train sentences held out of training (the score the search sees); **dev** = "
-        f"SST-2 dev (872). Seeds {', '.join(map(str, args.seeds))} (`seed=N` sets the init, the batch order, the held-out "
-        "slice and so the vocabulary learnt on the rest); cells are mean (min-max) over seeds, in %. Deltas "
-        "between designs are paired by seed.", "",
+        f"Command: `{command()}` (from the repository root; GLUE from `GLUE_DIR`, default `../shared/glue`; "
+        "`--render` rewrites this report from scores.csv and latency.csv)", "",
+        f"Machine, latency: {next(iter(latency.values()))['machine']}. Machine, scores: {'; '.join(machines)} "
+        f"(code {', '.join(codes) or 'this checkout'}; {minutes:.0f} min of scoring in scores.csv).", "",
+        "**Accuracy** (proxy scale): the compressed proxy (`proxy_setup=pretrained proxy=compressed`, "
+        "conf/proxy/compressed.yaml, its default budget): the dense checkpoint "
+        f"`{Path(ps.checkpoint).name}` fine-tuned on {cfg.task.name} ({p.teacher_steps} steps, cached: the teacher) is "
+        f"compressed into each design at hidden {scale.hidden} / {scale.layers} layers / FFN {scale.intermediate} "
+        f"(channel permutation, least-squares refit on {p.calibration} rows, {p.distill_steps} steps of hidden-state "
+        f"distillation), then fine-tuned {p.steps} steps of batch {p.batch_size} with the teacher's logits "
+        f"(weight {p.kd_weight}), max length {ps.max_len}. **held-out** = accuracy on {ps.heldout} train rows held "
+        "out of all training (the verdicts' metric); **dev** = the task's dev split; **score** = mean gold "
+        "log-likelihood on the held-out rows x100 (what the search maximises). Seeds "
+        f"{', '.join(map(str, args.seeds))}: one teacher and held-out split (setup seed 0); the seed moves the "
+        "per-design training only, so every design sees the same batches per seed (common random numbers) and "
+        "differences are paired by seed.", "",
+        "**Power**: the noise of a paired difference is the residual of design + seed over all designs here; "
+        "MDE = 2 standard errors of the paired difference. A verdict is *reproduced* when the paper's effect "
+        "exceeds the MDE, *contradicted* when the opposite effect does, else *not reproduced*.", "",
+        *power_lines(scores), "",
         f"**Latency** (target scale, {dims.hidden} hidden x {dims.layers} layers, FFN {dims.intermediate}): "
         f"batch {cfg.batch}, seq {cfg.seq_len}, {lat.threads} thread(s), `torch.inference_mode`, {lat.warmup} "
         f"warm-up passes, then {lat.rounds} rounds; all {len(designs)} designs interleaved in one `compare_latency` "
-        "call. Speedup = median(dense) / median(design). FLOPs = 2 x MACs of the encoder (`count_cost`, fvcore).", "",
+        "call, before any training. Speedup = median(first design) / median(design). FLOPs = 2 x MACs of the "
+        "encoder (`count_cost`, fvcore).", "",
         "## Designs", "", *design_table(rows_, scores), "",
     ]
 
 
 DESIGN_COLUMNS = {
     "design": "design", "groups": "groups (q k v post in out)", "heldout": "held-out % (seeds)",
-    "dev": "dev % (seeds)", "median_ms": "median ms", "speedup": "speedup", "gflops": "GFLOPs", "params_m": "params M",
+    "dev": "dev % (seeds)", "score": "score x100 (seeds)", "median_ms": "median ms", "speedup": "speedup",
+    "gflops": "GFLOPs", "params_m": "params M",
 }
 
 
 def design_table(rows_: Sequence[Mapping], scores: Mapping[str, Scores]) -> list[str]:
     """The per-design table every lesson prints first."""
-    shown = [{**r, "heldout": scores[r["design"]].text("heldout"), "dev": scores[r["design"]].text("dev"),
-              "speedup": f"{r['speedup']:.2f}x"} for r in rows_]
+    shown = [{**r, **{w: scores[r["design"]].text(w) for w in METRICS}, "speedup": f"{r['speedup']:.2f}x"} for r in rows_]
     return md_table(shown, DESIGN_COLUMNS)
 
 
@@ -328,10 +515,13 @@ def errorbars(x: Sequence[float], stats: Sequence[tuple[float, float, float]], n
 
 
 def write(here: Path, args: argparse.Namespace, rows_: Sequence[Mapping], report: Sequence[str],
-          fig: go.Figure, png: str, extra: Mapping[str, str] | None = None) -> None:
-    """results.md, results.csv (``rows_``), ``png`` and ``extra`` files ({name: text}) beside
-    the script; under --quick everything is printed instead and nothing is written."""
+          fig: go.Figure, png: str, summary: Mapping | None = None, extra: Mapping[str, str] | None = None) -> None:
+    """results.md, results.csv (``rows_``), summary.json (``summary``), ``png`` and ``extra``
+    files ({name: text}) beside the script; under --quick everything is printed instead and
+    nothing is written."""
     files = {"results.md": "\n".join(report) + "\n", "results.csv": csv_text(rows_), **(extra or {})}
+    if summary is not None:
+        files["summary.json"] = json.dumps(summary, indent=1) + "\n"
     if args.quick:
         for name, body in files.items():
             print(f"--- {name} ---\n{body}")
@@ -341,6 +531,17 @@ def write(here: Path, args: argparse.Namespace, rows_: Sequence[Mapping], report
         (here / name).write_text(body)
     fig.write_image(here / png, width=1100, height=600)  # plotly -> kaleido -> headless Chromium
     print(f"wrote {', '.join(files)} and {png} in {here}")
+
+
+def summary(verdict: str, mde: float, args: argparse.Namespace, scores: Mapping[str, Scores], **more) -> dict:
+    """A lesson's summary.json: its verdict, the MDE behind it (points), the seeds, the proxy,
+    the noise per metric, and ``more``."""
+    cfg = config(args)
+    pooled = {w: noise(scores, w) for w in METRICS}
+    return {"verdict": verdict, "mde_points": round(mde, 2), "metric": METRIC_NAMES["heldout"], "seeds": list(args.seeds),
+            "proxy": f"{cfg.task.name}, proxy_setup=pretrained proxy=compressed ({proxy_key(cfg)})",
+            "noise_sd_points": {w: round(n.sd, 3) for w, n in pooled.items() if n is not None},
+            "noise_dof": next((n.dof for n in pooled.values() if n is not None), None), **more}
 
 
 __all__ = ["PROJECTIONS", "SHORT", "Scores", "config", "costs", "delta", "design_table", "errorbars",

@@ -6,9 +6,15 @@ Used by the search's study and by its confirmation's companion study."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from omegaconf import DictConfig, OmegaConf
 
 from arch_search.design.space import SearchSpace
+
+if TYPE_CHECKING:
+    from arch_search.measure.latency import LatencyProtocol
 
 
 class StudyMismatch(ValueError):
@@ -19,6 +25,31 @@ def space_fingerprint(space: SearchSpace) -> dict[str, Any]:
     """What a space offers (not its file name): base design, choices, per-layer or not."""
     return {"base": space.base.hash, "per_layer": space.per_layer, "groups": {p: list(c) for p, c in space.groups.items()},
             "shuffle": list(space.shuffle), "dims": {d: list(c) for d, c in space.dims.items()}}
+
+
+# proxy and setup keys that do not change a score (speed, logging, paths)
+NOT_SCORED = frozenset({"_target_", "setup", "threads", "progress", "eval_dev", "eval_every", "cache_dir", "data_dir"})
+
+
+def scored_settings(node: DictConfig, **first: Any) -> dict[str, Any]:
+    """A proxy's or setup's settings that change a score (``NOT_SCORED`` left out; a checkpoint
+    by its folder name: the same model in another folder is the same), after ``first``."""
+    values = OmegaConf.to_container(node, resolve=True)
+    if values.get("checkpoint"):
+        values["checkpoint"] = Path(values["checkpoint"]).name
+    return {**first, **{k: v for k, v in values.items() if k not in NOT_SCORED}}
+
+
+def study_fingerprint(cfg: DictConfig, protocol: LatencyProtocol) -> dict[str, Any]:
+    """What makes a study's scores comparable (``Search`` adds the space and the latency mode):
+    the task, the proxy and its budget, its setup (init, scale, data split, seed) and the
+    latency protocol's comparable settings (``LatencyProtocol.fingerprint``)."""
+    return {
+        "task": cfg.task.name,
+        "proxy": scored_settings(cfg.proxy, kind=cfg.proxy._target_),
+        "proxy_setup": scored_settings(cfg.proxy_setup),
+        "latency": protocol.fingerprint(),
+    }
 
 
 def fingerprint_differences(stored: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:

@@ -308,6 +308,66 @@ def proxy_noise(recs: Sequence[TrialRecord]) -> Noise | None:
                         "the references scored with a second proxy seed")
 
 
+def paired_noise(table: Mapping[str, Sequence[float]], source: str) -> Noise | None:
+    """The seed noise that a paired comparison sees, for designs all scored with the same seeds
+    (``table``: design -> one value per seed, in seed order). With common random numbers a seed
+    gives every design the same batches and rows, so a seed that is lucky for all of them
+    cancels in a difference: the noise is the residual of the additive model design + seed,
+    with (designs - 1) x (seeds - 1) degrees of freedom. None with fewer than 2 designs or 2
+    seeds, or when a value is NaN (a diverged run)."""
+    x = np.array([list(v) for v in table.values()], dtype=float)
+    if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] < 2 or np.isnan(x).any():
+        return None
+    resid = x - x.mean(axis=1, keepdims=True) - x.mean(axis=0, keepdims=True) + x.mean()
+    dof = (x.shape[0] - 1) * (x.shape[1] - 1)
+    return Noise(sd=float(np.sqrt((resid ** 2).sum() / dof)), designs=x.shape[0], dof=dof, source=source)
+
+
+MDE_STANDARD_ERRORS = 2.0  # a lesson's minimum detectable effect: 2 standard errors of the paired difference
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """``a - b`` over the seeds both were scored with: its mean, each seed's difference, the
+    standard error (the paired noise: sd x sqrt(2 / seeds)) and the minimum detectable effect
+    (``MDE_STANDARD_ERRORS`` standard errors). Units are the caller's (points)."""
+
+    mean: float
+    by_seed: tuple[float, ...]
+    se: float
+
+    @property
+    def mde(self) -> float:
+        return MDE_STANDARD_ERRORS * self.se
+
+    def verdict(self, expected: int) -> str:
+        """A claim that ``a - b`` has the sign of ``expected`` (+1 or -1): *reproduced* when the
+        difference has that sign and exceeds the MDE, *contradicted* when it has the other sign
+        and exceeds it, else *not reproduced* (below what these seeds can detect)."""
+        if expected not in (1, -1):
+            raise ValueError(f"expected must be +1 or -1, got {expected!r}")
+        if math.isnan(self.mean) or abs(self.mean) <= self.mde:
+            return "not reproduced"
+        return "reproduced" if (self.mean > 0) == (expected > 0) else "contradicted"
+
+    def text(self) -> str:
+        """``+1.23 (MDE 0.80)``."""
+        return f"{self.mean:+.2f} (MDE {self.mde:.2f})"
+
+
+def paired_se(noise: Noise, seeds: int) -> float:
+    """The standard error of a difference between two designs paired over ``seeds`` seeds."""
+    return noise.sd * math.sqrt(2 / seeds)
+
+
+def paired_difference(a: Sequence[float], b: Sequence[float], noise: Noise) -> PairedDifference:
+    """``a - b`` paired by position (seed), with ``noise``'s sd for its standard error."""
+    if len(a) != len(b) or not a:
+        raise ValueError(f"paired_difference: {len(a)} values against {len(b)}")
+    d = tuple(float(x) - float(y) for x, y in zip(a, b))
+    return PairedDifference(mean=float(np.mean(d)), by_seed=d, se=paired_se(noise, len(d)))
+
+
 # ---- the confirmation (arch_search.study.confirm) ---------------------------------------------------------
 
 

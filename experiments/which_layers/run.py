@@ -3,10 +3,14 @@ v, FFN in and FFN out (G=4) but keeps the post-attention layer dense (G=1).
 
 Fourteen designs at BERT-base dims: dense, all six grouped at G=4, each projection grouped
 alone ("only p"), and all six grouped but one kept dense ("all but p"; all but post is
-SqueezeBERT). Each is scored with the search's default proxy over 3 seeds and timed
-interleaved with the others; per projection: accuracy change vs latency saved.
+SqueezeBERT). Each is scored with the compressed proxy over 3 paired seeds (``lessons``) and
+timed interleaved with the others; per projection: the accuracy change, its minimum detectable
+effect, and the latency saved. The verdict: does keeping post dense among grouped layers
+(SqueezeBERT vs all-4) buy back accuracy beyond the MDE, and is post the projection that buys the
+most per ms?
 
-    python experiments/which_layers/run.py            # results.md, results.csv, which_layers.png
+    python experiments/which_layers/run.py            # scores.csv (resumable), latency.csv, results.*, summary.json, PNG
+    python experiments/which_layers/run.py --render   # the report again from scores.csv and latency.csv
     python experiments/which_layers/run.py --quick    # smoke run (CI): writes nothing
 """
 
@@ -43,23 +47,26 @@ DESIGNS = {
 assert DESIGNS[BUT["post_attention"]] == ArchSpec.preset("squeezebert")
 
 
-def effects(scores, cmp) -> list[dict]:
+def effects(scores, latency) -> list[dict]:
     """Per projection: grouping it alone (vs dense) and keeping it dense among grouped (vs all-4).
-    Accuracy deltas in points (mean, min, max over seeds); latency in ms of the medians."""
-    ms = {name: lat.median_ms for name, lat in cmp.latencies.items()}
+    Accuracy deltas in points, paired by seed, each with its MDE; latency in ms of the medians."""
+    ms = {name: lat["median_ms"] for name, lat in latency.items()}
     out = []
     for p in PROJECTIONS:
         saved, kept = ms["dense"] - ms[ONLY[p]], ms[BUT[p]] - ms[ALL]
-        alone = lessons.paired(scores[ONLY[p]], scores["dense"], "alone")
-        keep = lessons.paired(scores[BUT[p]], scores[ALL], "keep")
-        out.append({
-            "projection": p, **alone,
-            "alone_saved_ms": round(saved, 2), "alone_saved_fraction": round(saved / ms["dense"], 4),
-            "alone_points_lost_per_10ms": round(-10 * alone["alone_heldout"] / saved, 3) if saved > 0 else math.nan,
-            **keep,
-            "keep_cost_ms": round(kept, 2), "keep_cost_fraction": round(kept / ms[ALL], 4),
-            "keep_points_gained_per_10ms": round(10 * keep["keep_heldout"] / kept, 3) if kept > 0 else math.nan,
-        })
+        row = {"projection": p}
+        for prefix, (a, b) in (("alone", (ONLY[p], "dense")), ("keep", (BUT[p], ALL))):
+            for which in ("heldout", "dev"):
+                d = lessons.compare(scores, a, b, which)
+                row |= {f"{prefix}_{which}": round(d.mean, 2), f"{prefix}_{which}_mde": round(d.mde, 2),
+                        f"{prefix}_{which}_min": round(min(d.by_seed), 2), f"{prefix}_{which}_max": round(max(d.by_seed), 2)}
+            if prefix == "alone":
+                row |= {"alone_saved_ms": round(saved, 2), "alone_saved_fraction": round(saved / ms["dense"], 4),
+                        "alone_points_lost_per_10ms": round(-10 * row["alone_heldout"] / saved, 3) if saved > 0 else math.nan}
+            else:
+                row |= {"keep_cost_ms": round(kept, 2), "keep_cost_fraction": round(kept / ms[ALL], 4),
+                        "keep_points_gained_per_10ms": round(10 * row["keep_heldout"] / kept, 3) if kept > 0 else math.nan}
+        out.append(row)
     return out
 
 
@@ -70,46 +77,49 @@ def rank(effect_rows: list[dict], key: str, p: str = "post_attention") -> int:
     return 1 + [r["projection"] for r in order].index(p)
 
 
-def spread(scores) -> float:
-    """Seed noise: mean over designs of the max-min range of held-out accuracy (points)."""
-    ranges = [s.stats()[2] - s.stats()[1] for s in scores.values()]
-    return sum(ranges) / len(ranges)
+def verdict(scores) -> tuple[str, object, object]:
+    """The claim, tested: keeping post dense among grouped layers buys accuracy
+    (SqueezeBERT - all-4 > MDE), and grouping post alone costs accuracy (only post - dense < -MDE).
+    Returns the lesson's verdict (on the first) and both differences."""
+    keep = lessons.compare(scores, BUT["post_attention"], ALL)
+    alone = lessons.compare(scores, ONLY["post_attention"], "dense")
+    return keep.verdict(+1), keep, alone
 
 
-def report(args, rows, scores, cmp, eff) -> list[str]:
+def text(row, key: str) -> str:
+    """``+1.2 ± MDE 0.8 (+0.4 to +2.0)``."""
+    return f"{row[key]:+.2f} (MDE {row[key + '_mde']:.2f}; seeds {row[key + '_min']:+.1f} to {row[key + '_max']:+.1f})"
+
+
+def report(args, rows, scores, latency, eff) -> list[str]:
     table = [{
-        "projection": r["projection"], "alone": lessons.paired_text(r, "alone_heldout"),
-        "alone_dev": lessons.paired_text(r, "alone_dev"),
+        "projection": r["projection"], "alone": text(r, "alone_heldout"), "alone_dev": text(r, "alone_dev"),
         "saved": f"{r['alone_saved_ms']:.1f} ({100 * r['alone_saved_fraction']:.1f}%)",
         "per_ms": f"{r['alone_points_lost_per_10ms']:+.2f}",
-        "keep": lessons.paired_text(r, "keep_heldout"), "keep_dev": lessons.paired_text(r, "keep_dev"),
+        "keep": text(r, "keep_heldout"), "keep_dev": text(r, "keep_dev"),
         "kept": f"{r['keep_cost_ms']:.1f} ({100 * r['keep_cost_fraction']:.1f}%)",
         "gain_ms": f"{r['keep_points_gained_per_10ms']:+.2f}",
     } for r in eff]
-    post = next(r for r in eff if r["projection"] == "post_attention")
-    noise = spread(scores)
-    lines = lessons.header("Which layers to group: one projection at a time", args, cmp, DESIGNS, rows, scores)
-    lines += ["## Per projection", "",
+    word, keep, alone = verdict(scores)
+    lines = lessons.header("Which layers to group: one projection at a time", args, latency, DESIGNS, rows, scores, HERE)
+    lines += ["## Verdict", "",
+              "Claim (SqueezeBERT, Sec. 4): keep the post-attention layer dense to mix channels across groups; "
+              "grouping it would cost the most accuracy for the least latency. The paper keeps groups (4,4,4,1,4,4).", "",
+              f"- **{word}**: keeping post dense among grouped layers (SqueezeBERT - all-4) changes held-out accuracy by "
+              f"{keep.text()} points (per seed {', '.join(f'{d:+.2f}' for d in keep.by_seed)}).",
+              f"- Grouping post alone (only post - dense): {alone.text()} points.",
+              f"- Points bought back per 10 ms when kept dense: post_attention ranks {rank(eff, 'keep_points_gained_per_10ms')} "
+              f"of 6; points lost per 10 ms saved when grouped alone: ranks {rank(eff, 'alone_points_lost_per_10ms')} of 6 "
+              "(1 = the largest).", "",
+              "## Per projection", "",
               "*Grouped alone* = `only p` minus `dense`; *kept dense* = `all but p` minus `all-4` (the accuracy "
-              "that keeping p dense buys back, and what it costs in latency). Accuracy deltas are held-out points, "
-              "paired by seed: mean (min to max over seeds); latency from the interleaved medians.", "",
+              "that keeping p dense buys back, and what it costs in latency). Accuracy deltas in points, paired by "
+              "seed: mean (MDE; per-seed range); latency from the interleaved medians.", "",
               *lessons.md_table(table, {
                   "projection": "projection", "alone": "grouped alone: held-out pts", "alone_dev": "dev pts",
                   "saved": "ms saved (of dense)", "per_ms": "pts lost per 10 ms saved",
                   "keep": "kept dense: held-out pts", "keep_dev": "dev pts", "kept": "ms added (of all-4)",
-                  "gain_ms": "pts gained per 10 ms"}), "",
-              "## Does grouping post-attention cost the most accuracy for the least latency?", "",
-              f"- Points lost per ms saved when grouped alone: post_attention ranks {rank(eff, 'alone_points_lost_per_10ms')} "
-              "of 6 (1 = the worst trade).",
-              f"- Points bought back per ms when kept dense among grouped: post_attention ranks "
-              f"{rank(eff, 'keep_points_gained_per_10ms')} of 6 (1 = the best use of latency).",
-              f"- Grouping post alone: {lessons.paired_text(post, 'alone_heldout')} held-out points for "
-              f"{post['alone_saved_ms']:.1f} ms saved; keeping it dense in all-4: "
-              f"{lessons.paired_text(post, 'keep_heldout')} points for "
-              f"{post['keep_cost_ms']:.1f} ms.",
-              (f"- Seed noise: a design's held-out accuracy spans {noise:.1f} points (max-min over seeds, mean over "
-               "designs); a paired delta whose seed range crosses 0 is not separable from noise." if len(args.seeds) > 1
-               else "- Seed noise: **not measured (one seed)**; the deltas above are single runs."), ""]
+                  "gain_ms": "pts gained per 10 ms"}), ""]
     return lines
 
 
@@ -119,17 +129,17 @@ def figure(eff):
     labels = [SHORT[r["projection"]] for r in eff]
     fig.add_trace(lessons.errorbars(
         [r["alone_saved_ms"] for r in eff],
-        [lessons.paired_stats(r, "alone_heldout") for r in eff],
+        [(r["alone_heldout"], r["alone_heldout"] - r["alone_heldout_mde"], r["alone_heldout"] + r["alone_heldout_mde"]) for r in eff],
         "grouped alone", labels), row=1, col=1)
     fig.add_trace(lessons.errorbars(
         [r["keep_cost_ms"] for r in eff],
-        [lessons.paired_stats(r, "keep_heldout") for r in eff],
+        [(r["keep_heldout"], r["keep_heldout"] - r["keep_heldout_mde"], r["keep_heldout"] + r["keep_heldout_mde"]) for r in eff],
         "kept dense", labels), row=1, col=2)
     for col in (1, 2):
         fig.add_hline(y=0, line_dash="dot", line_color="grey", row=1, col=col)
     fig.update_xaxes(title_text="latency saved (ms, target scale)", row=1, col=1)
     fig.update_xaxes(title_text="latency added (ms, target scale)", row=1, col=2)
-    fig.update_yaxes(title_text="held-out accuracy change (points; bars: seed min-max)", row=1, col=1)
+    fig.update_yaxes(title_text="held-out accuracy change (points; bars: +- MDE)", row=1, col=1)
     fig.update_yaxes(title_text="held-out accuracy change (points)", row=1, col=2)
     fig.update_layout(title="Which projection to group: accuracy vs latency per projection", showlegend=False)
     return fig
@@ -137,10 +147,16 @@ def figure(eff):
 
 def main() -> None:
     args = lessons.parse(lessons.parser(__doc__))
-    cmp, scores, rows = lessons.evaluate(DESIGNS, args)
-    eff = effects(scores, cmp)
-    lessons.write(HERE, args, rows, report(args, rows, scores, cmp, eff), figure(eff), "which_layers.png",
-                  extra={"projections.csv": lessons.csv_text(eff)})
+    latency, scores, rows = lessons.evaluate(DESIGNS, args, HERE)
+    eff = effects(scores, latency)
+    word, keep, alone = verdict(scores)
+    summary = lessons.summary(word, keep.mde, args, scores, claim="keeping post-attention dense among grouped layers buys accuracy",
+                              keep_post_dense_points=round(keep.mean, 2), group_post_alone_points=round(alone.mean, 2),
+                              group_post_alone_mde_points=round(alone.mde, 2),
+                              post_rank_gain_per_ms=rank(eff, "keep_points_gained_per_10ms"),
+                              post_rank_loss_per_ms_saved=rank(eff, "alone_points_lost_per_10ms"))
+    lessons.write(HERE, args, rows, report(args, rows, scores, latency, eff), figure(eff), "which_layers.png",
+                  summary=summary, extra={"projections.csv": lessons.csv_text(eff)})
 
 
 if __name__ == "__main__":
