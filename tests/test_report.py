@@ -245,7 +245,7 @@ def test_report_of_a_confirmed_run_draws_both_scores(tmp_path):
     trials = make_run_dir(tmp_path / "run", n=12)
     recs = [r for r in records(trials) if r.finished]
     chosen = [r for r in recs if r.evaluated][:6]
-    confirmed = [Confirmed(r.number, "log_likelihood", {0: r.accuracy - 0.05, 1: r.accuracy - 0.04}, {})
+    confirmed = [Confirmed(r.number, "log_likelihood", {0: r.score - 0.05, 1: r.score - 0.04}, {})
                  for r in chosen]
     write_csv(tmp_path / "run" / "confirmed.csv", confirmed_rows(confirmed, recs, Noise(0.01, 6, 6, "seeds")))
     report = write_report(str(tmp_path / "run"), png=False)
@@ -371,3 +371,32 @@ def test_report_of_a_study_on_postgres(tmp_path):
         assert password and f"{user}:{password}@" not in page and f"{user}:***@" in page
     finally:
         optuna.delete_study(study_name=name, storage=storage_for(url))
+
+
+def test_a_study_from_before_the_score_rename_still_loads_and_reports(tmp_path):
+    """The committed seed0 run (its study named objective 0 ``proxy_accuracy``, its CSVs used
+    that column) loads today: records have a score, the report labels it by the proxy's metric
+    (a log-likelihood, not an accuracy), and the old CSV columns read under today's names."""
+    import shutil
+
+    import csv
+    from pathlib import Path
+
+    from arch_search.app.report import StudyData
+    from arch_search.study.results import with_current_names
+
+    run = Path(__file__).resolve().parents[1] / "experiments" / "search_recovers_squeezebert" / "seed0"
+    shutil.copy(run / "study.db", tmp_path / "study.db")  # a copy: loading must not touch the committed file
+    study = optuna.load_study(study_name=optuna.get_all_study_names(f"sqlite:///{tmp_path / 'study.db'}")[0],
+                              storage=f"sqlite:///{tmp_path / 'study.db'}")
+    assert study.metric_names == ["proxy_accuracy", "latency_ms"]
+    d = StudyData.of(study)
+    assert len(d.trials) == 72 and all(r.score is not None for r in d.trials)  # 64 designs and 8 repeats
+    assert d.score_name == "proxy score: calibrated gold log-likelihood"  # the supernet's
+    with open(run / "trials.csv", newline="") as f:
+        old = list(csv.DictReader(f))
+    assert "proxy_accuracy" in old[0]
+    new = [with_current_names(r) for r in old]
+    assert "score" in new[0] and "proxy_accuracy" not in new[0]
+    by_number = {r.number: r.score for r in d.trials}
+    assert len(new) == 72 and all(float(r["score"]) == pytest.approx(by_number[int(r["trial"])], abs=1e-4) for r in new)

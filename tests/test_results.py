@@ -72,7 +72,7 @@ def test_record_round_trips_the_user_attrs_and_the_front_skips_copies_and_infeas
     assert [r.number for r in front(recs)] == [1, 5, 0]  # fastest first; the copy and the infeasible one out
     assert {t.number for t in study.best_trials} >= {1, 5, 0}  # Optuna's front agrees (it keeps the copy, 2)
     assert dense_reference(recs).number == 0 and recs[3].constraints == (1.0, -1.0) and not recs[3].feasible
-    assert recs[6].state == "FAIL" and not recs[6].finished and recs[6].accuracy is None
+    assert recs[6].state == "FAIL" and not recs[6].finished and recs[6].score is None
     trial = study.ask()
     set_attrs(trial, params=3, spec_hash="abc")
     with pytest.raises(KeyError, match="not TrialRecord fields: paramz"):

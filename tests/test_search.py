@@ -223,7 +223,7 @@ def test_constraints_and_outputs(space, tmp_path):
     assert dense.system_attrs["constraints:params"] > 0 > squeeze.system_attrs["constraints:params"]  # what samplers read
     search.write(tmp_path / "run")
     trials = (tmp_path / "run" / "trials.csv").read_text().splitlines()
-    assert len(trials) == 1 + 4 and trials[0].startswith("trial,reference,design,proxy_accuracy,latency_ms,speedup_vs_dense")
+    assert len(trials) == 1 + 4 and trials[0].startswith("trial,reference,design,score,latency_ms,speedup_vs_dense")
     pareto_rows = search.rows(search.pareto())
     assert pareto_rows and (tmp_path / "run" / "study.json").is_file()
     assert any(r["reference"] == "bert_base" and r["speedup_vs_dense"] == 1.0 for r in search.rows(search.records()))

@@ -245,7 +245,7 @@ def _code() -> str:
 def stored_scores(designs: Mapping[str, ArchSpec], args: argparse.Namespace, here: Path) -> dict[str, Scores]:
     """Every design x seed with the lessons' proxy (``COMPRESSED``), resumable: ``here/scores.csv``
     gets a row after each design, and a (design, seed) already there is not scored again. A row
-    of another lesson (``experiments/*/scores.csv``) for the same design, seed and proxy is
+    of another lesson (``here/../*/scores.csv``) for the same design, seed and proxy is
     copied instead of scored (its folder in ``from``). ``--render`` scores nothing; ``--quick``
     stores nothing. A stored design whose spec differs from ``designs``' is an error."""
     path = here / "scores.csv"
@@ -255,11 +255,12 @@ def stored_scores(designs: Mapping[str, ArchSpec], args: argparse.Namespace, her
             raise SystemExit(f"error: {path}: {r['design']!r} was scored as {r['spec']}, not "
                              f"{designs[r['design']].summary()}; move the file away to score it anew")
     siblings = [] if args.quick else [
-        {**r, "from": r["from"] or p.parent.name} for p in sorted((REPO / "experiments").glob("*/scores.csv"))
+        {**r, "from": r["from"] or p.parent.name} for p in sorted(here.parent.glob("*/scores.csv"))
         if p.parent != here for r in read_scores(p)]
-    machine, code = str(Env.current(2)), _code()
+    code = _code()
     for seed in args.seeds:
         cfg = config(args, seed)
+        machine = str(Env.current(cfg.proxy.threads))  # the threads the proxy trains with
         key = proxy_key(cfg)
         done = {r["design"] for r in rows if int(r["seed"]) == seed and r["proxy"] == key}
         todo = [name for name in designs if name not in done]
@@ -466,7 +467,8 @@ def header(title: str, args: argparse.Namespace, latency: Mapping[str, Mapping],
         f"(code {', '.join(codes) or 'this checkout'}; {minutes:.0f} min of scoring in scores.csv).", "",
         "**Accuracy** (proxy scale): the compressed proxy (`proxy_setup=pretrained proxy=compressed`, "
         "conf/proxy/compressed.yaml, its default budget): the dense checkpoint "
-        f"`{Path(ps.checkpoint).name}` fine-tuned on {cfg.task.name} ({p.teacher_steps} steps, cached: the teacher) is "
+        f"`{Path(ps.checkpoint).name}` fine-tuned on {cfg.task.name} for {p.teacher_steps} steps (the teacher, trained once "
+        "and cached) is "
         f"compressed into each design at hidden {scale.hidden} / {scale.layers} layers / FFN {scale.intermediate} "
         f"(channel permutation, least-squares refit on {p.calibration} rows, {p.distill_steps} steps of hidden-state "
         f"distillation), then fine-tuned {p.steps} steps of batch {p.batch_size} with the teacher's logits "

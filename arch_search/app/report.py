@@ -1,8 +1,8 @@
 """The report of a search: one self-contained HTML page (plotly.js inlined once) and a PNG per
 figure, read from the study's storage (and the run directory's pareto.csv, if any).
 
-Figures: the Pareto front (proxy accuracy vs latency, references marked), hypervolume over
-trials, the grouping pattern of the Pareto designs, FLOPs vs latency and params vs accuracy,
+Figures: the Pareto front (proxy score vs latency, references marked), hypervolume over
+trials, the grouping pattern of the Pareto designs, FLOPs vs latency and params vs score,
 parameter importances per objective and, when the trials carry it, the dense reference's
 latency over the run (drift); for a run directory with a confirmation (confirmed.csv), the
 confirmed front (each seed's score and their mean against latency) and the search's score
@@ -55,7 +55,7 @@ class StudyData:
 
     study: optuna.Study
     trials: list[TrialRecord]  # COMPLETE, with values, by trial number
-    acc: np.ndarray
+    score: np.ndarray  # objective 0, the proxy's score
     ms: np.ndarray
     flops: np.ndarray
     params: np.ndarray
@@ -73,7 +73,7 @@ class StudyData:
         return cls(
             study=study,
             trials=done,
-            acc=np.array([r.accuracy for r in done], float),
+            score=np.array([r.score for r in done], float),
             ms=np.array([r.latency_ms for r in done], float),
             flops=np.array([nan if r.flops is None else r.flops for r in done], float),
             params=np.array([nan if r.params is None else r.params for r in done], float),
@@ -82,19 +82,25 @@ class StudyData:
             counts={s.name.lower(): sum(r.state == s.name for r in every) for s in optuna.trial.TrialState},
         )
 
+    @property
+    def score_name(self) -> str:
+        """What the score is, for axis labels: ``proxy score: gold log-likelihood``, ``proxy score: accuracy``, ..."""
+        metric = next((r.proxy_metric for r in self.trials if r.proxy_metric), None)
+        return "proxy score" + (f": {metric.replace('log_likelihood', 'gold log-likelihood').replace('_', ' ')}" if metric else "")
+
     def front(self) -> list[int]:
         """Indices (into ``trials``) of ``results.front``: distinct feasible designs, by latency."""
         index = {r.number: i for i, r in enumerate(self.trials)}
         return [index[r.number] for r in results.front(self.trials)]
 
     def reference_point(self) -> tuple[float, float]:
-        """(accuracy, latency ms): the worst accuracy and the worst latency of the finished
+        """(score, latency ms): the worst score and the worst latency of the finished
         feasible trials, i.e. the study's nadir; every design but the worst adds volume."""
         ok = self.feasible if self.feasible.any() else np.ones_like(self.feasible)
-        return float(self.acc[ok].min()), float(self.ms[ok].max())
+        return float(self.score[ok].min()), float(self.ms[ok].max())
 
     def hypervolume(self, ref: tuple[float, float]) -> list[float]:
-        return results.hypervolume_history(list(zip(self.acc[self.feasible], self.ms[self.feasible])), ref)
+        return results.hypervolume_history(list(zip(self.score[self.feasible], self.ms[self.feasible])), ref)
 
     def label(self, i: int) -> str:
         r = self.trials[i]
@@ -107,7 +113,7 @@ class StudyData:
 def _hover(d: StudyData, idx) -> list[str]:
     out = []
     for i in idx:
-        out.append(f"{d.label(i)}<br>{d.trials[i].summary}<br>accuracy {d.acc[i]:.4f}, {d.ms[i]:.1f} ms, "
+        out.append(f"{d.label(i)}<br>{d.trials[i].summary}<br>score {d.score[i]:.4f}, {d.ms[i]:.1f} ms, "
                    f"{d.flops[i] / 1e9:.2f} GFLOPs, {d.params[i] / 1e6:.1f}M params")
     return out
 
@@ -115,15 +121,15 @@ def _hover(d: StudyData, idx) -> list[str]:
 def fig_pareto(d: StudyData, front: list[int]) -> go.Figure:
     fig = go.Figure()
     rest = np.flatnonzero(d.design & d.feasible)
-    fig.add_trace(go.Scatter(x=d.ms[rest], y=d.acc[rest], mode="markers", name="trials",
+    fig.add_trace(go.Scatter(x=d.ms[rest], y=d.score[rest], mode="markers", name="trials",
                              marker=dict(size=5 if len(rest) > 300 else 9, color="rgba(99,110,250,0.45)"), hovertext=_hover(d, rest), hoverinfo="text"))
     infeasible = np.flatnonzero(d.design & ~d.feasible)
     if len(infeasible):
-        fig.add_trace(go.Scatter(x=d.ms[infeasible], y=d.acc[infeasible], mode="markers", name="infeasible (constraints)",
+        fig.add_trace(go.Scatter(x=d.ms[infeasible], y=d.score[infeasible], mode="markers", name="infeasible (constraints)",
                                  marker=dict(size=5, color="rgba(150,150,150,0.5)", symbol="x"),
                                  hovertext=_hover(d, infeasible), hoverinfo="text"))
     noise = proxy_noise(d.trials)  # the proxy's seed noise, as error bars on the front
-    fig.add_trace(go.Scatter(x=d.ms[front], y=d.acc[front], mode="lines+markers", line_shape="hv", name="Pareto front",
+    fig.add_trace(go.Scatter(x=d.ms[front], y=d.score[front], mode="lines+markers", line_shape="hv", name="Pareto front",
                              line=dict(color="#EF553B", width=2), marker=dict(size=8, color="#EF553B"),
                              error_y=dict(type="constant", value=noise.sd, visible=True) if noise else None,
                              hovertext=_hover(d, front), hoverinfo="text"))
@@ -131,16 +137,16 @@ def fig_pareto(d: StudyData, front: list[int]) -> go.Figure:
         ref = r.reference
         if ref and d.design[i]:
             fig.add_trace(go.Scatter(
-                x=[d.ms[i]], y=[d.acc[i]], mode="markers+text", name=REFERENCE_LABELS.get(ref, ref),
+                x=[d.ms[i]], y=[d.score[i]], mode="markers+text", name=REFERENCE_LABELS.get(ref, ref),
                 text=[REFERENCE_LABELS.get(ref, ref)], textposition="top center",
                 marker=dict(size=14, symbol="star" if ref == Reference.DENSE else "diamond", color="#00CC96",
                             line=dict(color="black", width=1)),
                 hovertext=_hover(d, [i]), hoverinfo="text"))
     noted = (f"<br><sup>error bars: the proxy's seed noise, sd {noise.sd:.4f} ({noise.designs} references scored with "
              "two seeds)</sup>") if noise else ""
-    fig.update_layout(title=f"Pareto front: proxy accuracy vs measured latency ({len(front)} designs on the front, "
+    fig.update_layout(title=f"Pareto front: proxy score vs measured latency ({len(front)} designs on the front, "
                             f"{int((d.design & d.feasible).sum())} feasible designs){noted}",
-                      xaxis_title="latency (ms, median, target scale)", yaxis_title="proxy accuracy (held-out slice of train)")
+                      xaxis_title="latency (ms, median, target scale)", yaxis_title=f"{d.score_name} (held-out slice of train)")
     return fig
 
 
@@ -148,9 +154,9 @@ def fig_hypervolume(d: StudyData, hv: list[float], ref: tuple[float, float]) -> 
     numbers = [t.number for t, ok in zip(d.trials, d.feasible) if ok]
     fig = go.Figure(go.Scatter(x=numbers, y=hv, mode="lines", line_shape="hv", name="hypervolume"))
     fig.update_layout(
-        title=f"Hypervolume over trials (maximise accuracy, minimise latency)<br><sup>reference point: "
-              f"accuracy {ref[0]:.4f}, latency {ref[1]:.1f} ms (the study's worst of each)</sup>",
-        xaxis_title="trial number", yaxis_title="hypervolume (accuracy x ms above the reference point)")
+        title=f"Hypervolume over trials (maximise the score, minimise latency)<br><sup>reference point: "
+              f"score {ref[0]:.4f}, latency {ref[1]:.1f} ms (the study's worst of each)</sup>",
+        xaxis_title="trial number", yaxis_title="hypervolume (score x ms above the reference point)")
     return fig
 
 
@@ -198,11 +204,11 @@ def fig_scatter(d: StudyData, x, y, xtitle: str, ytitle: str, what: str) -> go.F
 
 def importances(study: optuna.Study, n: int) -> dict[str, dict[str, float]]:
     """{objective: {param: importance}} by PED-ANOVA (Optuna's PedAnovaImportanceEvaluator,
-    top-10% quantile vs all trials; fast on 10k trials). Accuracy is negated (it assumes minimisation)."""
+    top-10% quantile vs all trials; fast on 10k trials). The score is negated (it assumes minimisation)."""
     if n < MIN_TRIALS_FOR_IMPORTANCE:
         return {}
     evaluator = optuna.importance.PedAnovaImportanceEvaluator()
-    targets = {"proxy accuracy": lambda t: -t.values[0], "latency ms": lambda t: t.values[1]}
+    targets = {"proxy score": lambda t: -t.values[0], "latency ms": lambda t: t.values[1]}
     out = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # experimental API, few-trials warnings
@@ -327,8 +333,8 @@ def front_rows(d: StudyData, front: list[int], run_dir: Path | None) -> list[dic
 
 
 TABLE_COLUMNS = {
-    "trial": "trial", "reference": "reference", "design": "design", "proxy_accuracy": "proxy accuracy",
-    "accuracy_vs_dense_points": "vs dense (points)", "dev_score": "dev", "latency_ms": "latency ms",
+    "trial": "trial", "reference": "reference", "design": "design", "score": "score",
+    "score_vs_dense_points": "vs dense (points)", "dev_score": "dev", "latency_ms": "latency ms",
     "speedup_vs_dense": "speedup vs dense", "remeasured_ms": "re-measured ms", "remeasured_speedup": "re-measured speedup",
     "gflops": "GFLOPs", "params_m": "params (M)", "latency_cv": "latency CV",
     "within_noise": "within seed noise of the next faster",
@@ -399,8 +405,8 @@ def write_report(target: str, study: str | None = None, out: str | Path | None =
         "grouping_heatmap": fig_grouping(d, front),
         "flops_vs_latency": fig_scatter(d, d.flops / 1e9, d.ms, "GFLOPs (target scale)", "latency (ms)",
                                         "FLOPs vs measured latency (FLOPs are not latency)"),
-        "params_vs_accuracy": fig_scatter(d, d.params / 1e6, d.acc, "params (M, target scale)", "proxy accuracy",
-                                          "Params vs proxy accuracy"),
+        "params_vs_accuracy": fig_scatter(d, d.params / 1e6, d.score, "params (M, target scale)", d.score_name,
+                                          "Params vs proxy score"),  # the file keeps its name
         "importances": fig_importances(imp, len(d.trials)),
         "reference_latency": fig_reference_latency(d),
         "confirmed_front": fig_confirmed_front(confirmed := confirmed_of(loc.run_dir)),
@@ -412,7 +418,7 @@ def write_report(target: str, study: str | None = None, out: str | Path | None =
     rows = front_rows(d, front, loc.run_dir)
     counts = ", ".join(f"{n} {s}" for s, n in d.counts.items() if n)
     title = f"arch_search report: study {loc.study_name}"
-    notes = (f"Storage {html.escape(shown(loc.url))}; {counts}. Objectives: proxy accuracy (maximise; the search's score on a "
+    notes = (f"Storage {html.escape(shown(loc.url))}; {counts}. Objectives: {html.escape(d.score_name)} (maximise; the search's score on a "
              "held-out slice of train) and latency in ms (minimise; median, target scale, as measured during the search). "
              "The front and hypervolume cover finished, feasible trials; a trial that reused an earlier result "
              "(same design) is counted once.")

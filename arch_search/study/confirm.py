@@ -56,7 +56,7 @@ def choose(recs: Sequence[TrialRecord], top: int, min_designs: int = MIN_DESIGNS
     if len(pareto) > top:
         pareto = [pareto[i] for i in sorted({round(x) for x in np.linspace(0, len(pareto) - 1, top)})] if top else []
     references = [r for r in recs if r.reference and r.finished and r.evaluated]
-    rest = sorted((r for r in recs if r.finished and r.evaluated and r.feasible), key=lambda r: (-r.accuracy, r.number))
+    rest = sorted((r for r in recs if r.finished and r.evaluated and r.feasible), key=lambda r: (-r.score, r.number))
     chosen: dict[str, TrialRecord] = {}
     for r in [*pareto, *references]:
         chosen.setdefault(r.spec_hash, r)

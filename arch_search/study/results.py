@@ -115,12 +115,13 @@ def md_table(rows: Sequence[Mapping], columns: Mapping[str, str]) -> list[str]:
 @dataclass(frozen=True)
 class TrialRecord:
     """One trial of a search as the search wrote it: Optuna's trial number, state and values
-    (accuracy up, latency down), and the user attrs, one field each (``ATTRS``: the names
+    (score up, latency down), and the user attrs, one field each (``ATTRS``: the names
     ``set_attrs`` accepts). Fields the trial does not have are None."""
 
     number: int
     state: str  # Optuna's TrialState name: COMPLETE, PRUNED, FAIL, RUNNING, WAITING
-    accuracy: float | None = None  # objective 0: the proxy's score on the held-out slice
+    score: float | None = None  # objective 0: the proxy's score on the held-out slice (a task metric or a
+    # log-likelihood: ``proxy_metric`` says which; studies before the rename called it proxy_accuracy)
     latency_ms: float | None = None  # objective 1: median ms at target scale (drift-corrected if measured)
     # the design
     reference: str | None = None  # a Reference's value for the enqueued references
@@ -160,12 +161,12 @@ class TrialRecord:
         attrs = {k: v for k, v in a.items() if k in ATTRS}
         if "constraints" in attrs:
             attrs["constraints"] = tuple(attrs["constraints"])
-        return cls(number=trial.number, state=trial.state.name, accuracy=values[0], latency_ms=values[1], **attrs)
+        return cls(number=trial.number, state=trial.state.name, score=values[0], latency_ms=values[1], **attrs)
 
     @property
     def finished(self) -> bool:
         """COMPLETE, with both objectives."""
-        return self.state == "COMPLETE" and self.accuracy is not None and self.latency_ms is not None
+        return self.state == "COMPLETE" and self.score is not None and self.latency_ms is not None
 
     @property
     def evaluated(self) -> bool:
@@ -177,7 +178,7 @@ class TrialRecord:
         return all(c <= 0 for c in self.constraints)
 
 
-ATTRS = frozenset(f.name for f in fields(TrialRecord)) - {"number", "state", "accuracy", "latency_ms"}
+ATTRS = frozenset(f.name for f in fields(TrialRecord)) - {"number", "state", "score", "latency_ms"}
 
 
 def set_attrs(trial, **values) -> None:
@@ -235,8 +236,8 @@ def front(recs: Sequence[TrialRecord]) -> list[TrialRecord]:
     pool = [r for r in recs if r.finished and r.evaluated and r.feasible]
     if not pool:
         return []
-    mask = pareto_mask(np.array([r.accuracy for r in pool]), np.array([r.latency_ms for r in pool]))
-    return sorted((r for r, keep in zip(pool, mask) if keep), key=lambda r: (r.latency_ms, -r.accuracy, r.number))
+    mask = pareto_mask(np.array([r.score for r in pool]), np.array([r.latency_ms for r in pool]))
+    return sorted((r for r, keep in zip(pool, mask) if keep), key=lambda r: (r.latency_ms, -r.score, r.number))
 
 
 def hypervolume_2d(points: list[tuple[float, float]], ref: tuple[float, float]) -> float:
@@ -408,7 +409,7 @@ def confirmed_rows(confirmed: Sequence[Confirmed], recs: Sequence[TrialRecord], 
             continue
         ms = (latency or {}).get(c.trial) or r.latency_ms
         row = {"trial": c.trial, "reference": r.reference or "", "design": r.summary, "latency_ms": round(ms, 2),
-               "search_score": round(r.accuracy, 4), "on_search_front": c.trial in on_front,
+               "search_score": round(r.score, 4), "on_search_front": c.trial in on_front,
                "confirmed_score": round(c.mean, 4), "seeds": len(c.scores),
                "confirmed_by_seed": " ".join(f"{v:.4f}" for v in c.scores.values())}
         if dense is not None:
@@ -464,6 +465,15 @@ def format_confirmed(rows: Sequence[Mapping], noise: Noise | None) -> str:
 # ---- rows: trials.csv, pareto.csv, the report's table ------------------------------------------------
 
 
+# trials.csv / pareto.csv columns written before the score was called a score
+RENAMED_COLUMNS = {"proxy_accuracy": "score", "accuracy_vs_dense_points": "score_vs_dense_points"}
+
+
+def with_current_names(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A trials.csv or pareto.csv row with the columns of older runs under today's names."""
+    return {RENAMED_COLUMNS.get(k, k): v for k, v in row.items()}
+
+
 def trial_rows(
     recs: Sequence[TrialRecord],
     dense: TrialRecord | None,
@@ -478,15 +488,15 @@ def trial_rows(
     for r in recs:
         if not r.finished:
             continue
-        acc, ms, dev = r.accuracy, r.latency_ms, r.proxy_dev
+        acc, ms, dev = r.score, r.latency_ms, r.proxy_dev
         rows.append({
             "trial": r.number,
             "reference": r.reference or "",
             "design": r.summary,
-            "proxy_accuracy": round(acc, 4),
+            "score": round(acc, 4),
             "latency_ms": round(ms, 2),
             "speedup_vs_dense": round(dense.latency_ms / ms, 2) if dense else "",
-            "accuracy_vs_dense_points": round(100 * (acc - dense.accuracy), 2) if dense else "",
+            "score_vs_dense_points": round(100 * (acc - dense.score), 2) if dense else "",
             "dev_score": round(dev[r.proxy_metric], 4) if dev and r.proxy_metric in dev else "",  # reported only
             "gflops": round((r.flops or 0) / 1e9, 3),
             "params_m": round((r.params or 0) / 1e6, 2),
@@ -495,7 +505,7 @@ def trial_rows(
         })
         if noise is not None:
             faster = [row for row in rows[:-1] if row["latency_ms"] < rows[-1]["latency_ms"]]
-            rows[-1]["within_noise"] = bool(faster) and abs(acc - faster[-1]["proxy_accuracy"]) < noise.sd
+            rows[-1]["within_noise"] = bool(faster) and abs(acc - faster[-1]["score"]) < noise.sd
         if remeasured is not None:
             ms_again = remeasured.get(r.number)
             base = remeasured.get(dense.number) if dense else None
@@ -510,14 +520,14 @@ def format_pareto(rows: Sequence[Mapping]) -> str:
     (held-out slice of train), ``vs dense`` its difference to the dense reference in points,
     ``dev`` the same metric on the task's dev split (reported, not searched on); ``~`` marks an
     accuracy within the proxy's seed noise of the next faster design's."""
-    head = (f"{'trial':>5}  {'reference':<11} {'design':<44} {'accuracy':>8} {'vs dense':>8} {'dev':>6} "
+    head = (f"{'trial':>5}  {'reference':<11} {'design':<44} {'score':>8} {'vs dense':>8} {'dev':>6} "
             f"{'ms':>8} {'speedup':>7} {'GFLOPs':>7} {'params':>7}")
     lines = [head, "-" * len(head)]
     for r in rows:
         ms = r.get("remeasured_ms") or r["latency_ms"]
         speedup = r.get("remeasured_speedup") or r["speedup_vs_dense"]
-        delta, dev = r.get("accuracy_vs_dense_points", ""), r.get("dev_score", "")
-        acc = ("~" if r.get("within_noise") else "") + f"{r['proxy_accuracy']:.4f}"
+        delta, dev = r.get("score_vs_dense_points", ""), r.get("dev_score", "")
+        acc = ("~" if r.get("within_noise") else "") + f"{r['score']:.4f}"
         lines.append(
             f"{r['trial']:>5}  {r['reference'] or '-':<11} {r['design']:<44} {acc:>8} "
             f"{delta if delta == '' else f'{delta:+.2f}':>8} {dev if dev == '' else f'{dev:.4f}':>6} "

@@ -64,7 +64,7 @@ if TYPE_CHECKING:
     from arch_search.study.tracking import Tracker
 
 DIRECTIONS = ("maximize", "minimize")  # proxy accuracy, latency ms
-METRIC_NAMES = ("proxy_accuracy", "latency_ms")
+METRIC_NAMES = ("score", "latency_ms")  # studies made before the rename name the first proxy_accuracy
 SamplerFactory = Callable[[int], BaseSampler]  # seed -> sampler (conf/search/sampler, partially instantiated)
 MAX_DUPLICATES_IN_A_ROW = 50  # a worker whose sampler proposes only known designs this often stops
 

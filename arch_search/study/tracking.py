@@ -60,7 +60,7 @@ class WandbTracker:
         run = self._init(study.study_name, f"trial-{trial.number}", {"spec": spec, "params": trial.params, **self.config})
         summary = {"state": r.state, "trial": r.number, "reference": r.reference or ""}
         if trial.values is not None:
-            summary.update(proxy_accuracy=r.accuracy, latency_ms=r.latency_ms)
+            summary.update(score=r.score, latency_ms=r.latency_ms)
         for key in ("params", "macs", "flops", "latency_cv", "latency_p90_ms", "spec_hash", "summary", "duplicate_of"):
             if getattr(r, key) not in (None, ""):
                 summary[key] = getattr(r, key)

@@ -2,15 +2,20 @@
 
 SqueezeBERT (Iandola et al., 2020, Sec. 4) picked G=4; grouping cuts a projection's MACs by G,
 but latency stops following FLOPs once the ops that grouping does not shrink (attention,
-LayerNorm, GELU, embeddings, per-op overhead) dominate. Each design: proxy accuracy over 3
-seeds, interleaved latency, MACs/FLOPs; then torch.profiler's top ops for G=1 vs G=16.
+LayerNorm, GELU, embeddings, per-op overhead) dominate. Each design: accuracy with the
+compressed proxy over 3 paired seeds (``lessons``), interleaved latency, MACs/FLOPs; then
+torch.profiler's top ops for G=1 vs G=16. The verdict: is G=4 the knee of the accuracy-latency
+curve (the point farthest from the chord G=1 -> G=16, both axes scaled to [0, 1]), and where
+does accuracy first fall below dense by more than the MDE?
 
-    python experiments/group_count/run.py            # results.md, results.csv, group_count.png, profile.txt
+    python experiments/group_count/run.py            # scores.csv (resumable), latency.csv, results.*, summary.json, PNG, profile.txt
+    python experiments/group_count/run.py --render   # the report again from scores.csv, latency.csv and profile.txt
     python experiments/group_count/run.py --quick    # smoke run (CI): writes nothing
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import torch
@@ -77,9 +82,60 @@ def profile(args, passes: int = 5, top: int = 12) -> str:
     return "\n".join(lines)
 
 
-def report(args, rows, scores, cmp, follow, prof) -> list[str]:
-    lines = lessons.header("How many groups: uniform G on all six projections", args, cmp, DESIGNS, rows, scores)
-    lines += ["## Does latency follow FLOPs?", "",
+def knee(rows) -> str:
+    """The design farthest from the chord between the first and last (latency, held-out accuracy)
+    points, both axes scaled to [0, 1] (Kneedle, Satopaa et al., 2011): where the curve bends."""
+    x = [r["median_ms"] for r in rows]
+    y = [r["heldout_mean"] for r in rows]
+    sx, sy = (max(x) - min(x)) or 1.0, (max(y) - min(y)) or 1.0
+    pts = [((a - x[0]) / sx, (b - y[0]) / sy) for a, b in zip(x, y)]
+    ex, ey = pts[-1]
+    norm = math.hypot(ex, ey) or 1.0
+    dist = [abs(ex * py - ey * px) / norm for px, py in pts]
+    return rows[max(range(len(rows)), key=dist.__getitem__)]["design"]
+
+
+def drops(scores) -> list[dict]:
+    """Per G: held-out accuracy vs G=1 and vs the previous G, paired by seed, each with its MDE."""
+    out, names = [], list(DESIGNS)
+    for prev, name in zip([None, *names[:-1]], names):
+        row = {"design": name}
+        for label, base in (("vs_dense", names[0]), ("vs_previous", prev)):
+            if base is None or base == name:
+                row |= {f"{label}": "", f"{label}_mde": "", f"{label}_verdict": ""}
+                continue
+            d = lessons.compare(scores, name, base)
+            row |= {f"{label}": round(d.mean, 2), f"{label}_mde": round(d.mde, 2),
+                    f"{label}_verdict": "falls" if d.mean < -d.mde else "rises" if d.mean > d.mde else "within noise"}
+        out.append(row)
+    return out
+
+
+def verdict(rows, scores, drop) -> tuple[str, str, str]:
+    """(verdict, the knee, the first G below dense by more than the MDE): *reproduced* when the
+    knee is G=4; *contradicted* when it is elsewhere and G=4's accuracy differs from the knee's by
+    more than the MDE; else *not reproduced*."""
+    at = knee(rows)
+    first = next((r["design"] for r in drop if r["vs_dense_verdict"] == "falls"), "none")
+    if at == "G=4":
+        return "reproduced", at, first
+    d = lessons.compare(scores, at, "G=4")
+    return ("contradicted" if abs(d.mean) > d.mde else "not reproduced"), at, first
+
+
+def report(args, rows, scores, latency, follow, prof, drop) -> list[str]:
+    word, at, first = verdict(rows, scores, drop)
+    lines = lessons.header("How many groups: uniform G on all six projections", args, latency, DESIGNS, rows, scores, HERE)
+    lines += ["## Verdict", "",
+              "Claim (SqueezeBERT, Sec. 4): G=4 is the group count to choose: more groups cut FLOPs further, but "
+              "accuracy falls and latency stops following FLOPs.", "",
+              f"- **{word}**: the knee of held-out accuracy against latency is at {at} (the point farthest from the "
+              "chord G=1 -> G=16, both axes scaled to [0, 1]).",
+              f"- Accuracy first falls below dense by more than the MDE at: {first}.", "",
+              *lessons.md_table([{**r, **{k: (f"{r[k]:+.2f} (MDE {r[k + '_mde']:.2f}), {r[k + '_verdict']}" if r[k] != "" else "—")
+                                          for k in ("vs_dense", "vs_previous")}} for r in drop],
+                                {"design": "design", "vs_dense": "held-out pts vs G=1", "vs_previous": "vs the previous G"}), "",
+              "## Does latency follow FLOPs?", "",
               "FLOP reduction = MACs(G=1) / MACs(G); *ms if latency followed FLOPs* = median(G=1) / FLOP reduction; "
               "*step* = the change from the previous G (half as many groups).", "",
               *lessons.md_table(follow, {
@@ -110,11 +166,18 @@ def figure(rows, scores, follow):
 
 def main() -> None:
     args = lessons.parse(lessons.parser(__doc__))
-    cmp, scores, rows = lessons.evaluate(DESIGNS, args)
-    prof = profile(args)
-    follow = following(rows)
-    lessons.write(HERE, args, rows, report(args, rows, scores, cmp, follow, prof), figure(rows, scores, follow),
-                  "group_count.png", extra={"profile.txt": prof + "\n"})
+    latency = lessons.timed(DESIGNS, args, HERE)  # timing and profiling first, on a quiet machine
+    prof = (HERE / "profile.txt").read_text().removesuffix("\n") if args.render else profile(args)
+    scores = lessons.stored_scores(DESIGNS, args, HERE)
+    rows = lessons.rows(DESIGNS, scores, latency, lessons.costs(DESIGNS, args))
+    follow, drop = following(rows), drops(scores)
+    word, at, first = verdict(rows, scores, drop)
+    noise = lessons.noise(scores)
+    summary = lessons.summary(word, lessons.MDE_STANDARD_ERRORS * lessons.paired_se(noise, len(args.seeds)), args, scores,
+                              claim="G=4 is the knee of accuracy against latency", knee=at, first_below_dense=first,
+                              drops={r["design"]: r["vs_dense"] for r in drop if r["vs_dense"] != ""})
+    lessons.write(HERE, args, rows, report(args, rows, scores, latency, follow, prof, drop), figure(rows, scores, follow),
+                  "group_count.png", summary=summary, extra={"profile.txt": prof + "\n", "drops.csv": lessons.csv_text(drop)})
 
 
 if __name__ == "__main__":

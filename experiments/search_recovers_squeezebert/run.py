@@ -42,7 +42,7 @@ from pathlib import Path
 
 from arch_search.app import lessons
 from arch_search.measure.latency import Env
-from arch_search.study.results import hypervolume_2d, md_table
+from arch_search.study.results import hypervolume_2d, md_table, with_current_names
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -180,7 +180,7 @@ def analyse(run_dir: Path) -> dict:
         "evaluations": study.get("evaluations"), "noise_sd": noise.get("sd"), "noise_dof": noise.get("dof"),
         "noise_source": noise.get("source"), "confirmed": len(confirmed), "front": front,
         "front_accuracy_span": round(span, 4), "span_over_noise": round(span / noise["sd"], 1) if noise.get("sd") else None,
-        "squeezebert": where, "search_front": read_csv(run_dir / "pareto.csv"), "timing": timing(run_dir),
+        "squeezebert": where, "search_front": [with_current_names(x) for x in read_csv(run_dir / "pareto.csv")], "timing": timing(run_dir),
     }
 
 
@@ -223,7 +223,7 @@ def render(runs: dict[str, dict]) -> tuple[str, dict]:
                   f"Noise: sd {r['noise_sd']:.4f} of the confirmed score, {r['noise_dof']} dof ({r['noise_source']}).", "",
                   "Search front (the supernet's score, the confirmation's beside it where confirmed):", ""]
         lines += md_table([{**x, "ms": x.get("remeasured_ms") or x["latency_ms"]} for x in r["search_front"]], {
-            "trial": "trial", "reference": "reference", "design": "design", "proxy_accuracy": "supernet score",
+            "trial": "trial", "reference": "reference", "design": "design", "score": "supernet score",
             "ms": "ms", "remeasured_speedup": "speedup", "confirmed_score": "confirmed", "verdict": "verdict"})
         t = r["timing"]
         lines += ["", f"Where the time went: first trial {t['first_trial_minutes']} min (it trains the teacher and the "

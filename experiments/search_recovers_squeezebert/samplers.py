@@ -35,7 +35,7 @@ from hydra.utils import instantiate
 
 from arch_search.measure.latency import Env
 from arch_search.resources import conf_dir
-from arch_search.study.results import hypervolume_history
+from arch_search.study.results import hypervolume_history, with_current_names
 from arch_search.design.space import SearchSpace
 
 HERE = Path(__file__).resolve().parent
@@ -88,10 +88,11 @@ def run_one(args, sampler: str, seed: int, out: Path) -> float:
 
 
 def trials(run_dir: Path) -> list[tuple[float, float, str]]:
-    """(proxy accuracy, latency ms, design hash) of the run's finished trials, in trial order."""
+    """(score, latency ms, design hash) of the run's finished trials, in trial order (runs made
+    before the rename call the score proxy_accuracy)."""
     with open(run_dir / "trials.csv") as f:
-        rows = sorted(csv.DictReader(f), key=lambda r: int(r["trial"]))
-    return [(float(r["proxy_accuracy"]), float(r["latency_ms"]), r["spec_hash"]) for r in rows]
+        rows = sorted(map(with_current_names, csv.DictReader(f)), key=lambda r: int(r["trial"]))
+    return [(float(r["score"]), float(r["latency_ms"]), r["spec_hash"]) for r in rows]
 
 
 def analyse(out: Path, seeds: list[int]) -> tuple[list[dict], dict, tuple[float, float]]:
