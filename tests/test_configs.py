@@ -71,7 +71,7 @@ def test_every_latency_mode_instantiates_a_latency_model(mode, tmp_path):
     assert model.source == mode and isinstance(model, {"measured": MeasuredLatency, "lut": LUTLatency}[mode])
     assert model.protocol == LatencyProtocol(seq_len=128, batch=1, threads=1, warmup=5, rounds=30)  # conf/latency's
     if mode == "lut":
-        assert (model.heldout, str(model.cache_dir)) == (5, str(tmp_path))
+        assert (model.heldout_designs, str(model.cache_dir)) == (5, str(tmp_path))
         with pytest.raises(Exception, match="use latency.backend=torch"):
             instantiate(compose_run("search/latency_mode=lut", "latency.backend=onnxruntime").search.latency_mode)
 

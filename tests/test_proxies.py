@@ -190,3 +190,19 @@ def test_compressed_proxy_model_exports_as_the_deployable_model(pretrained, tmp_
 def test_compressed_proxy_needs_a_pretrained_setup(scratch):
     with pytest.raises(ValueError, match="proxy_setup=pretrained"):
         tiny_compressed(scratch)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda s: FinetuneProxy(s, steps=0, lr=1e-4, eval_every=1), "proxy.steps must be an integer >= 1, got 0"),
+    (lambda s: FinetuneProxy(s, steps=2, lr=1e-4, eval_every=1, batch_size=0), "proxy.batch_size must be an integer >= 1"),
+    (lambda s: FinetuneProxy(s, steps=2, lr=1e-4, eval_every=1, threads=0), "proxy.threads must be an integer >= 1"),
+    (lambda s: ZeroCostProxy(s, batch_size=1.5), "proxy.batch_size must be an integer >= 1, got 1.5"),
+    (lambda s: ProxySetup(task="sst2", init="scratch", max_len=1), "proxy_setup.max_len must be an integer >= 2, got 1"),
+    (lambda s: ProxySetup(task="sst2", init="scratch", heldout=-1), "proxy_setup.heldout must be an integer >= 0, got -1"),
+])
+def test_a_proxy_checks_its_own_counts_when_built(make, message):
+    """The constructor that owns a number checks it, naming the config key (the CLI prints it
+    as its one error line); nothing is loaded first (the setup's data is lazy)."""
+    setup = ProxySetup(task="sst2", init="scratch", data_dir="/nonexistent")
+    with pytest.raises(ValueError, match=message):
+        make(setup)

@@ -81,11 +81,14 @@ COMPLETE, RUNNING, FAIL = optuna.trial.TrialState.COMPLETE, optuna.trial.TrialSt
         ("run", "search.n_trials=-2", "search.n_trials must be an integer >= 1, got -2"),
         ("run", "search.n_trials=abc", "search.n_trials must be an integer >= 1, got 'abc'"),
         ("run", "proxy.steps=0", "proxy.steps must be an integer >= 1"),
-        ("run", "seq_len=0", "seq_len must be an integer >= 1"),
-        ("run", "batch=-1", "batch must be an integer >= 1, got -1"),
+        ("run", "proxy.batch_size=0", "proxy.batch_size must be an integer >= 1, got 0"),
+        ("run", "proxy_setup.max_len=1", "proxy_setup.max_len must be an integer >= 2, got 1"),
+        ("run", "proxy_setup.heldout=0", "proxy_setup.heldout must be an integer >= 1, got 0"),  # a search scores on it
+        ("run", "seq_len=0", "latency.seq_len must be an integer >= 1"),  # the protocol owns them (${seq_len})
+        ("run", "batch=-1", "latency.batch must be an integer >= 1, got -1"),
         ("run", "latency.threads=0", "latency.threads must be an integer >= 1"),
         ("run", "latency.rounds=0", "latency.rounds must be an integer >= 1"),
-        ("evaluate", "seq_len=0", "seq_len must be an integer >= 1"),
+        ("evaluate", "seq_len=0", "latency.seq_len must be an integer >= 1"),
         ("evaluate", "latency.rounds=0", "latency.rounds must be an integer >= 1"),
     ],
 )
@@ -98,11 +101,11 @@ def test_a_bad_number_is_one_error_line(command, override, message, tmp_path):
 
 
 def test_the_latency_model_checks_its_own_settings(tmp_path):
-    """search.latency_mode.heldout is checked by LUTLatency's constructor (not by the CLI): one
+    """search.latency_mode.heldout_designs is checked by LUTLatency's constructor (not by the CLI): one
     error line, before the study exists."""
-    out = cli("run", "search/latency_mode=lut", "search.latency_mode.heldout=0", f"hydra.run.dir={tmp_path}/run",
+    out = cli("run", "search/latency_mode=lut", "search.latency_mode.heldout_designs=0", f"hydra.run.dir={tmp_path}/run",
               cwd=tmp_path)
-    message = "search.latency_mode.heldout must be an integer >= 1, got 0"
+    message = "search.latency_mode.heldout_designs must be an integer >= 1, got 0"
     assert out.returncode == 1 and assert_one_error_line(out, message).startswith(f"error: {message}")
     assert_nothing_written(tmp_path)
 

@@ -66,7 +66,6 @@ def evaluate(cfg: DictConfig) -> Comparison:
     from arch_search.nn.model import build_model
     from arch_search.study.results import format_evaluation
 
-    check_settings(cfg)
     spec = _spec(cfg)
     dense = spec.replace(groups={}, shuffle=False)
     designs = {"candidate": spec} if spec.is_dense else {"dense reference": dense, "candidate": spec}
@@ -110,7 +109,7 @@ def _search(cfg: DictConfig, run_dir: Path) -> None:
     from arch_search.study.run_dir import RunDir
     from arch_search.study.tracking import WandbTracker
 
-    check_settings(cfg, search=True)
+    check_search_settings(cfg)
     try:
         space = SearchSpace.load(cfg.search.space, proxy_scale=cfg.proxy_setup.scale)
     except SpaceError as e:
@@ -166,7 +165,7 @@ def _search(cfg: DictConfig, run_dir: Path) -> None:
     finally:
         optuna_log.removeFilter(quiet)
     result = search.finish(run_dir, confirmation)
-    print(f"\nPareto front ({time.perf_counter() - t0:.0f} s; accuracy: {cfg.task.name} held-out slice of train; "
+    print(f"\nPareto front ({time.perf_counter() - t0:.0f} s; score: {cfg.task.name} held-out slice of train; "
           "latency re-measured at the end, interleaved):")
     print(result.text())
     print(f"\nwrote {run_dir}/trials.csv, pareto.csv, {'confirmed.csv, ' if confirmation else ''}study.json")
@@ -216,7 +215,7 @@ def _built(what: str, make: Callable[[], Any]) -> Any:
         return make()
     except (InstantiationException, OmegaConfBaseException, TypeError, ValueError, OSError) as e:
         message = str(e.__cause__ or e).strip().splitlines()[0]
-        raise SystemExit(f"error: {message if message.startswith(what + '.') else f'{what}: {message}'}") from None
+        raise SystemExit(f"error: {message if message.startswith(what) else f'{what}: {message}'}") from None
 
 
 def _prepare(proxy: Proxy, base: ArchSpec | None = None) -> None:
@@ -228,22 +227,24 @@ def _prepare(proxy: Proxy, base: ArchSpec | None = None) -> None:
         raise SystemExit(f"error: {str(e).strip().splitlines()[0]}") from None
 
 
-# (key, lowest allowed value) of the numbers a command checks before it starts; keys a config
-# does not have (no proxy, another proxy's settings) are skipped
-SETTINGS = (
-    ("seq_len", 1), ("batch", 1), ("proxy.steps", 1), ("proxy.batch_size", 1), ("proxy.threads", 1), ("proxy_setup.max_len", 2),
-)
-SEARCH_SETTINGS = (("search.n_trials", 1), ("proxy_setup.heldout", 1),
-                   ("search.confirm_top", 0), ("search.confirm_seeds", 2))
+# (key, lowest allowed value) of the numbers only a search needs (a held-out slice to score on,
+# trials, confirmations); every other number is checked by the constructor that owns it
+# (LatencyProtocol, the proxies, ProxySetup, the latency models: ``arch_search.checks.at_least``)
+SEARCH_SETTINGS = (("search.n_trials", 1), ("proxy_setup.heldout", 1), ("search.confirm_top", 0), ("search.confirm_seeds", 2))
 
 
-def check_settings(cfg: DictConfig, search: bool = False) -> None:
-    """Each number of ``SETTINGS`` (and, for a search, ``SEARCH_SETTINGS``: it needs a held-out
-    slice to score on) is an int at or above its lowest value; one ``error:`` line otherwise."""
-    for key, lowest in SETTINGS + (SEARCH_SETTINGS if search else ()):
+def check_search_settings(cfg: DictConfig) -> None:
+    """Each number of ``SEARCH_SETTINGS`` is an int at or above its lowest value; one ``error:``
+    line otherwise, before anything is built."""
+    from arch_search.checks import at_least
+
+    for key, lowest in SEARCH_SETTINGS:
         value = OmegaConf.select(cfg, key, default=None)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < lowest):
-            raise SystemExit(f"error: {key} must be an integer >= {lowest}, got {value!r}")
+        if value is not None:
+            try:
+                at_least(key, value, lowest)
+            except ValueError as e:
+                raise SystemExit(f"error: {e}") from None
 
 
 def _remove_if_empty(run_dir: Path) -> None:

@@ -95,18 +95,20 @@ def checkpoint() -> str:
     return os.environ.get("ARCH_SEARCH_CHECKPOINT", str(SHARED / "models" / "all-MiniLM-L6-v2"))
 
 
-def config(args: argparse.Namespace, seed: int = 0, proxy: tuple[str, ...] = COMPRESSED) -> DictConfig:
+def config(args: argparse.Namespace, seed: int = 0, proxy: tuple[str, ...] = COMPRESSED, task: str | None = None,
+           extra: Sequence[str] = ()) -> DictConfig:
     """``conf/run.yaml`` as ``python -m arch_search run seed=<seed> <proxy> ~confirm`` composes
-    it (``proxy``: ``COMPRESSED``, the lessons' proxy, or ``SCRATCH``)."""
+    it (``proxy``: ``COMPRESSED``, the lessons' proxy, or ``SCRATCH``), on ``task`` (default:
+    run.yaml's, SST-2; under --quick WNLI) with the ``extra`` overrides."""
     overrides = [
         f"seed={seed}", *(o.format(seed=seed) for o in proxy), "~confirm",
         f"task.data_dir={args.data_dir}", f"cache_dir={args.cache_dir}", f"proxy_setup.checkpoint={checkpoint()}",
-        f"latency.rounds={args.rounds}", "proxy.progress=false",
+        f"latency.rounds={args.rounds}", "proxy.progress=false", *([f"task={task}"] if task else []), *extra,
     ]
     if args.proxy_threads is not None:
         overrides.append(f"proxy.threads={args.proxy_threads}")
     if args.quick:
-        overrides += QUICK_OVERRIDES[proxy]
+        overrides += [o for o in QUICK_OVERRIDES[proxy] if not (task and o.startswith("task="))]
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
         return compose(config_name="run", overrides=overrides)
 
@@ -242,12 +244,14 @@ def _code() -> str:
     return head + ("+" if git("status", "--porcelain", "--untracked-files=no", "arch_search", "conf") else "")
 
 
-def stored_scores(designs: Mapping[str, ArchSpec], args: argparse.Namespace, here: Path) -> dict[str, Scores]:
+def stored_scores(designs: Mapping[str, ArchSpec], args: argparse.Namespace, here: Path, task: str | None = None,
+                  extra: Sequence[str] = ()) -> dict[str, Scores]:
     """Every design x seed with the lessons' proxy (``COMPRESSED``), resumable: ``here/scores.csv``
     gets a row after each design, and a (design, seed) already there is not scored again. A row
     of another lesson (``here/../*/scores.csv``) for the same design, seed and proxy is
     copied instead of scored (its folder in ``from``). ``--render`` scores nothing; ``--quick``
-    stores nothing. A stored design whose spec differs from ``designs``' is an error."""
+    stores nothing. A stored design whose spec differs from ``designs``' is an error. ``task`` and
+    ``extra``: as ``config`` takes them (glue_tasks scores each task with its own held-out rows)."""
     path = here / "scores.csv"
     rows = [] if args.quick else read_scores(path)
     for r in rows:
@@ -259,7 +263,7 @@ def stored_scores(designs: Mapping[str, ArchSpec], args: argparse.Namespace, her
         if p.parent != here for r in read_scores(p)]
     code = _code()
     for seed in args.seeds:
-        cfg = config(args, seed)
+        cfg = config(args, seed, task=task, extra=extra)
         machine = str(Env.current(cfg.proxy.threads))  # the threads the proxy trains with
         key = proxy_key(cfg)
         done = {r["design"] for r in rows if int(r["seed"]) == seed and r["proxy"] == key}
@@ -291,7 +295,7 @@ def stored_scores(designs: Mapping[str, ArchSpec], args: argparse.Namespace, her
                       f"({rows[-1]['seconds']} s)", flush=True)
             if not args.quick:  # after every design: an interrupted run resumes here
                 path.write_text(csv_text([{k: r.get(k, "") for k in SCORE_COLUMNS} for r in rows]))
-    keys = {seed: proxy_key(config(args, seed)) for seed in args.seeds}
+    keys = {seed: proxy_key(config(args, seed, task=task, extra=extra)) for seed in args.seeds}
     by = {(r["design"], int(r["seed"])): r for r in rows if r["proxy"] == keys.get(int(r["seed"]))}
     missing = [f"{n} seed {s}" for n in designs for s in args.seeds if (n, s) not in by]
     if missing:

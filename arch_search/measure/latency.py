@@ -37,6 +37,7 @@ from pathlib import Path
 
 import torch
 
+from arch_search.checks import at_least
 from arch_search.measure.runtime import num_threads
 
 
@@ -252,9 +253,7 @@ class LatencyProtocol:
 
     def __post_init__(self):
         for key, lowest in (("seq_len", 1), ("batch", 1), ("threads", 1), ("warmup", 0), ("rounds", 1), ("seed", 0)):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
-                raise ValueError(f"latency.{key} must be an integer >= {lowest}, got {value!r}")
+            at_least(f"latency.{key}", getattr(self, key), lowest)
         if self.backend not in BACKENDS:
             raise ValueError(f"latency.backend must be one of {BACKENDS}, got {self.backend!r}")
         from arch_search.measure.precision import check

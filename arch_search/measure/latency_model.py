@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from arch_search.checks import at_least
 from arch_search.measure.latency import Comparison, Latency, LatencyProtocol, RunnerCache
 from arch_search.nn.model import build_model
 from arch_search.design.spec import ArchSpec, Reference
@@ -55,9 +56,7 @@ class MeasuredLatency:
     source = "measured"
 
     def __init__(self, protocol: Measure, reference_every: int = 3):
-        if isinstance(reference_every, bool) or not isinstance(reference_every, int) or reference_every < 1:
-            raise ValueError(f"search.latency_mode.reference_every must be an integer >= 1, got {reference_every!r}")
-        self.protocol, self.reference_every = protocol, reference_every
+        self.protocol, self.reference_every = protocol, at_least("search.latency_mode.reference_every", reference_every, 1)
         self.reference: ArchSpec | None = None
         self._reference_model = None
         self._prepared = RunnerCache()  # the reference's prepared runner (bf16 copy, ONNX session), made once
@@ -81,25 +80,24 @@ class MeasuredLatency:
 
 class LUTLatency:
     """Predicted from the machine's look-up table of per-operator timings (``lut_for``: loaded
-    from ``cache_dir`` or built for every entry the space can need, and validated on ``heldout``
+    from ``cache_dir`` or built for every entry the space can need, and validated on ``heldout_designs``
     random designs of the space when anything new was timed). Deterministic: every run on this
     machine prices a design the same. Torch timings only."""
 
     source = "lut"
 
-    def __init__(self, cache_dir: str | Path, protocol: LatencyProtocol, heldout: int):
+    def __init__(self, cache_dir: str | Path, protocol: LatencyProtocol, heldout_designs: int):
         from arch_search.measure.lut import check_torch_fp32
 
         check_torch_fp32(protocol)  # before the table is built, in trial 0
-        if isinstance(heldout, bool) or not isinstance(heldout, int) or heldout < 1:
-            raise ValueError(f"search.latency_mode.heldout must be an integer >= 1, got {heldout!r}")
-        self.cache_dir, self.protocol, self.heldout = cache_dir, protocol, heldout
+        self.cache_dir, self.protocol = cache_dir, protocol
+        self.heldout_designs = at_least("search.latency_mode.heldout_designs", heldout_designs, 1)
         self.lut = None
 
     def prepare(self, space: Any, seed: int) -> None:
         from arch_search.measure.lut import lut_for
 
-        self.lut = lut_for(space.covering_specs(), space.random_specs(self.heldout, seed), self.cache_dir,
+        self.lut = lut_for(space.covering_specs(), space.random_specs(self.heldout_designs, seed), self.cache_dir,
                            self.protocol)
 
     def time(self, spec: ArchSpec) -> Timing:

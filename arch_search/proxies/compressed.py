@@ -28,6 +28,7 @@ import time
 
 import torch
 
+from arch_search.checks import at_least
 from arch_search.proxies.compress import distill, permuted, refit
 from arch_search.nn.inherit import inherit_from_dense
 from arch_search.nn.model import Encoder
@@ -85,9 +86,11 @@ class CompressedProxy:
             raise ValueError("start=supernet starts each design from the search's supernet: it needs proxy=supernet")
         self.start, self.start_from = start, supernet if start == "supernet" else None
         self.setup, self.permute, self.refit, self.calibration, self.ridge = setup, permute, refit, calibration, ridge
-        self.teacher_steps, self.teacher_lr = teacher_steps, teacher_lr
-        self.distill_steps, self.distill_lr, self.kd_weight, self.temperature = distill_steps, distill_lr, kd_weight, temperature
-        self.batch_size, self.score, self.eval_dev, self.threads, self.progress = batch_size, score, eval_dev, threads, progress
+        self.teacher_steps, self.teacher_lr = at_least("proxy.teacher_steps", teacher_steps, 1), teacher_lr
+        self.distill_steps = at_least("proxy.distill_steps", distill_steps, 0)
+        self.distill_lr, self.kd_weight, self.temperature = distill_lr, kd_weight, temperature
+        self.batch_size, self.threads = at_least("proxy.batch_size", batch_size, 1), at_least("proxy.threads", threads, 1)
+        self.score, self.eval_dev, self.progress = score, eval_dev, progress
         self.seed = setup.seed if seed is None else seed
         self.finetune = FinetuneProxy(setup, steps=steps, batch_size=batch_size, lr=lr, eval_every=steps + 1,
                                       eval_dev=eval_dev, threads=threads, progress=progress, seed=self.seed)

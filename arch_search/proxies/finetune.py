@@ -11,6 +11,7 @@ import time
 import torch
 from tqdm.auto import tqdm
 
+from arch_search.checks import at_least
 from arch_search.nn.model import Encoder
 from arch_search.proxies.base import OnProgress, ProxyResult, result_of
 from arch_search.proxies.setup import ProxySetup
@@ -45,9 +46,10 @@ class FinetuneProxy:
         setup's seed, which also fixes the held-out split, so another seed here is another
         draw of the same proxy on the same rows."""
         self.setup, self.seed = setup, setup.seed if seed is None else seed
-        self.steps, self.batch_size, self.lr, self.warmup = steps, batch_size, lr, warmup
+        self.steps, self.batch_size = at_least("proxy.steps", steps, 1), at_least("proxy.batch_size", batch_size, 1)
+        self.lr, self.warmup = lr, warmup
         self.weight_decay, self.eval_every, self.eval_dev = weight_decay, eval_every, eval_dev
-        self.threads, self.progress = threads, progress
+        self.threads, self.progress = at_least("proxy.threads", threads, 1), progress
 
     def for_space(self, space) -> FinetuneProxy:
         """Itself, for any space: it trains each design on its own."""

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 from tokenizers import Tokenizer
 
+from arch_search.checks import at_least
 from arch_search.tasks.glue import GlueTask, get_task, load_glue
 from arch_search.nn.hf import from_hf, hub_errors
 from arch_search.nn.inherit import inherit_from_dense
@@ -101,7 +102,8 @@ class ProxySetup:
             raise ValueError("init='pretrained' needs a dense BERT checkpoint (folder or hub id)")
         self.task, self.init, self.checkpoint = task, init, checkpoint
         self.scale = dict(scale or MINILM_DIMS)
-        self.max_len, self.heldout, self.dropout, self.seed = max_len, heldout, dropout, seed
+        self.max_len, self.heldout = at_least("proxy_setup.max_len", max_len, 2), at_least("proxy_setup.heldout", heldout, 0)
+        self.dropout, self.seed = dropout, seed
         self.data_dir, self.vocab_size, self.cache_dir = data_dir, vocab_size, cache_dir
         self.heldout_disjoint = heldout_disjoint
         self._data: TaskData | None = None

@@ -55,6 +55,7 @@ from safetensors.torch import load_file, save_file
 from torch.func import functional_call
 from tqdm.auto import tqdm
 
+from arch_search.checks import at_least
 from arch_search.cache import atomic_path, exclusive
 from arch_search.proxies.compress import hidden_loss, nested_permuted
 from arch_search.nn.inherit import block_mask, inherit_from_dense
@@ -174,10 +175,11 @@ class SupernetProxy:
             raise ValueError("score=kl is the KL to the teacher: it needs proxy.teacher=true")
         self.setup, self.groups, self.shuffle, self.per_layer = setup, tuple(sorted(groups)), shuffle, per_layer
         self.use_teacher, self.permute, self.distill, self.sandwich_rule = teacher, permute, distill, sandwich
-        self.steps, self.random_designs, self.batch_size = steps, random_designs, batch_size
+        self.steps, self.batch_size = at_least("proxy.steps", steps, 1), at_least("proxy.batch_size", batch_size, 1)
+        self.random_designs = random_designs
         self.lr, self.warmup, self.weight_decay = lr, warmup, weight_decay
         self.kd_weight, self.temperature, self.hidden_weight = kd_weight, temperature, hidden_weight
-        self.score, self.eval_dev, self.threads, self.progress = score, eval_dev, threads, progress
+        self.score, self.eval_dev, self.threads, self.progress = score, eval_dev, at_least("proxy.threads", threads, 1), progress
         self.seed = setup.seed if seed is None else seed
         self.teacher = TaskTeacher(setup, teacher_steps, teacher_lr, batch_size, threads, progress) if teacher else None
         self.train_seconds: float | None = None  # of the training this process did or the cache recorded

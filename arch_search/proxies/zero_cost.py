@@ -16,6 +16,7 @@ import time
 
 import torch
 
+from arch_search.checks import at_least
 from arch_search.tasks.glue import GlueTask
 from arch_search.nn.model import Encoder
 from arch_search.proxies.base import OnProgress, ProxyResult
@@ -34,7 +35,8 @@ class ZeroCostProxy:
     def __init__(self, setup: ProxySetup, score: str = "snip", batch_size: int = 64, threads: int = 2):
         if score not in SCORES:
             raise ValueError(f"score must be one of {SCORES}, got {score!r}")
-        self.setup, self.score, self.batch_size, self.threads = setup, score, batch_size, threads
+        self.setup, self.score = setup, score
+        self.batch_size, self.threads = at_least("proxy.batch_size", batch_size, 1), at_least("proxy.threads", threads, 1)
 
     def batch(self) -> dict[str, torch.Tensor]:
         """The first ``batch_size`` rows of the train split (after the held-out slice)."""

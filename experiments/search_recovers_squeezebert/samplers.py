@@ -45,7 +45,7 @@ from arch_search.app import lessons  # noqa: E402  (the experiments' shared help
 SAMPLERS = ("nsga2", "random")
 QUICK = ["search.n_trials=4", "proxy.steps=2", "proxy_setup.vocab_size=2000", "proxy_setup.heldout=100",
          "proxy_setup.max_len=16", "proxy_setup.scale={hidden:32,layers:1,heads:4,intermediate:64}",
-         "latency.rounds=2", "latency.warmup=0", "search.latency_mode.heldout=1"]
+         "latency.rounds=2", "latency.warmup=0", "search.latency_mode.heldout_designs=1"]
 
 
 def overrides(args, sampler: str | None = None, seed: int = 0) -> list[str]:
