@@ -26,6 +26,7 @@ pytestmark = pytest.mark.slow  # each runs an experiment's --quick variant in a 
         pytest.param("experiments/shuffle/run.py", ["--quick"], marks=pytest.mark.shared),
         pytest.param("experiments/glue_tasks/run.py", ["--quick"], marks=pytest.mark.shared),
         pytest.param("experiments/proxy_compressed/run.py", ["--quick"], marks=pytest.mark.shared),
+        pytest.param("experiments/samplers/run.py", ["--quick"], marks=pytest.mark.shared),
     ],
 )
 def test_quick_variant_runs(script, args, tmp_path):

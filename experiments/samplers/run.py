@@ -1,0 +1,218 @@
+"""Does the search beat random sampling at the default budget? NSGA-II vs TPE vs random.
+
+Each run is ``python -m arch_search run space=squeezebert`` with the default proxy (the
+distilled supernet, whose scores separate designs: SNR 3.8, ``../proxy_supernet``) and the default
+64 distinct designs, once per (sampler, seed), one run at a time. Two stated departures from the
+default run, both to compare samplers and not machines: latency comes from the machine's look-up
+table (``search/latency_mode=lut``, built once before the runs: every run prices a design the
+same, with no timing noise between runs), and there is no confirmation (``~confirm``) and no
+second-seed noise estimate (``search.proxy_noise=false``): the hypervolume is of the search's own
+(score, latency) points. ``seed=N`` seeds the sampler and the proxy (the supernet of seed N,
+trained once and cached), so the samplers of one seed score a design identically and differ only
+in which designs they pick: the comparison is paired by seed.
+
+Reported: hypervolume after 16, 32 and 64 distinct designs against one reference point for all
+runs (the worst score and latency any run saw), mean and seed sd per sampler; per seed the
+difference to random, its mean, and the MDE (2 standard errors of the paired difference, from the
+seed-to-seed sd of the differences); a verdict per sampler at 64.
+
+    python experiments/samplers/run.py            # runs/ (resumable), results.md, results.csv, summary.json, PNG
+    python experiments/samplers/run.py --render   # the report again from runs/
+    python experiments/samplers/run.py --quick    # smoke (CI): 4 designs a run, one seed, tiny proxy; writes nothing
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import plotly.graph_objects as go
+from hydra import compose, initialize_config_dir
+from hydra.utils import instantiate
+
+from arch_search.app import lessons
+from arch_search.design.space import SearchSpace
+from arch_search.resources import conf_dir
+from arch_search.study.results import hypervolume_history, with_current_names
+
+HERE = Path(__file__).resolve().parent
+SAMPLERS = ("nsga2", "tpe", "random")
+AT = (16, 32, 64)  # distinct designs at which the hypervolume is reported
+QUICK = ["proxy.steps=2", "proxy.teacher_steps=2", "proxy.batch_size=8", "proxy_setup.heldout=60",
+         "proxy_setup.max_len=16", "task=wnli", "latency.rounds=2", "latency.warmup=0",
+         "search.latency_mode.heldout_designs=1"]
+
+
+def overrides(args, sampler: str | None = None, seed: int = 0) -> list[str]:
+    """The run's overrides besides its directory: the default run but LUT latency, no
+    confirmation and no second-seed noise."""
+    out = ["search.space=squeezebert", f"seed={seed}", "~confirm", "search.proxy_noise=false", "search/latency_mode=lut",
+           f"search.n_trials={args.trials}", f"cache_dir={args.cache_dir}", f"proxy_setup.checkpoint={lessons.checkpoint()}",
+           f"task.data_dir={args.data_dir}", "search.progress=false", "proxy.progress=false"]
+    if args.proxy_threads is not None:
+        out.append(f"proxy.threads={args.proxy_threads}")
+    if sampler:
+        out.append(f"search/sampler={sampler}")
+    return out + (QUICK if args.quick else [])
+
+
+def build_lut(args) -> None:
+    """The machine's latency table, timed once before the runs (which then only read it)."""
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        cfg = compose(config_name="run", overrides=overrides(args))
+    space = SearchSpace.load(cfg.search.space, proxy_scale=cfg.proxy_setup.scale)
+    instantiate(cfg.search.latency_mode).prepare(space, seed=0)
+
+
+def run_one(args, sampler: str, seed: int, out: Path) -> None:
+    """One search in ``out/<sampler>-seed<seed>``; a run whose trials.csv holds its designs is
+    skipped, an interrupted one resumes its study (the CLI's own resume)."""
+    run_dir = out / f"{sampler}-seed{seed}"
+    if (run_dir / "trials.csv").is_file() and len(distinct(run_dir)) >= args.trials:
+        return
+    cmd = [sys.executable, "-m", "arch_search", "run", *overrides(args, sampler, seed), f"hydra.run.dir={run_dir}"]
+    t0 = time.perf_counter()
+    lessons.run_logged(cmd, run_dir, {**os.environ, "GLUE_DIR": args.data_dir})
+    seconds = time.perf_counter() - t0 + (float((run_dir / "wall_seconds.txt").read_text()) if (run_dir / "wall_seconds.txt").is_file() else 0)
+    (run_dir / "wall_seconds.txt").write_text(f"{seconds:.0f}\n")
+    shutil_weights(run_dir)
+    print(f"{sampler} seed {seed}: {seconds / 60:.1f} min", flush=True)
+
+
+def shutil_weights(run_dir: Path) -> None:
+    """The front's trained weights are not needed here (~20 MB each)."""
+    import shutil
+
+    shutil.rmtree(run_dir / "weights", ignore_errors=True)
+
+
+def distinct(run_dir: Path) -> list[tuple[float, float]]:
+    """(score, latency ms) of each distinct design in the order the run first evaluated it."""
+    with open(run_dir / "trials.csv", newline="") as f:
+        rows = sorted(map(with_current_names, csv.DictReader(f)), key=lambda r: int(r["trial"]))
+    seen, out = set(), []
+    for r in rows:
+        if r["spec_hash"] not in seen:
+            seen.add(r["spec_hash"])
+            out.append((float(r["score"]), float(r["latency_ms"])))
+    return out
+
+
+def analyse(out: Path, seeds, at=AT) -> tuple[list[dict], dict, tuple[float, float]]:
+    """Hypervolume after each distinct design of every run, against one reference point (the
+    worst score and worst latency any run saw); rows of the hypervolume at each of ``at``."""
+    points = {(s, seed): distinct(out / f"{s}-seed{seed}") for s in SAMPLERS for seed in seeds}
+    everything = [p for run in points.values() for p in run]
+    ref = (min(a for a, _ in everything), max(ms for _, ms in everything))
+    curves = {k: hypervolume_history(v, ref) for k, v in points.items()}
+    rows = [{"sampler": s, "seed": seed, "designs": len(points[(s, seed)]),
+             **{f"hv_{n}": round(curves[(s, seed)][n - 1], 5) if len(curves[(s, seed)]) >= n else math.nan for n in at}}
+            for (s, seed) in curves]
+    return rows, curves, ref
+
+
+def versus_random(rows, seeds, n: int) -> dict[str, dict]:
+    """Per sampler: its hypervolume at ``n`` minus random's, paired by seed: mean, the MDE (2
+    standard errors, from the seed-to-seed sd of the differences) and the verdict."""
+    by = {(r["sampler"], r["seed"]): r[f"hv_{n}"] for r in rows}
+    out = {}
+    for s in SAMPLERS[:-1]:
+        d = [by[(s, seed)] - by[("random", seed)] for seed in seeds]
+        se = statistics.stdev(d) / math.sqrt(len(d)) if len(d) > 1 else math.nan
+        mde = 2 * se
+        verdict = ("not reproduced" if math.isnan(mde) or abs(statistics.fmean(d)) <= mde
+                   else "reproduced" if statistics.fmean(d) > 0 else "contradicted")
+        out[s] = {"difference": statistics.fmean(d), "by_seed": d, "mde": mde, "verdict": verdict,
+                  "ratio": statistics.fmean(by[(s, seed)] / by[("random", seed)] if by[("random", seed)] else math.nan
+                                            for seed in seeds)}
+    return out
+
+
+def render(args, out: Path):
+    rows, curves, ref = analyse(out, args.seeds)
+    at = [n for n in AT if all(not math.isnan(r[f"hv_{n}"]) for r in rows)] or [min(r["designs"] for r in rows)]
+    if at != [n for n in AT if n in at]:
+        rows, curves, ref = analyse(out, args.seeds, at)
+    n = max(at)
+    vs = versus_random(rows, args.seeds, n)
+    minutes = {(r["sampler"], r["seed"]): float((out / f"{r['sampler']}-seed{r['seed']}" / "wall_seconds.txt").read_text()) / 60
+               for r in rows}
+    machine = (out / "machine.txt").read_text().strip() if (out / "machine.txt").is_file() else "?"
+    stats = {s: {k: [r[f"hv_{k}"] for r in rows if r["sampler"] == s] for k in at} for s in SAMPLERS}
+    table = [{"sampler": s, **{f"hv_{k}": f"{statistics.fmean(v[k]):.4f} ± {statistics.stdev(v[k]) if len(v[k]) > 1 else 0:.4f}"
+                               for k in at}} for s, v in stats.items()]
+    lines = [
+        "# samplers: NSGA-II vs TPE vs random at the default budget", "",
+        f"Command: `{lessons.command()}` (from the repository root); each run is `python -m arch_search run "
+        f"{' '.join(overrides(args, '<sampler>', 0)).replace('seed=0', 'seed=<seed>')}`, one at a time.", "",
+        f"Machine: {machine}", "",
+        f"Set-up: the squeezebert space (15,625 designs), {args.trials} distinct designs a run, the dense and SqueezeBERT "
+        "references first in every run; the default proxy (the distilled supernet of the run's seed); latency from the "
+        "machine's look-up table (the same price for a design in every run); no confirmation. Hypervolume of (score, "
+        f"latency) against one reference point for all runs: score {ref[0]:.4f}, latency {ref[1]:.1f} ms "
+        "(units: score x ms). Seeds " + ", ".join(map(str, args.seeds)) + ", paired: one seed's runs share the proxy.", "",
+        "## Hypervolume (mean ± seed sd)", "",
+        *lessons.md_table(table, {"sampler": "sampler", **{f"hv_{k}": f"after {k} designs" for k in at}}), "",
+        f"## Against random, after {n} designs (paired by seed; MDE = 2 standard errors of the per-seed differences, "
+        f"{len(args.seeds) - 1} dof)", "",
+        *lessons.md_table([{"sampler": s, "difference": f"{v['difference']:+.4f}", "mde": f"{v['mde']:.4f}",
+                            "by_seed": ", ".join(f"{d:+.4f}" for d in v["by_seed"]), "ratio": f"{v['ratio']:.3f}",
+                            "verdict": v["verdict"]} for s, v in vs.items()],
+                          {"sampler": "sampler", "difference": "hypervolume - random's", "mde": "MDE", "by_seed": "per seed",
+                           "ratio": "ratio to random (mean)", "verdict": "verdict"}), "",
+        "## Per run", "",
+        *lessons.md_table([{**r, "minutes": f"{minutes[(r['sampler'], r['seed'])]:.1f}"} for r in rows],
+                          {"sampler": "sampler", "seed": "seed", "designs": "designs",
+                           **{f"hv_{k}": f"hv after {k}" for k in at}, "minutes": "wall min"}), "",
+    ]
+    fig = go.Figure()
+    colors = {"nsga2": "#1f77b4", "tpe": "#2ca02c", "random": "#ff7f0e"}
+    for (s, seed), hv in curves.items():
+        fig.add_scatter(x=list(range(1, len(hv) + 1)), y=hv, mode="lines", name=f"{s} seed {seed}",
+                        line=dict(color=colors[s], dash="dot" if s == "random" else "solid"))
+    fig.update_layout(title="Hypervolume after each distinct design: NSGA-II, TPE and random (dotted)",
+                      xaxis_title="distinct designs", yaxis_title="hypervolume (score x ms)")
+    summary = {"verdict": vs["nsga2"]["verdict"], "mde_points": round(vs["nsga2"]["mde"], 5),
+               "mde_units": "hypervolume (score x ms), not accuracy points",
+               "metric": f"hypervolume of (supernet score, LUT latency) after {n} designs", "seeds": list(args.seeds),
+               "proxy": "the default run's proxy (distilled supernet), LUT latency, no confirmation",
+               "claim": "a multi-objective search beats random sampling",
+               "versus_random": {s: {k: (round(v[k], 5) if isinstance(v[k], float) else v[k]) for k in ("difference", "mde", "ratio", "verdict")}
+                                 for s, v in vs.items()}}
+    return rows, lines, fig, summary
+
+
+def main() -> None:
+    ap = lessons.parser(__doc__)
+    ap.add_argument("--trials", type=int, default=64, help="distinct designs per run (the default search's)")
+    args = lessons.parse(ap)
+    if args.quick:
+        args.seeds, args.trials = args.seeds[:1], 4
+        with tempfile.TemporaryDirectory() as tmp:
+            args.cache_dir = str(Path(tmp) / "cache")
+            build_lut(args)
+            for s in SAMPLERS:
+                run_one(args, s, args.seeds[0], Path(tmp))
+            rows, lines, fig, summary = render(args, Path(tmp))
+            print("\n".join(lines), f"\n--- results.png: {len(fig.data)} traces (not written) ---")
+        return
+    out = HERE / "runs"
+    if not args.render:
+        build_lut(args)
+        out.mkdir(exist_ok=True)
+        (out / "machine.txt").write_text(f"{lessons.Env.current(threads=args.proxy_threads or 2)}\n")
+        for seed in args.seeds:
+            for s in SAMPLERS:
+                run_one(args, s, seed, out)
+    rows, lines, fig, summary = render(args, out)
+    lessons.write(HERE, args, rows, lines, fig, "samplers.png", summary=summary)
+
+
+if __name__ == "__main__":
+    main()
