@@ -1,12 +1,15 @@
-"""What the lesson experiments (which_layers, group_count, shuffle) share: the search's own
-accuracy proxy over several seeds, one interleaved latency measurement, costs, and the writing
-of results.md / results.csv / a PNG.
+"""What the lesson experiments (which_layers, group_count, shuffle, glue_tasks, samplers) share:
+the lessons' proxy (the compressed proxy, ``COMPRESSED``) over several paired seeds with every
+(design, seed) stored as it is scored (``stored_scores``: resumable, shared between lessons), the
+paired noise, the minimum detectable effect and the verdict (``arch_search.study.results``), one
+interleaved latency measurement (``timed``), costs, and the writing of results.md / results.csv /
+summary.json / a PNG.
 
 The proxy and the latency protocol are *composed* from ``conf/run.yaml`` (the config of
 ``python -m arch_search run``) and instantiated with Hydra, so an experiment scores designs
-exactly as the search does by default and cannot drift from it. Accuracy is measured at the
-proxy scale (``proxy_setup.scale``), latency and FLOPs at the target scale (the design's own
-dims, BERT-base here), as in the search (``../shared/DESIGN.md``, "Two scales").
+exactly as ``run proxy=compressed`` does. Accuracy is measured at the proxy scale (the
+checkpoint's dims), latency and FLOPs at the target scale (the design's own dims, BERT-base
+here), as in the search (``../shared/DESIGN.md``, "Two scales").
 """
 
 from __future__ import annotations
@@ -550,5 +553,7 @@ def summary(verdict: str, mde: float, args: argparse.Namespace, scores: Mapping[
             "noise_dof": next((n.dof for n in pooled.values() if n is not None), None), **more}
 
 
-__all__ = ["PROJECTIONS", "SHORT", "Scores", "config", "costs", "delta", "design_table", "errorbars",
-           "header", "command", "csv_text", "evaluate", "md_table", "measure", "paired", "paired_stats", "paired_text", "parse", "parser", "rows", "score_designs", "target", "write"]
+__all__ = ["COMPRESSED", "PROJECTIONS", "SCRATCH", "SHORT", "Scores", "command", "compare", "config", "costs", "csv_text",
+           "delta", "design_table", "errorbars", "evaluate", "header", "md_table", "measure", "noise", "paired",
+           "paired_stats", "paired_text", "parse", "parser", "read_scores", "rows", "score_designs", "stored_scores",
+           "summary", "target", "timed", "write"]

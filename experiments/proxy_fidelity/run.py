@@ -42,7 +42,7 @@ ZERO_COST = ("snip", "grad_norm", "synflow")
 def cheap_scores(args) -> tuple[dict[str, dict[str, float]], dict[str, float], float]:
     """Zero-cost and supernet scores of every design (seed 0), seconds per design for each,
     and the supernet's one-off training time."""
-    cfg = lessons.config(args, seed=args.seeds[0])
+    cfg = lessons.config(args, seed=args.seeds[0], proxy=lessons.SCRATCH)
     setup = instantiate(cfg.proxy_setup)
     zero = ZeroCostProxy(setup, batch_size=32, threads=cfg.proxy.threads)
     # the plain supernet this experiment measured (issue 3's recipe, from the scratch setup): no teacher,
@@ -69,7 +69,7 @@ def cheap_scores(args) -> tuple[dict[str, dict[str, float]], dict[str, float], f
 
 def main() -> None:
     args = lessons.parse(lessons.parser(__doc__))
-    steps = lessons.config(args).proxy.steps
+    steps = lessons.config(args, proxy=lessons.SCRATCH).proxy.steps
     short, long = lessons.score_designs(DESIGNS, args), lessons.score_designs(DESIGNS, args, steps=LONGER * steps)
     cheap, seconds, supernet_train_s = cheap_scores(args)
     reference = {n: statistics.fmean(long[n].heldout) for n in DESIGNS}
