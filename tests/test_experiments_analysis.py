@@ -273,6 +273,10 @@ def test_lesson_scores_are_stored_row_by_row_resumed_and_shared(tmp_path, monkey
 
     FakeProxy.calls = []
     assert lessons.stored_scores(designs, args, a) == scores and FakeProxy.calls == []
+    lessons.scores_only(designs, args, a)  # not asked for: returns
+    with pytest.raises(SystemExit) as stop:  # --scores-only: everything is stored, so it scores nothing and exits 0
+        lessons.scores_only(designs, argparse.Namespace(**{**vars(args), "scores_only": True}), a)
+    assert stop.value.code == 0 and FakeProxy.calls == []
     (a / "scores.csv").write_text("".join((a / "scores.csv").read_text().splitlines(keepends=True)[:-1]))  # a lost row
     lessons.stored_scores(designs, args, a)
     assert FakeProxy.calls == [(designs["q4"].summary(), 1)]

@@ -82,6 +82,9 @@ def parser(doc: str) -> argparse.ArgumentParser:
                          "core free: 2 OpenMP threads beside another busy process stall at barriers")
     ap.add_argument("--render", action="store_true",
                     help="only write the report from the rows already stored (scores.csv, latency.csv): no training, no timing")
+    ap.add_argument("--scores-only", action="store_true",
+                    help="only score what scores.csv lacks (no timing, no report): a second core can score while the "
+                         "first runs another lesson; a later plain run times on a quiet machine and writes the report")
     ap.add_argument("--quick", action="store_true", help="smoke run: tiny budget, 2 seeds, tiny target; writes nothing")
     return ap
 
@@ -370,10 +373,20 @@ def rows(designs: Mapping[str, ArchSpec], scores: Mapping[str, Scores], latency:
     return out
 
 
+def scores_only(designs: Mapping[str, ArchSpec], args: argparse.Namespace, here: Path, **kw) -> None:
+    """Under ``--scores-only``: score what ``here/scores.csv`` lacks (``stored_scores``), then exit."""
+    if getattr(args, "scores_only", False):
+        stored_scores(designs, args, here, **kw)
+        print(f"scores only: {here / 'scores.csv'} holds every design and seed; run without --scores-only to time "
+              "and write the report")
+        raise SystemExit(0)
+
+
 def evaluate(designs: Mapping[str, ArchSpec], args: argparse.Namespace,
              here: Path) -> tuple[dict[str, dict], dict[str, Scores], list[dict]]:
     """Latency (first, on a quiet machine), costs and the lessons' proxy scores of every design
-    (resumable, ``stored_scores``), and their rows."""
+    (resumable, ``stored_scores``), and their rows. ``--scores-only``: the scores, then exit."""
+    scores_only(designs, args, here)
     latency = timed(designs, args, here)
     cost = costs(designs, args)
     scores = stored_scores(designs, args, here)

@@ -162,6 +162,10 @@ def main() -> None:
     ap.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
     args = lessons.parse(ap)
     tasks = list(QUICK_TASKS) if args.quick else args.tasks
+    if args.scores_only:
+        for task in tasks:
+            lessons.stored_scores(names(task), args, HERE, task=task, extra=extra(task, args))
+        return
     latency = lessons.timed(DESIGNS, args, HERE)  # first, on a quiet machine
     scores, design_rows = {}, []
     for task in tasks:
