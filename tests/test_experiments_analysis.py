@@ -864,3 +864,54 @@ def test_supernet_experiment_tau_snr_gap_and_the_kl_sign():
     assert summary["designs"] == 4 and summary["seeds"] == [0, 1] and summary["seconds_per_design"] == 4.0
     assert summary["seconds_per_design_with_dev"] == 5.0
     assert any("Kendall tau vs the compressed proxy: 0.667" in line for line in lines)
+
+
+KILLED_LESSON = """
+import argparse, sys, time
+from arch_search import ArchSpec
+from arch_search.app import lessons
+sys.path.insert(0, {tests!r})
+from test_experiments_analysis import FakeProxy
+
+class Slow(FakeProxy):
+    def evaluate(self, spec):
+        if spec.groups["q"][0] == 4:
+            time.sleep(60)  # killed here
+        return super().evaluate(spec)
+
+lessons.instantiate = lambda node, **kw: Slow(node.seed)
+args = argparse.Namespace(seeds=[0, 1], rounds=2, data_dir="/data/glue", cache_dir={cache!r}, proxy_threads=None,
+                          quick=False, render=False)
+base = ArchSpec.preset("bert_base")
+lessons.stored_scores({{"dense": base, "q4": base.replace(groups={{"q": 4}})}}, args, __import__("pathlib").Path({here!r}))
+"""
+
+
+def test_a_lesson_killed_mid_design_keeps_its_rows_and_resumes(tmp_path, monkeypatch):
+    """SIGKILL while the second design trains: scores.csv holds the first design's row, whole;
+    the rerun scores only what is missing (3 of 4)."""
+    import signal
+    import subprocess
+    import time
+
+    here = tmp_path / "lesson"
+    here.mkdir()
+    code = KILLED_LESSON.format(tests=str(REPO / "tests"), cache=str(tmp_path / "cache"), here=str(here))
+    proc = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.time() + 120
+    while time.time() < deadline and not (here / "scores.csv").is_file():
+        time.sleep(0.2)
+    time.sleep(1.0)  # inside the second design's sleep
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    rows = lessons.read_scores(here / "scores.csv")
+    assert [(r["design"], r["seed"]) for r in rows] == [("dense", "0")], proc.stdout.read()[-2000:]
+    assert not list(here.glob("*.tmp"))
+    monkeypatch.setattr(lessons, "instantiate", lambda node, **kw: FakeProxy(node.seed))
+    FakeProxy.calls = []
+    args = argparse.Namespace(seeds=[0, 1], rounds=2, data_dir="/data/glue", cache_dir=str(tmp_path / "cache"),
+                              proxy_threads=None, quick=False, render=False)
+    base = ArchSpec.preset("bert_base")
+    lessons.stored_scores({"dense": base, "q4": base.replace(groups={"q": 4})}, args, here)
+    assert len(FakeProxy.calls) == 3 and (base.summary(), 0) not in FakeProxy.calls
+    assert len(lessons.read_scores(here / "scores.csv")) == 4

@@ -33,6 +33,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from arch_search import ArchSpec, build_model, count_cost
+from arch_search.cache import atomic_path
 from arch_search.measure.cost import Cost
 from arch_search.measure.latency import Comparison, Env
 from arch_search.tasks.training import ProxyDiverged
@@ -299,8 +300,9 @@ def stored_scores(designs: Mapping[str, ArchSpec], args: argparse.Namespace, her
                              "machine": machine, "from": ""})
                 print(f"seed {seed}  {name:<34} score {values[0]:.4f}  held-out {values[1]:.4f}  dev {values[2]:.4f}  "
                       f"({rows[-1]['seconds']} s)", flush=True)
-            if not args.quick:  # after every design: an interrupted run resumes here
-                path.write_text(csv_text([{k: r.get(k, "") for k in SCORE_COLUMNS} for r in rows]))
+            if not args.quick:  # after every design, whole or not at all (a kill mid-write keeps the last file)
+                with atomic_path(path) as tmp:
+                    tmp.write_text(csv_text([{k: r.get(k, "") for k in SCORE_COLUMNS} for r in rows]))
     keys = {seed: proxy_key(config(args, seed, task=task, extra=extra)) for seed in args.seeds}
     by = {(r["design"], int(r["seed"])): r for r in rows if r["proxy"] == keys.get(int(r["seed"]))}
     missing = [f"{n} seed {s}" for n in designs for s in args.seeds if (n, s) not in by]
