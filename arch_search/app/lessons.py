@@ -398,6 +398,17 @@ def evaluate(designs: Mapping[str, ArchSpec], args: argparse.Namespace,
 # ---- running a command ---------------------------------------------------------------------------
 
 
+def build_lut(overrides: Sequence[str]) -> None:
+    """The machine's latency look-up table for ``run.yaml`` composed with ``overrides`` (which
+    set ``search/latency_mode=lut``): timed once, before a set of runs that then only read it."""
+    from arch_search.design.space import SearchSpace
+
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        cfg = compose(config_name="run", overrides=list(overrides))
+    space = SearchSpace.load(cfg.search.space, proxy_scale=cfg.proxy_setup.scale)
+    instantiate(cfg.search.latency_mode).prepare(space, seed=0)
+
+
 def run_logged(cmd: Sequence[str], run_dir: Path, env: Mapping[str, str]) -> float:
     """``cmd`` from the repository root, its output in ``run_dir/log.txt`` (tqdm's redraws
     removed), timed; returns seconds. A failed command stops the script in one ``error:`` line."""

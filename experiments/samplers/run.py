@@ -33,12 +33,8 @@ import time
 from pathlib import Path
 
 import plotly.graph_objects as go
-from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
 
 from arch_search.app import lessons
-from arch_search.design.space import SearchSpace
-from arch_search.resources import conf_dir
 from arch_search.study.results import hypervolume_history, with_current_names
 
 HERE = Path(__file__).resolve().parent
@@ -60,14 +56,6 @@ def overrides(args, sampler: str | None = None, seed: int = 0) -> list[str]:
     if sampler:
         out.append(f"search/sampler={sampler}")
     return out + (QUICK if args.quick else [])
-
-
-def build_lut(args) -> None:
-    """The machine's latency table, timed once before the runs (which then only read it)."""
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        cfg = compose(config_name="run", overrides=overrides(args))
-    space = SearchSpace.load(cfg.search.space, proxy_scale=cfg.proxy_setup.scale)
-    instantiate(cfg.search.latency_mode).prepare(space, seed=0)
 
 
 def run_one(args, sampler: str, seed: int, out: Path) -> None:
@@ -192,26 +180,19 @@ def main() -> None:
     ap = lessons.parser(__doc__)
     ap.add_argument("--trials", type=int, default=64, help="distinct designs per run (the default search's)")
     args = lessons.parse(ap)
-    if args.quick:
-        args.seeds, args.trials = args.seeds[:1], 4
-        with tempfile.TemporaryDirectory() as tmp:
-            args.cache_dir = str(Path(tmp) / "cache")
-            build_lut(args)
-            for s in SAMPLERS:
-                run_one(args, s, args.seeds[0], Path(tmp))
-            rows, lines, fig, summary = render(args, Path(tmp))
-            print("\n".join(lines), f"\n--- results.png: {len(fig.data)} traces (not written) ---")
-        return
-    out = HERE / "runs"
-    if not args.render:
-        build_lut(args)
-        out.mkdir(exist_ok=True)
-        (out / "machine.txt").write_text(f"{lessons.Env.current(threads=args.proxy_threads or 2)}\n")
-        for seed in args.seeds:
-            for s in SAMPLERS:
-                run_one(args, s, seed, out)
-    rows, lines, fig, summary = render(args, out)
-    lessons.write(HERE, args, rows, lines, fig, "samplers.png", summary=summary)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = HERE / "runs"
+        if args.quick:  # one seed, 4 designs a run, everything in a temporary folder
+            args.seeds, args.trials, args.cache_dir, out = args.seeds[:1], 4, str(Path(tmp) / "cache"), Path(tmp) / "runs"
+        if not args.render:
+            lessons.build_lut(overrides(args))  # the machine's table, timed once before the runs
+            out.mkdir(parents=True, exist_ok=True)
+            (out / "machine.txt").write_text(f"{lessons.Env.current(threads=args.proxy_threads or 2)}\n")
+            for seed in args.seeds:
+                for s in SAMPLERS:
+                    run_one(args, s, seed, out)
+        rows, lines, fig, summary = render(args, out)
+        lessons.write(HERE, args, rows, lines, fig, "samplers.png", summary=summary)  # --quick: printed, not written
 
 
 if __name__ == "__main__":

@@ -30,13 +30,9 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import plotly.graph_objects as go
-from hydra import compose, initialize_config_dir
-from hydra.utils import instantiate
 
 from arch_search.measure.latency import Env
-from arch_search.resources import conf_dir
 from arch_search.study.results import hypervolume_history, with_current_names
-from arch_search.design.space import SearchSpace
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -59,14 +55,6 @@ def overrides(args, sampler: str | None = None, seed: int = 0) -> list[str]:
     if sampler:
         out.append(f"search/sampler={sampler}")
     return out + (QUICK if args.quick else [])
-
-
-def build_lut(args) -> None:
-    """The machine's latency table, timed once before the runs (which then only read it)."""
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        cfg = compose(config_name="run", overrides=overrides(args))
-    space = SearchSpace.load(cfg.search.space, proxy_scale=cfg.proxy_setup.scale)
-    instantiate(cfg.search.latency_mode).prepare(space, seed=0)  # the run's LUT model; each run then loads it
 
 
 def run_one(args, sampler: str, seed: int, out: Path) -> float:
@@ -169,7 +157,7 @@ def main() -> None:
         args.seeds, args.jobs = args.seeds[:1], 1
         with tempfile.TemporaryDirectory() as tmp:
             args.cache_dir = str(Path(tmp) / "cache")
-            build_lut(args)
+            lessons.build_lut(overrides(args))  # the machine's table, timed once before the runs
             for s in SAMPLERS:
                 run_one(args, s, args.seeds[0], Path(tmp))
             rows, lines, fig = render(args, Path(tmp))
@@ -177,7 +165,7 @@ def main() -> None:
         return
     out = HERE / "samplers"
     if not args.render:
-        build_lut(args)
+        lessons.build_lut(overrides(args))  # the machine's table, timed once before the runs
         (out / "machine.txt").parent.mkdir(exist_ok=True)
         (out / "machine.txt").write_text(f"{Env.current(threads=1)}\n")
         jobs = [(s, seed) for seed in args.seeds for s in SAMPLERS]
