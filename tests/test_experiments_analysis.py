@@ -705,17 +705,20 @@ def test_which_layers_effects_per_projection():
 
 
 def test_which_layers_verdict_is_keeping_post_dense_against_the_mde():
-    """The residual noise: only post/ffn_in/ffn_out break the seed pattern (by 1 point each way),
-    28 designs x 2 seeds; keeping post dense gains 3 points, far above the MDE: reproduced. Made
-    equal to all-4 on one seed and +2 on the other, the gain (1 point) is below it."""
+    """Keeping post dense gains 3 points (far above the MDE) and 2 more than keeping q, k or v
+    dense: reproduced. Post kept dense no better than k (both +3): (a) holds, (b) does not: not
+    reproduced. Keeping k dense 2 points better than post: contradicted."""
     scores, _ = which_layers_inputs()
     n = lessons.noise(scores)
     assert n.dof == 13 and 0 < n.sd < 1
-    word, keep, alone = which_layers.verdict(scores)
+    word, keep, alone, versus = which_layers.verdict(scores)
     assert (word, keep.mean, alone.mean) == ("reproduced", pytest.approx(3.0), pytest.approx(-2.0))
-    scores[which_layers.BUT["post_attention"]] = S([0.70, 0.74])
-    word, keep, _ = which_layers.verdict(scores)
-    assert keep.mean == pytest.approx(1.0) and keep.mde > 1.0 and word == "not reproduced"
+    assert {p: d.mean for p, d in versus.items()} == pytest.approx({"q": 2.0, "k": 2.0, "v": 2.0})
+    scores[which_layers.BUT["k"]] = S([0.72, 0.76])  # +2 / +4, as post
+    word, keep, _, versus = which_layers.verdict(scores)
+    assert keep.verdict(+1) == "reproduced" and versus["k"].mean == pytest.approx(0.0) and word == "not reproduced"
+    scores[which_layers.BUT["k"]] = S([0.74, 0.78])  # 2 points above post on both seeds
+    assert which_layers.verdict(scores)[0] == "contradicted"
 
 
 def test_which_layers_no_latency_saved_is_nan_not_a_division_by_zero():

@@ -6,8 +6,8 @@ alone ("only p"), and all six grouped but one kept dense ("all but p"; all but p
 SqueezeBERT). Each is scored with the compressed proxy over 3 paired seeds (``lessons``) and
 timed interleaved with the others; per projection: the accuracy change, its minimum detectable
 effect, and the latency saved. The verdict: does keeping post dense among grouped layers
-(SqueezeBERT vs all-4) buy back accuracy beyond the MDE, and is post the projection that buys the
-most per ms?
+(SqueezeBERT vs all-4) buy back accuracy beyond the MDE, and does it buy more than keeping q, k or
+v dense instead (the same latency)?
 
     python experiments/which_layers/run.py            # scores.csv (resumable), latency.csv, results.*, summary.json, PNG
     python experiments/which_layers/run.py --render   # the report again from scores.csv and latency.csv
@@ -77,13 +77,22 @@ def rank(effect_rows: list[dict], key: str, p: str = "post_attention") -> int:
     return 1 + [r["projection"] for r in order].index(p)
 
 
-def verdict(scores) -> tuple[str, object, object]:
-    """The claim, tested: keeping post dense among grouped layers buys accuracy
-    (SqueezeBERT - all-4 > MDE), and grouping post alone costs accuracy (only post - dense < -MDE).
-    Returns the lesson's verdict (on the first) and both differences."""
+SAME_MATMUL = ("q", "k", "v")  # the projections that cost what post-attention costs (one 768x768 matmul each)
+
+
+def verdict(scores) -> tuple[str, object, object, dict]:
+    """The claim in two parts. (a) A dense layer among grouped ones buys accuracy back: keeping
+    post dense, SqueezeBERT - all-4 > MDE. (b) Post is the place for it: SqueezeBERT beats
+    keeping q, k or v dense instead (same latency) by more than the MDE. *Reproduced* when both
+    hold; *contradicted* when (a)'s opposite holds or one of q, k, v beats post beyond the MDE;
+    else *not reproduced*. Returns the verdict, (a), grouping post alone, and (b) per projection."""
     keep = lessons.compare(scores, BUT["post_attention"], ALL)
     alone = lessons.compare(scores, ONLY["post_attention"], "dense")
-    return keep.verdict(+1), keep, alone
+    versus = {p: lessons.compare(scores, BUT["post_attention"], BUT[p]) for p in SAME_MATMUL}
+    parts = [keep.verdict(+1), *(d.verdict(+1) for d in versus.values())]
+    word = ("contradicted" if "contradicted" in parts else "reproduced" if all(w == "reproduced" for w in parts)
+            else "not reproduced")
+    return word, keep, alone, versus
 
 
 def text(row, key: str) -> str:
@@ -100,13 +109,16 @@ def report(args, rows, scores, latency, eff) -> list[str]:
         "kept": f"{r['keep_cost_ms']:.1f} ({100 * r['keep_cost_fraction']:.1f}%)",
         "gain_ms": f"{r['keep_points_gained_per_10ms']:+.2f}",
     } for r in eff]
-    word, keep, alone = verdict(scores)
+    word, keep, alone, versus = verdict(scores)
     lines = lessons.header("Which layers to group: one projection at a time", args, latency, DESIGNS, rows, scores, HERE)
     lines += ["## Verdict", "",
               "Claim (SqueezeBERT, Sec. 4): keep the post-attention layer dense to mix channels across groups; "
               "grouping it would cost the most accuracy for the least latency. The paper keeps groups (4,4,4,1,4,4).", "",
-              f"- **{word}**: keeping post dense among grouped layers (SqueezeBERT - all-4) changes held-out accuracy by "
-              f"{keep.text()} points (per seed {', '.join(f'{d:+.2f}' for d in keep.by_seed)}).",
+              f"**{word}**. (a) A dense layer among grouped ones buys accuracy back: keeping post dense (SqueezeBERT - "
+              f"all-4) changes held-out accuracy by {keep.text()} points (per seed {', '.join(f'{d:+.2f}' for d in keep.by_seed)}): "
+              f"{keep.verdict(+1)}. (b) Post is the place for it: SqueezeBERT minus keeping "
+              + ", ".join(f"{p} dense instead {d.text()}" for p, d in versus.items())
+              + f" points (the same latency, within a few ms): {'; '.join(d.verdict(+1) for d in versus.values())}.", "",
               f"- Grouping post alone (only post - dense): {alone.text()} points.",
               f"- Points bought back per 10 ms when kept dense: post_attention ranks {rank(eff, 'keep_points_gained_per_10ms')} "
               f"of 6; points lost per 10 ms saved when grouped alone: ranks {rank(eff, 'alone_points_lost_per_10ms')} of 6 "
@@ -149,8 +161,11 @@ def main() -> None:
     args = lessons.parse(lessons.parser(__doc__))
     latency, scores, rows = lessons.evaluate(DESIGNS, args, HERE)
     eff = effects(scores, latency)
-    word, keep, alone = verdict(scores)
-    summary = lessons.summary(word, keep.mde, args, scores, claim="keeping post-attention dense among grouped layers buys accuracy",
+    word, keep, alone, versus = verdict(scores)
+    summary = lessons.summary(word, keep.mde, args, scores,
+                              claim="keeping post-attention dense among grouped layers buys accuracy, more than keeping q, k or v",
+                              keep_post_dense_verdict=keep.verdict(+1),
+                              post_versus_keeping_dense={p: round(d.mean, 2) for p, d in versus.items()},
                               keep_post_dense_points=round(keep.mean, 2), group_post_alone_points=round(alone.mean, 2),
                               group_post_alone_mde_points=round(alone.mde, 2),
                               post_rank_gain_per_ms=rank(eff, "keep_points_gained_per_10ms"),
