@@ -2,7 +2,7 @@
 numbers of a results.md, pinned by hand on small synthetic inputs. No training, no timing, no
 data from ../shared: every Comparison / Cost / Scores / CSV here is built by hand.
 
-Covered: arch_search/app/lessons.py (Scores, delta, paired*, rows, design_table, the groups
+Covered: arch_search/app/lessons.py (Scores, rows, design_table, stored scores, the groups
 pattern), search_recovers_squeezebert/samplers.py (analyse, render: hypervolumes, the common
 reference point, the NSGA-II / random ratio), search_recovers_squeezebert/run.py (render of a
 run directory), proxy_compressed/run.py (SNR, gap, tau, the summary builder), and the helpers of
@@ -105,29 +105,14 @@ def test_scores_stats_are_percent_mean_min_max_over_seeds():
     assert s.text("dev") == "72.0 (70.0-75.0)"
 
 
+def test_a_score_the_proxy_did_not_give_is_nan_not_the_heldout_metric():
+    s = S([0.80, 0.90])  # the scratch proxy: no separate score
+    assert all(math.isnan(v) for v in s.points("score")) and len(s.points("score")) == 2
+    assert all(math.isnan(v) for v in s.stats("score")) and s.points("heldout") == pytest.approx((80.0, 90.0))
+
+
 def test_scores_text_of_one_seed_has_no_range():
     assert S([0.8123]).text() == "81.2"
-
-
-def test_delta_is_paired_by_seed_in_points():
-    a = S([0.80, 0.84, 0.90])
-    b = S([0.85, 0.78, 0.85])
-    # per seed: -5, +6, +5 (unpaired, e.g. sorted against sorted, the range would be -1 to +5)
-    assert lessons.delta(a, b) == pytest.approx((2.0, -5.0, 6.0))
-    assert lessons.delta(b, a) == pytest.approx((-2.0, -6.0, 5.0))  # a - b: the order matters
-
-
-def test_paired_columns_rounded_to_two_decimals():
-    a = S([0.80, 0.84, 0.90], dev=[0.712345678, 0.70, 0.75])
-    b = S([0.85, 0.78, 0.85], dev=[0.70, 0.71, 0.70])
-    out = lessons.paired(a, b, "x")
-    # dev per seed: +1.2345678, -1.0, +5.0 -> mean 5.2345678 / 3 = 1.7448559
-    assert list(out) == ["x_heldout", "x_heldout_min", "x_heldout_max", "x_dev", "x_dev_min", "x_dev_max"]
-    assert out == {"x_heldout": 2.0, "x_heldout_min": -5.0, "x_heldout_max": 6.0,
-                   "x_dev": 1.74, "x_dev_min": -1.0, "x_dev_max": 5.0}
-    assert lessons.paired_text(out, "x_heldout") == "+2.0 (-5.0 to +6.0)"
-    assert lessons.paired_text(out, "x_dev") == "+1.7 (-1.0 to +5.0)"
-    assert lessons.paired_stats(out, "x_dev") == (1.74, -1.0, 5.0)
 
 
 def _designs_for_rows():
@@ -267,7 +252,7 @@ def test_lesson_scores_are_stored_row_by_row_resumed_and_shared(tmp_path, monkey
     scores = lessons.stored_scores(designs, args, a)
     assert len(FakeProxy.calls) == 4 and scores["q4"].heldout == pytest.approx((0.76, 0.761))
     assert scores["dense"].score == pytest.approx((-0.79, -0.791)) and scores["dense"].dev == pytest.approx((0.74, 0.741))
-    rows = lessons.read_scores(a / "scores.csv")
+    rows = lessons.read_rows(a / "scores.csv")
     assert [(r["design"], r["seed"]) for r in rows] == [("dense", "0"), ("q4", "0"), ("dense", "1"), ("q4", "1")]
     assert list(rows[0]) == list(lessons.SCORE_COLUMNS) and rows[0]["spec"] == base.summary() and rows[0]["from"] == ""
 
@@ -285,7 +270,7 @@ def test_lesson_scores_are_stored_row_by_row_resumed_and_shared(tmp_path, monkey
     other = {"plain": base, "k4": base.replace(groups={"k": 4})}
     lessons.stored_scores(other, args, b)
     assert sorted(FakeProxy.calls) == [(other["k4"].summary(), 0), (other["k4"].summary(), 1)]
-    copied = [r for r in lessons.read_scores(b / "scores.csv") if r["design"] == "plain"]
+    copied = [r for r in lessons.read_rows(b / "scores.csv") if r["design"] == "plain"]
     assert [r["from"] for r in copied] == ["a", "a"] and copied[0]["heldout"] == rows[0]["heldout"]
 
     text = (b / "scores.csv").read_text()
@@ -907,7 +892,7 @@ def test_a_lesson_killed_mid_design_keeps_its_rows_and_resumes(tmp_path, monkeyp
     time.sleep(1.0)  # inside the second design's sleep
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    rows = lessons.read_scores(here / "scores.csv")
+    rows = lessons.read_rows(here / "scores.csv")
     assert [(r["design"], r["seed"]) for r in rows] == [("dense", "0")], proc.stdout.read()[-2000:]
     assert not list(here.glob("*.tmp"))
     monkeypatch.setattr(lessons, "instantiate", lambda node, **kw: FakeProxy(node.seed))
@@ -917,4 +902,4 @@ def test_a_lesson_killed_mid_design_keeps_its_rows_and_resumes(tmp_path, monkeyp
     base = ArchSpec.preset("bert_base")
     lessons.stored_scores({"dense": base, "q4": base.replace(groups={"q": 4})}, args, here)
     assert len(FakeProxy.calls) == 3 and (base.summary(), 0) not in FakeProxy.calls
-    assert len(lessons.read_scores(here / "scores.csv")) == 4
+    assert len(lessons.read_rows(here / "scores.csv")) == 4

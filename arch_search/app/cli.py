@@ -26,6 +26,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from arch_search.checks import at_least
 from arch_search.resources import conf_dir
 from arch_search.study.fingerprint import StudyMismatch, scored_settings, study_fingerprint
 
@@ -236,8 +237,6 @@ SEARCH_SETTINGS = (("search.n_trials", 1), ("proxy_setup.heldout", 1), ("search.
 def check_search_settings(cfg: DictConfig) -> None:
     """Each number of ``SEARCH_SETTINGS`` is an int at or above its lowest value; one ``error:``
     line otherwise, before anything is built."""
-    from arch_search.checks import at_least
-
     for key, lowest in SEARCH_SETTINGS:
         value = OmegaConf.select(cfg, key, default=None)
         if value is not None:

@@ -142,8 +142,10 @@ class Scores:
     score: tuple[float, ...] = ()
 
     def points(self, which: str = "heldout") -> tuple[float, ...]:
-        """``which`` per seed, x100 (accuracy in points; a log-likelihood in hundredths)."""
-        return tuple(100 * v for v in (getattr(self, which) or getattr(self, "heldout")))
+        """``which`` per seed, x100 (accuracy in points; a log-likelihood in hundredths); NaN per
+        seed for a ``score`` the proxy did not give."""
+        values = getattr(self, which)
+        return tuple(100 * v for v in values) if values else (math.nan,) * len(self.seeds)
 
     def stats(self, which: str = "heldout") -> tuple[float, float, float]:
         """(mean, min, max) over seeds, in percent; all NaN when a seed diverged (NaN), wherever it is."""
@@ -157,32 +159,6 @@ class Scores:
         return f"{mean:.1f} ({lo:.1f}-{hi:.1f})" if len(self.seeds) > 1 else f"{mean:.1f}"
 
 
-def delta(a: Scores, b: Scores, which: str = "heldout") -> tuple[float, float, float]:
-    """Paired per-seed difference a - b in points (same seed = same held-out slice, init and
-    batch order): (mean, min, max) over seeds."""
-    d = [x - y for x, y in zip(a.points(which), b.points(which))]
-    return statistics.fmean(d), min(d), max(d)
-
-
-def paired(a: Scores, b: Scores, prefix: str) -> dict[str, float]:
-    """CSV columns of ``a - b`` in points, paired by seed: ``<prefix>_heldout`` (mean),
-    ``<prefix>_heldout_min``, ``<prefix>_heldout_max``, and the same for ``dev``."""
-    out = {}
-    for which in ("heldout", "dev"):
-        mean, lo, hi = delta(a, b, which)
-        out |= {f"{prefix}_{which}": round(mean, 2), f"{prefix}_{which}_min": round(lo, 2), f"{prefix}_{which}_max": round(hi, 2)}
-    return out
-
-
-def paired_text(row: Mapping, key: str) -> str:
-    """``+1.2 (+0.4 to +2.0)`` from the columns ``paired`` wrote."""
-    return f"{row[key]:+.1f} ({row[key + '_min']:+.1f} to {row[key + '_max']:+.1f})"
-
-
-def paired_stats(row: Mapping, key: str) -> tuple[float, float, float]:
-    return row[key], row[key + "_min"], row[key + "_max"]
-
-
 METRICS = ("heldout", "dev", "score")  # the verdicts are on ``heldout``: accuracy, the highest SNR of the three
 METRIC_NAMES = {"heldout": "held-out accuracy", "dev": "dev accuracy", "score": "score (log-likelihood x100)"}
 
@@ -191,6 +167,12 @@ def noise(scores: Mapping[str, Scores], which: str = "heldout") -> Noise | None:
     """The paired seed noise of ``which`` over every design (``paired_noise``), in points."""
     return paired_noise({name: s.points(which) for name, s in scores.items()},
                         f"the residual of design + seed over {len(scores)} designs x {len(next(iter(scores.values())).seeds)} seeds")
+
+
+def mde(scores: Mapping[str, Scores], which: str = "heldout") -> float:
+    """The minimum detectable effect of a paired difference between two designs, in points:
+    ``MDE_STANDARD_ERRORS`` standard errors at the lesson's paired noise (``noise``)."""
+    return MDE_STANDARD_ERRORS * paired_se(noise(scores, which), len(next(iter(scores.values())).seeds))
 
 
 def compare(scores: Mapping[str, Scores], a: str, b: str, which: str = "heldout",
@@ -232,8 +214,8 @@ def proxy_key(cfg: DictConfig) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-def read_scores(path: Path) -> list[dict]:
-    """The rows of a scores.csv (none when absent)."""
+def read_rows(path: Path) -> list[dict]:
+    """The rows of a CSV (scores.csv, latency.csv; none when absent)."""
     if not path.is_file():
         return []
     with open(path, newline="") as f:
@@ -260,19 +242,20 @@ def stored_scores(designs: Mapping[str, ArchSpec], args: argparse.Namespace, her
     stores nothing. A stored design whose spec differs from ``designs``' is an error. ``task`` and
     ``extra``: as ``config`` takes them (glue_tasks scores each task with its own held-out rows)."""
     path = here / "scores.csv"
-    rows = [] if args.quick else read_scores(path)
+    rows = [] if args.quick else read_rows(path)
     for r in rows:
         if r["design"] in designs and r["spec"] != designs[r["design"]].summary():
             raise SystemExit(f"error: {path}: {r['design']!r} was scored as {r['spec']}, not "
                              f"{designs[r['design']].summary()}; move the file away to score it anew")
     siblings = [] if args.quick else [
         {**r, "from": r["from"] or p.parent.name} for p in sorted(here.parent.glob("*/scores.csv"))
-        if p.parent != here for r in read_scores(p)]
+        if p.parent != here for r in read_rows(p)]
     code = _code()
-    for seed in args.seeds:
-        cfg = config(args, seed, task=task, extra=extra)
+    cfgs = {seed: config(args, seed, task=task, extra=extra) for seed in args.seeds}
+    keys = {seed: proxy_key(cfg) for seed, cfg in cfgs.items()}
+    for seed, cfg in cfgs.items():
         machine = str(Env.current(cfg.proxy.threads))  # the threads the proxy trains with
-        key = proxy_key(cfg)
+        key = keys[seed]
         done = {r["design"] for r in rows if int(r["seed"]) == seed and r["proxy"] == key}
         todo = [name for name in designs if name not in done]
         if not todo or args.render:
@@ -303,7 +286,6 @@ def stored_scores(designs: Mapping[str, ArchSpec], args: argparse.Namespace, her
             if not args.quick:  # after every design, whole or not at all (a kill mid-write keeps the last file)
                 with atomic_path(path) as tmp:
                     tmp.write_text(csv_text([{k: r.get(k, "") for k in SCORE_COLUMNS} for r in rows]))
-    keys = {seed: proxy_key(config(args, seed, task=task, extra=extra)) for seed in args.seeds}
     by = {(r["design"], int(r["seed"])): r for r in rows if r["proxy"] == keys.get(int(r["seed"]))}
     missing = [f"{n} seed {s}" for n in designs for s in args.seeds if (n, s) not in by]
     if missing:
@@ -316,8 +298,6 @@ def stored_scores(designs: Mapping[str, ArchSpec], args: argparse.Namespace, her
 
 # ---- latency and costs at the target scale -------------------------------------------------------
 
-LATENCY_COLUMNS = ("design", "median_ms", "p10_ms", "p90_ms", "cv", "speedup", "machine")
-
 
 def measure(designs: Mapping[str, ArchSpec], args: argparse.Namespace) -> Comparison:
     """All designs in ONE interleaved ``compare_latency`` call (run.yaml's ``latency`` group);
@@ -329,13 +309,13 @@ def measure(designs: Mapping[str, ArchSpec], args: argparse.Namespace) -> Compar
 
 
 def timed(designs: Mapping[str, ArchSpec], args: argparse.Namespace, here: Path) -> dict[str, dict]:
-    """Each design's latency row (``LATENCY_COLUMNS``): measured by this invocation, before any
+    """Each design's latency row (design, median / p10 / p90 ms, cv, speedup, machine): measured by this invocation, before any
     training (a quiet machine), and stored in ``here/latency.csv``; read from there under
     ``--render``."""
     path = here / "latency.csv"
     if args.render:
         stored = {r["design"]: {k: (v if k in ("design", "machine") else float(v)) for k, v in r.items()}
-                  for r in read_scores(path)}
+                  for r in read_rows(path)}
         missing = [n for n in designs if n not in stored]
         if missing:
             raise SystemExit(f"error: {path}: no latency for {', '.join(missing)} (run without --render to time them)")
@@ -345,7 +325,8 @@ def timed(designs: Mapping[str, ArchSpec], args: argparse.Namespace, here: Path)
                   "p90_ms": round(lat.p90_ms, 2), "cv": round(lat.cv, 4), "speedup": round(cmp.speedup[name], 3),
                   "machine": str(lat.env)} for name, lat in cmp.latencies.items()}
     if not args.quick:
-        path.write_text(csv_text(list(out.values())))
+        with atomic_path(path) as tmp:
+            tmp.write_text(csv_text(list(out.values())))
     return out
 
 
@@ -474,9 +455,8 @@ def power_lines(scores: Mapping[str, Scores]) -> list[str]:
     for which in METRICS:
         n = noise(scores, which)
         if n is not None:
-            mde = MDE_STANDARD_ERRORS * paired_se(n, len(next(iter(scores.values())).seeds))
             lines.append(f"- {METRIC_NAMES[which]}: paired seed sd {n.sd:.2f} points ({n.dof} dof, {n.source}); "
-                         f"MDE of a difference between two designs {mde:.2f} points")
+                         f"MDE of a difference between two designs {mde(scores, which):.2f} points")
     return lines
 
 
@@ -488,7 +468,7 @@ def header(title: str, args: argparse.Namespace, latency: Mapping[str, Mapping],
     p, ps, lat = cfg.proxy, cfg.proxy_setup, cfg.latency
     scale = ps.scale
     dims = target(next(iter(designs.values())), args)
-    stored = [r for r in read_scores(here / "scores.csv") if r["design"] in designs and int(r["seed"]) in args.seeds]
+    stored = [r for r in read_rows(here / "scores.csv") if r["design"] in designs and int(r["seed"]) in args.seeds]
     machines = sorted({r["machine"] for r in stored}) or [str(Env.current(2))]
     codes = sorted({r["code"] for r in stored})
     minutes = sum(float(r["seconds"]) for r in stored) / 60
@@ -580,6 +560,6 @@ def summary(verdict: str, mde: float, args: argparse.Namespace, scores: Mapping[
 
 
 __all__ = ["COMPRESSED", "PROJECTIONS", "SCRATCH", "SHORT", "Scores", "command", "compare", "config", "costs", "csv_text",
-           "delta", "design_table", "errorbars", "evaluate", "header", "md_table", "measure", "noise", "paired",
-           "paired_stats", "paired_text", "parse", "parser", "read_scores", "rows", "score_designs", "stored_scores",
+           "design_table", "errorbars", "evaluate", "header", "md_table", "mde", "measure", "noise",
+           "parse", "parser", "read_rows", "rows", "score_designs", "stored_scores",
            "summary", "target", "timed", "write"]

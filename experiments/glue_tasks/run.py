@@ -87,7 +87,7 @@ def report(args, tasks, rows, scores, latency, design_rows) -> list[str]:
     p, ps = cfg.proxy, cfg.proxy_setup
     seeds = ", ".join(map(str, args.seeds))
     d, s = latency["dense"], latency["squeezebert"]
-    stored = lessons.read_scores(HERE / "scores.csv")
+    stored = lessons.read_rows(HERE / "scores.csv")
     machines = sorted({r["machine"] for r in stored}) or ["(none yet)"]
     shown = [{**r, "gap": f"{r['gap']:+.2f} (MDE {r['gap_mde']:.2f}; seeds {r['gap_min']:+.1f} to {r['gap_max']:+.1f})",
               "heldout_gap": f"{r['heldout_gap']:+.2f} (MDE {r['heldout_gap_mde']:.2f})",

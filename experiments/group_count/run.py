@@ -173,8 +173,7 @@ def main() -> None:
     rows = lessons.rows(DESIGNS, scores, latency, lessons.costs(DESIGNS, args))
     follow, drop = following(rows), drops(scores)
     word, at, first = verdict(rows, scores, drop)
-    noise = lessons.noise(scores)
-    summary = lessons.summary(word, lessons.MDE_STANDARD_ERRORS * lessons.paired_se(noise, len(args.seeds)), args, scores,
+    summary = lessons.summary(word, lessons.mde(scores), args, scores,
                               claim="G=4 is the knee of accuracy against latency", knee=at, first_below_dense=first,
                               drops={r["design"]: r["vs_dense"] for r in drop if r["vs_dense"] != ""})
     lessons.write(HERE, args, rows, report(args, rows, scores, latency, follow, prof, drop), figure(rows, scores, follow),
