@@ -20,6 +20,16 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("ARCH_SEARCH_SHARED", REPO.parent / "shared"))
 
 
+def pytest_collection_modifyitems(config, items):
+    """``gpu`` tests need CUDA: skipped, saying so, where torch finds none (they fake nothing)."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU (torch finds none)")
+    for item in items:
+        if item.get_closest_marker("gpu"):
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def minilm_dir() -> Path:
     path = SHARED / "models" / "all-MiniLM-L6-v2"

@@ -1,9 +1,15 @@
-"""Thread control for torch's intra-op pool: one context manager, used by latency measurement,
-the latency lookup table and the proxies' training."""
+"""Where and how torch runs: the intra-op thread pool (``num_threads``, used by latency
+measurement, the latency lookup table and the proxies' training), and the device the proxies
+train and score on (``resolve_device``, ``autocast``, ``to_device``)."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterable, Iterator, Mapping
+
 import torch
+
+DEVICES = ("auto", "cpu", "cuda")
 
 
 class num_threads:
@@ -18,3 +24,50 @@ class num_threads:
 
     def __exit__(self, *exc):
         torch.set_num_threads(self.old)
+
+
+class DeviceUnavailable(ValueError):
+    """A device was asked for that this machine does not have (the CLI prints ``error: ...``)."""
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto``: CUDA when this machine has it, else the CPU; ``cpu``; ``cuda`` or ``cuda:N``:
+    that GPU, or ``DeviceUnavailable`` when there is none."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda" or name.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise DeviceUnavailable(f"device {name!r}: torch finds no CUDA GPU on this machine "
+                                    f"(torch {torch.__version__}, CUDA build: {torch.version.cuda or 'no'}); use auto or cpu")
+        return torch.device(name)
+    raise ValueError(f"device must be one of {DEVICES} (or cuda:N), got {name!r}")
+
+
+def bf16_autocast(device: torch.device, enabled: bool = True) -> contextlib.AbstractContextManager:
+    """bfloat16 autocast on a CUDA device that supports it (Ampere and later) when ``enabled``;
+    otherwise nothing changes (fp32, and always fp32 on the CPU)."""
+    if enabled and device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def precision_on(device: torch.device, bf16: bool) -> str:
+    """What ``bf16_autocast(device, bf16)`` computes in: ``bf16`` or ``fp32``."""
+    return "bf16" if bf16 and device.type == "cuda" and torch.cuda.is_bf16_supported() else "fp32"
+
+
+def to_device(batch: Mapping[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    """A batch's tensors on ``device`` (the same tensors when already there)."""
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def batches_on(batches: Iterable[Mapping[str, torch.Tensor]], device: torch.device) -> Iterator[dict[str, torch.Tensor]]:
+    """Each batch of ``batches`` on ``device``, lazily."""
+    return (to_device(b, device) for b in batches)
+
+
+def device_of(model: torch.nn.Module) -> torch.device:
+    """Where ``model``'s parameters are (data follows the model)."""
+    return next(model.parameters()).device

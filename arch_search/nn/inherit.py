@@ -61,7 +61,8 @@ def inherit_from_dense(
     attention_dropout: float = 0.1,
 ) -> Encoder:
     """``spec``'s encoder with weights inherited from the dense encoder ``dense`` (same dims).
-    A task head is copied when ``dense`` has one of the same size, else freshly initialised."""
+    A task head is copied when ``dense`` has one of the same size, else freshly initialised.
+    The encoder is on ``dense``'s device."""
     mismatch = {d: (getattr(spec, d), getattr(dense.spec, d)) for d in DIMS if getattr(spec, d) != getattr(dense.spec, d)}
     if mismatch:
         raise ValueError(f"cannot inherit: spec and dense model differ in {mismatch} (spec, dense)")
@@ -81,4 +82,4 @@ def inherit_from_dense(
             elif not isinstance(module, (Encoder,)) and list(module.parameters(recurse=False)):
                 for pname, p in module.named_parameters(recurse=False):
                     p.copy_(getattr(src, pname))
-    return model
+    return model.to(next(dense.parameters()).device)

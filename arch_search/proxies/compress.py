@@ -275,7 +275,7 @@ def fit_grouped(x: Tensor, y: Tensor, groups: int, shuffle: bool, ridge: float) 
     for g in range(groups):
         xg = torch.cat([x[:, g * cin // groups : (g + 1) * cin // groups], x.new_ones(n, 1)], 1)  # (N, C_in/G + 1)
         gram = xg.T @ xg
-        damp = ridge * gram.diagonal()[:-1].mean() * torch.eye(len(gram), dtype=x.dtype)
+        damp = ridge * gram.diagonal()[:-1].mean() * torch.eye(len(gram), dtype=x.dtype, device=x.device)
         damp[-1, -1] = 0  # the bias is not damped
         sol = torch.linalg.solve(gram + damp, xg.T @ y[:, rows[g]])  # (C_in/G + 1, C_out/G)
         weights.append(sol[:-1].T)
@@ -286,7 +286,13 @@ def fit_grouped(x: Tensor, y: Tensor, groups: int, shuffle: bool, ridge: float) 
 def refit(student: Encoder, teacher: Encoder, batches: list[Batch], ridge: float = 1e-2) -> Encoder:
     """Refit ``student``'s grouped projections in place (g = 1 ones stay as they are): layer by
     layer, stage by stage (q/k/v, post-attention, FFN in, FFN out), each on the student's own
-    inputs at that point against the teacher's outputs of the same projection."""
+    inputs at that point against the teacher's outputs of the same projection. In fp32 and
+    float64 whatever autocast is on outside (least squares in bf16 would not fit)."""
+    with torch.autocast(next(student.parameters()).device.type, enabled=False):
+        return _refit(student, teacher, batches, ridge)
+
+
+def _refit(student: Encoder, teacher: Encoder, batches: list[Batch], ridge: float) -> Encoder:
     names = {f"{i}.{p}": getattr(layer, p) for i, layer in enumerate(teacher.layers) for p in sum(STAGES, ())}
     targets = _capture(teacher, batches, names, inputs=False)
     for i, layer in enumerate(student.layers):
@@ -322,7 +328,8 @@ def hidden_loss(student: list[Tensor], teacher: list[Tensor], mask: Tensor) -> T
     """Mean over layers of the squared error on real tokens over the teacher's mean square
     there (scale-free: each layer counts alike whatever its LayerNorm's scale)."""
     keep = mask.bool()
-    losses = [(s[keep] - t[keep]).pow(2).mean() / t[keep].pow(2).mean() for s, t in zip(student, teacher)]
+    losses = [(s[keep].float() - t[keep].float()).pow(2).mean() / t[keep].float().pow(2).mean()
+              for s, t in zip(student, teacher)]  # in fp32 under bf16 autocast too
     return torch.stack(losses).mean()
 
 

@@ -38,7 +38,7 @@ from arch_search.proxies.supernet import SupernetProxy
 from arch_search.tasks.training import gold_log_likelihood
 from arch_search.proxies.finetune import FinetuneProxy
 from arch_search.proxies.teacher import TaskTeacher
-from arch_search.measure.runtime import num_threads
+from arch_search.measure.runtime import batches_on, num_threads, to_device
 from arch_search.design.spec import ArchSpec
 from arch_search.tasks.tokenizer import Encoded, bucketed_batches, eval_batches
 
@@ -105,9 +105,10 @@ class CompressedProxy:
 
     def compress(self, spec: ArchSpec) -> tuple[Encoder, Encoder, dict]:
         """(student, the permuted teacher it was cut from, timings) for ``spec`` at proxy scale,
-        after the healing steps switched on (before the task fine-tune)."""
-        design, data, seed = self.setup.proxy_spec(spec), self.setup.data, self.seed
-        teacher, seconds = self.teacher, {}
+        after the healing steps switched on (before the task fine-tune), both on the setup's
+        device. The permutation and the cut run on the CPU copy of the teacher."""
+        design, data, seed, device = self.setup.proxy_spec(spec), self.setup.data, self.seed, self.setup.device
+        teacher, seconds = self.task_teacher.on(device), {}
         if self.start_from is not None:  # the supernet's weights, distilled already: nothing to heal
             t0 = time.perf_counter()
             torch.manual_seed(seed)
@@ -115,7 +116,7 @@ class CompressedProxy:
             seconds["extract"] = time.perf_counter() - t0
             return student, teacher, seconds  # logits are the same in any channel order: the plain teacher
         t0 = time.perf_counter()
-        base = permuted(teacher, design) if self.permute and not design.is_dense else teacher
+        base = permuted(self.teacher, design).to(device) if self.permute and not design.is_dense else teacher
         seconds["permute"] = time.perf_counter() - t0
         torch.manual_seed(seed)
         p = self.setup.dropout
@@ -123,13 +124,13 @@ class CompressedProxy:
         t0 = time.perf_counter()
         if self.refit and not design.is_dense:
             rows = list(range(min(self.calibration, len(data.train))))
-            calib = [b for _, b in eval_batches(_subset(data.train, rows), self.batch_size)]
+            calib = [to_device(b, device) for _, b in eval_batches(_subset(data.train, rows), self.batch_size)]
             refit(student, base, calib, ridge=self.ridge)
         seconds["refit"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         if self.distill_steps and not design.is_dense:
             torch.manual_seed(seed)
-            batches = bucketed_batches(data.train, self.batch_size, seed + 1)  # the train text, labels unused
+            batches = batches_on(bucketed_batches(data.train, self.batch_size, seed + 1), device)  # the train text, labels unused
             distill(student, base, batches, self.distill_steps, lr=self.distill_lr)
         seconds["distill"] = time.perf_counter() - t0
         return student, base, seconds
@@ -139,13 +140,14 @@ class CompressedProxy:
         return self
 
     def evaluate(self, spec: ArchSpec, report: OnProgress | None = None) -> ProxyResult:
-        with num_threads(self.threads):
+        with num_threads(self.threads), self.setup.autocast():
             student, base, seconds = self.compress(spec)
             t0 = time.perf_counter()
             self.finetune.train(student, report, teacher=base, kd_weight=self.kd_weight, temperature=self.temperature)
             seconds["finetune"] = time.perf_counter() - t0
             data = self.setup.data
             details = {"proxy": "compressed", "init": "pretrained", "start": self.start, "steps": self.finetune.steps,
+                       "device": str(self.setup.device), "precision": self.setup.precision,
                        "distill_steps": self.distill_steps, "permute": self.permute, "refit": self.refit,
                        "seconds": {k: round(v, 1) for k, v in seconds.items()},
                        "proxy_spec": self.setup.proxy_spec(spec).to_dict()}

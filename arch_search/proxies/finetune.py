@@ -15,7 +15,7 @@ from arch_search.checks import at_least
 from arch_search.nn.model import Encoder
 from arch_search.proxies.base import OnProgress, ProxyResult, result_of
 from arch_search.proxies.setup import ProxySetup
-from arch_search.measure.runtime import num_threads
+from arch_search.measure.runtime import device_of, num_threads, to_device
 from arch_search.design.spec import ArchSpec
 from arch_search.tasks.tokenizer import bucketed_batches
 from arch_search.tasks.training import descend, kd_loss, optimizer, score, task_loss
@@ -56,12 +56,13 @@ class FinetuneProxy:
         return self
 
     def evaluate(self, spec: ArchSpec, report: OnProgress | None = None) -> ProxyResult:
-        with num_threads(self.threads):
+        with num_threads(self.threads), self.setup.autocast():
             model = self.setup.build(spec, seed=self.seed)
             t0 = time.perf_counter()
             history = self.train(model, report)
             details = {
                 "proxy": "finetune", "init": self.setup.init, "steps": self.steps,
+                "device": str(self.setup.device), "precision": self.setup.precision,
                 "train_seconds": round(time.perf_counter() - t0, 1), "history": history,
                 "proxy_spec": self.setup.proxy_spec(spec).to_dict(),
             }
@@ -73,7 +74,8 @@ class FinetuneProxy:
     ) -> list[tuple[int, float]]:
         """Fine-tune in place; returns [(step, held-out score)] at each ``eval_every``. With a
         ``teacher`` (same task head), the loss is (1 - kd_weight) x the task loss + kd_weight x
-        ``kd_loss`` to the teacher's logits."""
+        ``kd_loss`` to the teacher's logits. Batches go to the model's device (the teacher's
+        must be the same)."""
         data = self.setup.data
         task, seed = data.task, self.seed
         torch.manual_seed(seed)
@@ -81,10 +83,10 @@ class FinetuneProxy:
         batches = bucketed_batches(data.train, self.batch_size, seed, regression=task.is_regression)
         history: list[tuple[int, float]] = []
         bar = tqdm(range(1, self.steps + 1), desc=f"finetune {task.name}", disable=not self.progress, leave=False)
-        seen, t0 = 0, time.perf_counter()
+        seen, t0, device = 0, time.perf_counter(), device_of(model)
         for step in bar:
             model.train()
-            batch = next(batches)
+            batch = to_device(next(batches), device)
             logits = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]).logits
             loss = task_loss(logits, batch["labels"], task)
             if teacher is not None:

@@ -16,6 +16,7 @@ from arch_search.nn.hf import from_hf, hub_errors
 from arch_search.nn.inherit import inherit_from_dense
 from arch_search.nn.model import Encoder, build_model
 from arch_search.design.spec import DIMS, ArchSpec
+from arch_search.measure.runtime import bf16_autocast, precision_on, resolve_device
 from arch_search.tasks.tokenizer import Encoded, encode, load_tokenizer, train_tokenizer
 
 CACHE_DIR = ".cache/arch_search"  # conf/config.yaml's cache_dir (tests/test_defaults.py holds them equal)
@@ -78,6 +79,12 @@ class ProxySetup:
     lossy for G > 1) and uses the checkpoint's vocabulary; ``init="scratch"`` starts from
     BERT's random init with a WordPiece vocabulary trained on the task's train split.
     Data and the dense model are loaded once, on first use.
+
+    ``device``: where every proxy trains and scores (``auto``: CUDA when there is a GPU, else
+    the CPU; ``cpu``; ``cuda``: a GPU or ``DeviceUnavailable`` now). Weight surgery (inheritance,
+    channel permutation) stays on the CPU; ``build`` puts the model on the device, and batches
+    follow the model. ``bf16``: bfloat16 autocast on a GPU that supports it (``autocast``); the
+    CPU always trains in fp32. Neither is in the study fingerprint: each trial records both.
     """
 
     def __init__(
@@ -95,6 +102,8 @@ class ProxySetup:
         vocab_size: int = 8192,
         cache_dir: str = CACHE_DIR,
         heldout_disjoint: bool = True,
+        device: str = "auto",
+        bf16: bool = True,
     ):
         if init not in ("pretrained", "scratch"):
             raise ValueError(f"init must be 'pretrained' or 'scratch', got {init!r}")
@@ -106,6 +115,7 @@ class ProxySetup:
         self.dropout, self.seed = dropout, seed
         self.data_dir, self.vocab_size, self.cache_dir = data_dir, vocab_size, cache_dir
         self.heldout_disjoint = heldout_disjoint
+        self.device, self.bf16 = resolve_device(device), bf16
         self._data: TaskData | None = None
         self._dense: Encoder | None = None
 
@@ -119,8 +129,17 @@ class ProxySetup:
         return self._data
 
     @property
+    def precision(self) -> str:
+        """What the proxies compute in on ``device``: ``fp32`` or ``bf16``."""
+        return precision_on(self.device, self.bf16)
+
+    def autocast(self):
+        """Context manager: bf16 autocast where ``precision`` says so, else nothing."""
+        return bf16_autocast(self.device, self.bf16)
+
+    @property
     def dense(self) -> Encoder:
-        """The pretrained dense encoder (init="pretrained" only)."""
+        """The pretrained dense encoder (init="pretrained" only), on the CPU."""
         if self._dense is None:
             self._dense = from_hf(self.checkpoint)[0]
         return self._dense
@@ -148,11 +167,12 @@ class ProxySetup:
             self.proxy_spec(base)
 
     def build(self, spec: ArchSpec, seed: int | None = None) -> Encoder:
-        """The untrained proxy model of ``spec``, with a head for the task, its random init
-        seeded by ``seed`` (default the setup's)."""
+        """The untrained proxy model of ``spec`` on ``device``, with a head for the task, its
+        random init seeded by ``seed`` (default the setup's; drawn on the CPU, so the same on
+        any device)."""
         torch.manual_seed(self.seed if seed is None else seed)
         pspec = self.proxy_spec(spec)
         n, p = self.data.task.num_labels, self.dropout
         if self.init == "pretrained":
-            return inherit_from_dense(pspec, self.dense, task_head=n, dropout=p, attention_dropout=p)
-        return build_model(pspec, task_head=n, dropout=p, attention_dropout=p)
+            return inherit_from_dense(pspec, self.dense, task_head=n, dropout=p, attention_dropout=p).to(self.device)
+        return build_model(pspec, task_head=n, dropout=p, attention_dropout=p).to(self.device)

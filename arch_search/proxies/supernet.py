@@ -64,7 +64,7 @@ from arch_search.nn.model import Encoder, EncoderOutput
 from arch_search.proxies.base import OnProgress, ProxyDiverged, ProxyResult
 from arch_search.proxies.setup import ProxySetup
 from arch_search.proxies.teacher import TaskTeacher
-from arch_search.measure.runtime import num_threads
+from arch_search.measure.runtime import device_of, num_threads, to_device
 from arch_search.design.spec import PROJECTIONS, ArchSpec
 from arch_search.tasks.tokenizer import bucketed_batches
 from arch_search.tasks.training import (calibrated_log_likelihood, kd_loss, kl_to, log_likelihood, logits_of, optimizer,
@@ -82,16 +82,16 @@ class Supernet(torch.nn.Module):
         if not dense.spec.is_dense:
             raise ValueError("the supernet's weights are a dense encoder")
         self.encoder = dense
-        self._masks: dict[tuple[int, int, int, bool], torch.Tensor] = {}
+        self._masks: dict[tuple[int, int, int, bool, torch.device], torch.Tensor] = {}
 
     @property
     def spec(self) -> ArchSpec:
         return self.encoder.spec
 
-    def _mask(self, out_f: int, in_f: int, g: int, shuffle: bool) -> torch.Tensor:
-        key = (out_f, in_f, g, shuffle)
+    def _mask(self, out_f: int, in_f: int, g: int, shuffle: bool, device: torch.device) -> torch.Tensor:
+        key = (out_f, in_f, g, shuffle, device)
         if key not in self._masks:  # a cache of constants, the same for every design
-            self._masks[key] = block_mask(out_f, in_f, g, shuffle)
+            self._masks[key] = block_mask(out_f, in_f, g, shuffle).to(device)
         return self._masks[key]
 
     def weights(self, design: ArchSpec) -> dict[str, torch.Tensor]:
@@ -103,7 +103,7 @@ class Supernet(torch.nn.Module):
                     continue
                 name = f"layers.{i}.{p}.weight"
                 w = params[name]  # (1, C_out, C_in)
-                params[name] = w * self._mask(w.shape[1], w.shape[2], g, shuffle)  # shuffle as it acts (spec.layer)
+                params[name] = w * self._mask(w.shape[1], w.shape[2], g, shuffle, w.device)  # shuffle as it acts (spec.layer)
         return params
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, *, design: ArchSpec) -> EncoderOutput:
@@ -266,13 +266,14 @@ class SupernetProxy:
             with exclusive(path.with_suffix(".lock")):
                 if not path.is_file():
                     dense, target = self._start()
-                    with num_threads(self.threads):
+                    with num_threads(self.threads), self.setup.autocast():
                         seconds = self.train(Supernet(dense), target)
-                    with atomic_path(path) as tmp:  # a reader sees no file or a whole one
-                        save_file({k: v.contiguous() for k, v in dense.state_dict().items()}, str(tmp),
+                    with atomic_path(path) as tmp:  # a reader sees no file or a whole one (stored from the CPU: loads on any device)
+                        save_file({k: v.detach().cpu().contiguous() for k, v in dense.state_dict().items()}, str(tmp),
                                   metadata={"train_seconds": f"{seconds:.1f}", "key": self.cache_key()})
             dense = self._skeleton()
             dense.load_state_dict(load_file(str(path)))
+            dense = dense.to(self.setup.device)
             with safe_open(str(path), "pt") as f:
                 self.train_seconds = float((f.metadata() or {}).get("train_seconds", "nan"))
             self._supernet = Supernet(dense.eval())
@@ -281,17 +282,19 @@ class SupernetProxy:
     def _skeleton(self) -> Encoder:
         """A dense encoder of the supernet's shape (with the task head), to load weights into."""
         if self.teacher is not None:
-            return copy.deepcopy(self.teacher.model)
+            return copy.deepcopy(self.teacher.model)  # on the CPU
         return self.setup.build(ArchSpec.preset("bert_base"))
 
     def _start(self) -> tuple[Encoder, Encoder | None]:
         """(the supernet's initial weights, the distillation target in the same channel order,
-        or None without distillation)."""
+        or None without distillation), on the setup's device."""
         if self.teacher is None:
             return self.setup.build(ArchSpec.preset("bert_base")), None  # dense, pretrained or scratch
-        teacher = self.teacher.model
-        if self.permute:
-            teacher = nested_permuted(teacher, self.groups).eval()
+        device = self.setup.device
+        if self.permute:  # on the CPU copy, then moved
+            teacher = nested_permuted(self.teacher.model, self.groups).eval().to(device)
+        else:
+            teacher = self.teacher.on(device)
         return copy.deepcopy(teacher), teacher if self.distill else None
 
     def step_loss(self, supernet: Supernet, design: ArchSpec, batch: dict[str, torch.Tensor],
@@ -317,11 +320,11 @@ class SupernetProxy:
         model = supernet.encoder
         opt, sched = optimizer(model, self.lr, self.weight_decay, self.warmup, self.steps)
         batches = bucketed_batches(data.train, self.batch_size, seed, regression=data.task.is_regression)
-        t0 = time.perf_counter()
+        t0, device = time.perf_counter(), device_of(model)
         bar = tqdm(range(1, self.steps + 1), desc=f"supernet {data.task.name}", disable=not self.progress, leave=False)
         for step in bar:
             model.train()
-            batch = next(batches)
+            batch = to_device(next(batches), device)
             target = None
             if teacher is not None:
                 with torch.no_grad():
@@ -347,7 +350,8 @@ class SupernetProxy:
     def _teacher_logits_on(self, split: str) -> torch.Tensor:
         if split not in self._teacher_logits:
             data = self.setup.data
-            self._teacher_logits[split] = logits_of(self.teacher.model, getattr(data, split), data.task.is_regression)
+            self._teacher_logits[split] = logits_of(self.teacher.on(self.setup.device), getattr(data, split),
+                                                    data.task.is_regression)
         return self._teacher_logits[split]
 
     def evaluate(self, spec: ArchSpec, report: OnProgress | None = None) -> ProxyResult:
@@ -362,7 +366,7 @@ class SupernetProxy:
         if self.teacher is not None and len(data.heldout):
             self._teacher_logits_on("heldout")  # once per proxy, outside the timing too
         t0 = time.perf_counter()
-        with num_threads(self.threads):
+        with num_threads(self.threads), self.setup.autocast():
             model = supernet.extract(design).eval()
             heldout: dict[str, float] = {}
             if len(data.heldout):
@@ -381,6 +385,7 @@ class SupernetProxy:
                  "calibrated_log_likelihood": heldout.get("calibrated_log_likelihood"),
                  "kl": -heldout["kl"] if "kl" in heldout else None}[self.score]
         details = {"proxy": "supernet", "init": "teacher" if self.teacher else self.setup.init,
+                   "device": str(self.setup.device), "precision": self.setup.precision,
                    "supernet_steps": self.steps, "supernet": str(self.cache_path), "proxy_spec": design.to_dict(),
                    "heldout": heldout, "score_seconds": round(score_seconds, 2),
                    "seconds": round(time.perf_counter() - t0, 2)}

@@ -3,16 +3,19 @@
 The compressed proxy heals each design from it and the distilled supernet starts from it and
 distils from it. It is cached on disk (``<cache_dir>/teachers``), keyed by the checkpoint's
 name, the task, the fine-tune budget, the setup's seed (which also picks the held-out rows it
-never sees), the data settings and ``CACHE_VERSION``; written atomically, and trained by one
-worker while any other that needs it waits (``arch_search.cache.exclusive``).
+never sees), the data settings and ``CACHE_VERSION``, not by the device: it is trained on the
+setup's device, stored from the CPU and loads on any device. Written atomically, and trained by
+one worker while any other that needs it waits (``arch_search.cache.exclusive``).
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 from pathlib import Path
 
+import torch
 from safetensors.torch import load_file, save_file
 
 from arch_search.cache import atomic_path, exclusive
@@ -35,6 +38,7 @@ class TaskTeacher:
         self.setup, self.steps, self.lr, self.batch_size = setup, steps, lr, batch_size
         self.threads, self.progress = threads, progress
         self._model: Encoder | None = None
+        self._copies: dict[torch.device, Encoder] = {}
 
     def key(self) -> str:
         s = self.setup
@@ -50,19 +54,29 @@ class TaskTeacher:
 
     @property
     def model(self) -> Encoder:
-        """The fine-tuned dense encoder with its task head, in eval mode."""
+        """The fine-tuned dense encoder with its task head, in eval mode, on the CPU (the copy
+        that weight surgery reads; ``on`` gives it on the proxies' device)."""
         if self._model is None:
-            model = self.setup.build(self.setup.dense.spec)  # the pretrained dense model with a task head
+            model = self.setup.build(self.setup.dense.spec)  # the pretrained dense model with a task head, on the device
             with exclusive(self.path.with_suffix(".lock")):  # one worker trains it, the others wait for it
                 if not self.path.is_file():
                     trainer = FinetuneProxy(self.setup, steps=self.steps, batch_size=self.batch_size, lr=self.lr,
                                             eval_every=self.steps + 1, eval_dev=False, threads=self.threads,
                                             progress=self.progress)
-                    with num_threads(self.threads):
+                    with num_threads(self.threads), self.setup.autocast():
                         trainer.train(model)
                     with atomic_path(self.path) as tmp:
-                        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp),
+                        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp),
                                   metadata={"key": self.key()})
+            model = model.cpu()
             model.load_state_dict(load_file(str(self.path)))
             self._model = model.eval()
         return self._model
+
+    def on(self, device: torch.device) -> Encoder:
+        """``model`` on ``device`` (itself on the CPU; one cached copy per other device)."""
+        if device.type == "cpu":
+            return self.model
+        if device not in self._copies:
+            self._copies[device] = copy.deepcopy(self.model).to(device).eval()
+        return self._copies[device]

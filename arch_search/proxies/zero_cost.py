@@ -22,7 +22,7 @@ from arch_search.nn.model import Encoder
 from arch_search.proxies.base import OnProgress, ProxyResult
 from arch_search.proxies.setup import ProxySetup
 from arch_search.tasks.training import task_loss
-from arch_search.measure.runtime import num_threads
+from arch_search.measure.runtime import device_of, num_threads, to_device
 from arch_search.design.spec import ArchSpec
 from arch_search.tasks.tokenizer import pad_batch
 
@@ -62,7 +62,8 @@ class ZeroCostProxy:
 
 def zero_cost_scores(model: Encoder, batch: dict[str, torch.Tensor], task: GlueTask) -> dict[str, float]:
     """grad_norm, snip, synflow and params of ``model`` (left unchanged) on ``batch``; the
-    gradients are of ``task_loss``."""
+    gradients are of ``task_loss``. In fp32 (synflow in float64) on the model's device."""
+    batch = to_device(batch, device_of(model))
     model.eval()  # no dropout: the scores are deterministic
     model.zero_grad(set_to_none=True)
     logits = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]).logits

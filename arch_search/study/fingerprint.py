@@ -27,8 +27,10 @@ def space_fingerprint(space: SearchSpace) -> dict[str, Any]:
             "shuffle": list(space.shuffle), "dims": {d: list(c) for d, c in space.dims.items()}}
 
 
-# proxy and setup keys that do not change a score (speed, logging, paths)
-NOT_SCORED = frozenset({"_target_", "setup", "threads", "progress", "eval_dev", "eval_every", "cache_dir", "data_dir"})
+# proxy and setup keys that do not change a score (speed, logging, paths); the proxies' device and
+# bf16 autocast are recorded per trial instead (measured: experiments/gpu)
+NOT_SCORED = frozenset({"_target_", "setup", "threads", "progress", "eval_dev", "eval_every", "cache_dir", "data_dir",
+                        "device", "bf16"})
 
 
 def scored_settings(node: DictConfig, **first: Any) -> dict[str, Any]:

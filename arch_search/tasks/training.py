@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from arch_search.tasks.glue import GlueTask
 from arch_search.tasks.metrics import glue_metric
+from arch_search.measure.runtime import device_of, to_device
 from arch_search.nn.model import Encoder
 from arch_search.tasks.tokenizer import Encoded, eval_batches
 
@@ -36,12 +37,15 @@ def kd_loss(student: torch.Tensor, teacher: torch.Tensor, task: GlueTask, temper
 
 
 def logits_of(model: Encoder, data: Encoded, regression: bool = False, batch_size: int = 128) -> torch.Tensor:
-    """(N, labels) logits of every row of ``data``, in row order (eval mode, one pass)."""
+    """(N, labels) fp32 logits of every row of ``data``, in row order, on the CPU (eval mode,
+    one pass on the model's device)."""
     out: torch.Tensor | None = None
     model.eval()
+    device = device_of(model)
     with torch.inference_mode():
         for rows, batch in eval_batches(data, batch_size, regression):
-            logits = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]).logits
+            batch = to_device(batch, device)
+            logits = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]).logits.float().cpu()
             if out is None:
                 out = logits.new_empty(len(data), logits.shape[1])
             out[torch.as_tensor(rows)] = logits
