@@ -30,6 +30,32 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+@pytest.fixture
+def fake_cuda(monkeypatch) -> list[str]:
+    """torch believes in one GPU, "Fake GPU" with CUDA 12.0, whose timing events give 1.0, 2.0, 3.0,
+    ... ms in the order they are read. Returns the log of event records and synchronisations.
+    Nothing can run there: a tensor moved to it fails, so a test keeps tensors off it."""
+    log: list[str] = []
+    elapsed = iter(range(1, 10**6))
+
+    class Event:
+        def __init__(self, enable_timing: bool = False):
+            assert enable_timing
+
+        def record(self):
+            log.append("record")
+
+        def elapsed_time(self, end: Event) -> float:
+            return float(next(elapsed))
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "Fake GPU")
+    monkeypatch.setattr(torch.version, "cuda", "12.0")
+    monkeypatch.setattr(torch.cuda, "Event", Event)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda *a: log.append("sync"))
+    return log
+
+
 @pytest.fixture(scope="session")
 def minilm_dir() -> Path:
     path = SHARED / "models" / "all-MiniLM-L6-v2"

@@ -113,6 +113,38 @@ def test_run_search_writes_pareto_and_resumes(tmp_path):
     assert "latency LUT:" in lut.stdout and "MAPE" in lut.stdout and "re-measured" in lut.stdout
 
 
+@pytest.mark.slow
+@pytest.mark.shared
+def test_a_workers_log_in_a_file_has_one_line_a_trial_and_no_progress_bars(tmp_path):
+    """stdout and stderr into one file, as a SLURM job's log: no bar is drawn (a proxy that
+    trains step by step, progress on), each trial is one line, the rest a few lines a run."""
+    import re
+
+    from tests.conftest import SHARED
+
+    space = tmp_path / "tiny.yaml"
+    space.write_text("base: minilm_l6\ngroups: {q: [1, 4], k: [1, 4], v: [1, 4], ffn_in: [1, 4], ffn_out: [1, 4]}\n")
+    n = 4
+    with open(tmp_path / "log.txt", "w") as log:
+        out = subprocess.run([
+            sys.executable, "-m", "arch_search", "run", f"space={space}", "proxy=finetune", "proxy.steps=20",
+            "~confirm", "task=wnli", f"task.data_dir={SHARED / 'glue'}", "proxy_setup.init=scratch",
+            "proxy_setup.scale={hidden: 32, layers: 2, heads: 4, intermediate: 64}", "proxy_setup.heldout=100",
+            "proxy_setup.vocab_size=400", "proxy.batch_size=8", "proxy.threads=1", "seq_len=8", "latency.rounds=1",
+            "latency.warmup=0", f"search.n_trials={n}", f"cache_dir={tmp_path}/cache", f"hydra.run.dir={tmp_path}/run",
+        ], cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, timeout=300)
+    text = (tmp_path / "log.txt").read_text()
+    assert out.returncode == 0, text[-3000:]
+    assert "\r" not in text and "\x1b[" not in text and "finetune wnli" not in text and "it/s" not in text
+    lines = text.splitlines()
+    trials = [line for line in lines if re.match(r"trial \d", line)]
+    assert [t.split(":")[0] for t in trials] == ["trial 0 (bert_base)", "trial 1 (squeezebert)", "trial 2", "trial 3"]
+    assert all(re.search(rf"g\[.*\]  score 0\.\d{{4}}  [\d.]+ ms  [\d.]+ s  \[{i + 1}/{n} evaluations\]$", t)
+               for i, t in enumerate(trials)), trials
+    assert "finished with values" not in text  # Optuna's own line a trial: the search's replaces it
+    assert len(lines) <= n + 12, text  # the trials, the front (up to n rows) and a few lines a run
+
+
 def test_run_rejects_a_bad_space_before_any_study(tmp_path):
     space = tmp_path / "bad.yaml"
     space.write_text("groups: {q: [1, 5]}\n")

@@ -137,6 +137,47 @@ def test_postgres_storage_config_reads_its_url_from_the_environment(monkeypatch)
         instantiate(compose_run("storage=postgres").storage, _partial_=True)
 
 
+def readme_cluster_overrides() -> list[str]:
+    """The arguments after `run` of README's SLURM example (its `python -m arch_search run` line)."""
+    import shlex
+
+    from tests.conftest import REPO
+
+    section = (REPO / "README.md").read_text().split("### On a SLURM GPU cluster", 1)[1]
+    block = section.split("```bash\n", 1)[1].split("```", 1)[0].replace("\\\n", " ")
+    line = next(line for line in block.splitlines() if line.startswith("python -m arch_search run "))
+    return shlex.split(line)[4:]  # after `python -m arch_search run`
+
+
+def test_the_readme_slurm_example_composes_a_gpu_a_worker_on_postgres(monkeypatch):
+    """README's cluster command composed as each of its jobs is, on a CPU, launching nothing and
+    opening no server: SLURM's launcher with its GPU keys, one worker a job, the shared study's
+    storage from the environment."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from arch_search.app.cli import check_overrides, shorthand
+    from arch_search.study.storage import storage_for
+
+    args = [shorthand(a) for a in readme_cluster_overrides()]
+    assert args[0] == "--multirun" and "hydra/launcher=submitit_slurm" in args
+    url = "postgresql://arch:pw-in-env@db-host/arch_search"
+    monkeypatch.setenv("ARCH_SEARCH_STORAGE_URL", url)
+    check_overrides("run", args)  # the CLI's check before Hydra launches (the first job's values)
+    parsed = OverridesParser.create().parse_overrides(args[1:])
+    sweeps = {o.get_key_element(): list(o.sweep_string_iterator()) for o in parsed if o.is_sweep_override()}
+    assert sweeps == {"search.worker": [str(i) for i in range(8)]}  # 8 jobs, nothing else swept
+    job = [o.input_line for o in parsed if not o.is_sweep_override()] + ["search.worker=7"]
+    cfg = compose_run(*job, return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_ == "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+    assert (launcher.partition, launcher.gpus_per_node, launcher.tasks_per_node, launcher.cpus_per_task,
+            launcher.mem_gb, launcher.timeout_min) == ("gpu", 1, 1, 8, 32, 720)
+    make = instantiate(cfg.storage, _partial_=True)
+    assert make.func is storage_for and make.keywords["url"] == url
+    assert (cfg.search.study_name, cfg.search.n_trials, cfg.search.worker) == ("sst2_a", 128, 7)
+    assert cfg.proxy_setup.device == "auto" and cfg.cache_dir == "/shared/arch_search_cache"
+
+
 @pytest.mark.postgres
 def test_postgres_storage_config_opens_the_server(monkeypatch):
     import optuna
@@ -211,7 +252,8 @@ QUICK = {
         "constraints": {"max_latency_ms": None, "max_params": None},
         "latency_mode": {"_target_": "arch_search.measure.latency_model.MeasuredLatency", "protocol": {  # ${latency}, resolved
             "_target_": "arch_search.measure.latency.LatencyProtocol", "seq_len": 128, "batch": 1,
-            "threads": 1, "warmup": 1, "rounds": 5, "seed": 0, "backend": "torch", "precision": "fp32"}, "reference_every": 3},
+            "threads": 1, "warmup": 1, "rounds": 5, "seed": 0, "backend": "torch", "precision": "fp32",
+            "device": "cpu"}, "reference_every": 3},
         "progress": True, "worker": 0,
         "sampler": {"_target_": "optuna.samplers.NSGAIISampler", "seed": 0, "population_size": 10},
     },
@@ -302,6 +344,18 @@ def test_the_fingerprint_names_a_precision_only_when_it_is_not_fp32():
     fp32, bf16 = (fingerprint(cfg, instantiate(cfg.latency)) for cfg in (compose_run(), compose_run("latency.precision=bf16")))
     assert "precision" not in fp32["latency"] and bf16["latency"]["precision"] == "bf16"
     assert fingerprint_differences(fp32, bf16) == ["latency.precision: '(unset)' -> 'bf16'"]
+
+
+def test_the_fingerprint_names_a_gpu_target_and_refuses_it_on_a_cpu_study(fake_cuda):
+    """latency.device=cuda adds the device (and drops the CPU's oneDNN GEMMs): a study timed on the
+    CPU is never resumed on a GPU, nor the other way round."""
+    from arch_search.study.fingerprint import study_fingerprint as fingerprint
+    from arch_search.study.fingerprint import fingerprint_differences
+
+    cpu, gpu = (fingerprint(cfg, instantiate(cfg.latency)) for cfg in (compose_run(), compose_run("latency.device=cuda")))
+    assert "device" not in cpu["latency"] and gpu["latency"]["device"] == "cuda"
+    assert fingerprint_differences(cpu, gpu) == ["latency.device: '(unset)' -> 'cuda'",
+                                                 "latency.gemm: 'onednn' -> '(unset)'"]
 
 
 def test_the_fingerprint_names_the_gemm_kernels_torch_times_with():

@@ -62,7 +62,7 @@ def confirmation(tmp_path, proxies, name="s", top=4, **kw):
     return Confirmation(proxies, storage_for(f"sqlite:///{tmp_path}/study.db", heartbeat_interval=5), name, top=top, **kw)
 
 
-def test_confirmation_scores_each_design_once_per_seed_and_gives_the_runs_noise(space, tmp_path, monkeypatch):  # noqa: F811
+def test_confirmation_scores_each_design_once_per_seed_and_gives_the_runs_noise(space, tmp_path, monkeypatch, capsys):  # noqa: F811
     monkeypatch.setenv("WANDB_MODE", "offline")
     search = make(space, tmp_path, FakeProxy())
     search.run(10, progress=False)
@@ -70,6 +70,9 @@ def test_confirmation_scores_each_design_once_per_seed_and_gives_the_runs_noise(
     confirm = confirmation(tmp_path, {0: seed0, 1: seed1}, dev_metric="accuracy")
     confirmed = confirm.run(search.records(), progress=False)
     chosen = choose(search.records(), 4)
+    log = capsys.readouterr().out.splitlines()  # one line a trial (copies too) and a confirmation
+    assert sum(line.startswith("trial ") for line in log) == len(search.study.trials)
+    assert sum(line.startswith("confirmation of trial ") and line.endswith(" s") for line in log) == 2 * len(chosen)
     assert len(chosen) >= MIN_DESIGNS and sorted(seed0.calls) == sorted(seed1.calls) == sorted(r.spec_hash for r in chosen)
     assert [c.trial for c in confirmed] == sorted(r.number for r in chosen)
     assert all(c.scores[1] == pytest.approx(c.scores[0] + 0.02) for c in confirmed)

@@ -1,11 +1,17 @@
 """The latency protocol, not the speed: no test here asserts a time."""
 
+import dataclasses
+
 import pytest
 import torch
 
 from arch_search import Latency, build_model, compare_latency, measure_latency
+from arch_search.measure import latency as latency_module
 from arch_search.measure.latency import Comparison, Env, LatencyProtocol, time_calls
+from arch_search.measure.runtime import DeviceUnavailable
+from arch_search.nn.model import onednn_linear
 from tests.conftest import tiny_spec
+from tests.test_cli import run
 
 ENV = Env(cpu="test", cores=2, threads=1, torch="x", python="3", machine="x86_64")
 
@@ -89,6 +95,8 @@ def test_bad_arguments():
     ({"batch": True}, "latency.batch must be an integer >= 1, got True"),
     ({"backend": "tensorrt"}, "latency.backend must be one of"),
     ({"precision": "int8"}, "precision=int8 runs on latency.backend=onnxruntime"),
+    ({"device": "tpu"}, "latency.device must be one of"),
+    ({"device": "cuda", "backend": "onnxruntime"}, "latency.device=cuda times torch only"),
 ])
 def test_a_latency_protocol_is_checked_when_built(bad, message):
     """One place checks the protocol's settings: the frozen value refuses a bad one when built,
@@ -118,3 +126,93 @@ def test_env_names_the_backend_only_when_not_torch():
     assert "onnxruntime" not in str(ENV) and ENV.backend == "torch"
     ort = Env(cpu="test", cores=2, threads=1, torch="x", python="3", machine="x86_64", backend="onnxruntime 1.0")
     assert "| onnxruntime 1.0 |" in str(ort)
+
+
+def test_env_on_the_cpu_reads_as_before_and_names_the_gpu_first_on_one():
+    assert str(ENV) == "test | 2 cores | 1 thread(s) | torch x | python 3 | x86_64" and ENV.device == "cpu"
+    gpu = dataclasses.replace(ENV, device="Fake GPU, CUDA 12.0", precision="bf16")
+    assert str(gpu) == "Fake GPU, CUDA 12.0 | test | 2 cores | 1 thread(s) | torch x | bf16 | python 3 | x86_64"
+
+
+# ---- latency.device=cuda: CUDA faked (``fake_cuda``: nothing runs there), or a real GPU (``gpu``) ----
+
+
+def test_cuda_without_a_gpu_fails_when_the_protocol_is_built(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(DeviceUnavailable, match=r"^latency.device=cuda: torch finds no CUDA GPU on this machine "
+                                                r"\(torch .*\); use latency.device=cpu$"):
+        LatencyProtocol(device="cuda")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+@pytest.mark.parametrize("command", ["evaluate", "run"])
+def test_latency_on_cuda_without_a_gpu_is_one_error_line_before_any_study(command, tmp_path):
+    out = run(command, "latency.device=cuda", f"hydra.run.dir={tmp_path}/run", cwd=tmp_path)
+    assert out.returncode != 0
+    assert out.stderr.strip().startswith("error: latency.device=cuda: torch finds no CUDA GPU on this machine")
+    assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+    assert not (tmp_path / "run" / "study.db").exists()
+
+
+def test_on_cuda_each_timed_call_is_bracketed_by_events_after_a_synchronise(fake_cuda):
+    calls = {name: (lambda name=name: fake_cuda.append(name)) for name in ("a", "b")}
+    samples = time_calls(calls, LatencyProtocol(warmup=1, rounds=2, device="cuda"))
+    assert samples == {"a": [1.0, 3.0], "b": [2.0, 4.0]}  # the events' times, in round order
+    timed = ["sync", "record", "a", "record", "sync", "sync", "record", "b", "record", "sync"]
+    assert fake_cuda == ["a", "b"] + timed * 2  # warm-up untimed, then interleaved
+
+
+class Moved(Recorder):
+    """A ``Recorder`` that notes where ``Module.to`` sends it, and stays on the CPU."""
+
+    def to(self, *args, **kwargs):
+        self.moved_to = args
+        return self
+
+
+def test_compare_on_cuda_moves_models_and_ids_and_names_the_gpu(fake_cuda, monkeypatch):
+    moved_ids = []
+
+    class Ids:  # the protocol's ids, kept on the CPU, noting where they were sent
+        def __init__(self, ids):
+            self.ids = ids
+
+        def to(self, device):
+            moved_ids.append(device)
+            return self.ids
+
+    ids = latency_module._ids
+    monkeypatch.setattr(latency_module, "_ids", lambda *a: Ids(ids(*a)))
+    log = []
+    models = {"a": Moved("a", log), "b": Moved("b", log)}
+    cmp = compare_latency(models, LatencyProtocol(seq_len=11, batch=2, warmup=1, rounds=3, device="cuda"))
+    assert [name for name, *_ in log] == ["a", "b"] * 4 and all(shape == (2, 11) for _, shape, *_ in log)
+    assert moved_ids == ["cuda", "cuda"] and all(m.moved_to == ("cuda",) for m in models.values())
+    assert cmp.latencies["a"].samples_ms == (1.0, 3.0, 5.0) and cmp.latencies["b"].samples_ms == (2.0, 4.0, 6.0)
+    env = cmp.latencies["a"].env
+    assert env.device == "Fake GPU, CUDA 12.0" and str(env).startswith("Fake GPU, CUDA 12.0 | ")
+    assert Env.current(1, device="cuda").device == env.device and Env.current(1).device == "cpu"
+
+
+def test_the_fingerprint_names_the_device_only_when_it_is_not_the_cpu(fake_cuda):
+    """A CPU protocol's fingerprint is the one studies made before latency.device stored; a GPU's
+    names the device, and no oneDNN GEMMs (the CPU's kernels)."""
+    cpu = LatencyProtocol(seq_len=8).fingerprint()
+    assert cpu == {"backend": "torch", "threads": 1, "seq_len": 8, "batch": 1,
+                   **({"gemm": "onednn"} if onednn_linear else {})}
+    assert LatencyProtocol(seq_len=8, device="cuda").fingerprint() == {
+        "backend": "torch", "threads": 1, "seq_len": 8, "batch": 1, "device": "cuda"}
+    bf16 = LatencyProtocol(seq_len=8, device="cuda", precision="bf16").fingerprint()  # bf16 runs on a GPU too
+    assert bf16["precision"] == "bf16" and bf16["device"] == "cuda"
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_a_real_gpu_times_models_there(precision):
+    models = {"dense": build_model(tiny_spec()), "grouped": build_model(tiny_spec(groups={"ffn_in": 4}))}
+    cmp = compare_latency(models, LatencyProtocol(seq_len=8, warmup=1, rounds=4, device="cuda", precision=precision))
+    assert all(len(lat.samples_ms) == 4 and lat.median_ms > 0 for lat in cmp.latencies.values())
+    env = cmp.latencies["grouped"].env
+    assert env.device == f"{torch.cuda.get_device_name()}, CUDA {torch.version.cuda}" and env.precision == precision
+    if precision == "fp32":  # moved in place (bf16 times a copy)
+        assert next(models["grouped"].parameters()).device.type == "cuda"

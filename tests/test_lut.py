@@ -1,3 +1,5 @@
+import hashlib
+import json
 import math
 
 import pytest
@@ -80,3 +82,43 @@ def test_entries_are_timed_through_the_latency_protocol(monkeypatch):
     assert [c[0] for c in calls] == [[k] for k in dict.fromkeys(entries_of(spec))]  # one entry at a time, each once
     assert all(c[1:] == (1, 3, 3, True) for c in calls)
     assert lut.table == dict.fromkeys(entries_of(spec), 2.0) and lut.predict(spec) == 2.0 * len(entries_of(spec))
+
+
+def test_a_cpu_table_keeps_its_file_and_an_older_table_loads(tmp_path):
+    """The CPU's cache key is the one before latency.device; a table saved before has no device."""
+    env = Env.current(1)
+    key = json.dumps({"env": [env.cpu, env.cores, env.threads, env.torch, env.machine], "seq_len": 8, "batch": 1,
+                      "rounds": 2, "version": L.CACHE_VERSION})
+    path = LatencyLUT.cache_path(tmp_path, LatencyProtocol(seq_len=8, rounds=2))
+    assert path.name == f"lut-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+    older = {k: v for k, v in vars(env).items() if k != "device"}
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"table": {"stem": 1.0}, "env": older, "seq_len": 8, "batch": 1, "mape": 2.0}))
+    assert LatencyLUT.load(path).env == env
+
+
+def test_a_gpu_table_is_timed_there_and_keyed_by_the_gpu(fake_cuda, monkeypatch, tmp_path):
+    devices = []
+
+    def op(key, spec, T, B, device="cpu"):  # what the entry would run, kept off the fake GPU
+        devices.append(device)
+        return lambda: None
+
+    monkeypatch.setattr(LatencyLUT, "_op", staticmethod(op))
+    spec = ArchSpec(hidden=32, layers=1, heads=4, intermediate=64, vocab=99, max_positions=24, groups={"ffn_in": 4})
+    protocol = LatencyProtocol(seq_len=8, warmup=0, rounds=2, device="cuda")
+    lut = LatencyLUT.build([spec], protocol)
+    assert set(devices) == {"cuda"} and len(devices) == len(set(entries_of(spec)))
+    assert lut.env.device == "Fake GPU, CUDA 12.0" and "sync" in fake_cuda  # timed by the GPU's events
+    cpu, gpu = LatencyLUT.cache_path(tmp_path, protocol.replace(device="cpu")), LatencyLUT.cache_path(tmp_path, protocol)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda *a: "Another GPU")
+    assert len({cpu, gpu, LatencyLUT.cache_path(tmp_path, protocol)}) == 3  # one table per device
+
+
+@pytest.mark.gpu
+def test_a_table_built_on_a_real_gpu(space, tmp_path):
+    protocol = LatencyProtocol(seq_len=8, warmup=1, rounds=2, device="cuda")
+    lut = lut_for(space.covering_specs(), space.random_specs(2, seed=1), tmp_path, protocol, log=lambda _: None)
+    assert lut.predict(space.random_specs(1, seed=5)[0]) > 0 and math.isfinite(lut.mape)
+    assert lut.env.device.startswith(torch.cuda.get_device_name())
+    assert LatencyLUT.cache_path(tmp_path, protocol).is_file()

@@ -152,3 +152,20 @@ def test_fp32_inference_runs_the_projections_through_onednn_and_training_does_no
         bf16 = build_model(tiny_spec(groups={"q": 2})).to(torch.bfloat16).eval()
         assert calls(lambda: bf16(ids)) == 0
     assert calls(lambda: model(ids)) == 0  # autograd on
+
+
+def test_a_compiled_inference_forward_is_one_graph_and_computes_the_same():
+    """``torch.compile`` (experiments/speedup ``--compile``) traces the bf16 and GPU inference path
+    whole: ``baddbmm`` where eager writes ``bmm`` in place (Dynamo cannot trace ``out=`` into a
+    strided view: it would break the graph at every grouped layer)."""
+    import torch._dynamo
+
+    torch.manual_seed(0)
+    model = build_model(tiny_spec(groups={"q": 2, "ffn_in": 4})).to(torch.bfloat16).eval()
+    ids = torch.randint(0, 99, (2, 7))
+    torch._dynamo.reset()
+    with torch.inference_mode():
+        assert torch._dynamo.explain(model)(ids).graph_break_count == 0
+        compiled = torch.compile(model, backend="aot_eager", dynamic=False)
+        torch.testing.assert_close(compiled(ids).last_hidden_state, model(ids).last_hidden_state)  # bf16 tolerances
+    torch._dynamo.reset()

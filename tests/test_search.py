@@ -60,7 +60,7 @@ def test_references_first_values_and_user_attrs(space, tmp_path):
     assert len(study.trials) == 4
 
 
-def test_identical_designs_are_not_evaluated_twice(tmp_path):
+def test_identical_designs_are_not_evaluated_twice(tmp_path, capsys):
     path = tmp_path / "four.yaml"
     path.write_text("base: minilm_l6\ngroups: {ffn_in: [1, 2, 4, 8]}\n")
     proxy = FakeProxy()
@@ -70,6 +70,9 @@ def test_identical_designs_are_not_evaluated_twice(tmp_path):
     dupes = [t for t in study.trials if "duplicate_of" in t.user_attrs]
     assert len(study.trials) == 4 + len(dupes)  # copies do not count toward n_trials
     assert all(t.values == study.trials[t.user_attrs["duplicate_of"]].values for t in dupes)
+    log = capsys.readouterr().out.splitlines()  # one line a trial, a copy naming its trial
+    assert [line for line in log if "copy of trial" in line] == [line for line in log if line.startswith(
+        tuple(f"trial {t.number}: " for t in dupes))] and len(log) == len(study.trials)
     front = search.pareto()  # each design once, as the trial that scored it (Optuna's front agrees)
     assert [r.number for r in front] == sorted({t.user_attrs.get("duplicate_of", t.number) for t in study.best_trials},
                                                key=lambda n: study.trials[n].values[1])
@@ -207,11 +210,12 @@ def test_resuming_with_other_settings_is_refused(space, tmp_path):
         make(SearchSpace.load(other), tmp_path, FakeProxy(), fingerprint={"task": "sst2", "proxy": {"steps": 400}})
 
 
-def test_diverging_proxy_prunes_and_the_study_goes_on(space, tmp_path):
+def test_diverging_proxy_prunes_and_the_study_goes_on(space, tmp_path, capsys):
     proxy = FakeProxy(diverge_when=lambda spec: spec.groups["q"][0] == 4)
     study = make(space, tmp_path, proxy).run(5, progress=False)
     states = [t.state for t in study.trials]
     assert states[1] == optuna.trial.TrialState.PRUNED  # SqueezeBERT has q=4
+    assert "trial 1 (squeezebert): 384x6 h12 ffn1536 g[q4 k4 v4 post1 in4 out4]  pruned: " in capsys.readouterr().out
     assert states.count(optuna.trial.TrialState.COMPLETE) >= 1 and len(study.trials) == 5
 
 

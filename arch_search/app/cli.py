@@ -151,6 +151,9 @@ def _search(cfg: DictConfig, run_dir: Path) -> None:
     t0 = time.perf_counter()
     optuna_log, quiet = logging.getLogger(_OPTUNA_TRIAL_LOGGER), _NoTraceback()
     optuna_log.addFilter(quiet)  # Optuna's "Trial N failed" warning, without its traceback
+    optuna_root = logging.getLogger("optuna")
+    level = optuna_root.level
+    optuna_root.setLevel(logging.WARNING)  # its "Trial N finished ..." info: the search prints its own line a trial
     stage = "a trial"
     try:
         search.run(cfg.search.n_trials, progress=cfg.search.progress)
@@ -165,6 +168,7 @@ def _search(cfg: DictConfig, run_dir: Path) -> None:
                          "rerun the same command to resume)") from None
     finally:
         optuna_log.removeFilter(quiet)
+        optuna_root.setLevel(level)
     result = search.finish(run_dir, confirmation)
     print(f"\nPareto front ({time.perf_counter() - t0:.0f} s; score: {cfg.task.name} held-out slice of train; "
           "latency re-measured at the end, interleaved):")

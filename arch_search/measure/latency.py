@@ -1,4 +1,4 @@
-"""Measured CPU latency with a stated protocol, and interleaved A/B comparisons.
+"""Measured latency, on the CPU or a CUDA GPU, with a stated protocol, and interleaved A/B comparisons.
 
 Protocol (``LatencyProtocol``, a frozen value passed whole: conf/latency builds it;
 ``measure_latency``): ``torch.set_num_threads(threads)`` for the measurement (the
@@ -8,6 +8,12 @@ then ``rounds`` timed ones with ``time.perf_counter``. Reported: median, p10, p9
 the coefficient of variation (std / mean), with the environment fingerprint. The timing loop
 itself is ``time_calls``, which the latency lookup table (``arch_search.measure.lut``) times with too.
 
+Device: ``cpu`` (default), or ``cuda``: the models are moved to the GPU (``Module.to``, in
+place) with their ids, and each timed forward pass is bracketed by CUDA events after a
+``torch.cuda.synchronize()``, then synchronised again: the GPU's time from the call's start to
+its last kernel, host launch gaps included (what batch-1 latency is made of on a GPU). Torch
+only; the environment names the GPU and the CUDA version.
+
 Backends: ``torch`` runs ``model(input_ids=ids)``. ``onnxruntime`` first exports each model
 to ONNX (``arch_search.nn.onnx_export``: opset 17, input ``input_ids`` only, in a temporary
 directory) and opens an onnxruntime CPU session with ``threads`` intra-op threads (sequential,
@@ -15,8 +21,8 @@ all graph optimisations); a forward pass is then ``session.run`` on the same ids
 array, under the same warm-up, rounds and interleaving. Export time is not timed.
 
 Precision (``arch_search.measure.precision``): ``fp32`` (default); ``bf16`` times a bfloat16 copy in
-torch; ``int8`` times the ONNX graph after onnxruntime's dynamic int8 quantisation. The
-quantisation is not timed either; the environment records the precision.
+torch (on the CPU or the GPU); ``int8`` times the ONNX graph after onnxruntime's dynamic int8
+quantisation. The quantisation is not timed either; the environment records the precision.
 
 Machines are noisy, so compare models *interleaved* (``compare_latency``: A B C A B C ...,
 one forward each per round) and report ratios of medians, never absolute times across runs.
@@ -38,7 +44,7 @@ from pathlib import Path
 import torch
 
 from arch_search.checks import at_least
-from arch_search.measure.runtime import num_threads
+from arch_search.measure.runtime import check_cuda, num_threads
 
 
 @dataclass(frozen=True)
@@ -53,13 +59,17 @@ class Env:
     machine: str
     backend: str = "torch"  # what ran the forward passes: "torch" or "onnxruntime <version>"
     precision: str = "fp32"  # fp32 | bf16 (torch) | int8 (onnxruntime dynamic quantisation)
+    device: str = "cpu"  # where the forward passes ran: "cpu", or the GPU: "<name>, CUDA <version>"
 
     @classmethod
-    def current(cls, threads: int, backend: str = "torch", precision: str = "fp32") -> Env:
+    def current(cls, threads: int, backend: str = "torch", precision: str = "fp32", device: str = "cpu") -> Env:
+        """This machine; ``device``: ``cpu`` or ``cuda`` (the current GPU, named)."""
         if backend == "onnxruntime":
             import onnxruntime
 
             backend = f"onnxruntime {onnxruntime.__version__}"
+        if device != "cpu":
+            device = f"{torch.cuda.get_device_name()}, CUDA {torch.version.cuda}"
         return cls(
             cpu=_cpu_model(),
             cores=os.cpu_count() or 0,
@@ -69,13 +79,17 @@ class Env:
             machine=platform.machine(),
             backend=backend,
             precision=precision,
+            device=device,
         )
 
     def __str__(self) -> str:
+        """``<cpu> | <cores> cores | <threads> thread(s) | torch <version>[ | backend][ | precision] | python
+        <version> | <machine>``, led by ``<GPU>, CUDA <version> | `` when a GPU ran the passes."""
         runtime = ("" if self.backend == "torch" else f" | {self.backend}") + (
             "" if self.precision == "fp32" else f" | {self.precision}")
+        gpu = "" if self.device == "cpu" else f"{self.device} | "
         return (
-            f"{self.cpu} | {self.cores} cores | {self.threads} thread(s) | torch {self.torch}{runtime}"
+            f"{gpu}{self.cpu} | {self.cores} cores | {self.threads} thread(s) | torch {self.torch}{runtime}"
             f" | python {self.python} | {self.machine}"
         )
 
@@ -154,6 +168,7 @@ def _vocab_size(model: torch.nn.Module) -> int:
 
 
 BACKENDS = ("torch", "onnxruntime")
+DEVICES = ("cpu", "cuda")  # latency's target (no auto: a study times one device, chosen)
 
 
 def _ids(model: torch.nn.Module, seq_len: int, batch: int, seed: int) -> torch.Tensor:
@@ -165,13 +180,13 @@ def _runners(
     models: Mapping[str, torch.nn.Module], protocol: LatencyProtocol, onnx_dir: str | Path | None,
     cache: RunnerCache | None = None,
 ) -> dict[str, Callable[[], object]]:
-    """One forward pass of each model, as a call with no arguments (backends and precisions
-    above; ``arch_search.measure.precision``). A model found in ``cache`` (the same object, the same
+    """One forward pass of each model, as a call with no arguments (backends, precisions and
+    devices above; ``arch_search.measure.precision``). A model found in ``cache`` (the same object, the same
     protocol) reuses its call: no new bf16 copy, ONNX export or quantisation."""
     from arch_search.measure.precision import bf16_copy, quantize_int8
 
     p = protocol
-    settings = (p.seq_len, p.batch, p.seed, p.threads, p.backend, p.precision)
+    settings = (p.seq_len, p.batch, p.seed, p.threads, p.backend, p.precision, p.device)
     runners: dict[str, Callable[[], object]] = {}
     for name, m in models.items():
         hit = cache.get(m, settings) if cache is not None else None
@@ -180,8 +195,8 @@ def _runners(
     todo = [(i, name, m) for i, (name, m) in enumerate(models.items()) if name not in runners]
     if p.backend == "torch":
         for _, name, m in todo:
-            run = bf16_copy(m) if p.precision == "bf16" else m.eval()
-            runners[name] = partial(run, input_ids=_ids(m, p.seq_len, p.batch, p.seed))
+            run = (bf16_copy(m) if p.precision == "bf16" else m.eval()).to(p.device)  # in place (a no-op on the CPU)
+            runners[name] = partial(run, input_ids=_ids(m, p.seq_len, p.batch, p.seed).to(p.device))
     elif todo:
         from arch_search.nn.onnx_export import export_onnx, ort_session
 
@@ -238,9 +253,10 @@ def _check_every(every: Mapping[str, int] | None, names: Iterable[str]) -> dict[
 class LatencyProtocol:
     """How a latency is measured (conf/latency), passed whole: the input's shape (``batch``,
     ``seq_len``) and seeded ids (``seed``), ``threads``, ``warmup`` untimed rounds then
-    ``rounds`` timed ones, the ``backend`` that runs the forward passes and the ``precision``.
-    The one place these settings, their defaults and their checks live; a bad value is a
-    ``ValueError`` naming its ``latency.`` key."""
+    ``rounds`` timed ones, the ``backend`` that runs the forward passes, the ``precision`` and
+    the ``device`` they run on. The one place these settings, their defaults and their checks
+    live; a bad value is a ``ValueError`` naming its ``latency.`` key, and ``device=cuda``
+    where torch finds no GPU a ``DeviceUnavailable`` (a ``ValueError``), when built."""
 
     seq_len: int = 128
     batch: int = 1
@@ -250,15 +266,23 @@ class LatencyProtocol:
     seed: int = 0
     backend: str = "torch"  # "torch" | "onnxruntime"
     precision: str = "fp32"  # fp32 | bf16 (torch) | int8 (onnxruntime)
+    device: str = "cpu"  # cpu | cuda (torch only; timed with CUDA events)
 
     def __post_init__(self):
         for key, lowest in (("seq_len", 1), ("batch", 1), ("threads", 1), ("warmup", 0), ("rounds", 1), ("seed", 0)):
             at_least(f"latency.{key}", getattr(self, key), lowest)
         if self.backend not in BACKENDS:
             raise ValueError(f"latency.backend must be one of {BACKENDS}, got {self.backend!r}")
+        if self.device not in DEVICES:
+            raise ValueError(f"latency.device must be one of {DEVICES}, got {self.device!r}")
+        if self.device == "cuda" and self.backend != "torch":
+            raise ValueError(f"latency.device=cuda times torch only (onnxruntime runs on the CPU here), "
+                             f"not latency.backend={self.backend}")
         from arch_search.measure.precision import check
 
         check(self.precision, self.backend)
+        if self.device == "cuda":
+            check_cuda("latency.device=cuda", instead="latency.device=cpu")
 
     def replace(self, **changes) -> LatencyProtocol:
         """The same protocol with ``changes`` (checked again)."""
@@ -276,16 +300,18 @@ class LatencyProtocol:
 
     def fingerprint(self) -> dict[str, object]:
         """The settings that make latencies comparable between studies (warm-up, rounds and the
-        ids' seed change the noise, not what is measured). ``precision`` only when not fp32, and
-        ``gemm: onednn`` when torch times the projections through oneDNN
-        (``arch_search.nn.model``): a study made before either existed timed fp32 through MKL's
-        GEMMs (much slower on some CPUs), so its fingerprint, without the keys, still matches a
-        run like it, and not one that times otherwise."""
+        ids' seed change the noise, not what is measured). ``precision`` only when not fp32,
+        ``device`` only when not the CPU, and ``gemm: onednn`` when torch times the projections
+        through oneDNN on the CPU (``arch_search.nn.model``): a study made before any of them
+        existed timed fp32 on the CPU through MKL's GEMMs (much slower on some CPUs), so its
+        fingerprint, without the keys, still matches a run like it, and not one that times otherwise."""
         from arch_search.nn.model import onednn_linear
 
+        on_cpu = self.device == "cpu"
         return {"backend": self.backend, "threads": self.threads, "seq_len": self.seq_len, "batch": self.batch,
                 **({} if self.precision == "fp32" else {"precision": self.precision}),
-                **({"gemm": "onednn"} if self.backend == "torch" and onednn_linear else {})}
+                **({"gemm": "onednn"} if self.backend == "torch" and on_cpu and onednn_linear else {}),
+                **({} if on_cpu else {"device": self.device})}
 
 
 def time_calls(calls: Mapping[str, Callable[[], object]], protocol: LatencyProtocol = LatencyProtocol(),
@@ -295,8 +321,10 @@ def time_calls(calls: Mapping[str, Callable[[], object]], protocol: LatencyProto
     timed ones; each round runs every call once, in turn (interleaved). ``every``: a call named
     there runs only in every k-th round (rounds 0, k, 2k, ... of the warm-up and of the timed
     ones), so it gives ceil(rounds / k) samples. Returns each call's samples, in ms
-    (``time.perf_counter``), in round order (``Latency.from_samples`` gives the statistics)."""
+    (``time.perf_counter``, or CUDA events on ``device=cuda``: ``_clock``), in round order
+    (``Latency.from_samples`` gives the statistics)."""
     every = _check_every(every, calls)
+    clock = _clock(protocol.device)
     samples: dict[str, list[float]] = {name: [] for name in calls}
     with num_threads(protocol.threads), torch.inference_mode():
         for i in range(protocol.warmup):
@@ -306,10 +334,33 @@ def time_calls(calls: Mapping[str, Callable[[], object]], protocol: LatencyProto
         for i in range(protocol.rounds):
             for name, run in calls.items():
                 if i % every.get(name, 1) == 0:
-                    t0 = time.perf_counter()
-                    run()
-                    samples[name].append((time.perf_counter() - t0) * 1e3)
+                    samples[name].append(clock(run))
     return samples
+
+
+def _clock(device: str) -> Callable[[Callable[[], object]], float]:
+    """How ``time_calls`` times one call, in ms. ``cpu``: ``time.perf_counter`` around it.
+    ``cuda``: ``torch.cuda.synchronize()`` (nothing queued), a CUDA event recorded before the call
+    and one after it on the current stream, ``synchronize()`` again, and the events' elapsed time:
+    every kernel the call queued, and the gaps where the GPU waited for the host to launch them."""
+    if device == "cpu":
+        def on_cpu(run: Callable[[], object]) -> float:
+            t0 = time.perf_counter()
+            run()
+            return (time.perf_counter() - t0) * 1e3
+
+        return on_cpu
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+
+    def on_gpu(run: Callable[[], object]) -> float:
+        torch.cuda.synchronize()
+        start.record()
+        run()
+        end.record()
+        torch.cuda.synchronize()
+        return start.elapsed_time(end)
+
+    return on_gpu
 
 
 def measure_latency(model: torch.nn.Module, protocol: LatencyProtocol = LatencyProtocol()) -> Latency:
@@ -332,12 +383,13 @@ def compare_latency(
     ``cache``: a ``RunnerCache`` the caller keeps between calls; a model timed again unchanged (the same
     object, the same protocol) reuses what was prepared for it (a bf16 copy, an ONNX session).
     A model changed in place between calls must not be timed through the same cache.
-    ``every``: a model named there is timed only in every k-th round (``time_calls``)."""
+    ``every``: a model named there is timed only in every k-th round (``time_calls``).
+    With ``protocol.device=cuda`` the models are moved to the GPU, in place (``Module.to``)."""
     if not models:
         raise ValueError("compare_latency needs at least one model")
     _check_every(every, models)  # before any export
     runners = _runners(models, protocol, onnx_dir, cache)
     samples = time_calls(runners, protocol, every)
-    env = Env.current(protocol.threads, protocol.backend, protocol.precision)
+    env = Env.current(protocol.threads, protocol.backend, protocol.precision, protocol.device)
     latencies = {name: Latency.from_samples(s, env) for name, s in samples.items()}
     return Comparison(latencies, baseline or next(iter(models)))

@@ -6,8 +6,10 @@ GELU, residual adds; keyed by hidden, heads, intermediate). Each entry is timed 
 the protocol's timing loop (``latency.time_calls``: threads, warm-up, rounds, inference mode;
 the median of the rounds, ``Latency.from_samples``) at the target (batch, seq_len); a design's
 latency is the sum of its entries (cf. ProxylessNAS's and FBNet's latency tables, Cai et al.,
-2019; Wu et al., 2019). The table is cached per machine fingerprint and settings; when built,
-its error against measured latency on held-out designs (MAPE) is reported.
+2019; Wu et al., 2019). The table is cached per machine fingerprint, device and settings (on
+``latency.device=cuda`` the ops run on the GPU, timed with CUDA events, and the table is the
+GPU's: its name and CUDA version key it); when built, its error against measured latency on
+held-out designs (MAPE) is reported.
 """
 
 from __future__ import annotations
@@ -87,28 +89,29 @@ class LatencyLUT:
         Torch fp32 timings: the protocol's backend and precision must be those."""
         check_torch_fp32(protocol)
         table: dict[str, float] = {}
-        env = Env.current(protocol.threads)
+        env = Env.current(protocol.threads, device=protocol.device)
         with num_threads(protocol.threads), torch.inference_mode():  # one thread setting for the build; ops built here
             for spec in specs:
                 for key in entries_of(spec):
                     if key not in table:
-                        op = cls._op(key, spec, protocol.seq_len, protocol.batch)
+                        op = cls._op(key, spec, protocol.seq_len, protocol.batch, protocol.device)
                         table[key] = Latency.from_samples(time_calls({key: op}, protocol)[key], env).median_ms
         return cls(table, env, protocol.seq_len, protocol.batch)
 
     @staticmethod
-    def _op(key: str, spec: ArchSpec, T: int, B: int) -> Callable[[], object]:
+    def _op(key: str, spec: ArchSpec, T: int, B: int, device: str = "cpu") -> Callable[[], object]:
+        """The entry ``key`` as a call on ``device``: its module and inputs, made on the CPU, moved there."""
         kind, *dims = key.split(":")
         if kind == "proj":
             cin, cout, g, shuffle = map(int, dims)
-            layer = GroupedLinear(cin, cout, g, bool(shuffle))
-            x = torch.randn(B, T, cin)
+            layer = GroupedLinear(cin, cout, g, bool(shuffle)).to(device)
+            x = torch.randn(B, T, cin).to(device)
             return lambda: layer(x)
         if kind == "rest":  # attention, two LayerNorms, GELU, two residual adds
             C, H, inner = map(int, dims)
-            q, k, v = (torch.randn(B, H, T, C // H) for _ in range(3))
-            x, h = torch.randn(B, T, C), torch.randn(B, T, inner)
-            norm = torch.nn.LayerNorm(C)
+            q, k, v = (torch.randn(B, H, T, C // H).to(device) for _ in range(3))
+            x, h = torch.randn(B, T, C).to(device), torch.randn(B, T, inner).to(device)
+            norm = torch.nn.LayerNorm(C).to(device)
 
             def rest():
                 ctx = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(B, T, C)
@@ -118,15 +121,17 @@ class LatencyLUT:
 
             return rest
         stem_spec = spec.with_scale(layers=1)
-        emb, pooler = Embeddings(stem_spec, 0.0), torch.nn.Linear(spec.hidden, spec.hidden)
-        ids = torch.randint(0, spec.vocab, (B, T))
+        emb, pooler = Embeddings(stem_spec, 0.0).to(device), torch.nn.Linear(spec.hidden, spec.hidden).to(device)
+        ids = torch.randint(0, spec.vocab, (B, T)).to(device)
         return lambda: torch.tanh(pooler(emb(ids, None)[:, 0]))
 
-    def validate(self, specs: list[ArchSpec], threads: int = 1, warmup: int = 3, rounds: int = 10) -> float:
+    def validate(self, specs: list[ArchSpec], threads: int = 1, warmup: int = 3, rounds: int = 10,
+                 device: str = "cpu") -> float:
         """Mean absolute percentage error of the predictions against measured latency (the
-        designs interleaved at the table's shape: ``warmup`` and ``rounds`` of their own, fewer
-        than the table's entries need, since a design takes longer than an entry)."""
-        protocol = LatencyProtocol(self.seq_len, self.batch, threads, warmup, rounds)
+        designs interleaved at the table's shape on the table's ``device``: ``warmup`` and
+        ``rounds`` of their own, fewer than the table's entries need, since a design takes longer
+        than an entry)."""
+        protocol = LatencyProtocol(self.seq_len, self.batch, threads, warmup, rounds, device=device)
         comparison = compare_latency({i: build_model(s) for i, s in enumerate(specs)}, protocol)
         errors = [abs(self.predict(s) - comparison.latencies[i].median_ms) / comparison.latencies[i].median_ms
                   for i, s in enumerate(specs)]
@@ -137,11 +142,13 @@ class LatencyLUT:
 
     @staticmethod
     def cache_path(cache_dir: str | Path, protocol: LatencyProtocol) -> Path:
-        """The table's file for this machine and protocol (and ``CACHE_VERSION``)."""
-        env = Env.current(protocol.threads)
+        """The table's file for this machine, device and protocol (and ``CACHE_VERSION``); the
+        device is in the key only when not the CPU (a CPU table keeps its file)."""
+        env = Env.current(protocol.threads, device=protocol.device)
+        gpu = {} if env.device == "cpu" else {"device": env.device}  # "<GPU name>, CUDA <version>"
         key = json.dumps({"env": [env.cpu, env.cores, env.threads, env.torch, env.machine],
                           "seq_len": protocol.seq_len, "batch": protocol.batch, "rounds": protocol.rounds,
-                          "version": CACHE_VERSION})
+                          "version": CACHE_VERSION, **gpu})
         return Path(cache_dir) / "lut" / f"lut-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
 
     def save(self, path: Path) -> None:
@@ -166,13 +173,13 @@ def lut_for(
     check_torch_fp32(protocol)
     path = LatencyLUT.cache_path(cache_dir, protocol)
     lut = (LatencyLUT.load(path) if path.is_file()
-           else LatencyLUT({}, Env.current(protocol.threads), protocol.seq_len, protocol.batch))
+           else LatencyLUT({}, Env.current(protocol.threads, device=protocol.device), protocol.seq_len, protocol.batch))
     missing = [s for s in specs if any(k not in lut.table for k in entries_of(s))]
     if missing or lut.mape is None:
         t0 = time.perf_counter()
         new = LatencyLUT.build(missing, protocol)
         lut.table.update(new.table)
-        lut.validate(heldout, threads=protocol.threads)
+        lut.validate(heldout, threads=protocol.threads, device=protocol.device)
         lut.save(path)
         log(f"latency LUT: {len(lut.table)} entries, built in {time.perf_counter() - t0:.0f} s; "
             f"held-out MAPE {lut.mape:.1f}% over {len(heldout)} designs ({path})")

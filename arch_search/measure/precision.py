@@ -3,7 +3,8 @@ outputs move from fp32.
 
 - ``fp32``: the model as it is (torch or onnxruntime).
 - ``bf16``: torch only: a copy with bfloat16 weights and activations (oneDNN's bf16 kernels on
-  CPUs with AVX512-BF16 or AMX; elsewhere emulated and slow). Outputs come back as float32.
+  CPUs with AVX512-BF16 or AMX; elsewhere emulated and slow; on a GPU, ``latency.device=cuda``,
+  cuBLAS's, native from Ampere on). Outputs come back as float32.
 - ``int8``: onnxruntime only: the fp32 ONNX graph quantised dynamically
   (``onnxruntime.quantization.quantize_dynamic``: int8 weights per output channel, activations
   quantised at run time per tensor). Per-channel weights halve the error of per-tensor ones on

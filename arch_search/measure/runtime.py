@@ -1,6 +1,7 @@
 """Where and how torch runs: the intra-op thread pool (``num_threads``, used by latency
 measurement, the latency lookup table and the proxies' training), and the device the proxies
-train and score on (``resolve_device``, ``autocast``, ``to_device``)."""
+train and score on (``resolve_device``, ``autocast``, ``to_device``; ``check_cuda``, which
+``latency.device=cuda`` checks with too)."""
 
 from __future__ import annotations
 
@@ -38,11 +39,17 @@ def resolve_device(name: str) -> torch.device:
     if name == "cpu":
         return torch.device("cpu")
     if name == "cuda" or name.startswith("cuda:"):
-        if not torch.cuda.is_available():
-            raise DeviceUnavailable(f"device {name!r}: torch finds no CUDA GPU on this machine "
-                                    f"(torch {torch.__version__}, CUDA build: {torch.version.cuda or 'no'}); use auto or cpu")
+        check_cuda(f"device {name!r}", instead="auto or cpu")
         return torch.device(name)
     raise ValueError(f"device must be one of {DEVICES} (or cuda:N), got {name!r}")
+
+
+def check_cuda(what: str, instead: str) -> None:
+    """``DeviceUnavailable`` (``<what>: torch finds no CUDA GPU ...; use <instead>``) unless torch
+    finds a CUDA GPU."""
+    if not torch.cuda.is_available():
+        raise DeviceUnavailable(f"{what}: torch finds no CUDA GPU on this machine "
+                                f"(torch {torch.__version__}, CUDA build: {torch.version.cuda or 'no'}); use {instead}")
 
 
 def bf16_autocast(device: torch.device, enabled: bool = True) -> contextlib.AbstractContextManager:

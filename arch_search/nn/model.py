@@ -9,7 +9,8 @@ tokens is a grouped linear layer over channels. How it runs:
   ``F.linear`` / ``bmm`` call MKL's sgemm, which on an AMD EPYC runs at less than half
   oneDNN's rate (87-91 vs 189-193 GFLOP/s at BERT-base's shapes, 1 thread:
   ``experiments/speedup/profile.txt``);
-- other inference (bf16, or no oneDNN): the batched matmul, written in place;
+- other inference (bf16, a GPU, or no oneDNN): the batched matmul, written in place (``baddbmm``
+  under ``torch.compile``, which cannot trace that);
 - ONNX export: one 2-D GEMM per group, then Concat.
 PyTorch's grouped ``Conv1d`` in (B, C, T) layout needs permutes around every LayerNorm and
 attention; (B, T, C) needs none (measured: ``experiments/speedup``).
@@ -98,7 +99,8 @@ class GroupedLinear(nn.Module):
             return self._per_group(x, F.linear)
         xg = x.reshape(-1, G, self.in_features // G).transpose(0, 1)  # (N, C_in) -> (G, N, C_in/G)
         w = self.weight.transpose(1, 2)  # (G, C_in/G, C_out/G)
-        if torch.is_grad_enabled() or self.shuffle:
+        # torch.compile cannot trace bmm's out= into a strided view (a graph break per layer): baddbmm
+        if torch.is_grad_enabled() or self.shuffle or torch.compiler.is_compiling():
             y = torch.baddbmm(self.bias.view(G, 1, -1), xg, w)  # (G, N, C_out/G)
             # back to (N, C_out): channel g*C_out/G + o, or o*G + g after a shuffle
             y = y.permute(1, 2, 0) if self.shuffle else y.transpose(0, 1)  # (N, C_out/G, G) | (N, G, C_out/G)

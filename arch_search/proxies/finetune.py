@@ -9,9 +9,9 @@ from __future__ import annotations
 import time
 
 import torch
-from tqdm.auto import tqdm
 
 from arch_search.checks import at_least
+from arch_search.progress import progress_bar
 from arch_search.nn.model import Encoder
 from arch_search.proxies.base import OnProgress, ProxyResult, result_of
 from arch_search.proxies.setup import ProxySetup
@@ -82,7 +82,7 @@ class FinetuneProxy:
         opt, sched = optimizer(model, self.lr, self.weight_decay, self.warmup, self.steps)
         batches = bucketed_batches(data.train, self.batch_size, seed, regression=task.is_regression)
         history: list[tuple[int, float]] = []
-        bar = tqdm(range(1, self.steps + 1), desc=f"finetune {task.name}", disable=not self.progress, leave=False)
+        bar = progress_bar(range(1, self.steps + 1), enabled=self.progress, desc=f"finetune {task.name}", leave=False)
         seen, t0, device = 0, time.perf_counter(), device_of(model)
         for step in bar:
             model.train()

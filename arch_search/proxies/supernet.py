@@ -53,9 +53,9 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 from torch.func import functional_call
-from tqdm.auto import tqdm
 
 from arch_search.checks import at_least
+from arch_search.progress import progress_bar
 from arch_search.cache import atomic_path, exclusive
 from arch_search.proxies.compress import hidden_loss, nested_permuted
 from arch_search.nn.inherit import block_mask, inherit_from_dense
@@ -321,7 +321,7 @@ class SupernetProxy:
         opt, sched = optimizer(model, self.lr, self.weight_decay, self.warmup, self.steps)
         batches = bucketed_batches(data.train, self.batch_size, seed, regression=data.task.is_regression)
         t0, device = time.perf_counter(), device_of(model)
-        bar = tqdm(range(1, self.steps + 1), desc=f"supernet {data.task.name}", disable=not self.progress, leave=False)
+        bar = progress_bar(range(1, self.steps + 1), enabled=self.progress, desc=f"supernet {data.task.name}", leave=False)
         for step in bar:
             model.train()
             batch = to_device(next(batches), device)

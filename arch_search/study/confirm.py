@@ -34,9 +34,9 @@ import numpy as np
 import optuna
 from optuna.storages import RDBStorage
 from optuna.storages._heartbeat import get_heartbeat_thread  # Optuna's own, as Study.optimize uses it
-from optuna.trial import TrialState
-from tqdm import tqdm
+from optuna.trial import FrozenTrial, TrialState
 
+from arch_search.progress import progress_bar
 from arch_search.study.weights import confirmed_path, save_trial_weights
 from arch_search.proxies.base import Proxy, ProxyDiverged
 from arch_search.study.results import Confirmed, Noise, TrialRecord, front, pooled_noise
@@ -65,6 +65,20 @@ def choose(recs: Sequence[TrialRecord], top: int, min_designs: int = MIN_DESIGNS
             break
         chosen.setdefault(r.spec_hash, r)
     return list(chosen.values())
+
+
+def confirmation_line(trial: FrozenTrial, seconds: float) -> str:
+    """One line for a finished confirmation, the run's log of it, e.g.
+    ``confirmation of trial 7, seed 1: 384x6 h12 ffn1536 g[q4 k4 v4 post1 in4 out4]  score -0.3987  104.2 s``
+    (the confirmation proxy's score; s: wall time); a copy names its trial."""
+    key, a = trial.user_attrs["confirm"], trial.user_attrs
+    if "duplicate_of" in a:
+        outcome = f"copy of confirmation {a['duplicate_of']}"
+    elif trial.state == TrialState.COMPLETE:
+        outcome = f"score {trial.value:.4f}"
+    else:
+        outcome = f"pruned: {a['pruned_because']}" if "pruned_because" in a else trial.state.name.lower()
+    return f"confirmation of trial {key['trial']}, seed {key['seed']}: {key.get('design', '')}  {outcome}  {seconds:.1f} s"
 
 
 class Confirmation:
@@ -106,17 +120,20 @@ class Confirmation:
 
     def run(self, recs: Sequence[TrialRecord], progress: bool = True) -> list[Confirmed]:
         """Confirm ``choose(recs)`` with every seed (what is done already is not done again);
-        returns every confirmation of the study."""
+        returns every confirmation of the study. Each confirmation prints one line
+        (``confirmation_line``); ``progress``: a bar too, in a terminal (``progress_bar``)."""
         fail_dead_trials(self.study)
         chosen = choose(recs, self.top, self.min_designs)
         self._enqueue(chosen)
         specs = {r.number: r.spec for r in recs}
         todo = sum(1 for t in self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)) if "confirm" in t.user_attrs)
-        with tqdm(total=todo, desc="confirmations", disable=not progress) as bar:
+        with progress_bar(total=todo, enabled=progress, desc="confirmations") as bar:
             while (trial := self._next()) is not None:
+                t0 = time.perf_counter()
                 with get_heartbeat_thread(trial._trial_id, self.study._storage):  # as Study.optimize beats
                     self._confirm(trial, specs)
                 bar.update()
+                bar.write(confirmation_line(self.study._storage.get_trial(trial._trial_id), time.perf_counter() - t0))
         return self.results()
 
     def _enqueue(self, chosen: Sequence[TrialRecord]) -> None:

@@ -43,8 +43,8 @@ import optuna
 from optuna.samplers import BaseSampler
 from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
-from tqdm import tqdm
 
+from arch_search.progress import progress_bar
 from arch_search.study import results
 from arch_search.measure.cost import count_cost
 from arch_search.study.weights import keep_front_weights, save_trial_weights, weights_path
@@ -117,6 +117,25 @@ class TrialSeededSampler(BaseSampler):
 def trial_seed(seed: int, number: int) -> int:
     """A 32-bit seed for trial ``number`` of a run seeded ``seed``."""
     return int.from_bytes(hashlib.sha256(f"{seed}:{number}".encode()).digest()[:4], "little")
+
+
+def trial_line(trial: FrozenTrial, done: int, target: int) -> str:
+    """One line for a finished trial, the run's log of it (a worker's log has no bars), e.g.
+    ``trial 7: 384x6 h12 ffn1536 g[q4 k4 v4 post1 in4 out4]  score -0.4112  8.7 ms  5.1 s  [6/64 evaluations]``:
+    the proxy's score, the latency objective (ms, target scale), the trial's wall time (s) and
+    the study's distinct evaluations out of the target; a copy or a skip names its trial."""
+    r = TrialRecord.of(trial)
+    if r.state == TrialState.PRUNED.name:
+        outcome = f"pruned: {r.pruned_because}"
+    elif r.duplicate_of is not None:
+        outcome = f"copy of trial {r.duplicate_of}"
+    elif r.finished:
+        outcome = f"score {r.score:.4f}  {r.latency_ms:.1f} ms"
+    else:  # e.g. a score Optuna refused (nan): it says why
+        outcome = r.state.lower()
+    seconds = (trial.datetime_complete - trial.datetime_start).total_seconds()
+    name = f" ({r.reference})" if r.reference else ""
+    return f"trial {trial.number}{name}: {r.summary}  {outcome}  {seconds:.1f} s  [{done}/{target} evaluations]"
 
 
 class Search:
@@ -311,16 +330,18 @@ class Search:
         """Run until the study holds ``n_trials`` distinct evaluations (counting earlier runs
         and other workers; with N workers up to N-1 more), after ``recover``. A worker also
         stops when the space is exhausted or its sampler proposes only known designs
-        (``MAX_DUPLICATES_IN_A_ROW``)."""
+        (``MAX_DUPLICATES_IN_A_ROW``). Each finished trial prints one line (``trial_line``);
+        ``progress``: a bar of evaluations too, in a terminal (``progress_bar``)."""
         self.recover()
         target = min(n_trials, self.space.size)
         if self.evaluations() >= target:
             return self.study
-        bar = tqdm(total=n_trials, initial=self.evaluations(), desc="evaluations", disable=not progress)
+        bar = progress_bar(total=n_trials, initial=self.evaluations(), enabled=progress, desc="evaluations")
 
         def stop_when_done(study: optuna.Study, trial: FrozenTrial) -> None:
             done = self.evaluations()
             bar.update(done - bar.n)
+            bar.write(trial_line(trial, done, target))
             if done >= target:
                 study.stop()
             elif self._duplicates_in_a_row >= MAX_DUPLICATES_IN_A_ROW:

@@ -14,11 +14,15 @@ ratios.
     python experiments/speedup/run.py --precision   # precision.md/.json: fp32 / bf16 (torch) / int8 (ORT),
                                                     # and a fine-tuned SST-2 classifier at each
     python experiments/speedup/run.py --precision --quick
+    python experiments/speedup/run.py --device cuda # results_cuda.md, summary_cuda.json: on a GPU, batch 1
+                                                    # and 32, fp32 and bf16 (--compile: ours torch.compile'd too)
+    python experiments/speedup/run.py --device cuda --quick
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import statistics
 import sys
@@ -27,10 +31,10 @@ from functools import partial
 from pathlib import Path
 
 import numpy as np
-import plotly.graph_objects as go
 import torch
 from arch_search import ArchSpec, build_model, closed_form_macs, compare_latency, count_cost, from_hf, to_hf
 from arch_search.measure.latency import Env, LatencyProtocol, time_calls
+from arch_search.measure.runtime import DeviceUnavailable, check_cuda
 from arch_search.nn.onnx_export import ort_max_abs_diff, ort_session
 
 HERE = Path(__file__).resolve().parent
@@ -74,11 +78,25 @@ def main() -> None:
     ap.add_argument("--precision", action="store_true",
                     help="dense vs SqueezeBERT pattern at fp32, bf16 (torch) and int8 dynamic / static "
                          "(onnxruntime), and what each precision does to fine-tuned SST-2 classifiers")
+    ap.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                    help=f"cuda: the four models on the GPU at batch {GPU_BATCHES}, fp32 and bf16, timed by CUDA "
+                         "events (results_cuda.md, summary_cuda.json); cpu: the modes above")
+    ap.add_argument("--compile", nargs="?", const="default", choices=COMPILE_MODES,
+                    help="with --device cuda: ours torch.compile'd too, in this mode (default: default)")
     args = ap.parse_args()
     if (args.sweep or args.precision) and args.rounds == ap.get_default("rounds"):
         args.rounds = SWEEP_ROUNDS
     if args.quick:
         args.rounds, args.warmup, args.seq_len, args.layers = 3, 1, 32, 2
+    if args.device == "cuda":
+        if args.sweep or args.precision or args.profile:
+            ap.error("--device cuda is a mode of its own, not one of --sweep, --precision, --profile")
+        try:
+            check_cuda("--device cuda", instead="--device cpu")  # one error line, before any model is built
+        except DeviceUnavailable as e:
+            raise SystemExit(f"error: {e}") from None
+    elif args.compile:
+        ap.error("--compile is for --device cuda")
 
     spec_bert, spec_sq = (ArchSpec.preset(p).with_scale(layers=args.layers) for p in ("bert_base", "squeezebert"))
     hf = hf_models(spec_bert, spec_sq)
@@ -92,6 +110,8 @@ def main() -> None:
         return _sweep({**ours, **hf}, args, spec_bert, spec_sq)
     if args.precision:
         return _precision({**ours, **hf}, args)
+    if args.device == "cuda":
+        return _gpu({**ours, **hf}, args, spec_bert, spec_sq, parity)
 
     models = {**ours, **hf}
     protocol = _protocol(args)
@@ -149,6 +169,8 @@ def _sweep(models, args, spec_bert: ArchSpec, spec_sq: ArchSpec) -> None:
         lines.append(f"| {r['threads']} | {r['seq']} | " + " | ".join(f"{r[n + ' ms']:.1f}" for n in models)
                      + f" | {r['ours speedup']:.2f}x | {r['HF speedup']:.2f}x | {r['ours SQ vs HF SQ']:.2f}x | "
                      f"{r['FLOP ratio']:.2f}x | {r['max CV']:.3f} |")
+    import plotly.graph_objects as go  # only the sweep draws (the GPU machine runs the rest without plotly)
+
     fig = go.Figure()
     for threads in SWEEP_THREADS:
         cells = [r for r in rows if r["threads"] == threads]
@@ -180,8 +202,6 @@ def _precision(models, args) -> None:
     at fp32, quantised to int8 dynamically, and quantised statically, one interleaved run each.
     Then what each lower precision does to a fine-tuned SST-2 classifier (``_precision_accuracy``).
     Writes precision.md and precision.json."""
-    import json
-
     from arch_search.measure.precision import bf16_copy
 
     protocol = _protocol(args)
@@ -248,13 +268,102 @@ def _precision(models, args) -> None:
           f"{'yes' if r['significant'] else 'no'} | {r['rel_l2']:.4f} |" for r in a["rows"]], "",
         *_accuracy_summary(a), "",
     ]
+    _emit(args, lines, summary, "precision.md", "precision.json")
+
+
+def _emit(args, lines: list[str], summary: dict, md: str, js: str) -> None:
+    """The report ``lines`` and its ``summary``: printed under --quick (the JSON's start), else
+    written beside this script as ``md`` and ``js``."""
     if args.quick:
-        print("\n".join(lines), f"\n--- precision.json ---\n{json.dumps(summary, indent=1)[:400]}")
+        print("\n".join(lines), f"\n--- {js} ---\n{json.dumps(summary, indent=1)[:400]}")
         return
-    (HERE / "precision.md").write_text("\n".join(lines) + "\n")
-    (HERE / "precision.json").write_text(json.dumps(summary, indent=1) + "\n")
+    (HERE / md).write_text("\n".join(lines) + "\n")
+    (HERE / js).write_text(json.dumps(summary, indent=1) + "\n")
     print("\n".join(lines))
-    print(f"wrote precision.md, precision.json in {HERE}")
+    print(f"wrote {md}, {js} in {HERE}")
+
+
+GPU_BATCHES = (1, 32)
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")  # torch.compile's modes (reduce-overhead: CUDA graphs)
+
+
+def _gpu(models, args, spec_bert: ArchSpec, spec_sq: ArchSpec, parity: dict[str, float]) -> None:
+    """Dense vs SqueezeBERT pattern, ours and HF's, on a CUDA GPU (``latency.device=cuda``: each
+    pass timed by CUDA events). Per batch of ``GPU_BATCHES``: the four models at fp32 and their
+    bfloat16 copies (with ``--compile``, ours ``torch.compile``'d at each precision too), all
+    interleaved in one ``compare_latency`` call; medians. Writes results_cuda.md and
+    summary_cuda.json beside this file (prints under --quick); the CPU's files are not touched."""
+    from arch_search.measure.precision import bf16_copy
+
+    variants = {f"{n} {p}": m if p == "fp32" else bf16_copy(m) for p in ("fp32", "bf16") for n, m in models.items()}
+    pairs = {who: (pair, "") for who, pair in PAIRS.items()}
+    if args.compile:
+        args.warmup = max(args.warmup, 3)  # the compile (and CUDA graphs' recording) happen in the untimed passes
+        variants |= {f"{n} {p} compiled": _compiled(variants[f"{n} {p}"], args.compile)
+                     for p in ("fp32", "bf16") for n in PAIRS["ours"]}
+        pairs["ours compiled"] = (PAIRS["ours"], " compiled")
+    rows, env = [], None
+    for batch in GPU_BATCHES:
+        cmp = compare_latency(variants, _protocol(args).replace(batch=batch, device="cuda"))
+        lat, env = cmp.latencies, next(iter(cmp.latencies.values())).env
+        for precision in ("fp32", "bf16"):
+            for who, ((dense, squeeze), suffix) in pairs.items():
+                d, q = (lat[f"{n} {precision}{suffix}"] for n in (dense, squeeze))
+                fp32 = [lat[f"{n} fp32{suffix}"].median_ms for n in (dense, squeeze)]
+                row = {"batch": batch, "precision": precision, "models": who, "dense_ms": round(d.median_ms, 3),
+                       "squeezebert_ms": round(q.median_ms, 3), "speedup": round(d.median_ms / q.median_ms, 3),
+                       "dense_vs_fp32": round(fp32[0] / d.median_ms, 3),
+                       "squeezebert_vs_fp32": round(fp32[1] / q.median_ms, 3), "max_cv": round(max(d.cv, q.cv), 3)}
+                if suffix:  # compiled against eager, same run
+                    eager = [lat[f"{n} {precision}"].median_ms for n in (dense, squeeze)]
+                    row |= {"dense_vs_eager": round(eager[0] / d.median_ms, 3),
+                            "squeezebert_vs_eager": round(eager[1] / q.median_ms, 3)}
+                rows.append(row)
+    flop_ratio = closed_form_macs(spec_bert, args.seq_len) / closed_form_macs(spec_sq, args.seq_len)
+    summary = {"machine": str(env), "gpu": env.device, "command": lessons.command(),
+               "protocol": {"batches": list(GPU_BATCHES), "layers": args.layers, "seq_len": args.seq_len,
+                            "threads": args.threads, "warmup": args.warmup, "rounds": args.rounds,
+                            "timer": "CUDA events", "compile": args.compile},
+               "flop_ratio": round(flop_ratio, 3), "parity_max_abs": parity, "rows": rows}
+    compiled = (f", and ours `torch.compile`'d (mode `{args.compile}`, static shapes; compiled in the warm-up) "
+                "at each precision") if args.compile else ""
+    lines = [
+        "# Speedup on a GPU: SqueezeBERT pattern vs BERT-base", "",
+        f"Command: `{lessons.command()}` (from the repository root)", "",
+        f"Machine: {env}", "",
+        f"Protocol: seq {args.seq_len}, {args.layers} layers, `torch.inference_mode`, on the GPU "
+        f"(`latency.device=cuda`). Per batch ({', '.join(map(str, GPU_BATCHES))}): the four models at fp32 and "
+        f"their bfloat16 copies{compiled}, all {len(variants)} interleaved in one `compare_latency` call, "
+        f"{args.warmup} warm-up passes then {args.rounds} rounds; each pass timed by CUDA events between two "
+        "`torch.cuda.synchronize()` (kernels and launch gaps); medians. Speedup = dense median / SqueezeBERT-pattern "
+        "median within one run; `x fp32` = the fp32 median over this precision's (same run). Ours carry HF's "
+        "weights (`from_hf`; max abs diff of the last hidden state vs HF on the CPU: "
+        + ", ".join(f"{k} {v:.1e}" for k, v in parity.items())
+        + f"). FLOP ratio (closed form, any batch): {flop_ratio:.2f}x.", "",
+        "| batch | precision | models | dense ms | SqueezeBERT ms | SqueezeBERT speedup | dense x fp32 | SqueezeBERT x fp32 | max CV |",
+        "| ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        *[f"| {r['batch']} | {r['precision']} | {r['models']} | {r['dense_ms']:.2f} | {r['squeezebert_ms']:.2f} | "
+          f"{r['speedup']:.2f}x | {r['dense_vs_fp32']:.2f}x | {r['squeezebert_vs_fp32']:.2f}x | {r['max_cv']:.3f} |"
+          for r in rows], "",
+    ]
+    if args.compile:
+        lines += ["## torch.compile against eager (ours, same runs)", "",
+                  "| batch | precision | dense x eager | SqueezeBERT x eager |", "| ---: | --- | ---: | ---: |",
+                  *[f"| {r['batch']} | {r['precision']} | {r['dense_vs_eager']:.2f}x | {r['squeezebert_vs_eager']:.2f}x |"
+                    for r in rows if "dense_vs_eager" in r], ""]
+    _emit(args, lines, summary, "results_cuda.md", "summary_cuda.json")
+
+
+def _compiled(model: torch.nn.Module, mode: str) -> torch.nn.Module:
+    """``torch.compile(model, mode=mode, dynamic=False)``: one graph per batch, compiled on the first
+    (untimed) pass. Its limit of graphs per function is raised: every compiled variant shares the
+    encoder's code (2 models x 2 precisions x 2 batches)."""
+    import torch._dynamo
+
+    config = torch._dynamo.config
+    limit = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"
+    setattr(config, limit, max(getattr(config, limit), 64))
+    return torch.compile(model, mode=mode, dynamic=False)
 
 
 def _static_int8_latency(models, args):
