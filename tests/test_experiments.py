@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from tests.conftest import REPO, SHARED
 
@@ -16,6 +17,7 @@ pytestmark = pytest.mark.slow  # each runs an experiment's --quick variant in a 
     [
         ("experiments/speedup/run.py", ["--quick"]),
         pytest.param("experiments/speedup/run.py", ["--precision", "--quick"], marks=pytest.mark.shared),
+        pytest.param("experiments/speedup/run.py", ["--device", "cuda", "--quick"], marks=pytest.mark.gpu),
         pytest.param("experiments/proxy_finetune/run.py", ["--quick"], marks=pytest.mark.shared),
         pytest.param("experiments/proxy_supernet/run.py", ["--quick"], marks=pytest.mark.shared),
         pytest.param("experiments/search_recovers_squeezebert/run.py", ["--quick"], marks=pytest.mark.shared),
@@ -35,3 +37,34 @@ def test_quick_variant_runs(script, args, tmp_path):
     out = subprocess.run([sys.executable, script, *args, *extra], cwd=REPO, capture_output=True, text=True, timeout=900, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_the_speedup_on_a_gpu_without_one_is_one_error_line():
+    out = subprocess.run([sys.executable, "experiments/speedup/run.py", "--device", "cuda", "--quick"], cwd=REPO,
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 1 and not out.stdout
+    assert out.stderr.startswith("error: --device cuda: torch finds no CUDA GPU on this machine")
+    assert out.stderr.endswith("; use --device cpu\n") and len(out.stderr.splitlines()) == 1, out.stderr
+
+
+@pytest.mark.shared
+def test_the_gpu_script_runs_every_step_on_the_cpu(tmp_path):
+    """experiments/gpu/run.py --quick --device cpu: the script a lent GPU runs, each step once on tiny
+    budgets; gpu.json holds every step, and a second run resumes (nothing left to do)."""
+    import json
+
+    cmd = [sys.executable, "experiments/gpu/run.py", "--quick", "--device", "cpu", "--out", str(tmp_path / "out"),
+           "--work", str(tmp_path / "work"), "--cache-dir", str(tmp_path / "cache")]
+    env = {**os.environ, "ARCH_SEARCH_SHARED": str(SHARED)}
+    out = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=900, env=env)
+    assert out.returncode == 0, out.stderr[-3000:]
+    results = json.loads((tmp_path / "out" / "gpu.json").read_text())
+    assert list(results) == ["env", "tests", "proxy", "speedup", "supernet", "search", "cpu"]
+    assert results["env"]["device"] == "cpu" and results["tests"]["returncode"] == 0
+    assert set(results["proxy"]["bf16"]) == {"SqueezeBERT", "all-4", "ffn_in 16"}
+    assert len(results["proxy"]["fp32"]["SqueezeBERT"]["seeds"]) == 2 and results["supernet"]["steps"] == 2
+    assert len(results["search"]["front"]) >= 1 and (tmp_path / "out" / "search_log.txt").is_file()
+    assert set(results["cpu"]) == {"cpu", "bf16 - cpu", "fp32 - cpu", "step_seconds"}
+    again = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
+    assert again.returncode == 0 and "== " not in again.stdout  # every step is in gpu.json: none runs again

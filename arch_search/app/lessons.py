@@ -26,8 +26,8 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import plotly.graph_objects as go
 from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 from omegaconf import DictConfig
@@ -42,6 +42,9 @@ from arch_search.study.fingerprint import scored_settings
 from arch_search.study.results import (MDE_STANDARD_ERRORS, Noise, PairedDifference, csv_text, md_table,
                                       paired_difference, paired_noise, paired_se)
 from arch_search.design.spec import PROJECTIONS, SHORT_NAMES as SHORT  # the lessons' names for them
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
 
 def _repo() -> Path:
     """The checkout the experiments run in: this package's (an editable install), else the
@@ -520,6 +523,8 @@ def design_table(rows_: Sequence[Mapping], scores: Mapping[str, Scores]) -> list
 def errorbars(x: Sequence[float], stats: Sequence[tuple[float, float, float]], name: str,
               text: Sequence[str] | None = None, **kw) -> go.Scatter:
     """A scatter trace at (x, mean) with asymmetric error bars to [min, max] (``stats``)."""
+    import plotly.graph_objects as go  # here: only drawing needs plotly (the GPU machine runs lessons without it)
+
     y = [m for m, _, _ in stats]
     return go.Scatter(
         x=list(x), y=y, name=name, text=list(text) if text else None,
