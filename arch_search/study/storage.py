@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
+import sqlalchemy.event
 import sqlalchemy.exc
 from optuna.storages import RDBStorage
 
@@ -36,7 +37,7 @@ def storage_for(url: str, heartbeat_interval: int = 60, grace_period: int | None
         )
         for attempt in range(1, SCHEMA_ATTEMPTS):
             try:
-                return RDBStorage(url, **kwargs)
+                return _immediate(RDBStorage(url, **kwargs))
             except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError) as e:
                 # Workers started together on a new database race to create its schema: the
                 # loser fails on a duplicate row (alembic_version) or table; a moment later the
@@ -44,7 +45,30 @@ def storage_for(url: str, heartbeat_interval: int = 60, grace_period: int | None
                 if not (isinstance(e, sqlalchemy.exc.IntegrityError) or "already exists" in str(e)):
                     raise
                 time.sleep(0.5 * attempt)
-        return RDBStorage(url, **kwargs)  # the last try: its error is the caller's
+        return _immediate(RDBStorage(url, **kwargs))  # the last try: its error is the caller's
+
+
+def _immediate(storage: RDBStorage) -> RDBStorage:
+    """On SQLite, every transaction ``BEGIN IMMEDIATE`` (SQLAlchemy's recipe for pysqlite): it
+    takes the database's write lock when it starts, so a read-then-write is atomic across
+    processes. SQLite ignores ``SELECT ... FOR UPDATE``, which Optuna relies on when a worker
+    claims a queued trial (WAITING -> RUNNING): without this, two workers that start together
+    can both claim the same queued reference and the second fails with "Cannot tell a COMPLETE
+    trial". PostgreSQL locks the row itself."""
+    engine = storage.engine
+    if engine.dialect.name != "sqlite":
+        return storage
+
+    @sqlalchemy.event.listens_for(engine, "connect")
+    def _no_implicit_begin(dbapi_connection, record):
+        dbapi_connection.isolation_level = None  # pysqlite's own deferred BEGIN off: the "begin" event below decides
+
+    @sqlalchemy.event.listens_for(engine, "begin")
+    def _begin_immediate(connection):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # connections opened before the hooks (the schema's) are not reused
+    return storage
 
 
 SCHEMA_ATTEMPTS = 5  # tries to open a storage whose schema another worker may be creating
