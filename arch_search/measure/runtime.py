@@ -55,7 +55,7 @@ def check_cuda(what: str, instead: str) -> None:
 def bf16_autocast(device: torch.device, enabled: bool = True) -> contextlib.AbstractContextManager:
     """bfloat16 autocast on a CUDA device that supports it (Ampere and later) when ``enabled``;
     otherwise nothing changes (fp32, and always fp32 on the CPU)."""
-    if enabled and device.type == "cuda" and torch.cuda.is_bf16_supported():
+    if precision_on(device, enabled) == "bf16":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
