@@ -101,7 +101,8 @@ def report(args, tasks, rows, scores, latency, design_rows) -> list[str]:
         "`--render` rewrites this report from scores.csv and latency.csv)", "",
         f"Machine, latency: {d['machine']}. Machine, scores: {'; '.join(machines)} (code "
         f"{', '.join(sorted({r['code'] for r in stored})) or 'this checkout'}; "
-        f"{sum(float(r['seconds']) for r in stored) / 60:.0f} min of scoring in scores.csv, teachers not counted).", "",
+        f"{sum(float(r['seconds']) for r in stored) / 60:.0f} min of scoring in scores.csv; the first run of a task on a machine "
+        "without its cached teacher includes the teacher's fine-tune).", "",
         "**Set-up (ours)**: per task, the compressed proxy (`proxy_setup=pretrained proxy=compressed`, "
         "conf/proxy/compressed.yaml, its default budget): the teacher is `all-MiniLM-L6-v2` fine-tuned on the task's "
         f"train split minus its held-out rows ({p.teacher_steps} steps, one per task, cached); each pattern is compressed "
