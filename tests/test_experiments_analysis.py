@@ -51,6 +51,7 @@ compressed = load("proxy_compressed/run.py")
 which_layers = load("which_layers/run.py")
 group_count = load("group_count/run.py")
 shuffle = load("shuffle/run.py")
+glue_tasks = load("glue_tasks/run.py")
 speedup = load("speedup/run.py")
 
 ENV = Env(cpu="Test CPU @ 1GHz", cores=2, threads=1, torch="0.0", python="3.0", machine="x86_64")
@@ -782,6 +783,23 @@ def test_shuffle_pairs_on_minus_off():
     })
     assert (out[2]["shuffle_heldout_min"], out[2]["shuffle_cost_ms"], out[2]["shuffle_cost_pct"]) == pytest.approx((-3.0, 4.0, 8.0))
     assert shuffle.DESIGNS["all-4 + shuffle"].pattern() == "q4s k4s v4s post4s in4s out4s"
+
+
+def test_glue_tasks_constant_baseline_is_the_best_constant_prediction():
+    """RTE: the majority class, 3 of 4; MRPC: all "paraphrase", F1 = 2 * 0.5 * 1 / 1.5; a
+    constant scores 0 MCC (CoLA) and 0 Pearson (STS-B)."""
+    assert glue_tasks.constant_baseline("rte", [1, 1, 0, 1]) == pytest.approx(0.75)
+    assert glue_tasks.constant_baseline("mrpc", [1, 1, 0, 0]) == pytest.approx(2 / 3)
+    assert glue_tasks.constant_baseline("cola", [1, 1, 0, 1]) == 0.0
+    assert glue_tasks.constant_baseline("stsb", [0.5, 4.0, 2.5]) == 0.0
+
+
+def test_glue_tasks_overall_verdict_needs_every_task_with_a_paper_number():
+    rows = [{"verdict": "reproduced"}, {"verdict": "no paper number"}]
+    assert glue_tasks.overall(rows) == "reproduced"
+    assert glue_tasks.overall(rows + [{"verdict": "not reproduced"}]) == "not reproduced"
+    assert glue_tasks.overall(rows + [{"verdict": "not reproduced"}, {"verdict": "contradicted"}]) == "contradicted"
+    assert glue_tasks.overall([{"verdict": "no paper number"}]) == "not reproduced"
 
 
 def test_a_precision_is_compared_with_fp32_sentence_by_sentence():

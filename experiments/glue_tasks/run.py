@@ -9,8 +9,8 @@ design is scored with the same proxy seeds, paired (common random numbers). GLUE
 dev stands beside the paper's test numbers, with the paired seed noise and the minimum
 detectable effect of each task's gap.
 
-    python experiments/glue_tasks/run.py            # scores.csv (resumable), latency.csv, results.*, summary.json, PNG
-    python experiments/glue_tasks/run.py --render   # the report again from scores.csv and latency.csv
+    python experiments/glue_tasks/run.py            # scores.csv (resumable), latency.csv, teachers.csv, results.*, summary.json, PNG
+    python experiments/glue_tasks/run.py --render   # the report again from scores.csv, latency.csv and teachers.csv
     python experiments/glue_tasks/run.py --quick    # smoke run (CI): RTE and STS-B, tiny budget, writes nothing
 """
 
@@ -20,10 +20,15 @@ import statistics
 from pathlib import Path
 
 import plotly.graph_objects as go
+from hydra.utils import instantiate
 
-from arch_search import ArchSpec
+from arch_search import ArchSpec, glue_metric
 from arch_search.app import lessons
+from arch_search.cache import atomic_path
+from arch_search.measure.latency import Env
+from arch_search.study.results import csv_text
 from arch_search.tasks.glue import get_task
+from arch_search.tasks.training import score
 
 HERE = Path(__file__).resolve().parent
 TASKS = ("cola", "sst2", "mrpc", "stsb", "rte")  # WNLI left out: its dev set is adversarial (majority class wins)
@@ -50,7 +55,47 @@ def extra(task: str, args) -> tuple[str, ...]:
     return () if args.quick else (f"proxy_setup.heldout={HELDOUT[task]}",)
 
 
-def table(tasks, scores) -> list[dict]:
+def constant_baseline(task, labels) -> float:
+    """GLUE's metric of the best constant prediction on ``labels`` (the majority class; 0 for MCC
+    and Pearson, which a constant cannot move): the level a model that learned nothing reaches."""
+    t = get_task(task)
+    guesses = [0.0] if t.is_regression else range(t.num_labels)
+    return max(glue_metric(t, [g] * len(labels), labels)[t.metric] for g in guesses)
+
+
+def teachers(tasks, args) -> dict[str, dict]:
+    """Per task, what the designs are healed toward: its teacher's metric (x100) on dev and on
+    the held-out rows, beside the best constant prediction on dev. A row per task in
+    ``teachers.csv``, keyed by the teacher's cache key; a missing row is measured (the teacher
+    trained first if it is not cached); ``--render`` reads only (a missing row shows as "—");
+    ``--quick`` measures its tiny teachers and stores nothing."""
+    path = HERE / "teachers.csv"
+    stored = {} if args.quick else {r["task"]: r for r in lessons.read_rows(path)}
+    out = {}
+    for task in tasks:
+        proxy = instantiate(lessons.config(args, 0, task=task, extra=extra(task, args)).proxy)
+        key = proxy.task_teacher.key()
+        if stored.get(task, {}).get("teacher") == key:
+            out[task] = stored[task]
+            continue
+        if args.render:
+            continue
+        data = proxy.setup.data
+        metric = data.task.metric
+        out[task] = stored[task] = {
+            "task": task, "teacher": key, "dev": round(100 * score(proxy.teacher, data.dev, data.task)[metric], 2),
+            "heldout": round(100 * score(proxy.teacher, data.heldout, data.task)[metric], 2),
+            "constant_dev": round(100 * constant_baseline(task, list(data.dev.labels)), 2),
+            "code": lessons._code(), "machine": str(Env.current(proxy.threads))}
+        print(f"teacher {task}: dev {out[task]['dev']}  held-out {out[task]['heldout']}  "
+              f"constant {out[task]['constant_dev']}", flush=True)
+        if not args.quick:
+            with atomic_path(path) as tmp:
+                tmp.write_text(csv_text([stored[t] for t in TASKS if t in stored]))
+    return out
+
+
+def table(tasks, scores, teacher: dict[str, dict]) -> list[dict]:
     """Per task: each design's dev metric (mean over seeds), the paired gap SQ - dense with its
     MDE (the task's own paired noise) and verdict, the same on the held-out rows, the paper's."""
     out = []
@@ -63,6 +108,8 @@ def table(tasks, scores) -> list[dict]:
         out.append({
             "task": get_task(task).dir_name, "metric": get_task(task).metric,
             "dense": round(s[f"{task} dense"].stats("dev")[0], 2), "squeezebert": round(s[f"{task} squeezebert"].stats("dev")[0], 2),
+            "teacher_dev": float(teacher[task]["dev"]) if task in teacher else "",
+            "constant_dev": float(teacher[task]["constant_dev"]) if task in teacher else "",
             "gap": round(dev.mean, 2), "gap_mde": round(dev.mde, 2), "gap_min": round(min(dev.by_seed), 2),
             "gap_max": round(max(dev.by_seed), 2),
             "verdict": dev.verdict(-1 if paper is None or paper < 0 else +1) if paper is not None else "no paper number",
@@ -92,13 +139,14 @@ def report(args, tasks, rows, scores, latency, design_rows) -> list[str]:
     shown = [{**r, "gap": f"{r['gap']:+.2f} (MDE {r['gap_mde']:.2f}; seeds {r['gap_min']:+.1f} to {r['gap_max']:+.1f})",
               "heldout_gap": f"{r['heldout_gap']:+.2f} (MDE {r['heldout_gap_mde']:.2f})",
               "paper_squeezebert_test": _number(r["paper_squeezebert_test"]),
+              "teacher_dev": _number(r["teacher_dev"]), "constant_dev": _number(r["constant_dev"]),
               "paper_gap": f"{r['paper_gap']:+.1f}" if r["paper_gap"] != "" else "—",
               "gap_minus_paper": f"{r['gap_minus_paper']:+.1f}" if r["gap_minus_paper"] != "" else "—"} for r in rows]
     both = [r for r in rows if r["paper_gap"] != ""]
     lines = [
         "# glue_tasks: dense vs SqueezeBERT pattern on five GLUE tasks (compressed proxy)", "",
         f"Command: `{lessons.command()}` (from the repository root; GLUE from `GLUE_DIR`, default `../shared/glue`; "
-        "`--render` rewrites this report from scores.csv and latency.csv)", "",
+        "`--render` rewrites this report from scores.csv, latency.csv and teachers.csv)", "",
         f"Machine, latency: {d['machine']}. Machine, scores: {'; '.join(machines)} (code "
         f"{', '.join(sorted({r['code'] for r in stored})) or 'this checkout'}; "
         f"{sum(float(r['seconds']) for r in stored) / 60:.0f} min of scoring in scores.csv; the first run of a task on a machine "
@@ -113,7 +161,9 @@ def report(args, tasks, rows, scores, latency, design_rows) -> list[str]:
                     for t in tasks) + f". Max length {ps.max_len}. Proxy seeds "
         f"{seeds}, the same for both patterns (common random numbers): gaps are paired by seed. Scores: GLUE's metric on "
         "the **dev** split x100 (CoLA MCC, MRPC F1, STS-B Pearson, else accuracy), the verdict's metric; the held-out "
-        "rows' metric beside it.", "",
+        "rows' metric beside it. Beside them (teachers.csv): the task teacher's dev metric, the level the designs are healed "
+        "toward, and the best constant prediction's (the majority class; 0 for MCC and Pearson): a task whose dense design "
+        "is at the constant's level was not learned by the proxy, and its gap decides nothing.", "",
         "**Power**: per task, the paired noise is the residual of design + seed over its 2 designs x "
         f"{len(args.seeds)} seeds ({len(args.seeds) - 1} dof); MDE = 2 standard errors of the paired gap. A task's verdict "
         "is on the sign of the paper's gap (SqueezeBERT below BERT-base, RTE above): *reproduced* when our gap has it and "
@@ -123,7 +173,8 @@ def report(args, tasks, rows, scores, latency, design_rows) -> list[str]:
         "Devlin et al. (2019), Table 1.", "",
         f"## Verdict: {overall(rows)}", "",
         *lessons.md_table(shown, {
-            "task": "task", "metric": "metric", "dense": "ours dense (dev)", "squeezebert": "ours SqueezeBERT (dev)",
+            "task": "task", "metric": "metric", "constant_dev": "constant prediction (dev)", "teacher_dev": "ours teacher (dev)",
+            "dense": "ours dense (dev)", "squeezebert": "ours SqueezeBERT (dev)",
             "gap": "ours: SQ - dense", "verdict": "verdict", "heldout_gap": "held-out rows: SQ - dense",
             "paper_squeezebert_test": "paper SqueezeBERT (test)", "paper_bert_base_test": "paper BERT-base (test)",
             "paper_gap": "paper: SQ - BERT-base", "gap_minus_paper": "ours - paper's gap"}), "",
@@ -173,12 +224,13 @@ def main() -> None:
         scores[task] = lessons.stored_scores(names(task), args, HERE, task=task, extra=extra(task, args))
         design_rows += lessons.rows(names(task), scores[task], {n: latency[n.split()[1]] for n in names(task)},
                                     lessons.costs(names(task), args))
-    rows = table(tasks, scores)
+    rows = table(tasks, scores, teachers(tasks, args))
     cfg = lessons.config(args)
     summary = {"verdict": overall(rows), "mde_points": max(r["gap_mde"] for r in rows), "metric": "dev, GLUE's metric per task",
                "seeds": list(args.seeds), "proxy": "proxy_setup=pretrained proxy=compressed, one teacher per task",
                "claim": "SqueezeBERT's GLUE scores are close to BERT-base's (the sign of the paper's per-task gap)",
-               "tasks": {r["task"]: {k: r[k] for k in ("gap", "gap_mde", "verdict", "paper_gap")} for r in rows},
+               "tasks": {r["task"]: {k: r[k] for k in ("gap", "gap_mde", "verdict", "paper_gap", "teacher_dev", "constant_dev")}
+                         for r in rows},
                "speedup": latency["squeezebert"]["speedup"], "latency_machine": latency["dense"]["machine"],
                "teacher_steps": cfg.proxy.teacher_steps}
     lessons.write(HERE, args, rows, report(args, tasks, rows, scores, latency, design_rows), figure(rows), "glue_tasks.png",
