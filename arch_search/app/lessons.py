@@ -225,7 +225,7 @@ def read_rows(path: Path) -> list[dict]:
         return [dict(r) for r in csv.DictReader(f)]
 
 
-def _code() -> str:
+def code_commit() -> str:
     """The commit the scores come from (``+`` when the tree has uncommitted changes)."""
     import subprocess
 
@@ -253,7 +253,7 @@ def stored_scores(designs: Mapping[str, ArchSpec], args: argparse.Namespace, her
     siblings = [] if args.quick else [
         {**r, "from": r["from"] or p.parent.name} for p in sorted(here.parent.glob("*/scores.csv"))
         if p.parent != here for r in read_rows(p)]
-    code = _code()
+    code = code_commit()
     cfgs = {seed: config(args, seed, task=task, extra=extra) for seed in args.seeds}
     keys = {seed: proxy_key(cfg) for seed, cfg in cfgs.items()}
     for seed, cfg in cfgs.items():

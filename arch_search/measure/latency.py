@@ -44,8 +44,7 @@ from pathlib import Path
 import torch
 
 from arch_search.checks import at_least
-from arch_search.measure import runtime
-from arch_search.measure.runtime import check_cuda, num_threads
+from arch_search.measure.runtime import DEVICES as RUNTIME_DEVICES, check_cuda, num_threads
 
 
 @dataclass(frozen=True)
@@ -169,7 +168,7 @@ def _vocab_size(model: torch.nn.Module) -> int:
 
 
 BACKENDS = ("torch", "onnxruntime")
-DEVICES = tuple(d for d in runtime.DEVICES if d != "auto")  # latency's target: no auto (a study times one device, chosen)
+DEVICES = tuple(d for d in RUNTIME_DEVICES if d != "auto")  # latency's target: no auto (a study times one device, chosen)
 
 
 def _ids(model: torch.nn.Module, seq_len: int, batch: int, seed: int) -> torch.Tensor:

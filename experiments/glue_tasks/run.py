@@ -86,7 +86,7 @@ def teachers(tasks, args) -> dict[str, dict]:
             "task": task, "teacher": key, "dev": round(100 * score(proxy.teacher, data.dev, data.task)[metric], 2),
             "heldout": round(100 * score(proxy.teacher, data.heldout, data.task)[metric], 2),
             "constant_dev": round(100 * constant_baseline(task, list(data.dev.labels)), 2),
-            "code": lessons._code(), "machine": str(Env.current(proxy.threads))}
+            "code": lessons.code_commit(), "machine": str(Env.current(proxy.threads))}
         print(f"teacher {task}: dev {out[task]['dev']}  held-out {out[task]['heldout']}  "
               f"constant {out[task]['constant_dev']}", flush=True)
         if not args.quick:
