@@ -19,7 +19,13 @@ DynaBERT, Hou et al. 2020):
    2.68), so it is not the default;
 3. train with the **sandwich rule**: at every step the largest design (dense), the smallest
    (every projection at the largest count) and ``random_designs`` random designs of the space,
-   their gradients summed; each with **in-place distillation** from the (permuted, frozen)
+   their gradients summed. How a random design is drawn is ``sampling``: ``"levels"`` (the
+   default) draws how many projection types are grouped, uniform over 1-6, then which, then
+   each one's count among those above 1 (per layer when the space is per layer), so every
+   complexity level is trained as often (as AttentiveNAS's FLOPs-uniform sampler does for
+   FLOPs); ``"uniform"`` draws every choice uniformly, which grouped exactly one projection in
+   0.15% of draws and left the designs near dense almost untrained (measured:
+   experiments/proxy_supernet); each with **in-place distillation** from the (permuted, frozen)
    teacher: ``kd_weight`` x its logits (temperature ``temperature``) + (1 - ``kd_weight``) x the
    task loss + ``hidden_weight`` x the scale-free hidden-state loss of ``compress.hidden_loss``.
    Train rows only: the held-out and dev rows are never seen.
@@ -72,6 +78,7 @@ from arch_search.tasks.training import (calibrated_log_likelihood, kd_loss, kl_t
 
 CACHE_VERSION = 2  # in the supernet's cache key: bump it when training or the saved weights change meaning
 SCORES = ("log_likelihood", "calibrated_log_likelihood", "kl", "metric")
+SAMPLINGS = ("levels", "uniform")  # how the sandwich draws its random designs (SupernetProxy.sampling)
 
 
 class Supernet(torch.nn.Module):
@@ -147,6 +154,7 @@ class SupernetProxy:
         permute: bool = False,
         distill: bool = True,
         sandwich: bool = True,
+        sampling: str = "levels",
         steps: int = 400,
         random_designs: int = 2,
         batch_size: int = 32,
@@ -166,6 +174,8 @@ class SupernetProxy:
     ):
         if score not in SCORES:
             raise ValueError(f"score must be one of {SCORES}, got {score!r}")
+        if sampling not in SAMPLINGS:
+            raise ValueError(f"sampling must be one of {SAMPLINGS}, got {sampling!r}")
         if teacher and setup.init != "pretrained":
             raise ValueError("the distilled supernet starts from the task teacher, a fine-tuned pretrained checkpoint: "
                              "use proxy_setup=pretrained (or proxy.teacher=false for the plain supernet)")
@@ -175,6 +185,7 @@ class SupernetProxy:
             raise ValueError("score=kl is the KL to the teacher: it needs proxy.teacher=true")
         self.setup, self.groups, self.shuffle, self.per_layer = setup, tuple(sorted(groups)), shuffle, per_layer
         self.use_teacher, self.permute, self.distill, self.sandwich_rule = teacher, permute, distill, sandwich
+        self.sampling = sampling
         self.steps, self.batch_size = at_least("proxy.steps", steps, 1), at_least("proxy.batch_size", batch_size, 1)
         self.random_designs = random_designs
         self.lr, self.warmup, self.weight_decay = lr, warmup, weight_decay
@@ -210,22 +221,37 @@ class SupernetProxy:
             groups[p], shuffle[p] = (gs if self.per_layer else gs[0]), (ss if self.per_layer else ss[0])
         return base.replace(groups=groups, shuffle=shuffle)
 
+    def _leveled(self, base: ArchSpec, rng: random.Random) -> ArchSpec:
+        """A random design by complexity level: in each layer (or once, for all layers alike)
+        k ~ uniform{1..6} projection types grouped, which ones uniform, each one's count uniform
+        over the counts above 1, and its shuffle a coin flip if the space has shuffle."""
+        coarse = [g for g in self.groups if g > 1] or [1]
+        layers = []
+        for _ in range(base.layers if self.per_layer else 1):
+            grouped = set(rng.sample(PROJECTIONS, rng.randint(1, len(PROJECTIONS))))
+            layers.append({p: (rng.choice(coarse), self.shuffle and rng.random() < 0.5) if p in grouped else (1, False)
+                           for p in PROJECTIONS})
+        return self._design(base, lambda p, kind, i: layers[i][p][0 if kind == "g" else 1])
+
     @property
     def designs_per_step(self) -> int:
         return self.random_designs + 2
 
+    def draw(self, rng: random.Random) -> ArchSpec:
+        """One random design of the space at proxy scale, by the ``sampling`` rule."""
+        base = self.setup.proxy_spec(ArchSpec.preset("bert_base"))
+        if self.sampling == "levels":
+            return self._leveled(base, rng)
+        return self._design(base, lambda p, kind, i: rng.choice(self.groups) if kind == "g" else rng.random() < 0.5)
+
     def sandwich(self, rng: random.Random) -> list[ArchSpec]:
         """The designs of one training step at proxy scale: largest, smallest and
-        ``random_designs`` random ones; without the sandwich rule, as many random ones."""
-        base = self.setup.proxy_spec(ArchSpec.preset("bert_base"))
-
-        def draw() -> ArchSpec:
-            return self._design(base, lambda p, kind, i: rng.choice(self.groups) if kind == "g" else rng.random() < 0.5)
-
+        ``random_designs`` random ones (``draw``); without the sandwich rule, as many random ones."""
         if not self.sandwich_rule:
-            return [draw() for _ in range(self.designs_per_step)]
+            return [self.draw(rng) for _ in range(self.designs_per_step)]
+        base = self.setup.proxy_spec(ArchSpec.preset("bert_base"))
         smallest = self._design(base, lambda p, kind, i: self.groups[-1] if kind == "g" else self.shuffle)
-        return [base, smallest, *[draw() for _ in range(self.random_designs)]]
+        return [base, smallest, *[self.draw(rng) for _ in range(self.random_designs)]]
 
     def covers(self, design: ArchSpec) -> bool:
         """Whether ``design`` (at proxy scale) is in the space the supernet was trained over."""
@@ -243,7 +269,7 @@ class SupernetProxy:
             "space": {"groups": self.groups, "shuffle": self.shuffle, "per_layer": self.per_layer},
             "task": s.task, "init": s.init, "checkpoint": Path(str(s.checkpoint)).name if s.checkpoint else None,
             "scale": s.scale, "teacher": self.teacher.key() if self.teacher else None,
-            "recipe": {"permute": self.permute, "distill": self.distill, "sandwich": self.sandwich_rule,
+            "recipe": {"permute": self.permute, "distill": self.distill, "sandwich": self.sandwich_rule, "sampling": self.sampling,
                        "kd_weight": self.kd_weight, "temperature": self.temperature, "hidden_weight": self.hidden_weight},
             "budget": {"steps": self.steps, "random_designs": self.random_designs, "batch_size": self.batch_size,
                        "lr": self.lr, "warmup": self.warmup, "weight_decay": self.weight_decay},

@@ -45,6 +45,7 @@ import argparse
 import csv
 import json
 import math
+import random
 import statistics
 from collections import Counter
 import time
@@ -68,37 +69,95 @@ NAMED = {  # experiments/proxy_compressed's designs: groups of (q, k, v, post-at
     "mixed-b": (8, 8, 8, 4, 1, 4),
 }
 DRAW_SEED, DRAWN = 21, 12
+LESSONS = ("which_layers", "group_count", "shuffle")  # their committed compressed rows (no shuffled design)
+MILD_SEED, MILD = 34, 12  # new designs with one or two projection types grouped
+SHORT = {"q": "q", "k": "k", "v": "v", "post_attention": "post", "ffn_in": "in", "ffn_out": "out"}
 
 
-def designs() -> dict[str, tuple[int, ...]]:
-    """The 12 named designs, then 12 drawn from space=squeezebert (seed 21), named by their groups."""
-    out = dict(NAMED)
-    seen = set(out.values())
-    for spec in SearchSpace.load("squeezebert").random_specs(4 * DRAWN, seed=DRAW_SEED):
-        g = tuple(spec.uniform_groups()[p] for p in PROJECTIONS)
-        if g not in seen and len(out) < len(NAMED) + DRAWN:
-            seen.add(g)
-            out["r-" + "-".join(map(str, g))] = g
+def name_of(g: tuple[int, ...]) -> str:
+    """A readable name for a design first met here: ``in4+out8``, ``all-but-q-4``."""
+    grouped = [(SHORT[p], n) for p, n in zip(PROJECTIONS, g) if n > 1]
+    if len(grouped) == len(PROJECTIONS) - 1 and len({n for _, n in grouped}) == 1:
+        return f"all-but-{next(SHORT[p] for p, n in zip(PROJECTIONS, g) if n == 1)}-{grouped[0][1]}"
+    return "+".join(f"{p}{n}" for p, n in grouped) if len(grouped) <= 2 else "r-" + "-".join(map(str, g))
+
+
+def lesson_designs() -> dict[str, tuple[int, ...]]:
+    """The lessons' designs without shuffle, each once: {lesson design name: groups}, by lesson."""
+    out = {}
+    for lesson in LESSONS:
+        for r in csv.DictReader(open(HERE.parent / lesson / "scores.csv")):
+            g = groups_of(r["spec"])
+            if g is not None:
+                out.setdefault((lesson, r["design"]), g)
     return out
 
 
-DESIGNS = designs()
-ALL = tuple(DESIGNS)
+def groups_of(spec: str) -> tuple[int, ...] | None:
+    """(q, k, v, post, in, out) groups of a lesson's spec summary (``g[q4 k4 v4 post1 in4 out4]``),
+    None for a shuffled design."""
+    inside = spec.split("g[")[1].rstrip("]").split()
+    if any(part.endswith("s") for part in inside):
+        return None
+    return tuple(int(part.lstrip("qkvpostinu")) for part in inside)
+
+
+def designs() -> tuple[dict[str, tuple[int, ...]], dict[str, tuple[str, ...]]]:
+    """Every design by name, and the reference sets: ``proxy_supernet`` (the 12 named designs,
+    then 12 drawn from space=squeezebert, seed 21), ``lessons`` (the 20 designs of the lessons'
+    compressed rows) and ``mild`` (12 new designs with one or two types grouped, seed 34). A
+    design in two sets keeps its first name."""
+    out = dict(NAMED)
+    for spec in SearchSpace.load("squeezebert").random_specs(4 * DRAWN, seed=DRAW_SEED):
+        g = tuple(spec.uniform_groups()[p] for p in PROJECTIONS)
+        if g not in out.values() and len(out) < len(NAMED) + DRAWN:
+            out["r-" + "-".join(map(str, g))] = g
+    sets = {"proxy_supernet": tuple(out)}
+    by_groups = {g: n for n, g in out.items()}
+    lessons = []
+    for g in dict.fromkeys(lesson_designs().values()):
+        by_groups.setdefault(g, name_of(g))
+        out.setdefault(by_groups[g], g)
+        lessons.append(by_groups[g])
+    sets["lessons"] = tuple(lessons)
+    rng, mild = random.Random(MILD_SEED), []
+    while len(mild) < MILD:
+        picked = dict(zip(rng.sample(PROJECTIONS, rng.choice((1, 2))), (rng.choice((2, 4, 8, 16)) for _ in range(2))))
+        g = tuple(picked.get(p, 1) for p in PROJECTIONS)
+        if g not in by_groups:
+            by_groups[g] = name_of(g)
+            out[by_groups[g]] = g
+            mild.append(by_groups[g])
+    sets["mild"] = tuple(mild)
+    return out, sets
+
+
+DESIGNS, SETS = designs()
+ALL = SETS["proxy_supernet"]
+EVERY = tuple(DESIGNS)  # the three sets' designs, each once
+NEW = SETS["lessons"] + SETS["mild"]
 QUICK_DESIGNS = ("dense", "squeezebert", "all-16")
-# What the command runs, in this order: (proxy, variant, designs, seeds).
+# What the command runs, in this order: (proxy, variant, designs, seeds). The supernet's
+# ``uniform`` variant was the default (every choice drawn uniformly) until ``levels`` replaced it.
 PLAN = (
     ("supernet", "permute", ALL, (0, 1, 2)),                  # the issue's full recipe: tau, SNR, seconds
     ("compressed", "default", ALL, (0,)),                     # the fidelity reference (seed 1 below)
     ("supernet", "permute-no-distill", ALL, (0,)),            # ablations of the full recipe
-    ("supernet", "default", ALL, (0,)),                       # = the full recipe without the permutation
+    ("supernet", "uniform", ALL, (0,)),                       # = the full recipe without the permutation
     ("supernet", "permute-no-sandwich", ALL, (0,)),
     ("compressed", "default", ALL, (1,)),
     ("compressed", "reuse-check", ("squeezebert",), (0,)),    # a reused row, scored again on this code
-    ("supernet", "default", ALL, (1, 2)),                     # it led at seed 0: its SNR and tau over 3 seeds
+    ("supernet", "uniform", ALL, (1, 2)),                     # it led at seed 0: its SNR and tau over 3 seeds
     ("compressed", "from-supernet", ALL, (0, 1)),             # confirm.start=supernet: fidelity and seconds
+    ("supernet", "default", EVERY, (0,)),                     # issue 34: random designs drawn by complexity level
+    ("compressed", "default", SETS["mild"], (0,)),            # the mild set's reference (the lessons' rows are reused)
+    ("supernet", "default", EVERY, (1, 2)),
+    ("compressed", "default", SETS["mild"], (1,)),
+    ("supernet", "uniform", NEW, (0, 1, 2)),                  # the former default on the new sets: what levels bought
 )
 QUICK_PLAN = (("compressed", "default", QUICK_DESIGNS, (0, 1)), ("supernet", "default", QUICK_DESIGNS, (0, 1)),
-              ("supernet", "permute", QUICK_DESIGNS, (0,)), ("compressed", "from-supernet", QUICK_DESIGNS, (0,)))
+              ("supernet", "uniform", QUICK_DESIGNS, (0,)), ("supernet", "permute", QUICK_DESIGNS, (0,)),
+              ("compressed", "from-supernet", QUICK_DESIGNS, (0,)))
 QUICK = {"compressed": {"teacher_steps": 2, "calibration": 8, "distill_steps": 2, "steps": 2, "batch_size": 8, "threads": 1},
          "supernet": {"teacher_steps": 2, "steps": 3, "batch_size": 8, "threads": 1}}
 COLUMNS = ("proxy", "variant", "design", "seed", "score", "calibrated", "kl", "heldout_metric", "dev_metric", "seconds",
@@ -126,10 +185,12 @@ def variant(proxy: str, name: str) -> dict:
         return base
     if proxy == "compressed" and name == "from-supernet":
         return {**base, "start": "supernet"}
-    if proxy == "supernet" and name == "permute":
-        return {**base, "permute": True}
+    if proxy == "supernet" and name == "uniform":
+        return {**base, "sampling": "uniform"}
+    if proxy == "supernet" and name == "permute":  # measured with the uniform draws, as are its ablations
+        return {**base, "sampling": "uniform", "permute": True}
     if proxy == "supernet" and name in ("permute-no-distill", "permute-no-sandwich"):
-        return {**base, "permute": True, name.split("-no-")[1]: False}
+        return {**base, "sampling": "uniform", "permute": True, name.split("-no-")[1]: False}
     raise ValueError(f"unknown variant {proxy}:{name}")
 
 
@@ -144,6 +205,22 @@ def reused_rows() -> list[dict]:
              "calibrated": "", "kl": "", "heldout_metric": r["heldout_metric"], "dev_metric": r["dev_metric"], "seconds": r["seconds"],
              "score_seconds": "", "source": "proxy_compressed"}
             for r in csv.DictReader(open(path)) if (r["task"], r["variant"]) == ("sst2", "default") and int(r["seed"]) in (0, 1)]
+
+
+def lesson_rows(rows: list[dict]) -> list[dict]:
+    """The lessons' compressed rows (seeds 0-2) of the designs that have no compressed row here."""
+    have = {r["design"] for r in rows if (r["proxy"], r["variant"]) == ("compressed", "default")}
+    name = {g: n for n, g in DESIGNS.items()}
+    out = []
+    for lesson in LESSONS:
+        for r in csv.DictReader(open(HERE.parent / lesson / "scores.csv")):
+            g = groups_of(r["spec"])
+            if g is None or name[g] in have or r["from"]:  # shuffled, scored here, or copied from another lesson
+                continue
+            out.append({"proxy": "compressed", "variant": "default", "design": name[g], "seed": r["seed"], "score": r["score"],
+                        "calibrated": "", "kl": "", "heldout_metric": r["heldout"], "dev_metric": r["dev"],
+                        "seconds": r["seconds"], "score_seconds": "", "source": lesson})
+    return out
 
 
 def _reused_machine() -> str | None:
@@ -162,6 +239,7 @@ def main() -> None:
     plan = QUICK_PLAN if args.quick else [p for p in PLAN if not args.only or f"{p[0]}:{p[1]}" in args.only]
     path, spath = HERE / "results.csv", HERE / "supernets.csv"
     rows = [] if args.quick else list(csv.DictReader(open(path))) if path.is_file() else reused_rows()
+    rows += [] if args.quick else lesson_rows(rows)
     trained = [] if args.quick or not spath.is_file() else list(csv.DictReader(open(spath)))
     done = {(r["proxy"], r["variant"], r["design"], int(r["seed"])) for r in rows}
     setup = ProxySetup(task="wnli" if args.quick else "sst2", init="pretrained",
@@ -175,7 +253,7 @@ def main() -> None:
             if not todo:
                 continue
             if proxy_name == "compressed" and settings.get("start") == "supernet":  # the default supernet, seed 0
-                sup = SupernetProxy(setup, seed=0, **{**variant("supernet", "default"), **(QUICK["supernet"] if args.quick else {})})
+                sup = SupernetProxy(setup, seed=0, **{**variant("supernet", "uniform"), **(QUICK["supernet"] if args.quick else {})})
                 proxy = CompressedProxy(setup, seed=seed, supernet=sup.for_space(SearchSpace.load("squeezebert")), **settings)
             elif proxy_name == "compressed":
                 proxy = CompressedProxy(setup, seed=seed, **settings)
