@@ -228,7 +228,7 @@ def test_run_defaults_to_the_distilled_supernet_confirmed_by_the_compressed_prox
     assert run.proxy._target_.endswith("SupernetProxy") and run.proxy_setup.init == "pretrained"
     assert run.proxy_setup.checkpoint == "/models/minilm" and run.proxy.score == "calibrated_log_likelihood"
     assert run.confirm._target_.endswith("CompressedProxy") and run.confirm.setup == run.proxy_setup  # one setup, shared
-    assert (run.search.confirm_top, run.search.confirm_seeds, run.search.proxy_noise) == (4, 2, False)
+    assert (run.search.confirm_bands, run.search.confirm_seeds, run.search.proxy_noise) == (4, 2, False)
     assert run.proxy_setup.heldout_disjoint is True and run.search.n_trials == 64
     assert run.confirm.start == "teacher"  # confirm.start=supernet: from the search's supernet (cli._confirm_proxies)
     seeded = compose_run("seed=3")  # the search's seed moves the sampler and the proxy's seed, not the data split
@@ -248,7 +248,7 @@ def test_run_defaults_to_the_distilled_supernet_confirmed_by_the_compressed_prox
 QUICK = {
     "search": {
         "space": "squeezebert", "study_name": "quick", "n_trials": 6, "repeat_designs": False, "proxy_noise": False,
-        "confirm_top": 4, "confirm_seeds": 2,
+        "confirm_bands": 4, "confirm_seeds": 2,
         "constraints": {"max_latency_ms": None, "max_params": None},
         "latency_mode": {"_target_": "arch_search.measure.latency_model.MeasuredLatency", "protocol": {  # ${latency}, resolved
             "_target_": "arch_search.measure.latency.LatencyProtocol", "seq_len": 128, "batch": 1,

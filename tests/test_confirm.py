@@ -8,7 +8,7 @@ import sys
 import optuna
 import pytest
 
-from arch_search.study.confirm import MIN_DESIGNS, SUFFIX, Confirmation, choose
+from arch_search.study.confirm import MIN_DESIGNS, SUFFIX, Confirmation, bands_of, choose
 from arch_search.study.results import Confirmed, Noise, TrialRecord, confirmed_rows, pooled_noise
 from arch_search.study.fingerprint import StudyMismatch
 from arch_search.study.storage import storage_for
@@ -23,16 +23,29 @@ def rec(number, acc, ms, reference=None):
                        spec="x")
 
 
-def test_choose_spreads_over_the_front_adds_the_references_and_fills_to_six():
+def test_bands_are_geometric_in_latency_and_hold_each_trial_once():
+    recs = [rec(n, 0.5, ms) for n, ms in enumerate((25, 30, 35, 36, 49, 51, 70, 71, 100))]
+    bands = bands_of(recs, 4)  # edges 25, 35.4, 50, 70.7, 100: a factor sqrt(2) each
+    assert [[r.number for r in band] for band in bands] == [[0, 1, 2], [3, 4], [5, 6], [7, 8]]
+    assert [len(b) for b in bands_of(recs, 1)] == [9] and bands_of(recs, 0) == []
+    assert [len(b) for b in bands_of([rec(0, 0.5, 10), rec(1, 0.4, 10)], 3)] == [2, 0, 0]  # one latency: one band
+
+
+def test_choose_takes_the_fronts_top_the_best_of_each_band_and_both_references():
     recs = [rec(0, 0.90, 100, "bert_base"), rec(1, 0.60, 45, "squeezebert")]
-    recs += [rec(n, 0.80 - n / 100, 50 - n, None) for n in range(2, 12)]  # slower is better: all on the front
-    chosen = [r.number for r in choose(recs, top=4)]  # front, fastest first: 11, 10, ..., 2, 0 (squeezebert is not)
-    assert chosen[:4] == [11, 8, 4, 0]  # evenly spread over the front's 11 designs, both ends in
-    assert chosen[4:] == [1, 2] and len(chosen) == MIN_DESIGNS  # the other reference, then the best by score
-    few = [rec(0, 0.9, 100, "bert_base"), rec(1, 0.5, 90), rec(2, 0.6, 80), rec(3, 0.55, 70), rec(4, 0.58, 60),
-           rec(5, 0.4, 120), rec(6, 0.3, 130)]  # front: 4, 2, 0 (fastest first); the rest by score
-    assert [r.number for r in choose(few, top=4)] == [4, 2, 0, 3, 1, 5]
-    assert [r.number for r in choose(few, top=0, min_designs=2)] == [0, 2]
+    recs += [rec(2, 0.85, 95), rec(3, 0.80, 80), rec(4, 0.75, 60), rec(5, 0.70, 55), rec(6, 0.50, 40), rec(7, 0.65, 48),
+             rec(8, 0.30, 25), rec(9, 0.20, 30)]  # bands (25..100, sqrt 2 each): {8, 9}, {6, 7}, {4, 5}, {2, 3}
+    chosen = [r.number for r in choose(recs, bands=4)]
+    assert chosen == [0, 8, 7, 4, 2, 1] and len(chosen) == MIN_DESIGNS  # top (dense), a design a band fastest first, refs
+    assert 9 not in chosen and 6 not in chosen  # each band's best by the search's score only
+    no_mild = [r for r in recs if r.number not in (4, 5)]  # an empty band is skipped; the best others fill to six
+    assert [r.number for r in choose(no_mild, bands=4)] == [0, 8, 7, 2, 1, 3]
+    top = [r for r in recs if r.number != 0]  # without dense, the front's top (2) is also the slowest band's best
+    assert [r.number for r in choose(top, bands=4)][:5] == [2, 8, 7, 4, 1]
+    assert [r.number for r in choose(recs, bands=0, min_designs=2)] == [0, 1]  # references only (then the best)
+    many = [rec(0, 0.9, 100, "bert_base"), *[rec(n, 0.8 - n / 1000, 100 - n) for n in range(1, 76)]]  # 100..25 ms
+    assert [r.number for r in choose(many, bands=4)] == [0, 65, 51, 30, 1, 2]  # each band's slowest, then the best left
+    assert len(choose(many, bands=8)) == 9  # top + 8 bands: more bands, more confirmations
 
 
 def test_pooled_noise_has_one_dof_per_paired_design():
@@ -58,8 +71,8 @@ def test_confirmed_rows_pair_seeds_and_state_the_minimum_detectable_effect():
     assert all(r["on_search_front"] for r in rows)
 
 
-def confirmation(tmp_path, proxies, name="s", top=4, **kw):
-    return Confirmation(proxies, storage_for(f"sqlite:///{tmp_path}/study.db", heartbeat_interval=5), name, top=top, **kw)
+def confirmation(tmp_path, proxies, name="s", bands=4, **kw):
+    return Confirmation(proxies, storage_for(f"sqlite:///{tmp_path}/study.db", heartbeat_interval=5), name, bands=bands, **kw)
 
 
 def test_confirmation_scores_each_design_once_per_seed_and_gives_the_runs_noise(space, tmp_path, monkeypatch, capsys):  # noqa: F811

@@ -531,6 +531,35 @@ def test_recovers_render_counts_a_repeated_dominating_design_once(tmp_path):
     assert "dominated by 2 design(s)" in recovers.render(run_dir(tmp_path, trials, pareto))
 
 
+# ==== search_recovers_squeezebert/run.py (the default search): front coverage ========================
+
+recovers_main = load("search_recovers_squeezebert/run.py")
+
+
+def test_speedup_hypervolume_is_the_staircase_above_the_reference_point():
+    hv = recovers_main.speedup_hypervolume
+    assert hv([(2.0, -5.0)]) == pytest.approx(1.0 * 10.0)  # (2 - 1) x (-5 + 15)
+    assert hv([(2.0, -5.0), (1.5, -2.0)]) == pytest.approx(0.5 * 13.0 + 0.5 * 10.0)
+    assert hv([(2.0, -5.0), (1.5, -2.0), (1.4, -6.0)]) == pytest.approx(11.5)  # dominated: nothing added
+    assert hv([(2.0, -5.0), (3.0, -20.0), (0.9, 1.0)]) == pytest.approx(10.0)  # below the reference point: nothing
+    assert hv([]) == 0.0
+
+
+def test_front_coverage_of_the_committed_runs_and_of_the_reference_itself():
+    ref = recovers_main.reference_front()
+    assert len(ref) == 24  # which_layers 14 + group_count 5 + shuffle's 5 unshuffled rows
+    names = {n for _, _, n in ref}
+    assert "shuffle: ffn G=4" in names and not any("+ shuffle" in n for n in names)
+    out4 = next((sp, sc) for sp, sc, n in ref if n == "which_layers: only out")
+    assert out4 == (pytest.approx(1.253), pytest.approx(-1.65, abs=0.01))  # the issue's 1.25x, -1.7
+    seed0 = recovers_main.front_coverage(recovers_main.read_csv(recovers_main.HERE / "seed0" / "confirmed.csv"), ref)
+    assert seed0 == {"front_coverage": 0.737, "widest_speedup_step": 2.254, "confirmed_front_speedups": [1.0, 2.25, 2.5, 3.15]}
+    rows = [{"reference": "bert_base", "latency_ms": "200", "confirmed_vs_dense_points": "0.0"}]
+    rows += [{"reference": "", "latency_ms": str(200 / sp), "confirmed_vs_dense_points": str(sc)} for sp, sc, _ in ref]
+    whole = recovers_main.front_coverage(rows, ref)
+    assert whole["front_coverage"] == 1.0 and whole["widest_speedup_step"] < 1.35  # the reference covers itself
+
+
 # ==== proxy_compressed/run.py ======================================================================
 
 
@@ -844,7 +873,8 @@ def srow(proxy, variant, design, seed, score, dev, kl="", heldout=0.8) -> dict:
             "seconds": "5.0", "score_seconds": "4.0", "source": "this run"}
 
 
-def test_supernet_experiment_tau_snr_gap_and_the_kl_sign():
+def test_supernet_experiment_tau_snr_gap_and_the_kl_sign(argv):
+    argv("experiments/proxy_supernet/run.py")
     designs = ["dense", "squeezebert", "all-2", "all-4"]
     ref = [srow("compressed", "default", d, s, -0.3 - 0.05 * i + 0.01 * s, 0.86 - 0.02 * i) for i, d in enumerate(designs)
            for s in (0, 1)]
@@ -869,7 +899,29 @@ def test_supernet_experiment_tau_snr_gap_and_the_kl_sign():
     assert summary["kendall_tau_one_supernet_vs_compressed"] == [pytest.approx(4 / 6, abs=1e-3)] * 2
     assert summary["designs"] == 4 and summary["seeds"] == [0, 1] and summary["seconds_per_design"] == 4.0
     assert summary["seconds_per_design_with_dev"] == 5.0
-    assert any("Kendall tau vs the compressed proxy: 0.667" in line for line in lines)
+    assert any("Kendall tau vs the compressed proxy, all 4 designs: 0.667" in line for line in lines)
+    assert summary["kendall_tau_all"] == tau["tau"] and summary["designs_all"] == 4 and summary["designs_mild"] == 0
+
+
+def test_supernet_experiment_reference_sets():
+    sets, designs = supernet_exp.SETS, supernet_exp.DESIGNS
+    assert {k: len(v) for k, v in sets.items()} == {"proxy_supernet": 24, "lessons": 20, "mild": 12}
+    assert len(designs) == 48 and set(designs) == {n for v in sets.values() for n in v}
+    assert all(1 <= sum(g > 1 for g in designs[n]) <= 2 for n in sets["mild"])
+    assert not set(sets["mild"]) & (set(sets["proxy_supernet"]) | set(sets["lessons"]))
+    assert len(set(designs.values())) == len(designs)  # one name per design
+    assert designs["in4"] == (1, 1, 1, 1, 4, 1) and designs["all-but-q-4"] == (1, 4, 4, 4, 4, 4)
+    assert "ffn-only-4" in sets["lessons"] and "squeezebert" in sets["lessons"]  # named once, in both sets
+    rows = supernet_exp.lesson_rows([])
+    assert len(rows) == 3 * 20 and {r["source"] for r in rows} == {"which_layers", "group_count", "shuffle"}
+    have = [srow("compressed", "default", d, 0, -0.4, 0.8) for d in ("dense", "squeezebert")]
+    assert len(supernet_exp.lesson_rows(have)) == 3 * 18  # designs scored here keep their own rows
+    t = {n: {"n": 2, "score": (-0.3 - 0.01 * i, 0.01)} for i, n in enumerate(designs)}
+    ref = {n: -0.3 - 0.01 * i for i, n in enumerate(designs)}
+    ref["q2+in4"], ref["q8+v16"] = ref["q8+v16"], ref["q2+in4"]  # one discordant pair, in the mild set only
+    taus = supernet_exp.set_taus(t, "score", ref)
+    assert taus["mild"]["designs"] == 12 and taus["mild"]["tau"] == pytest.approx(1 - 2 / 66, abs=1e-3)
+    assert taus["proxy_supernet"]["tau"] == 1.0 and taus["all"]["designs"] == 48
 
 
 KILLED_LESSON = """

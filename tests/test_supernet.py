@@ -83,6 +83,7 @@ def test_trained_once_cached_and_reused(tiny_proxy, monkeypatch):
     assert (second.score, second.dev) == (first.score, first.dev)
     assert tiny_proxy(seed=1).cache_path != proxy.cache_path  # budget/seed are part of the key
     assert tiny_proxy(steps=4).cache_path != proxy.cache_path
+    assert tiny_proxy(sampling="uniform").cache_path != proxy.cache_path  # the sampling rule changes what is trained
     before = proxy.cache_path
     monkeypatch.setattr(S, "CACHE_VERSION", S.CACHE_VERSION + 1)  # a new format: a new key
     assert proxy.cache_path != before
@@ -213,3 +214,53 @@ def test_without_the_sandwich_rule_every_design_of_a_step_is_random(tiny_proxy):
     sandwich = tiny_proxy(random_designs=2)
     steps = [sandwich.sandwich(rng) for _ in range(20)]
     assert all(s[0].is_dense and s[1].uniform_groups() == dict.fromkeys(s[1].groups, 4) for s in steps)
+
+
+def _grouped_types(design: ArchSpec) -> list[int]:
+    """How many projection types are grouped in each layer of ``design``."""
+    return [sum(g > 1 for g, _ in design.layer(i).values()) for i in range(design.layers)]
+
+
+@pytest.mark.shared
+def test_levels_sampling_trains_every_complexity_level_at_the_same_rate(tiny_proxy):
+    import random
+    from collections import Counter
+
+    proxy = tiny_proxy(groups=(1, 2, 4, 8, 16))
+    assert proxy.sampling == "levels"  # the default
+    rng, n = random.Random(0), 6000
+    draws = [proxy.draw(rng) for _ in range(n)]
+    levels = Counter(_grouped_types(d)[0] for d in draws)
+    assert set(levels) == {1, 2, 3, 4, 5, 6}  # never dense (the sandwich has it), never nothing drawn
+    assert all(abs(levels[k] / n - 1 / 6) < 0.02 for k in levels)  # 1/6 each (sd of a rate ~0.005)
+    counts = Counter(g for d in draws for g, _ in d.layer(0).values() if g > 1)
+    assert set(counts) == {2, 4, 8, 16} and all(abs(c / sum(counts.values()) - 1 / 4) < 0.02 for c in counts.values())
+    by_type = Counter(p for d in draws for p, (g, _) in d.layer(0).items() if g > 1)
+    assert all(abs(c / n - 3.5 / 6) < 0.03 for c in by_type.values())  # which types: no type favoured
+    assert all(d.uniform_groups() is not None and not d.uses_shuffle for d in draws)  # all layers alike, no shuffle
+    uniform = tiny_proxy(groups=(1, 2, 4, 8, 16), sampling="uniform")
+    one = sum(_grouped_types(uniform.draw(rng))[0] == 1 for _ in range(n)) / n
+    assert one < 0.005  # the former rule: one grouped type in 6 x 4/5 x (1/5)^5 = 0.15% of draws
+    assert levels[1] / n > 30 * max(one, 1 / n)
+    largest, smallest, *randoms = proxy.sandwich(rng)
+    assert largest.is_dense and smallest.uniform_groups() == dict.fromkeys(smallest.groups, 16) and len(randoms) == 2
+    with pytest.raises(ValueError, match="sampling must be one of"):
+        tiny_proxy(sampling="flops")
+
+
+@pytest.mark.shared
+def test_levels_sampling_per_layer_and_with_shuffle_draws_each_layer_on_its_own(tiny_proxy):
+    import random
+    from collections import Counter
+
+    proxy = tiny_proxy(per_layer=True, shuffle=True)  # groups (1, 2, 4); the tiny setup has 2 layers
+    rng, n = random.Random(1), 3000
+    draws = [proxy.draw(rng) for _ in range(n)]
+    assert all(proxy.covers(d) for d in draws[:50])
+    per_layer = [_grouped_types(d) for d in draws]
+    assert Counter(len(x) for x in per_layer) == {2: n}
+    both = Counter(tuple(x) for x in per_layer)
+    assert len(both) == 36 and all(abs(c / n - 1 / 36) < 0.012 for c in both.values())  # independent, uniform levels
+    shuffled = [s for d in draws for i in range(d.layers) for g, s in d.layer(i).values() if g > 1]
+    assert abs(sum(shuffled) / len(shuffled) - 0.5) < 0.03  # a coin flip per grouped projection
+    assert not any(s for d in draws for i in range(d.layers) for g, s in d.layer(i).values() if g == 1)

@@ -37,5 +37,5 @@ if __name__ == "__main__":
         from arch_search.study.confirm import Confirmation
 
         sleep = float(sys.argv[7])
-        confirmation = Confirmation({0: SlowProxy(sleep), 1: SlowProxy(sleep, 0.01)}, storage, study_name, top=4)
+        confirmation = Confirmation({0: SlowProxy(sleep), 1: SlowProxy(sleep, 0.01)}, storage, study_name, bands=4)
         confirmation.run(search.records(), progress=False)

@@ -142,7 +142,7 @@ def _search(cfg: DictConfig, run_dir: Path) -> None:
             repeat_designs=cfg.search.repeat_designs,
         )
         confirmation = Confirmation(
-            confirm_proxies, storage=storage, study_name=study_name, top=cfg.search.confirm_top,
+            confirm_proxies, storage=storage, study_name=study_name, bands=cfg.search.confirm_bands,
             weights_dir=RunDir(run_dir).weights, fingerprint=_confirm_fingerprint(cfg), dev_metric=get_task(cfg.task.name).metric,
         ) if confirm_proxies else None
     except StudyMismatch as e:
@@ -180,8 +180,8 @@ def _confirm_proxies(cfg: DictConfig, proxy: Any) -> dict[int, Any]:
     """The confirmation proxy (conf/confirm) for each of ``search.confirm_seeds`` seeds (the
     run's seed, the next, ...), all on one setup (``_confirm_setup``); with
     ``confirm.start=supernet``, starting each design from the search proxy's supernet. {} when
-    ``~confirm`` or ``search.confirm_top=0``."""
-    if cfg.get("confirm") is None or "_target_" not in cfg.confirm or not cfg.search.confirm_top:
+    ``~confirm`` or ``search.confirm_bands=0``."""
+    if cfg.get("confirm") is None or "_target_" not in cfg.confirm or not cfg.search.confirm_bands:
         return {}  # (~confirm with search=quick leaves quick's budget keys alone in the node)
     shared = cfg.proxy_setup.init == "pretrained" and getattr(proxy, "setup", None) is not None
     setup = proxy.setup if shared else instantiate(_confirm_setup(cfg))
@@ -235,7 +235,7 @@ def _prepare(proxy: Proxy, base: ArchSpec | None = None) -> None:
 # (key, lowest allowed value) of the numbers only a search needs (a held-out slice to score on,
 # trials, confirmations); every other number is checked by the constructor that owns it
 # (LatencyProtocol, the proxies, ProxySetup, the latency models: ``arch_search.checks.at_least``)
-SEARCH_SETTINGS = (("search.n_trials", 1), ("proxy_setup.heldout", 1), ("search.confirm_top", 0), ("search.confirm_seeds", 2))
+SEARCH_SETTINGS = (("search.n_trials", 1), ("proxy_setup.heldout", 1), ("search.confirm_bands", 0), ("search.confirm_seeds", 2))
 
 
 def check_search_settings(cfg: DictConfig) -> None:

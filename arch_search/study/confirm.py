@@ -2,9 +2,10 @@
 designs, with paired seeds.
 
 HAT's second stage (Wang et al., 2020), automatic and measured. After the search, ``choose``
-picks up to ``top`` designs of its front (spread over the front's latency range), both
+picks the front's most accurate design, the best design by the search's score in each of
+``bands`` speedup bands (geometric in latency between the fastest trial and dense), both
 references, and, while there are fewer than ``min_designs``, the best remaining designs by the
-search's score. The confirmation proxy (by default ``proxy=compressed``: the design compressed
+search's score. The confirmed front is built from the confirmed scores. The confirmation proxy (by default ``proxy=compressed``: the design compressed
 from the task teacher, healed and fine-tuned) scores each with every seed of ``proxies``. The
 same seed gives every design the same batches and init (common random numbers), so differences
 between designs are paired, and the seeds' spread is the run's noise
@@ -30,7 +31,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import optuna
 from optuna.storages import RDBStorage
 from optuna.storages._heartbeat import get_heartbeat_thread  # Optuna's own, as Study.optimize uses it
@@ -48,17 +48,36 @@ MIN_DESIGNS = 6  # designs confirmed at least: with two seeds, the noise's degre
 SUFFIX = ":confirm"  # the companion study's name: <search study><SUFFIX>
 
 
-def choose(recs: Sequence[TrialRecord], top: int, min_designs: int = MIN_DESIGNS) -> list[TrialRecord]:
-    """The trials whose designs to confirm: up to ``top`` of the search's front, evenly spread
-    over it fastest to most accurate (both ends in), the references, then the best remaining
-    designs by the search's score until ``min_designs``. Each design once, in that order."""
+def bands_of(recs: Sequence[TrialRecord], bands: int) -> list[list[TrialRecord]]:
+    """The finished, feasible trials that evaluated their design, in ``bands`` speedup bands:
+    geometric in latency from the fastest trial to the slowest (dense, in a space that groups),
+    fastest band first; each trial in exactly one band (the slowest one closed at both ends)."""
+    pool = [r for r in recs if r.finished and r.evaluated and r.feasible]
+    if not pool or bands < 1:
+        return []
+    lo, hi = min(r.latency_ms for r in pool), max(r.latency_ms for r in pool)
+    out: list[list[TrialRecord]] = [[] for _ in range(bands)]
+    for r in pool:
+        position = math.log(r.latency_ms / lo) / math.log(hi / lo) if hi > lo else 0.0
+        out[min(int(position * bands), bands - 1)].append(r)
+    return out
+
+
+def choose(recs: Sequence[TrialRecord], bands: int, min_designs: int = MIN_DESIGNS) -> list[TrialRecord]:
+    """The trials whose designs to confirm, each design once, in this order: the search front's
+    most accurate design, the best design by the search's score in each speedup band
+    (``bands_of``, fastest first; the references left out there: they come next), both
+    references, then the best remaining designs by the search's score until ``min_designs``.
+    Bands rather than the top of the front: a region the search proxy under-rates still gets
+    a design confirmed (issue 34: the fronts jumped from dense to 1.84x)."""
+    by_score = lambda r: (-r.score, r.latency_ms, r.number)  # noqa: E731
     pareto = front(recs)
-    if len(pareto) > top:
-        pareto = [pareto[i] for i in sorted({round(x) for x in np.linspace(0, len(pareto) - 1, top)})] if top else []
+    top = [min(pareto, key=by_score)] if pareto and bands else []
+    picks = [min(others, key=by_score) for band in bands_of(recs, bands) if (others := [r for r in band if not r.reference])]
     references = [r for r in recs if r.reference and r.finished and r.evaluated]
-    rest = sorted((r for r in recs if r.finished and r.evaluated and r.feasible), key=lambda r: (-r.score, r.number))
+    rest = sorted((r for r in recs if r.finished and r.evaluated and r.feasible), key=by_score)
     chosen: dict[str, TrialRecord] = {}
-    for r in [*pareto, *references]:
+    for r in [*top, *picks, *references]:
         chosen.setdefault(r.spec_hash, r)
     for r in rest:
         if len(chosen) >= min_designs:
@@ -89,7 +108,7 @@ class Confirmation:
         proxies: Mapping[int, Proxy],
         storage: RDBStorage | str,
         study_name: str,
-        top: int = 4,
+        bands: int = 4,
         min_designs: int = MIN_DESIGNS,
         weights_dir: Path | None = None,
         fingerprint: Mapping[str, Any] | None = None,
@@ -101,7 +120,7 @@ class Confirmation:
         ``StudyMismatch``. ``dev_metric``: the task's metric, reported on dev beside the score."""
         if len(proxies) < 2:
             raise ValueError(f"a confirmation needs at least two seeds (its noise), got {len(proxies)}")
-        self.proxies, self.top, self.min_designs, self.weights_dir = dict(proxies), top, min_designs, weights_dir
+        self.proxies, self.bands, self.min_designs, self.weights_dir = dict(proxies), bands, min_designs, weights_dir
         self.seeds, self.dev_metric = tuple(self.proxies), dev_metric
         self.fingerprint = json.loads(json.dumps({**(fingerprint or {}), "seeds": list(self.seeds)}))
         name = study_name + SUFFIX
@@ -123,7 +142,7 @@ class Confirmation:
         returns every confirmation of the study. Each confirmation prints one line
         (``confirmation_line``); ``progress``: a bar too, in a terminal (``progress_bar``)."""
         fail_dead_trials(self.study)
-        chosen = choose(recs, self.top, self.min_designs)
+        chosen = choose(recs, self.bands, self.min_designs)
         self._enqueue(chosen)
         specs = {r.number: r.spec for r in recs}
         todo = sum(1 for t in self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)) if "confirm" in t.user_attrs)

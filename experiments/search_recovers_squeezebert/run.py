@@ -42,7 +42,7 @@ from pathlib import Path
 
 from arch_search.app import lessons
 from arch_search.measure.latency import Env
-from arch_search.study.results import hypervolume_2d, md_table, with_current_names
+from arch_search.study.results import hypervolume_2d, md_table, pareto_mask, with_current_names
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -180,8 +180,64 @@ def analyse(run_dir: Path) -> dict:
         "evaluations": study.get("evaluations"), "noise_sd": noise.get("sd"), "noise_dof": noise.get("dof"),
         "noise_source": noise.get("source"), "confirmed": len(confirmed), "front": front,
         "front_accuracy_span": round(span, 4), "span_over_noise": round(span / noise["sd"], 1) if noise.get("sd") else None,
+        **front_coverage(confirmed, reference_front()),
         "squeezebert": where, "search_front": [with_current_names(x) for x in read_csv(run_dir / "pareto.csv")], "timing": timing(run_dir),
     }
+
+
+LESSONS = ("which_layers", "group_count", "shuffle")  # the reference front's designs (their compressed rows)
+COVERAGE_REF = (1.0, -15.0)  # (speedup, score vs dense x100): the hypervolume's reference point
+
+
+def reference_front() -> list[tuple[float, float, str]]:
+    """The lessons' compressed-proxy designs without shuffle as (speedup, score vs dense x100,
+    name): the mean score over seeds minus dense's (each lesson's own dense rows), x100; the
+    speedup from the lesson's latency.csv. Every lesson's row is a point (a design in two
+    lessons is two points, timed twice)."""
+    points = []
+    for lesson in LESSONS:
+        scores: dict[str, list[float]] = {}
+        shuffled = set()
+        for r in read_csv(HERE.parent / lesson / "scores.csv"):
+            scores.setdefault(r["design"], []).append(float(r["score"]))
+            if any(part.endswith("s") for part in r["spec"].split("g[")[1].rstrip("]").split()):
+                shuffled.add(r["design"])
+        speedup = {r["design"]: float(r["speedup"]) for r in read_csv(HERE.parent / lesson / "latency.csv")}
+        dense = next(n for n in scores if speedup.get(n) == 1.0)
+        points += [(speedup[n], 100 * (statistics.fmean(v) - statistics.fmean(scores[dense])), f"{lesson}: {n}")
+                   for n, v in scores.items() if n not in shuffled and n in speedup]
+    return points
+
+
+def speedup_hypervolume(points: list[tuple[float, float]], ref: tuple[float, float] = COVERAGE_REF) -> float:
+    """The area that ``points`` (speedup, score vs dense; both up) dominate above ``ref``."""
+    inside = [(sp, sc) for sp, sc in points if sp > ref[0] and sc > ref[1]]
+    if not inside:
+        return 0.0
+    keep = pareto_mask([sc for _, sc in inside], [-sp for sp, _ in inside])  # faster is the "lower latency"
+    best = sorted((-sp, sc) for (sp, sc), k in zip(inside, keep) if k)
+    return hypervolume_2d(best, (-ref[0], ref[1]))
+
+
+def confirmed_points(confirmed: list[dict]) -> list[tuple[float, float]]:
+    """A run's confirmed designs as (speedup over its dense reference, confirmed score vs dense x100)."""
+    dense = next(float(r["latency_ms"]) for r in confirmed if r["reference"] == "bert_base")
+    return [(dense / float(r["latency_ms"]), float(r["confirmed_vs_dense_points"])) for r in confirmed
+            if r["confirmed_vs_dense_points"] not in ("", None)]
+
+
+def front_coverage(confirmed: list[dict], reference: list[tuple[float, float, str]]) -> dict:
+    """How much of what the lessons found a run's confirmed front shows: its hypervolume over
+    that of its union with the reference front (``COVERAGE_REF``), and the widest gap between
+    neighbours on its confirmed front (the ratio of their speedups)."""
+    mine = confirmed_points(confirmed)
+    union = mine + [(sp, sc) for sp, sc, _ in reference]
+    own, both = speedup_hypervolume(mine), speedup_hypervolume(union)
+    keep = pareto_mask([sc for _, sc in mine], [-sp for sp, _ in mine])
+    speedups = sorted(sp for (sp, _), k in zip(mine, keep) if k)
+    return {"front_coverage": round(own / both, 3) if both else None,
+            "widest_speedup_step": round(max((b / a for a, b in zip(speedups, speedups[1:])), default=math.nan), 3),
+            "confirmed_front_speedups": [round(x, 2) for x in speedups]}
 
 
 def hypervolume_ratio(a: list[dict], b: list[dict]) -> float | None:
@@ -207,6 +263,8 @@ def render(runs: dict[str, dict]) -> tuple[str, dict]:
         "squeezebert_on_front": first["squeezebert"]["on_front"] if first and first["squeezebert"] else None,
         "hypervolume_ratio_between_seeds": hypervolume_ratio(first["front"], seed1["front"]) if first and seed1 else None,
         "shared_front_designs": shared,
+        "front_coverage": {name: r["front_coverage"] for name, r in runs.items()},
+        "widest_speedup_step": {name: r["widest_speedup_step"] for name, r in runs.items()},
         "latency_agreement_cached_vs_first": latency_agreement(HERE / "seed0", HERE / "seed0-cached") if first and cached else None,
         "runs": {name: {k: v for k, v in r.items() if k not in ("front", "search_front")} for name, r in runs.items()},
     }
@@ -244,12 +302,24 @@ def render(runs: dict[str, dict]) -> tuple[str, dict]:
                           f"[{f}]({name}/figures/{f}.png)" for f in FIGURES if (HERE / name / "figures" / f"{f}.png").is_file())
                       + "."]
         lines += ["", f"Confirmed front: {len(r['front'])} designs, score span {r['front_accuracy_span']:.4f} "
-                  f"= {r['span_over_noise']}x the noise sd (target >= 3x).", ""]
+                  f"= {r['span_over_noise']}x the noise sd (target >= 3x). Speedups on it: {r['confirmed_front_speedups']}; "
+                  f"widest step between neighbours **{r['widest_speedup_step']}x** (target <= 1.35); front coverage "
+                  f"**{r['front_coverage']}** (target >= 0.95: its hypervolume over that of its union with the lessons' "
+                  "reference front, below).", ""]
         if s:
             lines.append("SqueezeBERT's pattern: " + ("**on the confirmed front**." if s["on_front"] else
                          f"not on the confirmed front: {s['behind_points']} points behind the best front design no slower, "
                          f"{s['slower_ms']} ms slower than the fastest front design at least as accurate."))
         lines.append("")
+    ref = sorted(reference_front())
+    keep = pareto_mask([sc for _, sc, _ in ref], [-sp for sp, _, _ in ref])
+    lines += ["## The reference front", "",
+              "The lessons' compressed-proxy designs without shuffle (which_layers, group_count, shuffle: mean score over "
+              "their 3 seeds minus their dense's, x100; speedup from each lesson's latency.csv, 1 thread at BERT-base dims). "
+              f"Front coverage = the hypervolume of a run's confirmed front over that of its union with these, in (speedup, "
+              f"score vs dense) space from the reference point {COVERAGE_REF}. Their Pareto front:", "",
+              "| design | speedup | score vs dense (points) |", "| --- | --- | --- |",
+              *[f"| {n} | {sp:.2f} | {sc:.2f} |" for (sp, sc, n), k in zip(ref, keep) if k], ""]
     if summary["latency_agreement_cached_vs_first"]:
         a = summary["latency_agreement_cached_vs_first"]
         lines += ["## Latency: the first run against the cached one", "",
