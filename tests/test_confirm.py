@@ -144,6 +144,10 @@ def test_a_run_killed_during_confirmation_resumes_without_redoing_finished_ones(
     assert len(second_worker) == 1
     assert sum(t.user_attrs["worker"] in second_worker for t in complete) == len(keys) - len(before)
     assert not [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
+    from arch_search.study.results import records
+
+    searched = records(optuna.load_study(study_name="crash", storage=url).trials)
+    assert {h for h, _ in keys} == {r.spec_hash for r in choose(searched, bands=4)}  # every band's design, after the kill
 
 
 def test_export_carries_the_tasks_label_names(tmp_path):

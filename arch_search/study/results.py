@@ -514,6 +514,11 @@ def trial_rows(
     return rows
 
 
+SEARCH_VS_DENSE = ("vs dense: the search proxy's score minus dense's, points; it ranks designs but is no design's loss "
+                   "(the supernet's dense is the task teacher itself, every other design shares weights trained a fraction "
+                   "of the steps): report the confirmed 'vs dense'")
+
+
 def format_pareto(rows: Sequence[Mapping]) -> str:
     """The Pareto table for the console: one design a line, references marked; latency and
     speedup are the re-measured ones when the rows have them. ``accuracy`` is the search's score
