@@ -160,7 +160,7 @@ def test_distilled_supernet_starts_from_the_permuted_teacher_and_scores_four_way
     assert held["kl"] > 0 and 0 <= held["accuracy"] <= 1 and set(r.dev) == {"accuracy"}
     assert r.details["init"] == "teacher" and r.details["score_seconds"] < 30
     dense = proxy.evaluate(ArchSpec.preset("bert_base"))
-    assert dense.details["heldout"]["kl"] < held["kl"]  # two steps from the teacher: dense is still close to it
+    assert dense.details["heldout"]["kl"] < 1e-3  # two steps from the (permuted) teacher: dense is still its function
     by_kl = distilled(pretrained, permute=True, score="kl")
     assert by_kl.cache_path == proxy.cache_path  # the score is not part of what was trained
     assert by_kl.evaluate(SQUEEZE_DESIGN).score == pytest.approx(-held["kl"])
