@@ -107,6 +107,7 @@ def test_confirmation_scores_each_design_once_per_seed_and_gives_the_runs_noise(
     summary = json.loads((tmp_path / "run" / "study.json").read_text())
     assert summary["noise"]["dof"] == len(chosen) and "confirmation proxy" in summary["noise"]["source"]
     assert "Confirmed designs" in result.text() and f"{len(chosen)} dof" in result.text()
+    assert "report the confirmed 'vs dense'" in result.text()  # what the search front's column is not
     from arch_search.study.tracking import WandbTracker
 
     WandbTracker(mode="offline", dir=str(tmp_path / "wb")).finish(search.study, result.front)  # "" beside scores: fine

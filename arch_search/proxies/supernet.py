@@ -237,9 +237,10 @@ class SupernetProxy:
     def designs_per_step(self) -> int:
         return self.random_designs + 2
 
-    def draw(self, rng: random.Random) -> ArchSpec:
-        """One random design of the space at proxy scale, by the ``sampling`` rule."""
-        base = self.setup.proxy_spec(ArchSpec.preset("bert_base"))
+    def draw(self, rng: random.Random, base: ArchSpec | None = None) -> ArchSpec:
+        """One random design of the space at proxy scale (``base``: the dense one, if the caller
+        has it), by the ``sampling`` rule."""
+        base = base or self.setup.proxy_spec(ArchSpec.preset("bert_base"))
         if self.sampling == "levels":
             return self._leveled(base, rng)
         return self._design(base, lambda p, kind, i: rng.choice(self.groups) if kind == "g" else rng.random() < 0.5)
@@ -247,11 +248,11 @@ class SupernetProxy:
     def sandwich(self, rng: random.Random) -> list[ArchSpec]:
         """The designs of one training step at proxy scale: largest, smallest and
         ``random_designs`` random ones (``draw``); without the sandwich rule, as many random ones."""
-        if not self.sandwich_rule:
-            return [self.draw(rng) for _ in range(self.designs_per_step)]
         base = self.setup.proxy_spec(ArchSpec.preset("bert_base"))
+        if not self.sandwich_rule:
+            return [self.draw(rng, base) for _ in range(self.designs_per_step)]
         smallest = self._design(base, lambda p, kind, i: self.groups[-1] if kind == "g" else self.shuffle)
-        return [base, smallest, *[self.draw(rng) for _ in range(self.random_designs)]]
+        return [base, smallest, *[self.draw(rng, base) for _ in range(self.random_designs)]]
 
     def covers(self, design: ArchSpec) -> bool:
         """Whether ``design`` (at proxy scale) is in the space the supernet was trained over."""

@@ -5,8 +5,9 @@ HAT's second stage (Wang et al., 2020), automatic and measured. After the search
 picks the front's most accurate design, the best design by the search's score in each of
 ``bands`` speedup bands (geometric in latency between the fastest trial and dense), both
 references, and, while there are fewer than ``min_designs``, the best remaining designs by the
-search's score. The confirmed front is built from the confirmed scores. The confirmation proxy (by default ``proxy=compressed``: the design compressed
-from the task teacher, healed and fine-tuned) scores each with every seed of ``proxies``. The
+search's score; the confirmed front is built from the confirmed scores. The confirmation proxy
+(by default ``proxy=compressed``: the design compressed from the task teacher, healed and
+fine-tuned) scores each with every seed of ``proxies``. The
 same seed gives every design the same batches and init (common random numbers), so differences
 between designs are paired, and the seeds' spread is the run's noise
 (``results.pooled_noise``: one degree of freedom per design with two seeds).

@@ -438,7 +438,7 @@ class SearchResult:
                      f"{self.noise.source}); ~ marks an accuracy within it of the next faster design's")
         else:
             noise = "search proxy seed noise: not measured (search.proxy_noise=false, or a proxy without a seed)"
-        text = f"{results.format_pareto(self.front)}\n{noise}\n{results.SEARCH_VS_DENSE}"
-        if self.confirmed:
-            text += "\n\n" + results.format_confirmed(self.confirmed, self.confirm_noise)
+        text = f"{results.format_pareto(self.front)}\n{noise}"
+        if self.confirmed:  # then the front's 'vs dense' is the search proxy's, the confirmed one the number to report
+            text += f"\n{results.SEARCH_VS_DENSE}\n\n" + results.format_confirmed(self.confirmed, self.confirm_noise)
         return text
