@@ -163,6 +163,30 @@ def test_compressed_proxy_scores_paired_and_caches_its_teacher(pretrained):
 
 @pytest.mark.slow
 @pytest.mark.shared
+def test_compressed_proxy_runs_the_teacher_for_the_fine_tune_once(pretrained):
+    """The fine-tune's teacher logits are computed once per proxy (the batches are the same for
+    every design of a seed) and equal a design's permuted teacher's on those batches, which is
+    what each step computed before."""
+    from arch_search.measure.runtime import to_device
+    from arch_search.proxies.compress import permuted
+
+    proxy = tiny_compressed(pretrained, steps=3)
+    calls = []
+    hook = proxy.teacher.register_forward_hook(lambda *_: calls.append(1))
+    dense = ArchSpec.preset("bert_base")
+    first = proxy.evaluate(dense)
+    assert len(calls) == 3  # the 3 fine-tune batches, once (a dense design is neither refitted nor distilled)
+    assert proxy.evaluate(dense).score == first.score and len(calls) == 3  # reused: the same score, no new pass
+    hook.remove()
+    batches, twin = proxy.finetune.batches(), permuted(proxy.teacher, pretrained.proxy_spec(SQUEEZE)).eval()
+    for logits in proxy.teacher_logits():
+        b = to_device(next(batches), logits.device)
+        with torch.no_grad():
+            assert torch.allclose(twin(b["input_ids"], b["attention_mask"], b["token_type_ids"]).logits, logits, atol=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.shared
 def test_compressed_proxy_model_exports_as_the_deployable_model(pretrained, tmp_path):
     """What `export` writes for a front trial is the proxy's model: the permuted, healed,
     fine-tuned student. At the checkpoint's scale that is the deployable model: HF's

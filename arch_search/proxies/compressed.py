@@ -16,9 +16,10 @@ designs (experiments/proxy_supernet, variant ``from-supernet``): it keeps the su
 ranking rather than checking it, so it is not the default.
 
 Every design sees the same calibration rows, the same batches in the same order and the same
-seeds (common random numbers): differences between designs are paired. The score is the mean
-log-probability of the gold label on the held-out rows (minus the squared error for
-regression), continuous and so less noisy than accuracy; accuracy (the task's metric) on the
+seeds (common random numbers): differences between designs are paired, and the teacher's
+logits on those batches are computed once per proxy and reused by every design's fine-tune.
+The score is the mean log-probability of the gold label on the held-out rows (minus the
+squared error for regression), continuous and so less noisy than accuracy; accuracy (the task's metric) on the
 held-out rows and dev metrics are reported beside it.
 """
 
@@ -95,11 +96,21 @@ class CompressedProxy:
         self.finetune = FinetuneProxy(setup, steps=steps, batch_size=batch_size, lr=lr, eval_every=steps + 1,
                                       eval_dev=eval_dev, threads=threads, progress=progress, seed=self.seed)
         self.task_teacher = TaskTeacher(setup, teacher_steps, teacher_lr, batch_size, threads, progress)
+        self._teacher_logits: list[torch.Tensor] | None = None
 
     @property
     def teacher(self) -> Encoder:
         """The dense checkpoint fine-tuned on the task (``teacher_steps``): cached, else trained now."""
         return self.task_teacher.model
+
+    def teacher_logits(self) -> list[torch.Tensor]:
+        """The teacher's logits on the fine-tune's batches, computed once (the batches are the
+        same for every design of this seed) and reused: the teacher no longer runs at each step
+        of each design's fine-tune. A design's permuted teacher computes the same function
+        (to float rounding), so the plain teacher's logits serve every design."""
+        if self._teacher_logits is None:
+            self._teacher_logits = self.finetune.teacher_logits(self.task_teacher.on(self.setup.device))
+        return self._teacher_logits
 
     # ---- one design ------------------------------------------------------------------------------
 
@@ -141,9 +152,10 @@ class CompressedProxy:
 
     def evaluate(self, spec: ArchSpec, report: OnProgress | None = None) -> ProxyResult:
         with num_threads(self.threads), self.setup.autocast():
-            student, base, seconds = self.compress(spec)
+            student, _, seconds = self.compress(spec)
             t0 = time.perf_counter()
-            self.finetune.train(student, report, teacher=base, kd_weight=self.kd_weight, temperature=self.temperature)
+            self.finetune.train(student, report, teacher_logits=self.teacher_logits(), kd_weight=self.kd_weight,
+                                temperature=self.temperature)
             seconds["finetune"] = time.perf_counter() - t0
             data = self.setup.data
             details = {"proxy": "compressed", "init": "pretrained", "start": self.start, "steps": self.finetune.steps,

@@ -7,6 +7,7 @@ gradient clipping at 1.0; the proxy model comes from ``ProxySetup`` (scale and i
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 
 import torch
 
@@ -68,19 +69,39 @@ class FinetuneProxy:
             }
             return result_of(model, self.setup.data, self.eval_dev, details)
 
+    def batches(self):
+        """The fine-tune's batches, endless, in the order ``train`` sees them: fixed by the seed,
+        the same for every design (common random numbers)."""
+        data = self.setup.data
+        return bucketed_batches(data.train, self.batch_size, self.seed, regression=data.task.is_regression)
+
+    def teacher_logits(self, teacher: Encoder) -> list[torch.Tensor]:
+        """``teacher``'s logits (eval mode) on the ``steps`` batches ``train`` will see, in order,
+        for ``train(teacher_logits=...)``: a caller scoring many designs computes them once
+        instead of running the teacher at every step of every design."""
+        batches, device, logits = self.batches(), device_of(teacher), []
+        teacher.eval()
+        with torch.no_grad():
+            for _ in range(self.steps):
+                batch = to_device(next(batches), device)
+                logits.append(teacher(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]).logits)
+        return logits
+
     def train(
-        self, model: Encoder, report: OnProgress | None = None, teacher: Encoder | None = None, kd_weight: float = 0.5,
-        temperature: float = 1.0,
+        self, model: Encoder, report: OnProgress | None = None, teacher_logits: Sequence[torch.Tensor] | None = None,
+        kd_weight: float = 0.5, temperature: float = 1.0,
     ) -> list[tuple[int, float]]:
-        """Fine-tune in place; returns [(step, held-out score)] at each ``eval_every``. With a
-        ``teacher`` (same task head), the loss is (1 - kd_weight) x the task loss + kd_weight x
-        ``kd_loss`` to the teacher's logits. Batches go to the model's device (the teacher's
-        must be the same)."""
+        """Fine-tune in place; returns [(step, held-out score)] at each ``eval_every``. With
+        ``teacher_logits`` (a teacher's, from ``self.teacher_logits``: computed once, the same
+        for every design), the loss is (1 - kd_weight) x the task loss + kd_weight x ``kd_loss``
+        to them. Batches go to the model's device (the logits must be on it)."""
+        if teacher_logits is not None and len(teacher_logits) < self.steps:
+            raise ValueError(f"{len(teacher_logits)} precomputed teacher logits for {self.steps} steps")
         data = self.setup.data
         task, seed = data.task, self.seed
         torch.manual_seed(seed)
         opt, sched = optimizer(model, self.lr, self.weight_decay, self.warmup, self.steps)
-        batches = bucketed_batches(data.train, self.batch_size, seed, regression=task.is_regression)
+        batches = self.batches()
         history: list[tuple[int, float]] = []
         bar = progress_bar(range(1, self.steps + 1), enabled=self.progress, desc=f"finetune {task.name}", leave=False)
         seen, t0, device = 0, time.perf_counter(), device_of(model)
@@ -89,11 +110,8 @@ class FinetuneProxy:
             batch = to_device(next(batches), device)
             logits = model(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]).logits
             loss = task_loss(logits, batch["labels"], task)
-            if teacher is not None:
-                teacher.eval()
-                with torch.no_grad():
-                    target = teacher(batch["input_ids"], batch["attention_mask"], batch["token_type_ids"]).logits
-                loss = (1 - kd_weight) * loss + kd_weight * kd_loss(logits, target, task, temperature)
+            if teacher_logits is not None:
+                loss = (1 - kd_weight) * loss + kd_weight * kd_loss(logits, teacher_logits[step - 1], task, temperature)
             value = descend(loss, model, opt, sched, f"loss at step {step}")
             seen += len(batch["labels"])
             bar.set_postfix(loss=f"{value:.3f}", ex_per_s=f"{seen / (time.perf_counter() - t0):.0f}")
