@@ -552,8 +552,9 @@ def test_front_coverage_of_the_committed_runs_and_of_the_reference_itself():
     assert "shuffle: ffn G=4" in names and not any("+ shuffle" in n for n in names)
     out4 = next((sp, sc) for sp, sc, n in ref if n == "which_layers: only out")
     assert out4 == (pytest.approx(1.253), pytest.approx(-1.65, abs=0.01))  # the issue's 1.25x, -1.7
-    seed0 = recovers_main.front_coverage(recovers_main.read_csv(recovers_main.HERE / "seed0" / "confirmed.csv"), ref)
-    assert seed0 == {"front_coverage": 0.737, "widest_speedup_step": 2.254, "confirmed_front_speedups": [1.0, 2.25, 2.5, 3.15]}
+    before = recovers_main.before_issue34()  # the issue's baseline: the committed runs before its changes
+    assert before["seed0"] == {"front_coverage": 0.737, "widest_speedup_step": 2.254, "confirmed_front_speedups": [1.0, 2.25, 2.5, 3.15]}
+    assert [before[n]["front_coverage"] for n in ("seed1", "seed0-cached")] == [0.694, 0.786]
     rows = [{"reference": "bert_base", "latency_ms": "200", "confirmed_vs_dense_points": "0.0"}]
     rows += [{"reference": "", "latency_ms": str(200 / sp), "confirmed_vs_dense_points": str(sc)} for sp, sc, _ in ref]
     whole = recovers_main.front_coverage(rows, ref)

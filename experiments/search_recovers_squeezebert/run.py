@@ -23,7 +23,8 @@ and how far the two seeds' confirmed fronts agree (hypervolume ratio, shared des
     python experiments/search_recovers_squeezebert/run.py --figures       # each run's report PNGs (<run>/figures/) again
     python experiments/search_recovers_squeezebert/run.py --quick         # smoke: `run search=quick`, prints only
 
-The run with the from-scratch proxy (the default before) is archived in ``scratch_proxy/``.
+The run with the from-scratch proxy (the default before) is archived in ``scratch_proxy/``; the
+three runs before issue 34 (front coverage's baseline) in ``before_issue34/``.
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ REPO = HERE.parents[1]
 SHARED = REPO.parent / "shared"
 CACHE = REPO / ".cache" / "search_recovers"  # the runs' own cache_dir (the first run empties it)
 RUNS = {"seed0": (0, "fresh"), "seed0-cached": (0, "warm"), "seed1": (1, "warm")}  # name: (seed, caches)
+BEFORE = HERE / "before_issue34"  # the same three runs before issue 34 (uniform supernet draws, top-of-front confirmation)
 QUICK = ["search=quick", "search.n_trials=4", "search.progress=false", "proxy.progress=false",
          "proxy.teacher_steps=4", "proxy.steps=3", "confirm.teacher_steps=4", "confirm.distill_steps=2",
          "confirm.steps=2", "confirm.calibration=8", "proxy_setup.heldout=60", "confirm.setup.heldout=60",
@@ -240,6 +242,12 @@ def front_coverage(confirmed: list[dict], reference: list[tuple[float, float, st
             "confirmed_front_speedups": [round(x, 2) for x in speedups]}
 
 
+def before_issue34() -> dict[str, dict]:
+    """``front_coverage`` of each run in ``BEFORE`` (the baseline the issue measured)."""
+    return {name: front_coverage(read_csv(BEFORE / name / "confirmed.csv"), reference_front())
+            for name in RUNS if (BEFORE / name / "confirmed.csv").is_file()}
+
+
 def hypervolume_ratio(a: list[dict], b: list[dict]) -> float | None:
     """The smaller confirmed front's hypervolume over the larger's, both to one reference point
     (the worst confirmed score and the slowest latency of the two fronts)."""
@@ -265,6 +273,7 @@ def render(runs: dict[str, dict]) -> tuple[str, dict]:
         "shared_front_designs": shared,
         "front_coverage": {name: r["front_coverage"] for name, r in runs.items()},
         "widest_speedup_step": {name: r["widest_speedup_step"] for name, r in runs.items()},
+        "before_issue34": before_issue34(),
         "latency_agreement_cached_vs_first": latency_agreement(HERE / "seed0", HERE / "seed0-cached") if first and cached else None,
         "runs": {name: {k: v for k, v in r.items() if k not in ("front", "search_front")} for name, r in runs.items()},
     }
@@ -320,6 +329,13 @@ def render(runs: dict[str, dict]) -> tuple[str, dict]:
               f"score vs dense) space from the reference point {COVERAGE_REF}. Their Pareto front:", "",
               "| design | speedup | score vs dense (points) |", "| --- | --- | --- |",
               *[f"| {n} | {sp:.2f} | {sc:.2f} |" for (sp, sc, n), k in zip(ref, keep) if k], ""]
+    if summary["before_issue34"]:
+        lines += ["## Before issue 34", "",
+                  "The same three runs on the code before issue 34 (`before_issue34/`: the supernet's random designs drawn "
+                  "uniformly per choice, the confirmation of the search front's top designs):", "",
+                  "| run | front coverage | widest speedup step | confirmed front speedups |", "| --- | --- | --- | --- |",
+                  *[f"| `{n}` | {c['front_coverage']} | {c['widest_speedup_step']}x | {c['confirmed_front_speedups']} |"
+                    for n, c in summary["before_issue34"].items()], ""]
     if summary["latency_agreement_cached_vs_first"]:
         a = summary["latency_agreement_cached_vs_first"]
         lines += ["## Latency: the first run against the cached one", "",
