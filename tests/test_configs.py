@@ -255,7 +255,7 @@ QUICK = {
             "threads": 1, "warmup": 1, "rounds": 5, "seed": 0, "backend": "torch", "precision": "fp32",
             "device": "cpu"}, "reference_every": 3},
         "progress": True, "worker": 0,
-        "sampler": {"_target_": "optuna.samplers.NSGAIISampler", "seed": 0, "population_size": 10},
+        "sampler": {"_target_": "optuna.samplers.TPESampler", "seed": 0, "multivariate": True},
     },
     "proxy": {"teacher_steps": 30, "steps": 30, "eval_dev": False},
     "confirm": {"teacher_steps": 30, "calibration": 32, "distill_steps": 10, "steps": 20, "eval_dev": False},

@@ -974,3 +974,48 @@ def test_a_lesson_killed_mid_design_keeps_its_rows_and_resumes(tmp_path, monkeyp
     lessons.stored_scores({"dense": base, "q4": base.replace(groups={"q": 4})}, args, here)
     assert len(FakeProxy.calls) == 3 and (base.summary(), 0) not in FakeProxy.calls
     assert len(lessons.read_rows(here / "scores.csv")) == 4
+
+
+# ==== lessons.relative / scrub_paths: committed runs name no folder of the machine ================
+
+
+def test_relative_names_no_path_of_this_machine():
+    repo, shared = lessons.REPO, lessons.SHARED
+    text = f"cache_dir={repo}/.cache/x checkpoint={shared}/models/m cwd {repo} data {shared}"
+    assert lessons.relative(text) == "cache_dir=.cache/x checkpoint=../shared/models/m cwd . data ../shared"
+    assert lessons.relative("/usr/lib/python3 and ../shared") == "/usr/lib/python3 and ../shared"  # nothing else moves
+
+
+def test_scrub_paths_rewrites_a_run_directory_text_and_study(tmp_path):
+    import sqlite3
+
+    run = tmp_path / "run"
+    (run / ".hydra").mkdir(parents=True)
+    (run / ".hydra" / "config.yaml").write_text(f"cache_dir: {lessons.REPO}/.cache\ndata_dir: {lessons.SHARED}/glue\n")
+    (run / "weights.bin").write_bytes(f"{lessons.REPO}".encode())  # not a text file: left alone
+    with sqlite3.connect(run / "study.db") as db:
+        db.execute("CREATE TABLE attrs (id INTEGER, value_json VARCHAR(2048))")
+        db.executemany("INSERT INTO attrs VALUES (?, ?)", [(1, f'"{lessons.REPO}/experiments/x/run"'), (2, '"plain"'), (3, None)])
+    lessons.scrub_paths(run)
+    assert (run / ".hydra" / "config.yaml").read_text() == "cache_dir: .cache\ndata_dir: ../shared/glue\n"
+    assert (run / "weights.bin").read_bytes() == f"{lessons.REPO}".encode()
+    with sqlite3.connect(run / "study.db") as db:
+        assert db.execute("SELECT value_json FROM attrs ORDER BY id").fetchall() == [('"experiments/x/run"',), ('"plain"',), (None,)]
+
+
+def test_committed_experiment_files_name_no_machine_folder():
+    """Run directories, logs and reports under experiments/ (the GPU recipe's device-side /tmp
+    commands aside) name no absolute folder of the machine that made them."""
+    import re
+    import subprocess
+
+    files = subprocess.run(["git", "ls-files", "experiments"], cwd=lessons.REPO, capture_output=True, text=True,
+                           check=True).stdout.split()
+    pattern = re.compile(r"(?<![\w.~])/(?:work|tmp|home|root|Users|private)/[\w.+-]+")
+    bad = []
+    for name in files:
+        path = lessons.REPO / name
+        if name.startswith("experiments/gpu/") or path.suffix not in lessons.TEXT_FILES or not path.is_file():
+            continue
+        bad += [f"{name}: {m.group(0)}" for m in pattern.finditer(path.read_text(errors="replace"))]
+    assert not bad, bad[:10]

@@ -407,7 +407,38 @@ def run_logged(cmd: Sequence[str], run_dir: Path, env: Mapping[str, str]) -> flo
     if done.returncode != 0:
         raise SystemExit(f"error: {' '.join(cmd)} failed ({done.returncode}); see {run_dir / 'log.txt'}")
     strip_progress(run_dir / "log.txt")
+    scrub_paths(run_dir)
     return seconds
+
+
+def relative(text: str) -> str:
+    """``text`` naming no path of this machine: the checkout's paths relative to the repository
+    root, ``../shared``'s as ``../shared`` (what a committed file may name)."""
+    for path, name in ((SHARED.resolve(), "../shared"), (SHARED, "../shared"), (REPO, ".")):
+        text = text.replace(f"{path}/", "" if name == "." else f"{name}/").replace(str(path), name)
+    return text
+
+
+TEXT_FILES = {".yaml", ".txt", ".log", ".json", ".csv", ".md"}
+
+
+def scrub_paths(run_dir: Path) -> None:
+    """A run directory's files (text, and every text column of its SQLite study) through
+    ``relative``: a committed run names no folder of the machine that made it."""
+    import sqlite3
+
+    for f in sorted(run_dir.rglob("*")):
+        if f.is_file() and f.suffix in TEXT_FILES:
+            text = f.read_text()
+            if relative(text) != text:
+                f.write_text(relative(text))
+        elif f.is_file() and f.suffix == ".db":
+            with sqlite3.connect(f) as db:
+                db.create_function("relative", 1, lambda v: relative(v) if isinstance(v, str) else v, deterministic=True)
+                for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
+                    for _, col, kind, *_ in db.execute(f'PRAGMA table_info("{table}")').fetchall():
+                        if any(t in kind.upper() for t in ("CHAR", "TEXT", "CLOB")):
+                            db.execute(f'UPDATE "{table}" SET "{col}" = relative("{col}") WHERE "{col}" != relative("{col}")')
 
 
 def strip_progress(log: Path) -> None:

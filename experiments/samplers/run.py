@@ -138,7 +138,7 @@ def render(args, out: Path):
     lines = [
         "# samplers: NSGA-II vs TPE vs random at the default budget", "",
         f"Command: `{lessons.command()}` (from the repository root); each run is `python -m arch_search run "
-        f"{' '.join(overrides(args, '<sampler>', 0)).replace('seed=0', 'seed=<seed>')}`, one at a time.", "",
+        f"{lessons.relative(' '.join(overrides(args, '<sampler>', 0))).replace('seed=0', 'seed=<seed>')}`, one at a time.", "",
         f"Machine: {machine}", "",
         f"Set-up: the squeezebert space (15,625 designs), {args.trials} distinct designs a run, the dense and SqueezeBERT "
         "references first in every run; the default proxy (the distilled supernet of the run's seed); latency from the "
