@@ -374,7 +374,7 @@ def test_report_of_a_study_on_postgres(tmp_path):
 
 
 def test_a_study_from_before_the_score_rename_still_loads_and_reports(tmp_path):
-    """The committed seed0 run (its study named objective 0 ``proxy_accuracy``, its CSVs used
+    """The committed seed0 run from before issue 34 (its study named objective 0 ``proxy_accuracy``, its CSVs used
     that column) loads today: records have a score, the report labels it by the proxy's metric
     (a log-likelihood, not an accuracy), and the old CSV columns read under today's names."""
     import shutil
@@ -385,7 +385,7 @@ def test_a_study_from_before_the_score_rename_still_loads_and_reports(tmp_path):
     from arch_search.app.report import StudyData
     from arch_search.study.results import with_current_names
 
-    run = Path(__file__).resolve().parents[1] / "experiments" / "search_recovers_squeezebert" / "seed0"
+    run = Path(__file__).resolve().parents[1] / "experiments" / "search_recovers_squeezebert" / "before_issue34" / "seed0"
     shutil.copy(run / "study.db", tmp_path / "study.db")  # a copy: loading must not touch the committed file
     study = optuna.load_study(study_name=optuna.get_all_study_names(f"sqlite:///{tmp_path / 'study.db'}")[0],
                               storage=f"sqlite:///{tmp_path / 'study.db'}")
