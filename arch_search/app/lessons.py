@@ -414,7 +414,7 @@ def run_logged(cmd: Sequence[str], run_dir: Path, env: Mapping[str, str]) -> flo
 def relative(text: str) -> str:
     """``text`` naming no path of this machine: the checkout's paths relative to the repository
     root, ``../shared``'s as ``../shared`` (what a committed file may name)."""
-    for path, name in ((SHARED.resolve(), "../shared"), (SHARED, "../shared"), (REPO, ".")):
+    for path, name in ((SHARED.resolve(), "../shared"), (SHARED, "../shared"), (REPO, ".")):  # a linked ../shared: both spellings
         text = text.replace(f"{path}/", "" if name == "." else f"{name}/").replace(str(path), name)
     return text
 
@@ -430,8 +430,8 @@ def scrub_paths(run_dir: Path) -> None:
     for f in sorted(run_dir.rglob("*")):
         if f.is_file() and f.suffix in TEXT_FILES:
             text = f.read_text()
-            if relative(text) != text:
-                f.write_text(relative(text))
+            if (scrubbed := relative(text)) != text:
+                f.write_text(scrubbed)
         elif f.is_file() and f.suffix == ".db":
             with sqlite3.connect(f) as db:
                 db.create_function("relative", 1, lambda v: relative(v) if isinstance(v, str) else v, deterministic=True)
