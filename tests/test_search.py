@@ -105,6 +105,39 @@ def test_per_trial_seeds_reproduce_and_differ():
     assert len(set(proposals(0))) == 5
 
 
+class LastChoice(optuna.samplers.BaseSampler):
+    """A fake inner sampler: every parameter at its last choice."""
+
+    def infer_relative_search_space(self, study, trial):
+        return {}
+
+    def sample_relative(self, study, trial, search_space):
+        return {}
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        return param_distribution.choices[-1]
+
+
+def test_leveled_start_draws_the_first_trials_by_level_then_hands_over(space, tmp_path):
+    import random
+
+    from arch_search.study.search import LeveledStart, trial_seed
+
+    drawn = lambda seed, n: space.leveled_params(random.Random(trial_seed(seed, n)))  # noqa: E731
+    study = optuna.create_study(sampler=LeveledStart(LastChoice(), space, trials=5, seed=3))
+    study.optimize(lambda t: len(space.sample(t).summary()), n_trials=8)
+    assert [t.params for t in study.trials[:5]] == [drawn(3, n) for n in range(5)]
+    assert all(t.params == {**{p: c[-1] for p, c in space.groups.items()}, "shuffle": False} for t in study.trials[5:])
+    assert drawn(3, 4) != drawn(4, 4)  # seeded by (seed, trial number)
+
+    proxy = FakeProxy()  # in a search: the references first (enqueued), then the level draws, each design once
+    search = make(space, tmp_path, proxy, leveled_start=6, seed=1)
+    study = search.run(7, progress=False)
+    assert [t.user_attrs.get("reference") for t in study.trials[:2]] == ["bert_base", "squeezebert"]
+    assert [t.params for t in study.trials[2:6]] == [drawn(1, n) for n in range(2, 6)]
+    assert len(proxy.calls) == len(set(proxy.calls)) == 7 == search.evaluations()
+
+
 class StepMeasure:
     """A fake latency protocol: the machine slows down 10% per call (drift); a design takes
     half the reference's time in every measurement."""

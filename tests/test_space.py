@@ -116,3 +116,40 @@ def test_groups_that_fit_the_target_but_not_the_proxy(tmp_path):
 def test_unknown_space_name():
     with pytest.raises(SpaceError, match="no such search space"):
         SearchSpace.load("nope")
+
+
+def _level(groups: dict) -> int:
+    return sum(g > 1 for g in groups.values())
+
+
+def test_leveled_draws_give_every_complexity_level_the_same_rate(tmp_path):
+    """The search's start (``LeveledStart``) draws by level: k ~ uniform{1..6} types grouped,
+    each grouped one's count uniform over its counts above 1. A uniform draw per choice leaves
+    exactly one type grouped in 6 * 0.8 * 0.2**5 = 0.15% of draws; a level draw in 1/6."""
+    import random
+    from collections import Counter
+
+    space = SearchSpace.load("squeezebert")
+    rng, n = random.Random(0), 6000
+    draws = [space.leveled_params(rng) for _ in range(n)]
+    assert all(space.contains(space.sample(optuna.trial.FixedTrial(d))) for d in draws[:50])
+    levels = Counter(_level({p: d[p] for p in space.groups}) for d in draws)
+    assert set(levels) == {1, 2, 3, 4, 5, 6}  # never dense
+    assert all(abs(levels[k] / n - 1 / 6) < 0.02 for k in levels)  # sd of a rate ~0.005
+    counts = Counter(d["ffn_in"] for d in draws if d["ffn_in"] > 1)
+    assert set(counts) == {2, 4, 8, 16} and all(abs(c / sum(counts.values()) - 0.25) < 0.03 for c in counts.values())
+    which = Counter(p for d in draws if _level({p: d[p] for p in space.groups}) == 1 for p in space.groups if d[p] > 1)
+    assert len(which) == 6 and max(which.values()) / min(which.values()) < 1.4  # which one: uniform
+    uniform = [space.random_specs(1, seed=s)[0] for s in range(2000)]
+    assert sum(_level({p: g[0] for p, g in s.groups.items()}) == 1 for s in uniform) / 2000 < 0.01
+
+    fixed = tmp_path / "post_dense.yaml"  # a type that cannot be grouped is never counted as a level
+    fixed.write_text("base: minilm_l6\nper_layer: true\ngroups: {q: [1, 4], k: [1, 4], v: [1], post_attention: [1],"
+                     " ffn_in: [1, 2], ffn_out: [1, 2]}\nshuffle: [false, true]\n")
+    small = SearchSpace.load(fixed)
+    draws = [small.leveled_params(rng) for _ in range(4000)]
+    per_layer = Counter(_level({p: d[f"{p}.{i}"] for p in small.groups}) for d in draws for i in range(6))
+    assert set(per_layer) == {1, 2, 3, 4} and all(abs(c / 24000 - 1 / 4) < 0.02 for c in per_layer.values())
+    assert all(d[f"v.{i}"] == d[f"post_attention.{i}"] == 1 for d in draws for i in range(6))
+    assert abs(sum(d["shuffle"] for d in draws) / 4000 - 0.5) < 0.04
+    assert len({tuple(d[f"q.{i}"] for i in range(6)) for d in draws}) > 32  # each layer drawn on its own

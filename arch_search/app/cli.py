@@ -139,7 +139,7 @@ def _search(cfg: DictConfig, run_dir: Path) -> None:
             noise_proxy=noise_proxy, sampler=make_sampler, seed=cfg.seed,
             constraints=Constraints(**cfg.search.constraints), tracker=tracker,
             weights_dir=RunDir(run_dir).weights, fingerprint=study_fingerprint(cfg, protocol),
-            repeat_designs=cfg.search.repeat_designs,
+            repeat_designs=cfg.search.repeat_designs, leveled_start=cfg.search.leveled_start,
         )
         confirmation = Confirmation(
             confirm_proxies, storage=storage, study_name=study_name, bands=cfg.search.confirm_bands,

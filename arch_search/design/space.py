@@ -13,7 +13,7 @@ from __future__ import annotations
 import itertools
 import math
 import random
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,19 @@ from arch_search.design.spec import PROJECTIONS, ArchSpec, Reference, channels
 _KEYS = {"description", "base", "per_layer", "groups", "shuffle", "dims"}
 _DIM_KEYS = ("hidden", "heads", "intermediate", "layers")
 REFERENCES = tuple(Reference)  # the designs every study evaluates first
+
+
+def leveled(rng: random.Random, choices: Mapping[str, Sequence[int]]) -> Iterator[tuple[str, int]]:
+    """A design drawn by complexity level, as (projection, group count) in ``choices``' order:
+    k ~ uniform{1..n} of the n projections that can be grouped are, which ones uniform, each
+    one's count uniform over its choices above 1; the others at 1. Uniform draws per choice
+    almost never leave exactly one projection grouped (1 in ~650 of the squeezebert space's
+    draws); these give every level, mild to fully grouped, the same weight. Lazy: a caller may
+    draw between the counts (the supernet's shuffle coin), and its sequence is kept."""
+    names = [p for p, c in choices.items() if any(g > 1 for g in c)]
+    grouped = set(rng.sample(names, rng.randint(1, len(names)))) if names else set()
+    for p, c in choices.items():
+        yield p, rng.choice([g for g in c if g > 1]) if p in grouped else 1
 
 
 class SpaceError(ValueError):
@@ -213,6 +226,18 @@ class SearchSpace:
             params["shuffle"] = rng.choice(self.shuffle)
             out.append(self.sample(optuna.trial.FixedTrial(params)))
         return out
+
+    def leveled_params(self, rng: random.Random) -> dict[str, Any]:
+        """The trial parameters of a design drawn by complexity level (``leveled``; per layer
+        in a per-layer space), its dims and shuffle uniform: how the search starts
+        (``LeveledStart``), the way the supernet is trained."""
+        params: dict[str, Any] = {f"dims.{d}": rng.choice(c) for d, c in self.dims.items()}
+        layers = params.get("dims.layers", self.base.layers)
+        for i in range(layers if self.per_layer else 1):
+            suffix = f".{i}" if self.per_layer else ""
+            params.update({p + suffix: g for p, g in leveled(rng, self.groups)})
+        params["shuffle"] = rng.choice(self.shuffle)
+        return params
 
     def covering_specs(self) -> list[ArchSpec]:
         """Few designs that together use every (dims, projection, groups, shuffle) choice:

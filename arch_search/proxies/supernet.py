@@ -71,6 +71,7 @@ from arch_search.proxies.base import OnProgress, ProxyDiverged, ProxyResult
 from arch_search.proxies.setup import ProxySetup
 from arch_search.proxies.teacher import TaskTeacher
 from arch_search.measure.runtime import device_of, num_threads, to_device
+from arch_search.design.space import leveled
 from arch_search.design.spec import PROJECTIONS, ArchSpec
 from arch_search.tasks.tokenizer import bucketed_batches
 from arch_search.tasks.training import (calibrated_log_likelihood, kd_loss, kl_to, log_likelihood, logits_of, optimizer,
@@ -223,14 +224,13 @@ class SupernetProxy:
 
     def _leveled(self, base: ArchSpec, rng: random.Random) -> ArchSpec:
         """A random design by complexity level: in each layer (or once, for all layers alike)
-        k ~ uniform{1..6} projection types grouped, which ones uniform, each one's count uniform
-        over the counts above 1, and its shuffle a coin flip if the space has shuffle."""
-        coarse = [g for g in self.groups if g > 1] or [1]
+        ``leveled`` (k ~ uniform{1..6} projection types grouped, which ones uniform, each one's
+        count uniform over the counts above 1), and a grouped one's shuffle a coin flip if the
+        space has shuffle."""
         layers = []
         for _ in range(base.layers if self.per_layer else 1):
-            grouped = set(rng.sample(PROJECTIONS, rng.randint(1, len(PROJECTIONS))))
-            layers.append({p: (rng.choice(coarse), self.shuffle and rng.random() < 0.5) if p in grouped else (1, False)
-                           for p in PROJECTIONS})
+            layers.append({p: (g, g > 1 and self.shuffle and rng.random() < 0.5)
+                           for p, g in leveled(rng, {p: self.groups for p in PROJECTIONS})})
         return self._design(base, lambda p, kind, i: layers[i][p][0 if kind == "g" else 1])
 
     @property

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -114,6 +115,43 @@ class TrialSeededSampler(BaseSampler):
         self.inner.reseed_rng()
 
 
+class LeveledStart(BaseSampler):
+    """``inner``, except that the study's first ``trials`` trials (by number; the references,
+    enqueued first, among them) draw their design by complexity level
+    (``SearchSpace.leveled_params``: how many projection types grouped ~ uniform, then which,
+    then their counts), seeded by (seed, trial number). A sampler's own start draws every choice
+    uniformly, so it almost never proposes a design with one or two types grouped nor one with
+    all six at large counts: the mild and the fastest ends of the front (issue 34: a run's
+    fastest trial was 2.6x while the lessons hold 3.2x at G=8, and no FFN-only design was
+    drawn). These are random draws, not known-good designs; the inner sampler learns from them."""
+
+    def __init__(self, inner: BaseSampler, space: SearchSpace, trials: int, seed: int):
+        self.inner, self.space, self.trials, self.seed = inner, space, trials, seed
+        self._draw: dict[str, Any] | None = None
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        starting = trial.number < self.trials
+        self._draw = self.space.leveled_params(random.Random(trial_seed(self.seed, trial.number))) if starting else None
+        self.inner.before_trial(study, trial)
+
+    def infer_relative_search_space(self, study, trial):
+        return {} if self._draw is not None else self.inner.infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study, trial, search_space):
+        return {} if self._draw is not None else self.inner.sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study, trial, param_name, param_distribution):
+        if self._draw is not None and param_name in self._draw:
+            return self._draw[param_name]
+        return self.inner.sample_independent(study, trial, param_name, param_distribution)
+
+    def after_trial(self, study, trial, state, values) -> None:
+        self.inner.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self.inner.reseed_rng()
+
+
 def trial_seed(seed: int, number: int) -> int:
     """A 32-bit seed for trial ``number`` of a run seeded ``seed``."""
     return int.from_bytes(hashlib.sha256(f"{seed}:{number}".encode()).digest()[:4], "little")
@@ -157,6 +195,7 @@ class Search:
         repeat_designs: bool = False,
         noise_proxy: Proxy | None = None,
         latency: LatencyModel | None = None,
+        leveled_start: int = 0,
     ):
         """``protocol`` is the latency protocol (conf/latency): its (batch, seq_len) is the
         target scale of the costs too; ``latency`` prices each design
@@ -169,6 +208,8 @@ class Search:
         ``sampler``: a factory seed -> sampler, seeded per trial (``TrialSeededSampler``), or
         a sampler used as it is. ``fingerprint``: the settings that make scores comparable
         (the space's is added); a study created with others raises ``StudyMismatch``.
+        ``leveled_start``: the study's first trials (the references among them) draw their
+        design by complexity level (``LeveledStart``); 0: the sampler's own start.
         ``repeat_designs``: evaluate a design again each time it is sampled (to see noise).
         ``noise_proxy``: the same proxy with another seed; it scores the reference designs a
         second time, which gives the run its own seed noise (``proxy_noise``)."""
@@ -182,6 +223,8 @@ class Search:
         self._duplicates_in_a_row = 0
         if not isinstance(sampler, BaseSampler):
             sampler = TrialSeededSampler(sampler, seed)
+        if leveled_start:
+            sampler = LeveledStart(sampler, space, leveled_start, seed)
         try:  # the database's unique study name makes exactly one worker the creator
             self.study = optuna.create_study(
                 study_name=study_name, storage=storage, sampler=sampler, directions=list(DIRECTIONS)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -38,7 +39,12 @@ from arch_search.app import lessons
 from arch_search.study.results import hypervolume_history, with_current_names
 
 HERE = Path(__file__).resolve().parent
-SAMPLERS = ("nsga2", "tpe", "random")
+# name: its overrides. The sampler's own start (uniform draws per choice) for the three samplers;
+# ``tpe-leveled``: TPE after the default's start of 16 trials drawn by complexity level (issue 34).
+SAMPLERS = {"nsga2": ["search/sampler=nsga2", "search.leveled_start=0"],
+            "tpe": ["search/sampler=tpe", "search.leveled_start=0"],
+            "tpe-leveled": ["search/sampler=tpe", "search.leveled_start=16"],
+            "random": ["search/sampler=random", "search.leveled_start=0"]}  # random last: the baseline
 AT = (16, 32, 64)  # distinct designs at which the hypervolume is reported
 QUICK = ["proxy.steps=2", "proxy.teacher_steps=2", "proxy.batch_size=8", "proxy_setup.heldout=60",
          "proxy_setup.max_len=16", "task=wnli", "latency.rounds=2", "latency.warmup=0",
@@ -54,7 +60,7 @@ def overrides(args, sampler: str | None = None, seed: int = 0) -> list[str]:
     if args.proxy_threads is not None:
         out.append(f"proxy.threads={args.proxy_threads}")
     if sampler:
-        out.append(f"search/sampler={sampler}")
+        out += SAMPLERS.get(sampler, [f"search/sampler={sampler}"])
     return out + (QUICK if args.quick else [])
 
 
@@ -105,21 +111,40 @@ def analyse(out: Path, seeds, at=AT) -> tuple[list[dict], dict, tuple[float, flo
     return rows, curves, ref
 
 
-def versus_random(rows, seeds, n: int) -> dict[str, dict]:
-    """Per sampler: its hypervolume at ``n`` minus random's, paired by seed: mean, the MDE (2
+def reach(run_dir: Path) -> dict:
+    """How far a run's distinct designs reach: the fastest one's speedup over dense and how many
+    have one or two projection types grouped (the mild end), of the non-reference designs."""
+    with open(run_dir / "trials.csv", newline="") as f:
+        rows = {r["spec_hash"]: r for r in map(with_current_names, csv.DictReader(f)) if not r["reference"]}
+    level = lambda design: sum(int(re.sub(r"\D", "", part)) > 1 for part in design.split("g[")[1].rstrip("]").split())  # noqa: E731
+    return {"fastest": max(float(r["speedup_vs_dense"]) for r in rows.values()),
+            "mild": sum(level(r["design"]) in (1, 2) for r in rows.values())}
+
+
+def versus_random(rows, seeds, n: int, base: str = "random") -> dict[str, dict]:
+    """Per sampler: its hypervolume at ``n`` minus ``base``'s, paired by seed: mean, the MDE (2
     standard errors, from the seed-to-seed sd of the differences) and the verdict."""
     by = {(r["sampler"], r["seed"]): r[f"hv_{n}"] for r in rows}
     out = {}
-    for s in SAMPLERS[:-1]:
-        d = [by[(s, seed)] - by[("random", seed)] for seed in seeds]
+    for s in [s for s in SAMPLERS if s not in (base, "random")]:
+        d = [by[(s, seed)] - by[(base, seed)] for seed in seeds]
         se = statistics.stdev(d) / math.sqrt(len(d)) if len(d) > 1 else math.nan
         mde = 2 * se
         verdict = ("not reproduced" if math.isnan(mde) or abs(statistics.fmean(d)) <= mde
                    else "reproduced" if statistics.fmean(d) > 0 else "contradicted")
         out[s] = {"difference": statistics.fmean(d), "by_seed": d, "mde": mde, "verdict": verdict,
-                  "ratio": statistics.fmean(by[(s, seed)] / by[("random", seed)] if by[("random", seed)] else math.nan
+                  "ratio": statistics.fmean(by[(s, seed)] / by[(base, seed)] if by[(base, seed)] else math.nan
                                             for seed in seeds)}
     return out
+
+
+def differences(vs: dict[str, dict], base: str) -> list[str]:
+    """The table of ``versus_random``'s rows against ``base`` (its name as the header says it)."""
+    return lessons.md_table([{"sampler": s, "difference": f"{v['difference']:+.4f}", "mde": f"{v['mde']:.4f}",
+                              "by_seed": ", ".join(f"{d:+.4f}" for d in v["by_seed"]), "ratio": f"{v['ratio']:.3f}",
+                              "verdict": v["verdict"]} for s, v in vs.items()],
+                            {"sampler": "sampler", "difference": f"hypervolume - {base}'s", "mde": "MDE",
+                             "by_seed": "per seed", "ratio": f"ratio to {base} (mean)", "verdict": "verdict"})
 
 
 def render(args, out: Path):
@@ -129,6 +154,8 @@ def render(args, out: Path):
         rows, curves, ref = analyse(out, args.seeds, at)
     n = max(at)
     vs = versus_random(rows, args.seeds, n)
+    leveled = {k: v for k, v in versus_random(rows, args.seeds, n, base="tpe").items() if k == "tpe-leveled"}
+    reached = {(r["sampler"], r["seed"]): reach(out / f"{r['sampler']}-seed{r['seed']}") for r in rows}
     minutes = {(r["sampler"], r["seed"]): float((out / f"{r['sampler']}-seed{r['seed']}" / "wall_seconds.txt").read_text()) / 60
                for r in rows}
     machine = (out / "machine.txt").read_text().strip() if (out / "machine.txt").is_file() else "?"
@@ -149,18 +176,25 @@ def render(args, out: Path):
         *lessons.md_table(table, {"sampler": "sampler", **{f"hv_{k}": f"after {k} designs" for k in at}}), "",
         f"## Against random, after {n} designs (paired by seed; MDE = 2 standard errors of the per-seed differences, "
         f"{len(args.seeds) - 1} dof)", "",
-        *lessons.md_table([{"sampler": s, "difference": f"{v['difference']:+.4f}", "mde": f"{v['mde']:.4f}",
-                            "by_seed": ", ".join(f"{d:+.4f}" for d in v["by_seed"]), "ratio": f"{v['ratio']:.3f}",
-                            "verdict": v["verdict"]} for s, v in vs.items()],
-                          {"sampler": "sampler", "difference": "hypervolume - random's", "mde": "MDE", "by_seed": "per seed",
-                           "ratio": "ratio to random (mean)", "verdict": "verdict"}), "",
+        *differences(vs, "random"), "",
+        "## The leveled start (the default since issue 34): TPE after 16 trials drawn by complexity level, "
+        f"against TPE's own uniform start, after {n} designs (paired by seed)", "",
+        *differences(leveled, "TPE"), "",
+        "What the start is for: the fastest design a run evaluated (speedup over dense, LUT) and how many of its "
+        "designs have one or two projection types grouped (the mild end; references left out), mean over seeds:", "",
+        *lessons.md_table([{"sampler": s, "fastest": f"{statistics.fmean(reached[(s, seed)]['fastest'] for seed in args.seeds):.2f}x",
+                            "mild": f"{statistics.fmean(reached[(s, seed)]['mild'] for seed in args.seeds):.1f}"} for s in SAMPLERS],
+                          {"sampler": "sampler", "fastest": "fastest design", "mild": "mild designs"}), "",
         "## Per run", "",
-        *lessons.md_table([{**r, "minutes": f"{minutes[(r['sampler'], r['seed'])]:.1f}"} for r in rows],
+        *lessons.md_table([{**r, "minutes": f"{minutes[(r['sampler'], r['seed'])]:.1f}",
+                            "fastest": f"{reached[(r['sampler'], r['seed'])]['fastest']:.2f}x",
+                            "mild": reached[(r["sampler"], r["seed"])]["mild"]} for r in rows],
                           {"sampler": "sampler", "seed": "seed", "designs": "designs",
-                           **{f"hv_{k}": f"hv after {k}" for k in at}, "minutes": "wall min"}), "",
+                           **{f"hv_{k}": f"hv after {k}" for k in at}, "fastest": "fastest design",
+                           "mild": "mild designs", "minutes": "wall min"}), "",
     ]
     fig = go.Figure()
-    colors = {"nsga2": "#1f77b4", "tpe": "#2ca02c", "random": "#ff7f0e"}
+    colors = {"nsga2": "#1f77b4", "tpe": "#2ca02c", "tpe-leveled": "#9467bd", "random": "#ff7f0e"}
     for (s, seed), hv in curves.items():
         fig.add_scatter(x=list(range(1, len(hv) + 1)), y=hv, mode="lines", name=f"{s} seed {seed}",
                         line=dict(color=colors[s], dash="dot" if s == "random" else "solid"))
@@ -172,7 +206,12 @@ def render(args, out: Path):
                "proxy": "the default run's proxy (distilled supernet), LUT latency, no confirmation",
                "claim": "a multi-objective search beats random sampling",
                "versus_random": {s: {k: (round(v[k], 5) if isinstance(v[k], float) else v[k]) for k in ("difference", "mde", "ratio", "verdict")}
-                                 for s, v in vs.items()}}
+                                 for s, v in vs.items()},
+               "leveled_start_vs_tpe": {k: (round(v[k], 5) if isinstance(v[k], float) else v[k])
+                                        for k in ("difference", "mde", "ratio", "verdict") for v in leveled.values()},
+               "reach": {s: {"fastest_speedup": round(statistics.fmean(reached[(s, seed)]["fastest"] for seed in args.seeds), 3),
+                             "mild_designs": round(statistics.fmean(reached[(s, seed)]["mild"] for seed in args.seeds), 2)}
+                         for s in SAMPLERS}}
     return rows, lines, fig, summary
 
 
