@@ -411,6 +411,25 @@ def run_logged(cmd: Sequence[str], run_dir: Path, env: Mapping[str, str]) -> flo
     return seconds
 
 
+def search_reach(run_dir: Path) -> dict:
+    """How far a search run's distinct designs reached (references left out): its fastest
+    design's speedup over dense (trials.csv) and how many designs have one or two projection
+    types grouped (the mild end); and the run's ``search.leveled_start`` (.hydra/config.yaml; 0
+    for a run from before it existed, which started as its sampler does)."""
+    import re
+
+    import yaml
+
+    with open(run_dir / "trials.csv", newline="") as f:
+        rows = {r["spec_hash"]: r for r in csv.DictReader(f) if not r["reference"]}
+    grouped = lambda design: sum(int(g) > 1 for g in re.findall(r"[a-z]+(\d+)", design.split("g[")[1]))  # noqa: E731
+    config = run_dir / ".hydra" / "config.yaml"
+    search = (yaml.safe_load(config.read_text()) or {}).get("search", {}) if config.is_file() else {}
+    return {"leveled_start": int(search.get("leveled_start", 0)),
+            "fastest_trial_speedup": max((float(r["speedup_vs_dense"]) for r in rows.values()), default=None),
+            "mild_designs": sum(grouped(r["design"]) in (1, 2) for r in rows.values())}
+
+
 def relative(text: str) -> str:
     """``text`` naming no path of this machine: the checkout's paths relative to the repository
     root, ``../shared``'s as ``../shared`` (what a committed file may name)."""

@@ -26,7 +26,6 @@ from __future__ import annotations
 import csv
 import math
 import os
-import re
 import statistics
 import sys
 import tempfile
@@ -111,16 +110,6 @@ def analyse(out: Path, seeds, at=AT) -> tuple[list[dict], dict, tuple[float, flo
     return rows, curves, ref
 
 
-def reach(run_dir: Path) -> dict:
-    """How far a run's distinct designs reach: the fastest one's speedup over dense and how many
-    have one or two projection types grouped (the mild end), of the non-reference designs."""
-    with open(run_dir / "trials.csv", newline="") as f:
-        rows = {r["spec_hash"]: r for r in map(with_current_names, csv.DictReader(f)) if not r["reference"]}
-    level = lambda design: sum(int(re.sub(r"\D", "", part)) > 1 for part in design.split("g[")[1].rstrip("]").split())  # noqa: E731
-    return {"fastest": max(float(r["speedup_vs_dense"]) for r in rows.values()),
-            "mild": sum(level(r["design"]) in (1, 2) for r in rows.values())}
-
-
 def versus_random(rows, seeds, n: int, base: str = "random") -> dict[str, dict]:
     """Per sampler: its hypervolume at ``n`` minus ``base``'s, paired by seed: mean, the MDE (2
     standard errors, from the seed-to-seed sd of the differences) and the verdict."""
@@ -155,7 +144,7 @@ def render(args, out: Path):
     n = max(at)
     vs = versus_random(rows, args.seeds, n)
     leveled = {k: v for k, v in versus_random(rows, args.seeds, n, base="tpe").items() if k == "tpe-leveled"}
-    reached = {(r["sampler"], r["seed"]): reach(out / f"{r['sampler']}-seed{r['seed']}") for r in rows}
+    reached = {(r["sampler"], r["seed"]): lessons.search_reach(out / f"{r['sampler']}-seed{r['seed']}") for r in rows}
     minutes = {(r["sampler"], r["seed"]): float((out / f"{r['sampler']}-seed{r['seed']}" / "wall_seconds.txt").read_text()) / 60
                for r in rows}
     machine = (out / "machine.txt").read_text().strip() if (out / "machine.txt").is_file() else "?"
@@ -182,13 +171,13 @@ def render(args, out: Path):
         *differences(leveled, "TPE"), "",
         "What the start is for: the fastest design a run evaluated (speedup over dense, LUT) and how many of its "
         "designs have one or two projection types grouped (the mild end; references left out), mean over seeds:", "",
-        *lessons.md_table([{"sampler": s, "fastest": f"{statistics.fmean(reached[(s, seed)]['fastest'] for seed in args.seeds):.2f}x",
-                            "mild": f"{statistics.fmean(reached[(s, seed)]['mild'] for seed in args.seeds):.1f}"} for s in SAMPLERS],
+        *lessons.md_table([{"sampler": s, "fastest": f"{statistics.fmean(reached[(s, seed)]['fastest_trial_speedup'] for seed in args.seeds):.2f}x",
+                            "mild": f"{statistics.fmean(reached[(s, seed)]['mild_designs'] for seed in args.seeds):.1f}"} for s in SAMPLERS],
                           {"sampler": "sampler", "fastest": "fastest design", "mild": "mild designs"}), "",
         "## Per run", "",
         *lessons.md_table([{**r, "minutes": f"{minutes[(r['sampler'], r['seed'])]:.1f}",
-                            "fastest": f"{reached[(r['sampler'], r['seed'])]['fastest']:.2f}x",
-                            "mild": reached[(r["sampler"], r["seed"])]["mild"]} for r in rows],
+                            "fastest": f"{reached[(r['sampler'], r['seed'])]['fastest_trial_speedup']:.2f}x",
+                            "mild": reached[(r["sampler"], r["seed"])]["mild_designs"]} for r in rows],
                           {"sampler": "sampler", "seed": "seed", "designs": "designs",
                            **{f"hv_{k}": f"hv after {k}" for k in at}, "fastest": "fastest design",
                            "mild": "mild designs", "minutes": "wall min"}), "",
@@ -209,8 +198,8 @@ def render(args, out: Path):
                                  for s, v in vs.items()},
                "leveled_start_vs_tpe": {k: (round(v[k], 5) if isinstance(v[k], float) else v[k])
                                         for k in ("difference", "mde", "ratio", "verdict") for v in leveled.values()},
-               "reach": {s: {"fastest_speedup": round(statistics.fmean(reached[(s, seed)]["fastest"] for seed in args.seeds), 3),
-                             "mild_designs": round(statistics.fmean(reached[(s, seed)]["mild"] for seed in args.seeds), 2)}
+               "reach": {s: {"fastest_speedup": round(statistics.fmean(reached[(s, seed)]["fastest_trial_speedup"] for seed in args.seeds), 3),
+                             "mild_designs": round(statistics.fmean(reached[(s, seed)]["mild_designs"] for seed in args.seeds), 2)}
                          for s in SAMPLERS}}
     return rows, lines, fig, summary
 

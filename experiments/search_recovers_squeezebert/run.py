@@ -182,7 +182,7 @@ def analyse(run_dir: Path) -> dict:
         "evaluations": study.get("evaluations"), "noise_sd": noise.get("sd"), "noise_dof": noise.get("dof"),
         "noise_source": noise.get("source"), "confirmed": len(confirmed), "front": front,
         "front_accuracy_span": round(span, 4), "span_over_noise": round(span / noise["sd"], 1) if noise.get("sd") else None,
-        **front_coverage(confirmed, reference_front()),
+        **front_coverage(confirmed, reference_front()), **lessons.search_reach(run_dir),
         "squeezebert": where, "search_front": [with_current_names(x) for x in read_csv(run_dir / "pareto.csv")], "timing": timing(run_dir),
     }
 
@@ -244,7 +244,8 @@ def front_coverage(confirmed: list[dict], reference: list[tuple[float, float, st
 
 def before_issue34() -> dict[str, dict]:
     """``front_coverage`` of each run in ``BEFORE`` (the baseline the issue measured)."""
-    return {name: front_coverage(read_csv(BEFORE / name / "confirmed.csv"), reference_front())
+    return {name: {**front_coverage(read_csv(BEFORE / name / "confirmed.csv"), reference_front()),
+                   **lessons.search_reach(BEFORE / name)}
             for name in RUNS if (BEFORE / name / "confirmed.csv").is_file()}
 
 
@@ -281,7 +282,17 @@ def render(runs: dict[str, dict]) -> tuple[str, dict]:
              "Command (each run): `ARCH_SEARCH_CHECKPOINT=../shared/models/all-MiniLM-L6-v2 GLUE_DIR=../shared/glue "
              "python -m arch_search run space=squeezebert seed=S` with `hydra.run.dir=<folder>` and "
              f"`cache_dir={CACHE.relative_to(REPO)}` (emptied before `seed0`), run by "
-             "`python experiments/search_recovers_squeezebert/run.py`.", ""]
+             "`python experiments/search_recovers_squeezebert/run.py`.", "",
+             "The runs at a glance (leveled start: the study's first trials drawn by complexity level, "
+             "`search.leveled_start`, 0 in a run made before it existed; fastest trial and mild designs, one or two types "
+             "grouped: what the search evaluated, references left out):", ""]
+    lines += md_table([{"run": f"`{name}`", **r, "fastest_trial_speedup": f"{r['fastest_trial_speedup']}x",
+                        "widest_speedup_step": f"{r['widest_speedup_step']}x"} for name, r in runs.items()], {
+        "run": "run", "leveled_start": "leveled start", "fastest_trial_speedup": "fastest trial",
+        "mild_designs": "mild designs", "confirmed_front_speedups": "confirmed front speedups",
+        "widest_speedup_step": "widest step (target <= 1.35)", "front_coverage": "front coverage (target >= 0.95)",
+        "wall_minutes": "wall min"})
+    lines.append("")
     for name, r in runs.items():
         seed, caches = RUNS[name]
         lines += [f"## `{name}`: seed {seed}, {caches} caches", "",
@@ -333,9 +344,10 @@ def render(runs: dict[str, dict]) -> tuple[str, dict]:
         lines += ["## Before issue 34", "",
                   "The same three runs on the code before issue 34 (`before_issue34/`: the supernet's random designs drawn "
                   "uniformly per choice, the confirmation of the search front's top designs):", "",
-                  "| run | front coverage | widest speedup step | confirmed front speedups |", "| --- | --- | --- | --- |",
-                  *[f"| `{n}` | {c['front_coverage']} | {c['widest_speedup_step']}x | {c['confirmed_front_speedups']} |"
-                    for n, c in summary["before_issue34"].items()], ""]
+                  "| run | front coverage | widest speedup step | confirmed front speedups | fastest trial | mild designs |",
+                  "| --- | --- | --- | --- | --- | --- |",
+                  *[f"| `{n}` | {c['front_coverage']} | {c['widest_speedup_step']}x | {c['confirmed_front_speedups']} | "
+                    f"{c['fastest_trial_speedup']}x | {c['mild_designs']} |" for n, c in summary["before_issue34"].items()], ""]
     if summary["latency_agreement_cached_vs_first"]:
         a = summary["latency_agreement_cached_vs_first"]
         lines += ["## Latency: the first run against the cached one", "",
