@@ -1,4 +1,5 @@
-"""Does the search beat random sampling at the default budget? NSGA-II vs TPE vs random.
+"""Does the search beat random sampling at the default budget? NSGA-II vs TPE vs random, and TPE
+with the default leveled start (its first 16 trials drawn by complexity level, issue 34).
 
 Each run is ``python -m arch_search run space=squeezebert`` with the default proxy (the
 distilled supernet, whose scores separate designs: SNR 3.8, ``../proxy_supernet``) and the default
@@ -152,7 +153,7 @@ def render(args, out: Path):
     table = [{"sampler": s, **{f"hv_{k}": f"{statistics.fmean(v[k]):.4f} ± {statistics.stdev(v[k]) if len(v[k]) > 1 else 0:.4f}"
                                for k in at}} for s, v in stats.items()]
     lines = [
-        "# samplers: NSGA-II vs TPE vs random at the default budget", "",
+        "# samplers: NSGA-II vs TPE (with and without the leveled start) vs random at the default budget", "",
         f"Command: `{lessons.command()}` (from the repository root); each run is `python -m arch_search run "
         f"{lessons.relative(' '.join(overrides(args, '<sampler>', 0))).replace('seed=0', 'seed=<seed>')}`, one at a time.", "",
         f"Machine: {machine}", "",
