@@ -352,8 +352,9 @@ def render(runs: dict[str, dict]) -> tuple[str, dict]:
         a = summary["latency_agreement_cached_vs_first"]
         lines += ["## Latency: the first run against the cached one", "",
                   f"The {a['designs']} designs both timed: their drift-corrected latencies differ by {a['median_percent']}% "
-                  f"(median; 90th percentile {a['p90_percent']}%) between `seed0` (reference timed every round) and "
-                  "`seed0-cached` (every third round, `search.latency_mode.reference_every=3`).", ""]
+                  f"(median; 90th percentile {a['p90_percent']}%) between `seed0` and `seed0-cached` (each with the "
+                  "reference timed every third round, `search.latency_mode.reference_every=3`): the spread between two "
+                  "runs of one setting.", ""]
     if summary["hypervolume_ratio_between_seeds"] is not None:
         lines += ["## Seeds 0 and 1", "", f"Hypervolume ratio of the confirmed fronts: {summary['hypervolume_ratio_between_seeds']}; "
                   f"designs on both: {', '.join(shared) or 'none'}.", ""]
