@@ -31,21 +31,38 @@ def test_bands_are_geometric_in_latency_and_hold_each_trial_once():
     assert [len(b) for b in bands_of([rec(0, 0.5, 10), rec(1, 0.4, 10)], 3)] == [2, 0, 0]  # one latency: one band
 
 
-def test_choose_takes_the_fronts_top_the_best_of_each_band_and_both_references():
+def test_choose_takes_the_fronts_top_the_fastest_front_design_of_each_band_and_both_references():
     recs = [rec(0, 0.90, 100, "bert_base"), rec(1, 0.60, 45, "squeezebert")]
     recs += [rec(2, 0.85, 95), rec(3, 0.80, 80), rec(4, 0.75, 60), rec(5, 0.70, 55), rec(6, 0.50, 40), rec(7, 0.65, 48),
              rec(8, 0.30, 25), rec(9, 0.20, 30)]  # bands (25..100, sqrt 2 each): {8, 9}, {6, 7}, {4, 5}, {2, 3}
     chosen = [r.number for r in choose(recs, bands=4)]
-    assert chosen == [0, 8, 7, 4, 2, 1] and len(chosen) == MIN_DESIGNS  # top (dense), a design a band fastest first, refs
-    assert 9 not in chosen and 6 not in chosen  # each band's best by the search's score only
+    assert chosen == [0, 8, 6, 5, 3, 1] and len(chosen) == MIN_DESIGNS  # top (dense), a design a band fastest first, refs
+    assert 9 not in chosen  # off the search front (8 is faster and better)
+    off = [r for r in recs if r.number not in (6, 7)] + [rec(7, 0.2, 48)]  # a band whose designs are all off the front
+    assert [r.number for r in choose(off, bands=4)][:3] == [0, 8, 7]  # gives its best by score
     no_mild = [r for r in recs if r.number not in (4, 5)]  # an empty band is skipped; the best others fill to six
-    assert [r.number for r in choose(no_mild, bands=4)] == [0, 8, 7, 2, 1, 3]
-    top = [r for r in recs if r.number != 0]  # without dense, the front's top (2) is also the slowest band's best
-    assert [r.number for r in choose(top, bands=4)][:5] == [2, 8, 7, 4, 1]
-    assert [r.number for r in choose(recs, bands=0, min_designs=2)] == [0, 1]  # references only (then the best)
+    assert [r.number for r in choose(no_mild, bands=4)] == [0, 8, 6, 3, 1, 2]
     many = [rec(0, 0.9, 100, "bert_base"), *[rec(n, 0.8 - n / 1000, 100 - n) for n in range(1, 76)]]  # 100..25 ms
-    assert [r.number for r in choose(many, bands=4)] == [0, 65, 51, 30, 1, 2]  # each band's slowest, then the best left
+    assert [r.number for r in choose(many, bands=4)] == [0, 75, 64, 50, 29, 1]  # each band's fastest (all on the front), then the best left
     assert len(choose(many, bands=8)) == 9  # top + 8 bands: more bands, more confirmations
+    with pytest.raises(ValueError, match="pick must be one of"):
+        choose(recs, bands=4, pick="slowest")
+
+
+def test_choose_best_score_takes_each_bands_best_by_the_search_score():
+    """issue 34's first rule (``search.confirm_pick=best_score``): it sits at each band's slow edge."""
+    recs = [rec(0, 0.90, 100, "bert_base"), rec(1, 0.60, 45, "squeezebert")]
+    recs += [rec(2, 0.85, 95), rec(3, 0.80, 80), rec(4, 0.75, 60), rec(5, 0.70, 55), rec(6, 0.50, 40), rec(7, 0.65, 48),
+             rec(8, 0.30, 25), rec(9, 0.20, 30)]
+    best = lambda rs, **kw: [r.number for r in choose(rs, bands=kw.pop("bands", 4), pick="best_score", **kw)]  # noqa: E731
+    assert best(recs) == [0, 8, 7, 4, 2, 1]
+    assert best([r for r in recs if r.number not in (4, 5)]) == [0, 8, 7, 2, 1, 3]
+    top = [r for r in recs if r.number != 0]  # without dense, the front's top (2) is also the slowest band's best
+    assert best(top)[:5] == [2, 8, 7, 4, 1]
+    assert best(recs, bands=0, min_designs=2) == [0, 1]  # references only (then the best)
+    many = [rec(0, 0.9, 100, "bert_base"), *[rec(n, 0.8 - n / 1000, 100 - n) for n in range(1, 76)]]
+    assert best(many) == [0, 65, 51, 30, 1, 2]  # each band's slowest, then the best left
+    assert len(choose(many, bands=8, pick="best_score")) == 9
 
 
 def test_pooled_noise_has_one_dof_per_paired_design():

@@ -142,7 +142,7 @@ def _search(cfg: DictConfig, run_dir: Path) -> None:
             repeat_designs=cfg.search.repeat_designs, leveled_start=cfg.search.leveled_start,
         )
         confirmation = Confirmation(
-            confirm_proxies, storage=storage, study_name=study_name, bands=cfg.search.confirm_bands,
+            confirm_proxies, storage=storage, study_name=study_name, bands=cfg.search.confirm_bands, pick=cfg.search.confirm_pick,
             weights_dir=RunDir(run_dir).weights, fingerprint=_confirm_fingerprint(cfg), dev_metric=get_task(cfg.task.name).metric,
         ) if confirm_proxies else None
     except StudyMismatch as e:

@@ -2,8 +2,9 @@
 designs, with paired seeds.
 
 HAT's second stage (Wang et al., 2020), automatic and measured. After the search, ``choose``
-picks the front's most accurate design, the best design by the search's score in each of
-``bands`` speedup bands (geometric in latency between the fastest trial and dense), both
+picks the front's most accurate design, one design in each of ``bands`` speedup bands
+(geometric in latency between the fastest trial and dense; by default the band's fastest design
+on the search front), both
 references, and, while there are fewer than ``min_designs``, the best remaining designs by the
 search's score; the confirmed front is built from the confirmed scores. The confirmation proxy
 (by default ``proxy=compressed``: the design compressed from the task teacher, healed and
@@ -64,17 +65,32 @@ def bands_of(recs: Sequence[TrialRecord], bands: int) -> list[list[TrialRecord]]
     return out
 
 
-def choose(recs: Sequence[TrialRecord], bands: int, min_designs: int = MIN_DESIGNS) -> list[TrialRecord]:
+PICKS = ("front_fastest", "best_score")  # what ``choose`` takes from each speedup band
+
+
+def choose(recs: Sequence[TrialRecord], bands: int, min_designs: int = MIN_DESIGNS,
+           pick: str = "front_fastest") -> list[TrialRecord]:
     """The trials whose designs to confirm, each design once, in this order: the search front's
-    most accurate design, the best design by the search's score in each speedup band
-    (``bands_of``, fastest first; the references left out there: they come next), both
-    references, then the best remaining designs by the search's score until ``min_designs``.
-    Bands rather than the top of the front: a region the search proxy under-rates still gets
-    a design confirmed (issue 34: the fronts jumped from dense to 1.84x)."""
+    most accurate design, one design of each speedup band (``bands_of``, fastest first; the
+    references left out there: they come next), both references, then the best remaining
+    designs by the search's score until ``min_designs``. Bands rather than the top of the
+    front: a region the search proxy under-rates still gets a design confirmed (issue 34: the
+    fronts jumped from dense to 1.84x). ``pick``: the band's fastest design on the search front
+    (``front_fastest``; a band without one gives its best by score), or its best design by the
+    search's score (``best_score``, issue 34's first rule: score rises with latency, so that
+    sat at each band's slow edge and left the fastest band's fast half unconfirmed)."""
+    if pick not in PICKS:
+        raise ValueError(f"pick must be one of {PICKS}, got {pick!r}")
     by_score = lambda r: (-r.score, r.latency_ms, r.number)  # noqa: E731
     pareto = front(recs)
+    on_front = {r.number for r in pareto}
+
+    def of(band: list[TrialRecord]) -> TrialRecord:
+        ours = [r for r in band if r.number in on_front] if pick == "front_fastest" else []
+        return min(ours, key=lambda r: (r.latency_ms, r.number)) if ours else min(band, key=by_score)
+
     top = [min(pareto, key=by_score)] if pareto and bands else []
-    picks = [min(others, key=by_score) for band in bands_of(recs, bands) if (others := [r for r in band if not r.reference])]
+    picks = [of(others) for band in bands_of(recs, bands) if (others := [r for r in band if not r.reference])]
     references = [r for r in recs if r.reference and r.finished and r.evaluated]
     rest = sorted((r for r in recs if r.finished and r.evaluated and r.feasible), key=by_score)
     chosen: dict[str, TrialRecord] = {}
@@ -110,6 +126,7 @@ class Confirmation:
         storage: RDBStorage | str,
         study_name: str,
         bands: int = 4,
+        pick: str = "front_fastest",
         min_designs: int = MIN_DESIGNS,
         weights_dir: Path | None = None,
         fingerprint: Mapping[str, Any] | None = None,
@@ -122,6 +139,7 @@ class Confirmation:
         if len(proxies) < 2:
             raise ValueError(f"a confirmation needs at least two seeds (its noise), got {len(proxies)}")
         self.proxies, self.bands, self.min_designs, self.weights_dir = dict(proxies), bands, min_designs, weights_dir
+        self.pick = pick
         self.seeds, self.dev_metric = tuple(self.proxies), dev_metric
         self.fingerprint = json.loads(json.dumps({**(fingerprint or {}), "seeds": list(self.seeds)}))
         name = study_name + SUFFIX
@@ -143,7 +161,7 @@ class Confirmation:
         returns every confirmation of the study. Each confirmation prints one line
         (``confirmation_line``); ``progress``: a bar too, in a terminal (``progress_bar``)."""
         fail_dead_trials(self.study)
-        chosen = choose(recs, self.bands, self.min_designs)
+        chosen = choose(recs, self.bands, self.min_designs, self.pick)
         self._enqueue(chosen)
         specs = {r.number: r.spec for r in recs}
         todo = sum(1 for t in self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)) if "confirm" in t.user_attrs)
