@@ -47,6 +47,8 @@ def test_choose_takes_the_fronts_top_the_fastest_front_design_of_each_band_and_b
     assert len(choose(many, bands=8)) == 9  # top + 8 bands: more bands, more confirmations
     with pytest.raises(ValueError, match="pick must be one of"):
         choose(recs, bands=4, pick="slowest")
+    with pytest.raises(ValueError, match="pick must be one of"):  # at construction, not after the search
+        Confirmation({0: FakeProxy(), 1: FakeProxy()}, "sqlite:///:memory:", "s", pick="slowest")
 
 
 def test_choose_best_score_takes_each_bands_best_by_the_search_score():

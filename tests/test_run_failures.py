@@ -80,6 +80,8 @@ COMPLETE, RUNNING, FAIL = optuna.trial.TrialState.COMPLETE, optuna.trial.TrialSt
         ("run", "search.n_trials=0", "search.n_trials must be an integer >= 1, got 0"),
         ("run", "search.n_trials=-2", "search.n_trials must be an integer >= 1, got -2"),
         ("run", "search.n_trials=abc", "search.n_trials must be an integer >= 1, got 'abc'"),
+        ("run", "search.leveled_start=-1", "search.leveled_start must be an integer >= 0, got -1"),
+        ("run", "search.confirm_pick=fastest", "search.confirm_pick must be one of front_fastest, best_score, got 'fastest'"),
         ("run", "proxy.steps=0", "proxy.steps must be an integer >= 1"),
         ("run", "proxy.batch_size=0", "proxy.batch_size must be an integer >= 1, got 0"),
         ("run", "proxy_setup.max_len=1", "proxy_setup.max_len must be an integer >= 2, got 1"),

@@ -235,12 +235,19 @@ def _prepare(proxy: Proxy, base: ArchSpec | None = None) -> None:
 # (key, lowest allowed value) of the numbers only a search needs (a held-out slice to score on,
 # trials, confirmations); every other number is checked by the constructor that owns it
 # (LatencyProtocol, the proxies, ProxySetup, the latency models: ``arch_search.checks.at_least``)
-SEARCH_SETTINGS = (("search.n_trials", 1), ("proxy_setup.heldout", 1), ("search.confirm_bands", 0), ("search.confirm_seeds", 2))
+SEARCH_SETTINGS = (("search.n_trials", 1), ("proxy_setup.heldout", 1), ("search.confirm_bands", 0), ("search.confirm_seeds", 2),
+                   ("search.leveled_start", 0))
 
 
 def check_search_settings(cfg: DictConfig) -> None:
-    """Each number of ``SEARCH_SETTINGS`` is an int at or above its lowest value; one ``error:``
-    line otherwise, before anything is built."""
+    """Each number of ``SEARCH_SETTINGS`` is an int at or above its lowest value, and
+    ``search.confirm_pick`` one of ``confirm.PICKS`` (it is first used after the search); one
+    ``error:`` line otherwise, before anything is built."""
+    from arch_search.study.confirm import PICKS
+
+    pick = OmegaConf.select(cfg, "search.confirm_pick", default=None)
+    if pick is not None and pick not in PICKS:
+        raise SystemExit(f"error: search.confirm_pick must be one of {', '.join(PICKS)}, got {pick!r}")
     for key, lowest in SEARCH_SETTINGS:
         value = OmegaConf.select(cfg, key, default=None)
         if value is not None:

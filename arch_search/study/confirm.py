@@ -68,6 +68,11 @@ def bands_of(recs: Sequence[TrialRecord], bands: int) -> list[list[TrialRecord]]
 PICKS = ("front_fastest", "best_score")  # what ``choose`` takes from each speedup band
 
 
+def check_pick(pick: str) -> None:
+    if pick not in PICKS:
+        raise ValueError(f"pick must be one of {PICKS}, got {pick!r}")
+
+
 def choose(recs: Sequence[TrialRecord], bands: int, min_designs: int = MIN_DESIGNS,
            pick: str = "front_fastest") -> list[TrialRecord]:
     """The trials whose designs to confirm, each design once, in this order: the search front's
@@ -79,8 +84,7 @@ def choose(recs: Sequence[TrialRecord], bands: int, min_designs: int = MIN_DESIG
     (``front_fastest``; a band without one gives its best by score), or its best design by the
     search's score (``best_score``, issue 34's first rule: score rises with latency, so that
     sat at each band's slow edge and left the fastest band's fast half unconfirmed)."""
-    if pick not in PICKS:
-        raise ValueError(f"pick must be one of {PICKS}, got {pick!r}")
+    check_pick(pick)
     by_score = lambda r: (-r.score, r.latency_ms, r.number)  # noqa: E731
     pareto = front(recs)
     on_front = {r.number for r in pareto}
@@ -139,6 +143,7 @@ class Confirmation:
         if len(proxies) < 2:
             raise ValueError(f"a confirmation needs at least two seeds (its noise), got {len(proxies)}")
         self.proxies, self.bands, self.min_designs, self.weights_dir = dict(proxies), bands, min_designs, weights_dir
+        check_pick(pick)  # here, not first after the search
         self.pick = pick
         self.seeds, self.dev_metric = tuple(self.proxies), dev_metric
         self.fingerprint = json.loads(json.dumps({**(fingerprint or {}), "seeds": list(self.seeds)}))
