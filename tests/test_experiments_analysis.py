@@ -554,7 +554,7 @@ def test_front_coverage_of_the_committed_runs_and_of_the_reference_itself():
     assert out4 == (pytest.approx(1.253), pytest.approx(-1.65, abs=0.01))  # the issue's 1.25x, -1.7
     before = recovers_main.before_issue34()  # the issue's baseline: the committed runs before its changes
     assert before["seed0"] == {"front_coverage": 0.737, "widest_speedup_step": 2.254, "confirmed_front_speedups": [1.0, 2.25, 2.5, 3.15],
-                               "leveled_start": 0, "fastest_trial_speedup": 3.2, "mild_designs": 1}
+                               "leveled_start": 0, "start_bins": 0, "fastest_trial_speedup": 3.2, "mild_designs": 1}
     assert [before[n]["front_coverage"] for n in ("seed1", "seed0-cached")] == [0.694, 0.786]
     rows = [{"reference": "bert_base", "latency_ms": "200", "confirmed_vs_dense_points": "0.0"}]
     rows += [{"reference": "", "latency_ms": str(200 / sp), "confirmed_vs_dense_points": str(sc)} for sp, sc, _ in ref]
@@ -586,10 +586,10 @@ def test_search_reach_counts_the_fastest_and_the_mildly_grouped_designs(tmp_path
             "4,,768x12 h12 ffn3072 g[q2 k1 v1 post1 in16 out8],2.05,e",  # three
             "5,,768x12 h12 ffn3072 g[q1 k1 v1 post1 in16 out8],1.97,d"]  # a copy: counted once
     (tmp_path / "trials.csv").write_text("\n".join(rows) + "\n")
-    assert search_reach(tmp_path) == {"leveled_start": 0, "fastest_trial_speedup": 2.05, "mild_designs": 2}
+    assert search_reach(tmp_path) == {"leveled_start": 0, "start_bins": 0, "fastest_trial_speedup": 2.05, "mild_designs": 2}
     (tmp_path / ".hydra").mkdir()
-    (tmp_path / ".hydra" / "config.yaml").write_text("seed: 0\nsearch:\n  leveled_start: 16\n")
-    assert search_reach(tmp_path)["leveled_start"] == 16
+    (tmp_path / ".hydra" / "config.yaml").write_text("seed: 0\nsearch:\n  leveled_start: 16\n  start_bins: 7\n")
+    assert (search_reach(tmp_path)["leveled_start"], search_reach(tmp_path)["start_bins"]) == (16, 7)
 
 
 # ==== proxy_compressed/run.py ======================================================================

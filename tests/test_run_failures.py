@@ -81,6 +81,7 @@ COMPLETE, RUNNING, FAIL = optuna.trial.TrialState.COMPLETE, optuna.trial.TrialSt
         ("run", "search.n_trials=-2", "search.n_trials must be an integer >= 1, got -2"),
         ("run", "search.n_trials=abc", "search.n_trials must be an integer >= 1, got 'abc'"),
         ("run", "search.leveled_start=-1", "search.leveled_start must be an integer >= 0, got -1"),
+        ("run", "search.start_bins=-3", "search.start_bins must be an integer >= 0, got -3"),
         ("run", "search.confirm_pick=fastest", "search.confirm_pick must be one of front_fastest, best_score, got 'fastest'"),
         ("run", "proxy.steps=0", "proxy.steps must be an integer >= 1"),
         ("run", "proxy.batch_size=0", "proxy.batch_size must be an integer >= 1, got 0"),

@@ -1,6 +1,8 @@
 """The study on a tiny space with a fake accuracy proxy and real (short) latency runs."""
 
+import json
 import math
+import random
 
 import optuna
 import pytest
@@ -136,6 +138,32 @@ def test_leveled_start_draws_the_first_trials_by_level_then_hands_over(space, tm
     assert [t.user_attrs.get("reference") for t in study.trials[:2]] == ["bert_base", "squeezebert"]
     assert [t.params for t in study.trials[2:6]] == [drawn(1, n) for n in range(2, 6)]
     assert len(proxy.calls) == len(set(proxy.calls)) == 7 == search.evaluations()
+    binned = make(space, tmp_path, FakeProxy(), name="b", leveled_start=6, start_bins=3, seed=1)
+    from arch_search.study.search import speedup_edges
+    assert binned.study.sampler.edges == speedup_edges(space, 3) and search.study.sampler.edges is None
+
+
+def test_binned_start_puts_trial_n_in_speedup_bin_n_mod_bins():
+    """Over 7 x 60 trial numbers, each draw lies in its MAC-speedup bin (squeezebert's range
+    has a design in every bin), and every bin gets the same count; bins=0 is the level draw."""
+    from arch_search.study.search import LeveledStart, mac_speedup, speedup_edges, trial_seed
+
+    space = SearchSpace.load("squeezebert")
+    edges = speedup_edges(space, 7)
+    assert edges[0] == 1.0 and edges[-1] == pytest.approx(11.3846, abs=1e-4)  # every projection at G=16 (closed form)
+    assert all(b / a == pytest.approx(edges[1]) for a, b in zip(edges, edges[1:]))  # geometric
+    start = LeveledStart(None, space, trials=420, seed=5, bins=7)
+    counts = [0] * 7
+    for n in range(420):
+        x = mac_speedup(space, start.draw(n))
+        k = n % 7
+        assert edges[k] * (1 - 1e-9) <= x <= edges[k + 1] * (1 + 1e-9), (n, x)
+        counts[k] += 1
+    assert counts == [60] * 7
+    assert len({json.dumps(start.draw(n), sort_keys=True) for n in range(420)}) > 300  # draws, not one design a bin
+    plain = LeveledStart(None, space, trials=4, seed=5)
+    assert plain.draw(3) == space.leveled_params(random.Random(trial_seed(5, 3)))
+    assert math.isclose(mac_speedup(space, space.params_of(space.base)), 1.0)
 
 
 class StepMeasure:

@@ -140,6 +140,7 @@ def _search(cfg: DictConfig, run_dir: Path) -> None:
             constraints=Constraints(**cfg.search.constraints), tracker=tracker,
             weights_dir=RunDir(run_dir).weights, fingerprint=study_fingerprint(cfg, protocol),
             repeat_designs=cfg.search.repeat_designs, leveled_start=cfg.search.leveled_start,
+            start_bins=cfg.search.start_bins,
         )
         confirmation = Confirmation(
             confirm_proxies, storage=storage, study_name=study_name, bands=cfg.search.confirm_bands, pick=cfg.search.confirm_pick,
@@ -236,7 +237,7 @@ def _prepare(proxy: Proxy, base: ArchSpec | None = None) -> None:
 # trials, confirmations); every other number is checked by the constructor that owns it
 # (LatencyProtocol, the proxies, ProxySetup, the latency models: ``arch_search.checks.at_least``)
 SEARCH_SETTINGS = (("search.n_trials", 1), ("proxy_setup.heldout", 1), ("search.confirm_bands", 0), ("search.confirm_seeds", 2),
-                   ("search.leveled_start", 0))
+                   ("search.leveled_start", 0), ("search.start_bins", 0))
 
 
 def check_search_settings(cfg: DictConfig) -> None:

@@ -414,8 +414,9 @@ def run_logged(cmd: Sequence[str], run_dir: Path, env: Mapping[str, str]) -> flo
 def search_reach(run_dir: Path) -> dict:
     """How far a search run's distinct designs reached (references left out): its fastest
     design's speedup over dense (trials.csv) and how many designs have one or two projection
-    types grouped (the mild end); and the run's ``search.leveled_start`` (.hydra/config.yaml; 0
-    for a run from before it existed, which started as its sampler does)."""
+    types grouped (the mild end); and the run's ``search.leveled_start`` and ``search.start_bins``
+    (.hydra/config.yaml; 0 for a run from before they existed, which started as its sampler
+    does, or by level only)."""
     import re
 
     import yaml
@@ -425,7 +426,7 @@ def search_reach(run_dir: Path) -> dict:
     grouped = lambda design: sum(int(g) > 1 for g in re.findall(r"[a-z]+(\d+)", design.split("g[")[1]))  # noqa: E731
     config = run_dir / ".hydra" / "config.yaml"
     search = (yaml.safe_load(config.read_text()) or {}).get("search", {}) if config.is_file() else {}
-    return {"leveled_start": int(search.get("leveled_start", 0)),
+    return {"leveled_start": int(search.get("leveled_start", 0)), "start_bins": int(search.get("start_bins", 0)),
             "fastest_trial_speedup": max((float(r["speedup_vs_dense"]) for r in rows.values()), default=None),
             "mild_designs": sum(grouped(r["design"]) in (1, 2) for r in rows.values())}
 

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 import time
 import warnings
@@ -47,7 +48,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from arch_search.progress import progress_bar
 from arch_search.study import results
-from arch_search.measure.cost import count_cost
+from arch_search.measure.cost import closed_form_macs, count_cost
 from arch_search.study.weights import keep_front_weights, save_trial_weights, weights_path
 from arch_search.measure.latency import LatencyProtocol
 from arch_search.measure.latency_model import LatencyModel, MeasuredLatency
@@ -122,18 +123,41 @@ class LeveledStart(BaseSampler):
     then their counts), seeded by (seed, trial number). A sampler's own start draws every choice
     uniformly, so it almost never proposes a design with one or two types grouped, the mild end
     of the front (1 in ~650 draws leaves one type grouped; experiments/samplers: 13.7 such
-    designs in 64 with this start, 7.7 with TPE's own). It does not reach further at the fast
-    end (fastest design 3.64x vs 3.73x there). These are random draws, not known-good designs;
-    the inner sampler learns from them."""
+    designs in 64 with this start, 7.7 with TPE's own).
 
-    def __init__(self, inner: BaseSampler, space: SearchSpace, trials: int, seed: int):
+    ``bins`` > 0 spreads these draws over the speedup range too (AttentiveNAS's FLOPs-uniform
+    sampling): trial n's draw is the first level draw whose closed-form MAC speedup over dense
+    lies in bin ``n % bins`` of ``speedup_edges`` (geometric, dense to the space's cheapest
+    design; after ``BIN_TRIES`` misses, the draw nearest the bin). Levels alone reach no further
+    at the fast end (experiments/samplers: fastest design 3.64x vs TPE's 3.73x). These are random
+    draws, not known-good designs; the inner sampler learns from them."""
+
+    def __init__(self, inner: BaseSampler, space: SearchSpace, trials: int, seed: int, bins: int = 0):
         self.inner, self.space, self.trials, self.seed = inner, space, trials, seed
+        self.edges = speedup_edges(space, bins) if bins else None
         self._draw: dict[str, Any] | None = None
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        starting = trial.number < self.trials
-        self._draw = self.space.leveled_params(random.Random(trial_seed(self.seed, trial.number))) if starting else None
+        self._draw = self.draw(trial.number) if trial.number < self.trials else None
         self.inner.before_trial(study, trial)
+
+    def draw(self, number: int) -> dict[str, Any]:
+        """Trial ``number``'s start parameters."""
+        rng = random.Random(trial_seed(self.seed, number))
+        if self.edges is None:
+            return self.space.leveled_params(rng)
+        k = number % (len(self.edges) - 1)
+        lo, hi = math.log(self.edges[k]), math.log(self.edges[k + 1])
+        nearest, gap = None, math.inf
+        for _ in range(BIN_TRIES):
+            params = self.space.leveled_params(rng)
+            x = math.log(mac_speedup(self.space, params))
+            miss = max(lo - x, x - hi, 0.0)
+            if miss == 0.0:
+                return params
+            if miss < gap:
+                nearest, gap = params, miss
+        return nearest
 
     def infer_relative_search_space(self, study, trial):
         return {} if self._draw is not None else self.inner.infer_relative_search_space(study, trial)
@@ -151,6 +175,24 @@ class LeveledStart(BaseSampler):
 
     def reseed_rng(self) -> None:
         self.inner.reseed_rng()
+
+
+BIN_TRIES = 2000  # level draws tried for a speedup bin (a bin of 7 over squeezebert's range: ~1 in 200 at worst)
+
+
+def mac_speedup(space: SearchSpace, params: Mapping[str, Any]) -> float:
+    """The closed-form MACs of the space's dense base design over those of the design ``params``
+    pick (``measure.cost.closed_form_macs``: no model is built)."""
+    dense = space.base.replace(groups={p: 1 for p in space.groups}, shuffle=False)
+    return closed_form_macs(dense) / closed_form_macs(space.sample(optuna.trial.FixedTrial(dict(params))))
+
+
+def speedup_edges(space: SearchSpace, bins: int) -> list[float]:
+    """``bins + 1`` geometric edges of MAC speedup from 1 (dense) to the space's cheapest design
+    (every projection at its largest group count), at the base dims."""
+    cheapest = {p: max(c) for p, c in space.groups.items()}
+    top = mac_speedup(space, space.params_of(space.base.replace(groups=cheapest, shuffle=False)))
+    return [top ** (i / bins) for i in range(bins + 1)]
 
 
 def trial_seed(seed: int, number: int) -> int:
@@ -197,6 +239,7 @@ class Search:
         noise_proxy: Proxy | None = None,
         latency: LatencyModel | None = None,
         leveled_start: int = 0,
+        start_bins: int = 0,
     ):
         """``protocol`` is the latency protocol (conf/latency): its (batch, seq_len) is the
         target scale of the costs too; ``latency`` prices each design
@@ -210,7 +253,8 @@ class Search:
         a sampler used as it is. ``fingerprint``: the settings that make scores comparable
         (the space's is added); a study created with others raises ``StudyMismatch``.
         ``leveled_start``: the study's first trials (the references among them) draw their
-        design by complexity level (``LeveledStart``); 0: the sampler's own start.
+        design by complexity level (``LeveledStart``); 0: the sampler's own start. ``start_bins``:
+        those draws spread over that many MAC-speedup bins (0: by level only).
         ``repeat_designs``: evaluate a design again each time it is sampled (to see noise).
         ``noise_proxy``: the same proxy with another seed; it scores the reference designs a
         second time, which gives the run its own seed noise (``proxy_noise``)."""
@@ -225,7 +269,7 @@ class Search:
         if not isinstance(sampler, BaseSampler):
             sampler = TrialSeededSampler(sampler, seed)
         if leveled_start:
-            sampler = LeveledStart(sampler, space, leveled_start, seed)
+            sampler = LeveledStart(sampler, space, leveled_start, seed, bins=start_bins)
         try:  # the database's unique study name makes exactly one worker the creator
             self.study = optuna.create_study(
                 study_name=study_name, storage=storage, sampler=sampler, directions=list(DIRECTIONS)

@@ -1,5 +1,6 @@
 """Does the search beat random sampling at the default budget? NSGA-II vs TPE vs random, and TPE
-with the default leveled start (its first 16 trials drawn by complexity level, issue 34).
+with the leveled start (its first 16 trials drawn by complexity level, issue 34), by level only
+(``tpe-leveled``) and spread over 7 MAC-speedup bins too (``tpe-binned``, the default).
 
 Each run is ``python -m arch_search run space=squeezebert`` with the default proxy (the
 distilled supernet, whose scores separate designs: SNR 3.8, ``../proxy_supernet``) and the default
@@ -40,11 +41,14 @@ from arch_search.study.results import hypervolume_history, with_current_names
 
 HERE = Path(__file__).resolve().parent
 # name: its overrides. The sampler's own start (uniform draws per choice) for the three samplers;
-# ``tpe-leveled``: TPE after the default's start of 16 trials drawn by complexity level (issue 34).
+# ``tpe-leveled``: TPE after a start of 16 trials drawn by complexity level (issue 34);
+# ``tpe-binned``: the default's start, those draws spread over 7 MAC-speedup bins too.
 SAMPLERS = {"nsga2": ["search/sampler=nsga2", "search.leveled_start=0"],
             "tpe": ["search/sampler=tpe", "search.leveled_start=0"],
-            "tpe-leveled": ["search/sampler=tpe", "search.leveled_start=16"],
+            "tpe-leveled": ["search/sampler=tpe", "search.leveled_start=16", "search.start_bins=0"],
+            "tpe-binned": ["search/sampler=tpe", "search.leveled_start=16", "search.start_bins=7"],
             "random": ["search/sampler=random", "search.leveled_start=0"]}  # random last: the baseline
+STARTS = ("tpe-leveled", "tpe-binned")  # TPE with the leveled start, compared with TPE's own
 AT = (16, 32, 64)  # distinct designs at which the hypervolume is reported
 QUICK = ["proxy.steps=2", "proxy.teacher_steps=2", "proxy.batch_size=8", "proxy_setup.heldout=60",
          "proxy_setup.max_len=16", "task=wnli", "latency.rounds=2", "latency.warmup=0",
@@ -144,7 +148,8 @@ def render(args, out: Path):
         rows, curves, ref = analyse(out, args.seeds, at)
     n = max(at)
     vs = versus_random(rows, args.seeds, n)
-    leveled = {k: v for k, v in versus_random(rows, args.seeds, n, base="tpe").items() if k == "tpe-leveled"}
+    starts = {k: v for k, v in versus_random(rows, args.seeds, n, base="tpe").items() if k in STARTS}
+    binned = {k: v for k, v in versus_random(rows, args.seeds, n, base="tpe-leveled").items() if k == "tpe-binned"}
     reached = {(r["sampler"], r["seed"]): lessons.search_reach(out / f"{r['sampler']}-seed{r['seed']}") for r in rows}
     minutes = {(r["sampler"], r["seed"]): float((out / f"{r['sampler']}-seed{r['seed']}" / "wall_seconds.txt").read_text()) / 60
                for r in rows}
@@ -167,9 +172,12 @@ def render(args, out: Path):
         f"## Against random, after {n} designs (paired by seed; MDE = 2 standard errors of the per-seed differences, "
         f"{len(args.seeds) - 1} dof)", "",
         *differences(vs, "random"), "",
-        "## The leveled start (the default since issue 34): TPE after 16 trials drawn by complexity level, "
-        f"against TPE's own uniform start, after {n} designs (paired by seed)", "",
-        *differences(leveled, "TPE"), "",
+        "## The leveled start (issue 34): TPE after 16 trials drawn by complexity level (`tpe-leveled`), and "
+        "those draws spread over 7 MAC-speedup bins too (`tpe-binned`, the default), against TPE's own uniform "
+        f"start, after {n} designs (paired by seed)", "",
+        *differences(starts, "TPE"), "",
+        "The bins against levels only (paired by seed):", "",
+        *differences(binned, "tpe-leveled"), "",
         "What the start is for: the fastest design a run evaluated (speedup over dense, LUT) and how many of its "
         "designs have one or two projection types grouped (the mild end; references left out), mean over seeds:", "",
         *lessons.md_table([{"sampler": s, "fastest": f"{statistics.fmean(reached[(s, seed)]['fastest_trial_speedup'] for seed in args.seeds):.2f}x",
@@ -184,7 +192,7 @@ def render(args, out: Path):
                            "mild": "mild designs", "minutes": "wall min"}), "",
     ]
     fig = go.Figure()
-    colors = {"nsga2": "#1f77b4", "tpe": "#2ca02c", "tpe-leveled": "#9467bd", "random": "#ff7f0e"}
+    colors = {"nsga2": "#1f77b4", "tpe": "#2ca02c", "tpe-leveled": "#9467bd", "tpe-binned": "#8c564b", "random": "#ff7f0e"}
     for (s, seed), hv in curves.items():
         fig.add_scatter(x=list(range(1, len(hv) + 1)), y=hv, mode="lines", name=f"{s} seed {seed}",
                         line=dict(color=colors[s], dash="dot" if s == "random" else "solid"))
@@ -197,8 +205,9 @@ def render(args, out: Path):
                "claim": "a multi-objective search beats random sampling",
                "versus_random": {s: {k: (round(v[k], 5) if isinstance(v[k], float) else v[k]) for k in ("difference", "mde", "ratio", "verdict")}
                                  for s, v in vs.items()},
-               "leveled_start_vs_tpe": {k: (round(v[k], 5) if isinstance(v[k], float) else v[k])
-                                        for k in ("difference", "mde", "ratio", "verdict") for v in leveled.values()},
+               **{f"{key}_vs_{base}": {k: (round(v[k], 5) if isinstance(v[k], float) else v[k]) for k in ("difference", "mde", "ratio", "verdict")}
+                  for key, base, v in (("leveled_start", "tpe", starts.get("tpe-leveled")), ("binned_start", "tpe", starts.get("tpe-binned")),
+                                       ("binned_start", "leveled_start", binned.get("tpe-binned"))) if v},
                "reach": {s: {"fastest_speedup": round(statistics.fmean(reached[(s, seed)]["fastest_trial_speedup"] for seed in args.seeds), 3),
                              "mild_designs": round(statistics.fmean(reached[(s, seed)]["mild_designs"] for seed in args.seeds), 2)}
                          for s in SAMPLERS}}
