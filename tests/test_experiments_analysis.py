@@ -560,6 +560,9 @@ def test_front_coverage_of_the_committed_runs_and_of_the_reference_itself():
     rows += [{"reference": "", "latency_ms": str(200 / sp), "confirmed_vs_dense_points": str(sc)} for sp, sc, _ in ref]
     whole = recovers_main.front_coverage(rows, ref)
     assert whole["front_coverage"] == 1.0 and whole["widest_speedup_step"] < 1.35  # the reference covers itself
+    ceiling = recovers_main.coverage_ceiling()  # the lessons' own designs at 2 seeds: the target's noise floor
+    assert ceiling["two_seeds"] == {"0,1": 0.956, "0,2": 1.0, "1,2": 0.846} and ceiling["two_seeds_mean"] == 0.934
+    assert (ceiling["best_of_coverage"], ceiling["best_of_speedups"]) == (0.966, [1.25, 1.92, 2.15, 2.52, 3.22])
 
 
 def test_rechoose_best_score_picks_what_the_run_confirmed():
