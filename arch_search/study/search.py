@@ -59,7 +59,7 @@ from arch_search.study.results import Confirmed, Noise, TrialRecord, set_attrs
 from arch_search.study.run_dir import RunDir
 from arch_search.study.recovery import fail_dead_trials, worker_attrs
 from arch_search.design.space import SearchSpace
-from arch_search.design.spec import ArchSpec
+from arch_search.design.spec import ArchSpec, Reference
 
 if TYPE_CHECKING:
     from arch_search.study.confirm import Confirmation
@@ -151,7 +151,7 @@ class LeveledStart(BaseSampler):
         nearest, gap = None, math.inf
         for _ in range(BIN_TRIES):
             params = self.space.leveled_params(rng)
-            x = math.log(mac_speedup(self.space, params))
+            x = math.log(mac_speedup(self.space, self.space.sample(optuna.trial.FixedTrial(params))))
             miss = max(lo - x, x - hi, 0.0)
             if miss == 0.0:
                 return params
@@ -180,18 +180,16 @@ class LeveledStart(BaseSampler):
 BIN_TRIES = 2000  # level draws tried for a speedup bin (a bin of 7 over squeezebert's range: ~1 in 200 at worst)
 
 
-def mac_speedup(space: SearchSpace, params: Mapping[str, Any]) -> float:
-    """The closed-form MACs of the space's dense base design over those of the design ``params``
-    pick (``measure.cost.closed_form_macs``: no model is built)."""
-    dense = space.base.replace(groups={p: 1 for p in space.groups}, shuffle=False)
-    return closed_form_macs(dense) / closed_form_macs(space.sample(optuna.trial.FixedTrial(dict(params))))
+def mac_speedup(space: SearchSpace, design: ArchSpec) -> float:
+    """The closed-form MACs of the space's dense reference over ``design``'s
+    (``measure.cost.closed_form_macs``: no model is built)."""
+    return closed_form_macs(space.references()[Reference.DENSE]) / closed_form_macs(design)
 
 
 def speedup_edges(space: SearchSpace, bins: int) -> list[float]:
     """``bins + 1`` geometric edges of MAC speedup from 1 (dense) to the space's cheapest design
     (every projection at its largest group count), at the base dims."""
-    cheapest = {p: max(c) for p, c in space.groups.items()}
-    top = mac_speedup(space, space.params_of(space.base.replace(groups=cheapest, shuffle=False)))
+    top = mac_speedup(space, space.base.replace(groups={p: max(c) for p, c in space.groups.items()}, shuffle=False))
     return [top ** (i / bins) for i in range(bins + 1)]
 
 
