@@ -249,7 +249,7 @@ QUICK = {
     "search": {
         "space": "squeezebert", "study_name": "quick", "n_trials": 6, "repeat_designs": False, "proxy_noise": False,
         "leveled_start": 16, "start_bins": 7,
-        "confirm_bands": 4, "confirm_pick": "front_fastest", "confirm_seeds": 2,
+        "confirm_bands": 4, "confirm_pick": "front_fastest", "confirm_seeds": 2, "confirm_cache": True,
         "constraints": {"max_latency_ms": None, "max_params": None},
         "latency_mode": {"_target_": "arch_search.measure.latency_model.MeasuredLatency", "protocol": {  # ${latency}, resolved
             "_target_": "arch_search.measure.latency.LatencyProtocol", "seq_len": 128, "batch": 1,

@@ -134,6 +134,62 @@ def test_confirmation_scores_each_design_once_per_seed_and_gives_the_runs_noise(
         confirmation(tmp_path, {0: FakeProxy(), 1: FakeProxy()}, fingerprint={"confirm": {"steps": 1}})
 
 
+class WithModel(FakeProxy):
+    """FakeProxy that also returns a tiny model (the confirmation keeps the first seed's)."""
+
+    def evaluate(self, spec, report=None):
+        from dataclasses import replace
+
+        from arch_search.nn.model import build_model
+
+        tiny = spec.with_scale(hidden=16, layers=1, heads=2, intermediate=32, vocab=50).replace(groups={})
+        return replace(super().evaluate(spec), model=build_model(tiny, task_head=2).eval())
+
+
+def test_a_later_run_copies_each_cached_confirmation_and_scores_only_new_ones(space, tmp_path, capsys):  # noqa: F811
+    """With ``cache_dir``, a second run (another study) that picks the same designs with the
+    same seeds copies their scores, dev metrics and the first seed's model instead of scoring;
+    a seed, a design or settings it has not seen are scored; a cached entry whose model is gone
+    is scored again."""
+    search = make(space, tmp_path, FakeProxy())
+    search.run(10, progress=False)
+    recs, cache = search.records(), tmp_path / "cache"
+    first = confirmation(tmp_path, {0: WithModel(), 1: Shifted(0.02)}, name="a", cache_dir=cache,
+                         weights_dir=tmp_path / "wa", fingerprint={"confirm": {"steps": 3}})
+    confirmed = first.run(recs, progress=False)
+    chosen = sorted(r.number for r in choose(recs, 4))
+    assert len(list(cache.glob("*.json"))) == 2 * len(chosen) and len(list(cache.glob("*.safetensors"))) == len(chosen)
+    capsys.readouterr()
+
+    seed0, seed1 = WithModel(), Shifted(0.02)
+    second = confirmation(tmp_path, {0: seed0, 1: seed1}, name="b", cache_dir=cache, weights_dir=tmp_path / "wb",
+                          fingerprint={"confirm": {"steps": 3}})
+    assert second.run(recs, progress=False) == confirmed and not seed0.calls and not seed1.calls
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("confirmation of trial ")]
+    assert len(lines) == 2 * len(chosen) and all("(cached)" in line for line in lines)
+    trials = [t for t in second.study.trials if "confirm" in t.user_attrs]
+    assert all(t.user_attrs["cached"] and t.user_attrs["seconds"] == 0.0 and "cached_seconds" in t.user_attrs
+               and t.user_attrs["dev"]["accuracy"] > 0 for t in trials)
+    assert sorted(int(p.stem.split("_")[1]) for p in (tmp_path / "wb").glob("confirmed_*.safetensors")) == chosen
+    assert all((tmp_path / "wb" / p.name).read_bytes() == p.read_bytes() for p in (tmp_path / "wa").iterdir())
+
+    other_seed = {1: Shifted(0.02), 2: FakeProxy()}  # seed 1 cached (without its model: it was not kept), seed 2 not
+    third = confirmation(tmp_path, other_seed, name="c", cache_dir=cache, weights_dir=tmp_path / "wc",
+                         fingerprint={"confirm": {"steps": 3}})
+    third.run(recs, progress=False)
+    assert sorted(other_seed[1].calls) == sorted(other_seed[2].calls) == sorted(r.spec_hash for r in choose(recs, 4))
+    other_settings = {0: FakeProxy(), 1: FakeProxy()}  # another budget: nothing shared
+    confirmation(tmp_path, other_settings, name="d", cache_dir=cache, fingerprint={"confirm": {"steps": 4}}).run(recs, progress=False)
+    assert len(other_settings[0].calls) == len(other_settings[1].calls) == len(chosen)
+
+    for model in cache.glob("*.safetensors"):  # the first seed's models gone: scored again where export needs them
+        model.unlink()
+    seed0 = WithModel()
+    confirmation(tmp_path, {0: seed0, 1: Shifted(0.02)}, name="e", cache_dir=cache, weights_dir=tmp_path / "we",
+                 fingerprint={"confirm": {"steps": 3}}).run(recs, progress=False)
+    assert len(seed0.calls) == len(chosen) and len(list(cache.glob("*.safetensors"))) == len(chosen)
+
+
 @pytest.mark.slow
 def test_a_run_killed_during_confirmation_resumes_without_redoing_finished_ones(tmp_path):
     (tmp_path / "space.yaml").write_text("base: minilm_l6\ngroups: {ffn_in: [1, 2, 4, 8, 16], ffn_out: [1, 2, 4]}\n")

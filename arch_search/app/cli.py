@@ -145,6 +145,7 @@ def _search(cfg: DictConfig, run_dir: Path) -> None:
         confirmation = Confirmation(
             confirm_proxies, storage=storage, study_name=study_name, bands=cfg.search.confirm_bands, pick=cfg.search.confirm_pick,
             weights_dir=RunDir(run_dir).weights, fingerprint=_confirm_fingerprint(cfg), dev_metric=get_task(cfg.task.name).metric,
+            cache_dir=Path(cfg.cache_dir) / "confirmations" if cfg.search.get("confirm_cache") else None,
         ) if confirm_proxies else None
     except StudyMismatch as e:
         raise SystemExit(f"error: {e}") from None

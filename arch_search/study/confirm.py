@@ -21,12 +21,22 @@ heartbeat) are failed and queued again (``storage.fail_dead_trials``). With seve
 each confirms the front it sees when its search stops; a worker that stops later adds what
 its front adds (the union is confirmed, nothing twice). The model scored with the first seed
 is kept (``weights/confirmed_<trial>.safetensors``) for ``export``.
+
+With ``cache_dir``, each finished confirmation is also kept across runs
+(``<cache_dir>/<key>.json``; the first seed's model beside it), keyed by the design's hash, the
+seed, the confirmation's fingerprint (proxy, budget, setup, task), the proxies' device and
+precision, the torch version and ``CACHE_VERSION``: the compressed proxy is deterministic for a
+seed on one machine, so a later run that picks the same design with the same seed copies the
+score (its trial says ``cached``) instead of training for two minutes. ``cached_seconds`` is then
+the original scoring time.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
+import shutil
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -34,10 +44,12 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+import torch
 from optuna.storages import RDBStorage
 from optuna.storages._heartbeat import get_heartbeat_thread  # Optuna's own, as Study.optimize uses it
 from optuna.trial import FrozenTrial, TrialState
 
+from arch_search.cache import atomic_path
 from arch_search.progress import progress_bar
 from arch_search.study.weights import confirmed_path, save_trial_weights
 from arch_search.proxies.base import Proxy, ProxyDiverged
@@ -48,6 +60,7 @@ from arch_search.study.recovery import fail_dead_trials, worker_attrs
 
 MIN_DESIGNS = 6  # designs confirmed at least: with two seeds, the noise's degrees of freedom
 SUFFIX = ":confirm"  # the companion study's name: <search study><SUFFIX>
+CACHE_VERSION = 1  # bump when a cached confirmation's meaning changes
 
 
 def bands_of(recs: Sequence[TrialRecord], bands: int) -> list[list[TrialRecord]]:
@@ -114,6 +127,8 @@ def confirmation_line(trial: FrozenTrial, seconds: float) -> str:
     key, a = trial.user_attrs["confirm"], trial.user_attrs
     if "duplicate_of" in a:
         outcome = f"copy of confirmation {a['duplicate_of']}"
+    elif "cached" in a:
+        outcome = f"score {trial.value:.4f} (cached)" if trial.state == TrialState.COMPLETE else "pruned (cached)"
     elif trial.state == TrialState.COMPLETE:
         outcome = f"score {trial.value:.4f}"
     else:
@@ -135,11 +150,13 @@ class Confirmation:
         weights_dir: Path | None = None,
         fingerprint: Mapping[str, Any] | None = None,
         dev_metric: str | None = None,
+        cache_dir: Path | None = None,
     ):
         """``proxies``: the confirmation proxy for each seed (seed -> proxy; the first seed's
         models are kept in ``weights_dir`` for export). ``fingerprint``: what makes its scores
         comparable (the proxy and its budget); a companion study made with another raises
-        ``StudyMismatch``. ``dev_metric``: the task's metric, reported on dev beside the score."""
+        ``StudyMismatch``. ``dev_metric``: the task's metric, reported on dev beside the score.
+        ``cache_dir``: where finished confirmations are kept for later runs (None: not kept)."""
         if len(proxies) < 2:
             raise ValueError(f"a confirmation needs at least two seeds (its noise), got {len(proxies)}")
         self.proxies, self.bands, self.min_designs, self.weights_dir = dict(proxies), bands, min_designs, weights_dir
@@ -147,6 +164,7 @@ class Confirmation:
         self.pick = pick
         self.seeds, self.dev_metric = tuple(self.proxies), dev_metric
         self.fingerprint = json.loads(json.dumps({**(fingerprint or {}), "seeds": list(self.seeds)}))
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else None
         name = study_name + SUFFIX
         try:
             self.study = optuna.create_study(study_name=name, storage=storage, direction="maximize")
@@ -216,20 +234,78 @@ class Confirmation:
         if spec is None:
             self.study.tell(trial, state=TrialState.FAIL)
             return
+        keep = key["seed"] == self.seeds[0] and self.weights_dir is not None  # this seed's model goes to export
+        if self._from_cache(trial, key, keep):
+            return
         t0 = time.perf_counter()
         try:
             result = self.proxies[key["seed"]].evaluate(ArchSpec.from_yaml(spec))
         except ProxyDiverged as e:
             trial.set_user_attr("pruned_because", str(e))
+            self._to_cache(key, {"pruned_because": str(e)}, None)
             self.study.tell(trial, state=TrialState.PRUNED)
             return
-        if key["seed"] == self.seeds[0] and self.weights_dir is not None and result.model is not None:
-            save_trial_weights(confirmed_path(self.weights_dir, key["trial"]), result.model, result.tokenizer, result.labels)
+        weights = confirmed_path(self.weights_dir, key["trial"]) if keep and result.model is not None else None
+        if weights is not None:
+            save_trial_weights(weights, result.model, result.tokenizer, result.labels)
+        seconds = round(time.perf_counter() - t0, 1)
         trial.set_user_attr("metric", result.metric)
         trial.set_user_attr("dev", result.dev)
-        trial.set_user_attr("seconds", round(time.perf_counter() - t0, 1))
+        trial.set_user_attr("seconds", seconds)
+        if math.isfinite(result.score):
+            self._to_cache(key, {"score": result.score, "metric": result.metric, "dev": result.dev, "seconds": seconds},
+                           weights)
         self.study.tell(trial, result.score if math.isfinite(result.score) else None,
                         state=None if math.isfinite(result.score) else TrialState.FAIL)
+
+    # ---- the cache across runs ---------------------------------------------------------------------
+
+    def cache_key(self, spec_hash: str, seed: int) -> str:
+        """The key of one (design, seed) confirmation: what changes its score (see the module)."""
+        setup = getattr(self.proxies[seed], "setup", None)
+        key = {"fingerprint": {k: v for k, v in self.fingerprint.items() if k != "seeds"}, "design": spec_hash,
+               "seed": seed, "device": str(getattr(setup, "device", "cpu")), "precision": getattr(setup, "precision", None),
+               "torch": torch.__version__, "version": CACHE_VERSION}
+        return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+    def _from_cache(self, trial: optuna.Trial, key: Mapping[str, Any], keep: bool) -> bool:
+        """Finish ``trial`` from the cache when its (design, seed) is there (with its model when
+        ``keep``); False when it is not."""
+        if self.cache_dir is None:
+            return False
+        name = self.cache_key(key["spec_hash"], key["seed"])
+        entry, model = self.cache_dir / f"{name}.json", self.cache_dir / f"{name}.safetensors"
+        if not entry.is_file():
+            return False
+        stored = json.loads(entry.read_text())
+        if keep and "score" in stored and not model.is_file():
+            return False  # the model export needs is not there: score it again
+        trial.set_user_attr("cached", name)
+        if "pruned_because" in stored:
+            trial.set_user_attr("pruned_because", stored["pruned_because"])
+            self.study.tell(trial, state=TrialState.PRUNED)
+            return True
+        if keep:
+            with atomic_path(confirmed_path(self.weights_dir, key["trial"])) as tmp:
+                shutil.copyfile(model, tmp)
+        trial.set_user_attr("metric", stored["metric"])
+        trial.set_user_attr("dev", stored["dev"])
+        trial.set_user_attr("seconds", 0.0)
+        trial.set_user_attr("cached_seconds", stored["seconds"])
+        self.study.tell(trial, stored["score"])
+        return True
+
+    def _to_cache(self, key: Mapping[str, Any], stored: Mapping[str, Any], weights: Path | None) -> None:
+        """Keep one finished confirmation (and the model in ``weights``) for later runs: the
+        model first, so an entry that is there has its model."""
+        if self.cache_dir is None:
+            return
+        name = self.cache_key(key["spec_hash"], key["seed"])
+        if weights is not None:
+            with atomic_path(self.cache_dir / f"{name}.safetensors") as tmp:
+                shutil.copyfile(weights, tmp)
+        with atomic_path(self.cache_dir / f"{name}.json") as tmp:
+            tmp.write_text(json.dumps({**stored, "design": key.get("design", "")}, sort_keys=True))
 
     def _done(self, spec_hash: str, seed: int, number: int) -> optuna.trial.FrozenTrial | None:
         for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):

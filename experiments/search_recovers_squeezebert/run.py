@@ -9,15 +9,16 @@ compressed proxy with two paired seeds). Each run goes to its own folder beside 
 
 - ``seed0/``: seed 0 from empty caches (its own ``cache_dir``, emptied first): the first run,
   the task teacher and the supernet trained in it;
-- ``seed0-cached/``: seed 0 again, a new study, the caches warm (teacher, supernet): a second run;
-- ``seed1/``: seed 1, caches warm: the teacher is reused (the seed does not move the data split),
-  the supernet trained anew with seed 1.
+- ``seed0-cached/``: seed 0 again, a new study, the caches warm (teacher, supernet, the
+  confirmations kept in ``<cache_dir>/confirmations``): a second run;
+- ``seed1/``: seed 1 from empty caches (emptied first): a second first run;
+- ``seed1-cached/``: seed 1 again, the caches warm: the second run after ``seed1``.
 
 then ``results.md`` and ``summary.json`` from their files: wall times, each front with both
 scores, the run's noise (the confirmation's paired seeds), where the SqueezeBERT pattern lands,
 and how far the two seeds' confirmed fronts agree (hypervolume ratio, shared designs).
 
-    python experiments/search_recovers_squeezebert/run.py                 # the three runs (~2.5 h on 2 cores), skipping finished ones
+    python experiments/search_recovers_squeezebert/run.py                 # the four runs (~4 h on 2 cores), skipping finished ones
     python experiments/search_recovers_squeezebert/run.py --only seed0    # one of them
     python experiments/search_recovers_squeezebert/run.py --render        # results.md, summary.json from the folders
     python experiments/search_recovers_squeezebert/run.py --figures       # each run's report PNGs (<run>/figures/) again
@@ -50,7 +51,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 SHARED = REPO.parent / "shared"
 CACHE = REPO / ".cache" / "search_recovers"  # the runs' own cache_dir (the first run empties it)
-RUNS = {"seed0": (0, "fresh"), "seed0-cached": (0, "warm"), "seed1": (1, "warm")}  # name: (seed, caches)
+RUNS = {"seed0": (0, "fresh"), "seed0-cached": (0, "warm"), "seed1": (1, "fresh"), "seed1-cached": (1, "warm")}  # name: (seed, caches), in run order
+CACHED = {"seed0-cached": "seed0", "seed1-cached": "seed1"}  # each second run and the first run it follows
 BEFORE = HERE / "before_issue34"  # the same three runs before issue 34 (uniform supernet draws, top-of-front confirmation)
 QUICK = ["search=quick", "search.n_trials=4", "search.progress=false", "proxy.progress=false",
          "proxy.teacher_steps=4", "proxy.steps=3", "confirm.teacher_steps=4", "confirm.distill_steps=2",
@@ -140,7 +142,9 @@ def timing(run_dir: Path) -> dict:
         "first_trial_minutes": round(first / 60, 1), "designs_minutes": round(sum(s for _, s in designs) / 60, 1),
         "seconds_per_design": round(statistics.median(s for _, s in designs), 1),
         "confirm_minutes": round(confirm_s / 60, 1), "confirmations": len(confirm),
-        "seconds_per_confirmation": round(statistics.median(s for *_, s in confirm), 1) if confirm else None,
+        "confirmations_cached": sum(attr(tid, "cached") is not None for tid, *_ in confirm),
+        "seconds_per_confirmation": round(statistics.median(s for tid, _, s in confirm if attr(tid, "cached") is None), 1)
+        if any(attr(tid, "cached") is None for tid, *_ in confirm) else None,
         "other_minutes": round((wall - search_s - confirm_s) / 60, 1),
         "reference_samples": statistics.median(n for n, _ in recorded) if recorded else None,
         "drift_factor_se_percent": round(100 * statistics.median(1.2533 * cv / math.sqrt(n) for n, cv in recorded), 2)
@@ -284,11 +288,13 @@ def hypervolume_ratio(a: list[dict], b: list[dict]) -> float | None:
 
 
 def render(runs: dict[str, dict]) -> tuple[str, dict]:
-    first, cached, seed1 = runs.get("seed0"), runs.get("seed0-cached"), runs.get("seed1")
+    first, seed1 = runs.get("seed0"), runs.get("seed1")
+    cached = runs.get("seed1-cached") or runs.get("seed0-cached")  # the latest second run
     shared = sorted({r["design"] for r in first["front"]} & {r["design"] for r in seed1["front"]}) if first and seed1 else []
     summary = {
         "machine": next(iter(runs.values()))["machine"] if runs else None,
         "wall_minutes_first": first["wall_minutes"] if first else None,
+        "wall_minutes_first_seed1": seed1["wall_minutes"] if seed1 else None,
         "wall_minutes_cached": cached["wall_minutes"] if cached else None,
         "front_accuracy_span": first["front_accuracy_span"] if first else None,
         "noise_sd": first["noise_sd"] if first else None, "noise_dof": first["noise_dof"] if first else None,
@@ -299,7 +305,8 @@ def render(runs: dict[str, dict]) -> tuple[str, dict]:
         "widest_speedup_step": {name: r["widest_speedup_step"] for name, r in runs.items()},
         "front_coverage_ceiling": coverage_ceiling(),
         "before_issue34": before_issue34(),
-        "latency_agreement_cached_vs_first": latency_agreement(HERE / "seed0", HERE / "seed0-cached") if first and cached else None,
+        "latency_agreement_cached_vs_first": {b: agree for b, a in CACHED.items() if b in runs and a in runs
+                                               if (agree := latency_agreement(HERE / a, HERE / b))} or None,
         "runs": {name: {k: v for k, v in r.items() if k not in ("front", "search_front")} for name, r in runs.items()},
     }
     lines = ["# search_recovers_squeezebert: the default `run space=squeezebert` (distilled supernet + confirmation)", "",
@@ -331,7 +338,8 @@ def render(runs: dict[str, dict]) -> tuple[str, dict]:
         lines += ["", f"Where the time went: first trial {t['first_trial_minutes']} min (it trains the teacher and the "
                   f"supernet when they are not cached), {r['evaluations'] - 1} other designs {t['designs_minutes']} min "
                   f"({t['seconds_per_design']} s each, median), {t['confirmations']} confirmations {t['confirm_minutes']} min "
-                  f"({t['seconds_per_confirmation']} s each), the rest (start, re-measurement, files) {t['other_minutes']} min."
+                  f"({t.get('confirmations_cached', 0)} of them copied from the cache of earlier runs; "
+                  f"{t['seconds_per_confirmation']} s each scored), the rest (start, re-measurement, files) {t['other_minutes']} min."
                   + (f" The dense reference timed {t['reference_samples']:.0f} times a trial: the drift factor's sampling "
                      f"error {t['drift_factor_se_percent']}% (median over trials)." if t["reference_samples"] else "")]
         lines += ["", "Confirmed designs (compressed proxy, seeds paired; `front`: Pareto-optimal on the confirmed score):", ""]
@@ -380,11 +388,10 @@ def render(runs: dict[str, dict]) -> tuple[str, dict]:
                   "| --- | --- | --- | --- | --- | --- |",
                   *[f"| `{n}` | {c['front_coverage']} | {c['widest_speedup_step']}x | {c['confirmed_front_speedups']} | "
                     f"{c['fastest_trial_speedup']}x | {c['mild_designs']} |" for n, c in summary["before_issue34"].items()], ""]
-    if summary["latency_agreement_cached_vs_first"]:
-        a = summary["latency_agreement_cached_vs_first"]
-        lines += ["## Latency: the first run against the cached one", "",
+    for b, a in (summary["latency_agreement_cached_vs_first"] or {}).items():
+        lines += [f"## Latency: `{CACHED[b]}` against `{b}`", "",
                   f"The {a['designs']} designs both timed: their drift-corrected latencies differ by {a['median_percent']}% "
-                  f"(median; 90th percentile {a['p90_percent']}%) between `seed0` and `seed0-cached` (each with the "
+                  f"(median; 90th percentile {a['p90_percent']}%) between `{CACHED[b]}` and `{b}` (each with the "
                   "reference timed every third round, `search.latency_mode.reference_every=3`): the spread between two "
                   "runs of one setting.", ""]
     if summary["hypervolume_ratio_between_seeds"] is not None:
