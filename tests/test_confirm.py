@@ -134,6 +134,34 @@ def test_confirmation_scores_each_design_once_per_seed_and_gives_the_runs_noise(
         confirmation(tmp_path, {0: FakeProxy(), 1: FakeProxy()}, fingerprint={"confirm": {"steps": 1}})
 
 
+class WithTeacher(FakeProxy):
+    """FakeProxy whose task teacher scores 0.95 (dev 0.9); counts its measurements."""
+
+    def teacher_result(self):
+        from arch_search.proxies.base import ProxyResult
+
+        self.calls.append("teacher")
+        return ProxyResult(score=0.95, metric="accuracy", dev={"accuracy": 0.9})
+
+
+def test_the_confirmed_table_shows_the_teacher_itself_beside_the_healed_dense(space, tmp_path):  # noqa: F811
+    """The task teacher (dense before the proxy heals it) is scored once per study and shown
+    beside the healed dense reference: study.json's ``teacher`` and a line under the table."""
+    search = make(space, tmp_path, FakeProxy())
+    search.run(8, progress=False)
+    seed0 = WithTeacher()
+    confirm = confirmation(tmp_path, {0: seed0, 1: FakeProxy()}, dev_metric="accuracy")
+    confirm.run(search.records(), progress=False)
+    result = search.finish(tmp_path / "run", confirm)
+    assert json.loads((tmp_path / "run" / "study.json").read_text())["teacher"] == {
+        "score": 0.95, "metric": "accuracy", "dev": {"accuracy": 0.9}}
+    dense = next(r for r in result.confirmed if r["reference"] == "bert_base")
+    line = next(line for line in result.text().splitlines() if line.startswith("the task teacher itself"))
+    assert "score 0.9500 accuracy 90.00" in line and f"{100 * (dense['confirmed_score'] - 0.95):+.2f} points" in line
+    assert confirmation(tmp_path, {0: seed0, 1: FakeProxy()}).teacher()["score"] == 0.95
+    assert seed0.calls.count("teacher") == 1  # kept in the companion study: measured once
+
+
 class WithModel(FakeProxy):
     """FakeProxy that also returns a tiny model (the confirmation keeps the first seed's)."""
 

@@ -1,8 +1,10 @@
 """Each experiment's quick variant runs (a smoke test of the command written in its README)."""
 
+import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -37,6 +39,16 @@ def test_quick_variant_runs(script, args, tmp_path):
     out = subprocess.run([sys.executable, script, *args, *extra], cwd=REPO, capture_output=True, text=True, timeout=900, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.strip()
+    if Path(script).parent.name in AT_4X:  # the lesson's verdict checked at 4x the healing budget (issue 35)
+        summary = json.loads(out.stdout.split("--- summary.json ---\n", 1)[1].split("\n--- ", 1)[0])
+        check = summary["verdict_at_4x"]
+        assert check["verdict"] in ("reproduced", "not reproduced", "contradicted"), check
+        assert (check["budget"], check["distill_steps"], check["steps"], check["seeds"]) == (4, 8, 8, [0, 1])  # quick: 2 steps x 4
+        assert check["same_designs_at_1x"]["verdict"] in ("reproduced", "not reproduced", "contradicted")
+        assert set(check["points"]) == set(check["designs"]) and check["noise_dof"] == len(check["designs"]) - 1
+
+
+AT_4X = ("which_layers", "group_count", "shuffle", "glue_tasks")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")

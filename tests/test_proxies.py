@@ -159,6 +159,14 @@ def test_compressed_proxy_scores_paired_and_caches_its_teacher(pretrained):
     assert naive.score != a.score and naive.details["seconds"]["refit"] == 0.0
     dense = tiny_compressed(pretrained, score="metric").evaluate(ArchSpec.preset("bert_base"))
     assert dense.metric == "accuracy" and dense.score == dense.details["heldout"]["accuracy"]
+    from arch_search.tasks.training import gold_log_likelihood
+
+    teacher = proxy.teacher_result()  # the teacher itself, no fine-tune: dense before the proxy heals it
+    data = pretrained.data
+    assert teacher.metric == "log_likelihood" and teacher.score == gold_log_likelihood(proxy.teacher, data.heldout, data.task)
+    assert 0 <= teacher.dev["accuracy"] <= 1 and teacher.score != proxy.evaluate(ArchSpec.preset("bert_base")).score
+    as_metric = tiny_compressed(pretrained, score="metric").teacher_result()
+    assert as_metric.metric == "accuracy" and as_metric.score == as_metric.details["heldout"]["accuracy"]
 
 
 @pytest.mark.slow

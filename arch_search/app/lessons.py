@@ -23,7 +23,7 @@ import os
 import statistics
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -106,10 +106,12 @@ def checkpoint() -> str:
 
 
 def config(args: argparse.Namespace, seed: int = 0, proxy: tuple[str, ...] = COMPRESSED, task: str | None = None,
-           extra: Sequence[str] = ()) -> DictConfig:
+           extra: Sequence[str] = (), budget: int = 1) -> DictConfig:
     """``conf/run.yaml`` as ``python -m arch_search run seed=<seed> <proxy> ~confirm`` composes
     it (``proxy``: ``COMPRESSED``, the lessons' proxy, or ``SCRATCH``), on ``task`` (default:
-    run.yaml's, SST-2; under --quick WNLI) with the ``extra`` overrides."""
+    run.yaml's, SST-2; under --quick WNLI) with the ``extra`` overrides; ``budget``: that many
+    times the compressed proxy's healing budget (its distillation and fine-tune steps, after
+    every override; the teacher stays the same)."""
     overrides = [
         f"seed={seed}", *(o.format(seed=seed) for o in proxy), "~confirm",
         f"task.data_dir={args.data_dir}", f"cache_dir={args.cache_dir}", f"proxy_setup.checkpoint={checkpoint()}",
@@ -120,7 +122,12 @@ def config(args: argparse.Namespace, seed: int = 0, proxy: tuple[str, ...] = COM
     if args.quick:
         overrides += [o for o in QUICK_OVERRIDES[proxy] if not (task and o.startswith("task="))]
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        return compose(config_name="run", overrides=overrides)
+        cfg = compose(config_name="run", overrides=overrides)
+    if budget != 1:
+        if proxy != COMPRESSED:
+            raise ValueError("budget multiplies the compressed proxy's healing steps: use proxy=COMPRESSED")
+        cfg.proxy.distill_steps, cfg.proxy.steps = budget * cfg.proxy.distill_steps, budget * cfg.proxy.steps
+    return cfg
 
 
 def target(spec: ArchSpec, args: argparse.Namespace) -> ArchSpec:
@@ -237,13 +244,15 @@ def code_commit() -> str:
 
 
 def stored_scores(designs: Mapping[str, ArchSpec], args: argparse.Namespace, here: Path, task: str | None = None,
-                  extra: Sequence[str] = ()) -> dict[str, Scores]:
+                  extra: Sequence[str] = (), budget: int = 1, missing_ok: bool = False) -> dict[str, Scores] | None:
     """Every design x seed with the lessons' proxy (``COMPRESSED``), resumable: ``here/scores.csv``
     gets a row after each design, and a (design, seed) already there is not scored again. A row
     of another lesson (``here/../*/scores.csv``) for the same design, seed and proxy is
     copied instead of scored (its folder in ``from``). ``--render`` scores nothing; ``--quick``
-    stores nothing. A stored design whose spec differs from ``designs``' is an error. ``task`` and
-    ``extra``: as ``config`` takes them (glue_tasks scores each task with its own held-out rows)."""
+    stores nothing. A stored design whose spec differs from ``designs``' is an error. ``task``,
+    ``extra`` and ``budget``: as ``config`` takes them (glue_tasks scores each task with its own
+    held-out rows; a budget's rows have their own proxy key). A (design, seed) still missing (under
+    ``--render``) is an error, or None with ``missing_ok``."""
     path = here / "scores.csv"
     rows = [] if args.quick else read_rows(path)
     for r in rows:
@@ -254,7 +263,7 @@ def stored_scores(designs: Mapping[str, ArchSpec], args: argparse.Namespace, her
         {**r, "from": r["from"] or p.parent.name} for p in sorted(here.parent.glob("*/scores.csv"))
         if p.parent != here for r in read_rows(p)]
     code = code_commit()
-    cfgs = {seed: config(args, seed, task=task, extra=extra) for seed in args.seeds}
+    cfgs = {seed: config(args, seed, task=task, extra=extra, budget=budget) for seed in args.seeds}
     keys = {seed: proxy_key(cfg) for seed, cfg in cfgs.items()}
     for seed, cfg in cfgs.items():
         machine = str(Env.current(cfg.proxy.threads))  # the threads the proxy trains with
@@ -291,12 +300,135 @@ def stored_scores(designs: Mapping[str, ArchSpec], args: argparse.Namespace, her
                     tmp.write_text(csv_text([{k: r.get(k, "") for k in SCORE_COLUMNS} for r in rows]))
     by = {(r["design"], int(r["seed"])): r for r in rows if r["proxy"] == keys.get(int(r["seed"]))}
     missing = [f"{n} seed {s}" for n in designs for s in args.seeds if (n, s) not in by]
+    if missing and missing_ok:
+        return None
     if missing:
         raise SystemExit(f"error: {path}: no score for {', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''} "
                          "(run without --render to score them)")
     return {name: Scores(tuple(args.seeds), *(tuple(float(by[name, s][k]) for s in args.seeds)
                                               for k in ("heldout", "dev", "seconds", "score")))
             for name in designs}
+
+
+# ---- the task teacher as a design: the dense model the user already has (issue 35) -------------------
+
+TEACHER_COLUMNS = ("task", "teacher", "heldout", "dev", "score", "code", "machine")
+
+
+def teacher_scores(args: argparse.Namespace, here: Path, task: str | None = None, extra: Sequence[str] = ()) -> Scores | None:
+    """The task teacher itself scored as a design (no compression, no healing, no fine-tune of
+    its own): its held-out metric, dev metric and score (the gold log-likelihood on the held-out
+    rows), the same for every seed of ``args`` (it is trained once, not per seed). Stored in
+    ``here/teacher.csv`` keyed by the teacher's cache key (a sibling lesson's row for the same
+    teacher is copied); measured when missing (the teacher trained first if it is not cached);
+    ``--render`` only reads (None when missing); ``--quick`` stores nothing."""
+    from arch_search.tasks.training import gold_log_likelihood, score
+
+    path = here / "teacher.csv"
+    cfg = config(args, 0, task=task, extra=extra)
+    proxy = instantiate(cfg.proxy)
+    key = proxy.task_teacher.key()
+    mine = [] if args.quick else read_rows(path)
+    stored = [*mine, *([] if args.quick else [r for p in sorted(here.parent.glob("*/teacher.csv")) if p != path
+                                               for r in read_rows(p)])]
+    row = next((r for r in stored if (r["task"], r["teacher"]) == (cfg.task.name, key)), None)
+    if row is None and args.render:
+        return None
+    if row is None:
+        data, metric = proxy.setup.data, proxy.setup.data.task.metric
+        row = {"task": cfg.task.name, "teacher": key, "heldout": round(score(proxy.teacher, data.heldout, data.task)[metric], 5),
+               "dev": round(score(proxy.teacher, data.dev, data.task)[metric], 5),
+               "score": round(gold_log_likelihood(proxy.teacher, data.heldout, data.task), 5),
+               "code": code_commit(), "machine": str(Env.current(cfg.proxy.threads))}
+        print(f"teacher {cfg.task.name}: held-out {row['heldout']}  dev {row['dev']}  score {row['score']}", flush=True)
+    if not args.quick and row not in mine:
+        with atomic_path(path) as tmp:
+            tmp.write_text(csv_text([{k: r[k] for k in TEACHER_COLUMNS} for r in [*mine, row]]))
+    n = len(args.seeds)
+    return Scores(tuple(args.seeds), (float(row["heldout"]),) * n, (float(row["dev"]),) * n, (0.0,) * n,
+                  (float(row["score"]),) * n)
+
+
+def dense_as_teacher(scores: Mapping[str, Scores], dense: str, teacher: Scores | None,
+                     verdict: Callable[[Mapping[str, Scores]], str], which: str = "heldout") -> dict:
+    """What the healed dense design costs, and whether a verdict changes when dense is the
+    teacher itself: ``scores`` with ``dense``'s row replaced by ``teacher``'s (constant over seeds:
+    the paired noise then comes from the other designs' seeds)."""
+    if teacher is None:
+        return {"verdict": "not measured"}
+    healed = scores[dense].stats(which)[0]
+    return {"verdict": verdict({**scores, dense: teacher}), "teacher_points": round(teacher.stats(which)[0], 2),
+            "healed_dense_points": round(healed, 2), "healed_minus_teacher_points": round(healed - teacher.stats(which)[0], 2),
+            "metric": METRIC_NAMES[which],
+            "teacher_dev_points": round(teacher.stats("dev")[0], 2), "healed_dense_dev_points": round(scores[dense].stats("dev")[0], 2)}
+
+
+def teacher_lines(check: Mapping, verdict: str, dense: str = "dense") -> list[str]:
+    """The report's section on ``dense_as_teacher``'s result beside the lesson's ``verdict``."""
+    head = ["## The dense reference: the teacher itself", ""]
+    if check["verdict"] == "not measured":
+        return [*head, "The teacher's own metrics are not measured yet: run the command without `--render`.", ""]
+    holds = "holds" if check["verdict"] == verdict else "changes"
+    return [*head,
+            f"The compressed proxy heals and fine-tunes every design, `{dense}` too (it starts as the task teacher and is "
+            f"fine-tuned like the others). The teacher itself, which a user already has: {check['metric']} "
+            f"{check['teacher_points']:.2f} (dev {check['teacher_dev_points']:.2f}); the healed `{dense}`: "
+            f"{check['healed_dense_points']:.2f} (dev {check['healed_dense_dev_points']:.2f}): what the recipe does to a "
+            f"design that needed no healing, healed minus teacher, **{check['healed_minus_teacher_points']:+.2f} points**.", "",
+            f"With `{dense}` scored as the teacher itself (the same value for every seed): **{check['verdict']}** "
+            f"(the lesson's verdict, {verdict}, {holds}).", ""]
+
+
+# ---- the verdict at 4x the healing budget (issue 35) -----------------------------------------------
+
+BUDGET_CHECK = 4  # times the default healing budget a verdict is checked at
+BUDGET_CHECK_SEEDS = 2  # with the first two seeds, paired
+
+
+def at_budget(designs: Mapping[str, ArchSpec], args: argparse.Namespace, here: Path,
+              verdict: Callable[[Mapping[str, Scores]], tuple[str, float]], task: str | None = None,
+              extra: Sequence[str] = (), budget: int = BUDGET_CHECK, which: str = "heldout") -> dict:
+    """Does a verdict hold at ``budget`` x the healing budget? ``designs`` (those the verdict
+    rests on) scored with the first ``BUDGET_CHECK_SEEDS`` seeds at that budget (stored in
+    scores.csv under their own proxy key, resumable), ``verdict(scores) -> (word, MDE in
+    points)`` on them, and beside it the same rule on the same designs and seeds at the default
+    budget (the like-for-like comparison: fewer designs and seeds than the lesson's own verdict).
+    ``which``: the metric the verdict is on (its noise and means are reported). Under ``--render``
+    with rows missing: ``{"verdict": "not scored"}``."""
+    few = argparse.Namespace(**{**vars(args), "seeds": list(args.seeds[:BUDGET_CHECK_SEEDS])})
+    kw = {"task": task, "extra": extra, "missing_ok": True}
+    default = stored_scores(designs, few, here, **kw)
+    checked = stored_scores(designs, few, here, budget=budget, **kw)
+    cfg = config(few, task=task, extra=extra, budget=budget)
+    out = {"budget": budget, "distill_steps": cfg.proxy.distill_steps, "steps": cfg.proxy.steps, "seeds": few.seeds,
+           "designs": list(designs), "metric": METRIC_NAMES[which]}
+    if checked is None or default is None:
+        return {"verdict": "not scored", **out}
+    (word, mde_), (word_1x, mde_1x) = verdict(checked), verdict(default)
+    n = noise(checked, which)
+    return {"verdict": word, "mde_points": round(mde_, 2), "noise_sd_points": round(n.sd, 3), "noise_dof": n.dof, **out,
+            "same_designs_at_1x": {"verdict": word_1x, "mde_points": round(mde_1x, 2)},
+            "points": {name: round(s.stats(which)[0], 2) for name, s in checked.items()},
+            "minutes": round(sum(sum(s.seconds) for s in checked.values()) / 60, 1)}
+
+
+def budget_lines(check: Mapping, verdict: str) -> list[str]:
+    """The report's section on ``at_budget``'s result beside the lesson's ``verdict``."""
+    head = [f"## The verdict at {check['budget']}x the healing budget", "",
+            f"The designs the verdict rests on ({', '.join(check['designs'])}) scored again with {check['distill_steps']} "
+            f"distillation and {check['steps']} fine-tune steps ({check['budget']}x the default; the same teacher), seeds "
+            f"{', '.join(map(str, check['seeds']))}, paired."]
+    if check["verdict"] == "not scored":
+        return [*head, "", "Not scored yet: run the command without `--render`.", ""]
+    same = check["same_designs_at_1x"]
+    holds = "holds" if check["verdict"] == verdict else "changes"
+    return [*head, f"Noise: paired seed sd {check['noise_sd_points']:.2f} points ({check['noise_dof']} dof).", "",
+            f"- at {check['budget']}x: **{check['verdict']}** (MDE {check['mde_points']:.2f} points)",
+            f"- the same designs and seeds at the default budget: {same['verdict']} (MDE {same['mde_points']:.2f})",
+            f"- the lesson's verdict (all designs, every seed, default budget): {verdict}: it **{holds}** at "
+            f"{check['budget']}x.", "",
+            *md_table([{"design": n, "points": f"{v:.2f}"} for n, v in check["points"].items()],
+                      {"design": "design", "points": f"{check['metric']} at {check['budget']}x (mean)"}), ""]
 
 
 # ---- latency and costs at the target scale -------------------------------------------------------
@@ -615,7 +747,7 @@ def summary(verdict: str, mde: float, args: argparse.Namespace, scores: Mapping[
             "noise_dof": next((n.dof for n in pooled.values() if n is not None), None), **more}
 
 
-__all__ = ["COMPRESSED", "PROJECTIONS", "SCRATCH", "SHORT", "Scores", "command", "compare", "config", "costs", "csv_text",
+__all__ = ["BUDGET_CHECK", "COMPRESSED", "at_budget", "budget_lines", "dense_as_teacher", "teacher_lines", "teacher_scores", "PROJECTIONS", "SCRATCH", "SHORT", "Scores", "command", "compare", "config", "costs", "csv_text",
            "design_table", "errorbars", "evaluate", "header", "md_table", "mde", "measure", "noise",
            "parse", "parser", "read_rows", "rows", "score_designs", "stored_scores",
            "summary", "target", "timed", "write"]

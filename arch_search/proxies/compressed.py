@@ -146,6 +146,18 @@ class CompressedProxy:
         seconds["distill"] = time.perf_counter() - t0
         return student, base, seconds
 
+    def teacher_result(self) -> ProxyResult:
+        """The task teacher itself scored as ``evaluate`` scores a design, with no compression,
+        healing or fine-tune: what the dense model a user already has scores (the healed dense
+        design is fine-tuned once more and scores below it)."""
+        with num_threads(self.threads), self.setup.autocast():
+            teacher, data = self.task_teacher.on(self.setup.device), self.setup.data
+            result = result_of(teacher, data, True, {"proxy": "compressed", "design": "the task teacher"})
+            if self.score == "metric":
+                return result
+            return ProxyResult(score=gold_log_likelihood(teacher, data.heldout, data.task), metric="log_likelihood",
+                               dev=result.dev, details=result.details)
+
     def for_space(self, space) -> CompressedProxy:
         """Itself, for any space: it compresses each design on its own."""
         return self

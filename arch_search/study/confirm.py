@@ -330,6 +330,21 @@ class Confirmation:
             metric[key["trial"]] = t.user_attrs.get("metric", "")
         return [Confirmed(n, metric[n], dict(sorted(scores[n].items())), dev[n]) for n in sorted(scores)]
 
+    def teacher(self) -> dict | None:
+        """The task teacher itself, scored as the first seed's proxy scores a design (``score``,
+        ``metric``, ``dev``): the dense model before the proxy heals it, shown beside the healed
+        dense reference. Measured once per study (kept in its user attrs); None when the proxy
+        has no teacher (``teacher_result``)."""
+        if "teacher" in self.study.user_attrs:
+            return self.study.user_attrs["teacher"]
+        proxy = self.proxies[self.seeds[0]]
+        if not hasattr(proxy, "teacher_result"):
+            return None
+        r = proxy.teacher_result()
+        teacher = {"score": r.score, "metric": r.metric, "dev": r.dev or {}}
+        self.study.set_user_attr("teacher", teacher)
+        return teacher
+
     def noise(self, confirmed: Sequence[Confirmed]) -> Noise | None:
         """The run's noise: the confirmation proxy's seeds, paired per design."""
         return pooled_noise([list(c.scores.values()) for c in confirmed],

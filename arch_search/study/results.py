@@ -442,9 +442,10 @@ def with_confirmed(front_rows: Sequence[Mapping], confirmed: Sequence[Mapping]) 
     return [{**row, **{k: by_trial.get(row["trial"], {}).get(k, "") for k in keys}} for row in front_rows]
 
 
-def format_confirmed(rows: Sequence[Mapping], noise: Noise | None) -> str:
+def format_confirmed(rows: Sequence[Mapping], noise: Noise | None, teacher: Mapping | None = None) -> str:
     """confirmed.csv for the console: each confirmed design, fastest first, both scores, its
-    difference to dense with the minimum detectable effect, and the run's noise."""
+    difference to dense with the minimum detectable effect, the run's noise, and the task teacher
+    itself beside the healed dense reference (``teacher``: score, metric, dev)."""
     dev = next((k for k in (rows[0] if rows else {}) if k.startswith("dev_") and k != "dev_vs_dense_points"), None)
     head = (f"{'trial':>5}  {'design':<44} {'ms':>8} {'search':>8} {'confirmed':>9} {'vs dense':>8} {'MDE':>6} "
             f"{'verdict':<18} {'dev':>6} {'front':>5}")
@@ -459,6 +460,12 @@ def format_confirmed(rows: Sequence[Mapping], noise: Noise | None) -> str:
     if noise is not None:
         lines.append(f"noise: sd {noise.sd:.4f} of the confirmed score, {noise.dof} dof ({noise.source}); "
                      "MDE: the smallest difference to dense these seeds detect (80% power, 5% two-sided)")
+    dense = next((r for r in rows if r.get("reference") == Reference.DENSE), None)
+    if teacher and dense is not None:
+        shown = f" {dev[4:]} {100 * teacher['dev'][dev[4:]]:.2f}" if dev and dev[4:] in teacher.get("dev", {}) else ""
+        lines.append(f"the task teacher itself (dense before the proxy heals it): score {teacher['score']:.4f}{shown}; "
+                     f"the healed dense reference minus it: {100 * (dense['confirmed_score'] - teacher['score']):+.2f} points "
+                     "(every 'vs dense' above is against the healed dense)")
     return "\n".join(lines)
 
 

@@ -482,16 +482,18 @@ class Search:
         shows. The run's noise is the confirmation's (paired seeds on every confirmed design)
         when there is one, else the search proxy's (the references scored twice)."""
         recs = self.records() if recs is None else recs
-        confirm_noise, dev_metric = None, None
+        confirm_noise, dev_metric, teacher = None, None, None
         if confirmation is not None:
             confirmed = confirmation.results() if confirmed is None else confirmed
             confirm_noise, dev_metric = confirmation.noise(confirmed), confirmation.dev_metric
+            teacher = confirmation.teacher()  # the dense model before healing, beside the healed dense reference
         header = {"study_name": self.study.study_name, "space": self.space.name, "directions": list(DIRECTIONS),
                   "metric_names": list(METRIC_NAMES), "n_trials": len(recs),
-                  "evaluations": self.evaluations()}  # distinct designs evaluated (what search.n_trials counts)
+                  "evaluations": self.evaluations(),  # distinct designs evaluated (what search.n_trials counts)
+                  **({"teacher": teacher} if teacher else {})}
         front, noise, confirmed_rows = results.write_run(RunDir(run_dir), recs, header, remeasured,
                                                          confirmed if confirmation else None, confirm_noise, dev_metric)
-        return SearchResult(front, noise, confirmed_rows, confirm_noise)
+        return SearchResult(front, noise, confirmed_rows, confirm_noise, teacher)
 
     def finish(self, run_dir: Path, confirmation: Confirmation | None = None) -> SearchResult:
         """After the trials (and the ``confirmation``, if any): re-measure the front and the
@@ -517,6 +519,7 @@ class SearchResult:
     noise: Noise | None
     confirmed: list[dict] = field(default_factory=list)
     confirm_noise: Noise | None = None
+    teacher: dict | None = None  # the confirmation proxy's task teacher itself (``Confirmation.teacher``)
 
     def text(self) -> str:
         if self.noise:
@@ -526,5 +529,5 @@ class SearchResult:
             noise = "search proxy seed noise: not measured (search.proxy_noise=false, or a proxy without a seed)"
         text = f"{results.format_pareto(self.front)}\n{noise}"
         if self.confirmed:  # then the front's 'vs dense' is the search proxy's, the confirmed one the number to report
-            text += f"\n{results.SEARCH_VS_DENSE}\n\n" + results.format_confirmed(self.confirmed, self.confirm_noise)
+            text += f"\n{results.SEARCH_VS_DENSE}\n\n" + results.format_confirmed(self.confirmed, self.confirm_noise, self.teacher)
         return text

@@ -123,7 +123,15 @@ def verdict(rows, scores, drop) -> tuple[str, str, str]:
     return ("contradicted" if abs(d.mean) > d.mde else "not reproduced"), at, first
 
 
-def report(args, rows, scores, latency, follow, prof, drop) -> list[str]:
+def knee_rule(latency):
+    """The verdict's rule (``verdict``) on every G's scores at another budget, the same latencies."""
+    def rule(scores) -> tuple[str, float]:
+        rows = [{"design": n, "median_ms": latency[n]["median_ms"], "heldout_mean": scores[n].stats()[0]} for n in DESIGNS]
+        return verdict(rows, scores, drops(scores))[0], lessons.mde(scores)
+    return rule
+
+
+def report(args, rows, scores, latency, follow, prof, drop, check, teacher) -> list[str]:
     word, at, first = verdict(rows, scores, drop)
     lines = lessons.header("How many groups: uniform G on all six projections", args, latency, DESIGNS, rows, scores, HERE)
     lines += ["## Verdict", "",
@@ -145,7 +153,8 @@ def report(args, rows, scores, latency, follow, prof, drop) -> list[str]:
                   "step_flops_cut_pct": "step: FLOPs cut %", "step_latency_cut_pct": "step: latency cut %"}), "",
               "## Where the time goes (G=1 vs G=16; full listing in `profile.txt`)", "",
               *[f"- {line}" for line in prof.splitlines() if line.startswith("G=")], ""]
-    return lines
+    word = verdict(rows, scores, drop)[0]
+    return lines + lessons.budget_lines(check, word) + lessons.teacher_lines(teacher, word, dense="G=1")
 
 
 def figure(rows, scores, follow):
@@ -173,10 +182,14 @@ def main() -> None:
     rows = lessons.rows(DESIGNS, scores, latency, lessons.costs(DESIGNS, args))
     follow, drop = following(rows), drops(scores)
     word, at, first = verdict(rows, scores, drop)
+    check = lessons.at_budget(DESIGNS, args, HERE, knee_rule(latency))  # every G: the knee needs the whole curve
+    teacher = lessons.dense_as_teacher(scores, "G=1", lessons.teacher_scores(args, HERE), lambda s: knee_rule(latency)(s)[0])
     summary = lessons.summary(word, lessons.mde(scores), args, scores,
                               claim="G=4 is the knee of accuracy against latency", knee=at, first_below_dense=first,
-                              drops={r["design"]: r["vs_dense"] for r in drop if r["vs_dense"] != ""})
-    lessons.write(HERE, args, rows, report(args, rows, scores, latency, follow, prof, drop), figure(rows, scores, follow),
+                              drops={r["design"]: r["vs_dense"] for r in drop if r["vs_dense"] != ""}, verdict_at_4x=check,
+                              dense_as_teacher=teacher)
+    lessons.write(HERE, args, rows, report(args, rows, scores, latency, follow, prof, drop, check, teacher),
+                  figure(rows, scores, follow),
                   "group_count.png", summary=summary, extra={"profile.txt": prof + "\n", "drops.csv": lessons.csv_text(drop)})
 
 

@@ -188,7 +188,7 @@ def analyse(run_dir: Path) -> dict:
         "noise_source": noise.get("source"), "confirmed": len(confirmed), "front": front,
         "front_accuracy_span": round(span, 4), "span_over_noise": round(span / noise["sd"], 1) if noise.get("sd") else None,
         **front_coverage(confirmed, reference_front()), **lessons.search_reach(run_dir),
-        "squeezebert": where, "search_front": [with_current_names(x) for x in read_csv(run_dir / "pareto.csv")], "timing": timing(run_dir),
+        "teacher": study.get("teacher"), "squeezebert": where, "search_front": [with_current_names(x) for x in read_csv(run_dir / "pareto.csv")], "timing": timing(run_dir),
     }
 
 
@@ -347,6 +347,13 @@ def render(runs: dict[str, dict]) -> tuple[str, dict]:
             "trial": "trial", "reference": "reference", "design": "design", "latency_ms": "ms", "search_score": "supernet",
             "confirmed_score": "confirmed", "confirmed_vs_dense_points": "vs dense (points)", "mde_points": "MDE",
             "verdict": "verdict", "dev_vs_dense_points": "dev vs dense", "confirmed_front": "front"})
+        dense = next((x for x in read_csv(HERE / name / "confirmed.csv") if x["reference"] == "bert_base"), None)
+        if r["teacher"] and dense:
+            te = r["teacher"]
+            lines += ["", f"The task teacher itself (dense before the confirmation heals it): score {te['score']:.4f}, dev "
+                      + ", ".join(f"{k} {100 * v:.2f}" for k, v in te["dev"].items())
+                      + f"; the healed dense reference minus it: {100 * (float(dense['confirmed_score']) - te['score']):+.2f} "
+                      "points (every 'vs dense' is against the healed dense)."]
         s = r["squeezebert"]
         if (HERE / name / "figures" / "confirmed_front.png").is_file():
             lines += ["", f"![the confirmed front of {name}]({name}/figures/confirmed_front.png)", "",

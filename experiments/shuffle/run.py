@@ -56,11 +56,19 @@ def pairs(scores, latency) -> list[dict]:
     return out
 
 
+AT_BUDGET = ("dense", ALL_SIX, f"{ALL_SIX} + shuffle")  # the verdict at 4x the healing budget: where nothing else mixes
+
+
+def budget_verdict(scores) -> tuple[str, float]:
+    d = lessons.compare(scores, f"{ALL_SIX} + shuffle", ALL_SIX)
+    return d.verdict(+1), d.mde
+
+
 def text(row, key: str) -> str:
     return f"{row[key]:+.2f} (MDE {row[key + '_mde']:.2f}; seeds {row[key + '_min']:+.1f} to {row[key + '_max']:+.1f})"
 
 
-def report(args, rows, scores, latency, pair_rows) -> list[str]:
+def report(args, rows, scores, latency, pair_rows, check, teacher) -> list[str]:
     shown = [{**r, "heldout_off": scores[PAIRS[r["pair"]][0]].text(), "heldout_on": scores[PAIRS[r["pair"]][1]].text(),
               "delta": text(r, "shuffle_heldout"), "dev": text(r, "shuffle_dev"),
               "cost": f"{r['shuffle_cost_ms']:+.1f} ms ({r['shuffle_cost_pct']:+.1f}%)"} for r in pair_rows]
@@ -82,7 +90,7 @@ def report(args, rows, scores, latency, pair_rows) -> list[str]:
                   "pair": "grouped", "heldout_off": "held-out % off", "heldout_on": "held-out % on",
                   "delta": "held-out pts", "dev": "dev pts", "ms_off": "ms off", "ms_on": "ms on",
                   "cost": "shuffle's latency cost"}), ""]
-    return lines
+    return lines + lessons.budget_lines(check, main_["verdict_heldout"]) + lessons.teacher_lines(teacher, main_["verdict_heldout"])
 
 
 def figure(rows, scores):
@@ -103,11 +111,15 @@ def main() -> None:
     latency, scores, rows = lessons.evaluate(DESIGNS, args, HERE)
     pair_rows = pairs(scores, latency)
     main_ = next(r for r in pair_rows if r["pair"] == ALL_SIX)
+    check = lessons.at_budget({n: DESIGNS[n] for n in AT_BUDGET}, args, HERE, budget_verdict)
+    teacher = lessons.dense_as_teacher(scores, "dense", lessons.teacher_scores(args, HERE), lambda s: budget_verdict(s)[0])
     summary = lessons.summary(main_["verdict_heldout"], main_["shuffle_heldout_mde"], args, scores,
                               claim="a channel shuffle after grouped layers buys accuracy where nothing else mixes channels",
                               pairs={r["pair"]: {"points": r["shuffle_heldout"], "mde_points": r["shuffle_heldout_mde"],
-                                                 "verdict": r["verdict_heldout"], "cost_ms": r["shuffle_cost_ms"]} for r in pair_rows})
-    lessons.write(HERE, args, rows, report(args, rows, scores, latency, pair_rows), figure(rows, scores), "shuffle.png",
+                                                 "verdict": r["verdict_heldout"], "cost_ms": r["shuffle_cost_ms"]} for r in pair_rows},
+                              verdict_at_4x=check, dense_as_teacher=teacher)
+    lessons.write(HERE, args, rows, report(args, rows, scores, latency, pair_rows, check, teacher), figure(rows, scores),
+                  "shuffle.png",
                   summary=summary, extra={"pairs.csv": lessons.csv_text(pair_rows)})
 
 

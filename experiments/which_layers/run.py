@@ -80,19 +80,29 @@ def rank(effect_rows: list[dict], key: str, p: str = "post_attention") -> int:
 SAME_MATMUL = ("q", "k", "v")  # the projections that cost what post-attention costs (one 768x768 matmul each)
 
 
-def verdict(scores) -> tuple[str, object, object, dict]:
+def verdict(scores, same: tuple[str, ...] = SAME_MATMUL) -> tuple[str, object, object, dict]:
     """The claim in two parts. (a) A dense layer among grouped ones buys accuracy back: keeping
     post dense, SqueezeBERT - all-4 > MDE. (b) Post is the place for it: SqueezeBERT beats
     keeping q, k or v dense instead (same latency) by more than the MDE. *Reproduced* when both
     hold; *contradicted* when (a)'s opposite holds or one of q, k, v beats post beyond the MDE;
-    else *not reproduced*. Returns the verdict, (a), grouping post alone, and (b) per projection."""
+    else *not reproduced*. Returns the verdict, (a), grouping post alone (None without
+    ``only post``), and (b) per projection of ``same``."""
     keep = lessons.compare(scores, BUT["post_attention"], ALL)
-    alone = lessons.compare(scores, ONLY["post_attention"], "dense")
-    versus = {p: lessons.compare(scores, BUT["post_attention"], BUT[p]) for p in SAME_MATMUL}
+    alone = lessons.compare(scores, ONLY["post_attention"], "dense") if ONLY["post_attention"] in scores else None
+    versus = {p: lessons.compare(scores, BUT["post_attention"], BUT[p]) for p in same}
     parts = [keep.verdict(+1), *(d.verdict(+1) for d in versus.values())]
     word = ("contradicted" if "contradicted" in parts else "reproduced" if all(w == "reproduced" for w in parts)
             else "not reproduced")
     return word, keep, alone, versus
+
+
+# the verdict at 4x the healing budget rests on (a) and on (b) against keeping q dense
+AT_BUDGET = ("dense", BUT["post_attention"], ALL, BUT["q"])
+
+
+def budget_verdict(scores) -> tuple[str, float]:
+    word, keep, _, _ = verdict(scores, same=("q",))
+    return word, keep.mde
 
 
 def text(row, key: str) -> str:
@@ -100,7 +110,7 @@ def text(row, key: str) -> str:
     return f"{row[key]:+.2f} (MDE {row[key + '_mde']:.2f}; seeds {row[key + '_min']:+.1f} to {row[key + '_max']:+.1f})"
 
 
-def report(args, rows, scores, latency, eff) -> list[str]:
+def report(args, rows, scores, latency, eff, check, teacher) -> list[str]:
     table = [{
         "projection": r["projection"], "alone": text(r, "alone_heldout"), "alone_dev": text(r, "alone_dev"),
         "saved": f"{r['alone_saved_ms']:.1f} ({100 * r['alone_saved_fraction']:.1f}%)",
@@ -132,7 +142,7 @@ def report(args, rows, scores, latency, eff) -> list[str]:
                   "saved": "ms saved (of dense)", "per_ms": "pts lost per 10 ms saved",
                   "keep": "kept dense: held-out pts", "keep_dev": "dev pts", "kept": "ms added (of all-4)",
                   "gain_ms": "pts gained per 10 ms"}), ""]
-    return lines
+    return lines + lessons.budget_lines(check, word) + lessons.teacher_lines(teacher, word)
 
 
 def figure(eff):
@@ -162,6 +172,8 @@ def main() -> None:
     latency, scores, rows = lessons.evaluate(DESIGNS, args, HERE)
     eff = effects(scores, latency)
     word, keep, alone, versus = verdict(scores)
+    check = lessons.at_budget({n: DESIGNS[n] for n in AT_BUDGET}, args, HERE, budget_verdict)
+    teacher = lessons.dense_as_teacher(scores, "dense", lessons.teacher_scores(args, HERE), lambda s: verdict(s)[0])
     summary = lessons.summary(word, keep.mde, args, scores,
                               claim="keeping post-attention dense among grouped layers buys accuracy, more than keeping q, k or v",
                               keep_post_dense_verdict=keep.verdict(+1),
@@ -169,8 +181,9 @@ def main() -> None:
                               keep_post_dense_points=round(keep.mean, 2), group_post_alone_points=round(alone.mean, 2),
                               group_post_alone_mde_points=round(alone.mde, 2),
                               post_rank_gain_per_ms=rank(eff, "keep_points_gained_per_10ms"),
-                              post_rank_loss_per_ms_saved=rank(eff, "alone_points_lost_per_10ms"))
-    lessons.write(HERE, args, rows, report(args, rows, scores, latency, eff), figure(eff), "which_layers.png",
+                              post_rank_loss_per_ms_saved=rank(eff, "alone_points_lost_per_10ms"),
+                              verdict_at_4x=check, dense_as_teacher=teacher)
+    lessons.write(HERE, args, rows, report(args, rows, scores, latency, eff, check, teacher), figure(eff), "which_layers.png",
                   summary=summary, extra={"projections.csv": lessons.csv_text(eff)})
 
 
