@@ -315,11 +315,12 @@ def render(runs: dict[str, dict]) -> tuple[str, dict]:
              f"`cache_dir={CACHE.relative_to(REPO)}` (emptied before `seed0`), run by "
              "`python experiments/search_recovers_squeezebert/run.py`.", "",
              "The runs at a glance (leveled start: the study's first trials drawn by complexity level, "
-             "`search.leveled_start`, 0 in a run made before it existed; fastest trial and mild designs, one or two types "
+             "`search.leveled_start`, 0 in a run made before it existed; start bins: those draws spread over MAC-speedup bins, "
+             "`search.start_bins`, 0 by level only; fastest trial and mild designs, one or two types "
              "grouped: what the search evaluated, references left out):", ""]
     lines += md_table([{"run": f"`{name}`", **r, "fastest_trial_speedup": f"{r['fastest_trial_speedup']}x",
                         "widest_speedup_step": f"{r['widest_speedup_step']}x"} for name, r in runs.items()], {
-        "run": "run", "leveled_start": "leveled start", "fastest_trial_speedup": "fastest trial",
+        "run": "run", "leveled_start": "leveled start", "start_bins": "start bins", "fastest_trial_speedup": "fastest trial",
         "mild_designs": "mild designs", "confirmed_front_speedups": "confirmed front speedups",
         "widest_speedup_step": "widest step (target <= 1.35)", "front_coverage": "front coverage (target >= 0.95)",
         "wall_minutes": "wall min"})
