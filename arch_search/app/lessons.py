@@ -385,6 +385,11 @@ BUDGET_CHECK = 4  # times the default healing budget a verdict is checked at
 BUDGET_CHECK_SEEDS = 2  # with the first two seeds, paired
 
 
+def budget_args(args: argparse.Namespace) -> argparse.Namespace:
+    """``args`` with the seeds a budget check uses (the first ``BUDGET_CHECK_SEEDS``)."""
+    return argparse.Namespace(**{**vars(args), "seeds": list(args.seeds[:BUDGET_CHECK_SEEDS])})
+
+
 def at_budget(designs: Mapping[str, ArchSpec], args: argparse.Namespace, here: Path,
               verdict: Callable[[Mapping[str, Scores]], tuple[str, float]], task: str | None = None,
               extra: Sequence[str] = (), budget: int = BUDGET_CHECK, which: str = "heldout") -> dict:
@@ -395,7 +400,7 @@ def at_budget(designs: Mapping[str, ArchSpec], args: argparse.Namespace, here: P
     budget (the like-for-like comparison: fewer designs and seeds than the lesson's own verdict).
     ``which``: the metric the verdict is on (its noise and means are reported). Under ``--render``
     with rows missing: ``{"verdict": "not scored"}``."""
-    few = argparse.Namespace(**{**vars(args), "seeds": list(args.seeds[:BUDGET_CHECK_SEEDS])})
+    few = budget_args(args)
     kw = {"task": task, "extra": extra, "missing_ok": True}
     default = stored_scores(designs, few, here, **kw)
     checked = stored_scores(designs, few, here, budget=budget, **kw)
@@ -491,20 +496,27 @@ def rows(designs: Mapping[str, ArchSpec], scores: Mapping[str, Scores], latency:
     return out
 
 
-def scores_only(designs: Mapping[str, ArchSpec], args: argparse.Namespace, here: Path, **kw) -> None:
-    """Under ``--scores-only``: score what ``here/scores.csv`` lacks (``stored_scores``), then exit."""
+def scores_only(designs: Mapping[str, ArchSpec], args: argparse.Namespace, here: Path,
+                checked: Mapping[str, ArchSpec] | None = None, **kw) -> None:
+    """Under ``--scores-only``: score what ``here/scores.csv`` lacks (``stored_scores``; with
+    ``checked``, those designs at ``BUDGET_CHECK`` x the budget too, ``at_budget``'s rows) and the
+    teacher's row (``teacher_scores``), then exit: a later ``--render`` writes the report."""
     if getattr(args, "scores_only", False):
         stored_scores(designs, args, here, **kw)
+        if checked:
+            stored_scores(checked, budget_args(args), here, budget=BUDGET_CHECK, **kw)
+        teacher_scores(args, here, **kw)
         print(f"scores only: {here / 'scores.csv'} holds every design and seed; run without --scores-only to time "
               "and write the report")
         raise SystemExit(0)
 
 
-def evaluate(designs: Mapping[str, ArchSpec], args: argparse.Namespace,
-             here: Path) -> tuple[dict[str, dict], dict[str, Scores], list[dict]]:
+def evaluate(designs: Mapping[str, ArchSpec], args: argparse.Namespace, here: Path,
+             checked: Mapping[str, ArchSpec] | None = None) -> tuple[dict[str, dict], dict[str, Scores], list[dict]]:
     """Latency (first, on a quiet machine), costs and the lessons' proxy scores of every design
-    (resumable, ``stored_scores``), and their rows. ``--scores-only``: the scores, then exit."""
-    scores_only(designs, args, here)
+    (resumable, ``stored_scores``), and their rows. ``--scores-only``: the scores (and ``checked``'s
+    at the checked budget), then exit."""
+    scores_only(designs, args, here, checked)
     latency = timed(designs, args, here)
     cost = costs(designs, args)
     scores = stored_scores(designs, args, here)

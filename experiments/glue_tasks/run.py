@@ -270,6 +270,9 @@ def main() -> None:
     if args.scores_only:
         for task in tasks:
             lessons.stored_scores(names(task), args, HERE, task=task, extra=extra(task, args))
+        task = tasks[0] if args.quick else BUDGET_TASK  # and the verdict's check at 4x the budget
+        lessons.stored_scores(names(task), lessons.budget_args(args), HERE, task=task, extra=extra(task, args),
+                              budget=lessons.BUDGET_CHECK)
         return
     latency = lessons.timed(DESIGNS, args, HERE)  # first, on a quiet machine
     scores, design_rows = {}, []

@@ -175,7 +175,7 @@ def figure(rows, scores, follow):
 
 def main() -> None:
     args = lessons.parse(lessons.parser(__doc__))
-    lessons.scores_only(DESIGNS, args, HERE)
+    lessons.scores_only(DESIGNS, args, HERE, DESIGNS)  # every G at the checked budget too: the knee needs the curve
     latency = lessons.timed(DESIGNS, args, HERE)  # timing and profiling first, on a quiet machine
     prof = (HERE / "profile.txt").read_text().removesuffix("\n") if args.render else profile(args)
     scores = lessons.stored_scores(DESIGNS, args, HERE)

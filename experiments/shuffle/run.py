@@ -108,7 +108,7 @@ def figure(rows, scores):
 
 def main() -> None:
     args = lessons.parse(lessons.parser(__doc__))
-    latency, scores, rows = lessons.evaluate(DESIGNS, args, HERE)
+    latency, scores, rows = lessons.evaluate(DESIGNS, args, HERE, {n: DESIGNS[n] for n in AT_BUDGET})
     pair_rows = pairs(scores, latency)
     main_ = next(r for r in pair_rows if r["pair"] == ALL_SIX)
     check = lessons.at_budget({n: DESIGNS[n] for n in AT_BUDGET}, args, HERE, budget_verdict)

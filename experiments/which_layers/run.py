@@ -169,7 +169,7 @@ def figure(eff):
 
 def main() -> None:
     args = lessons.parse(lessons.parser(__doc__))
-    latency, scores, rows = lessons.evaluate(DESIGNS, args, HERE)
+    latency, scores, rows = lessons.evaluate(DESIGNS, args, HERE, {n: DESIGNS[n] for n in AT_BUDGET})
     eff = effects(scores, latency)
     word, keep, alone, versus = verdict(scores)
     check = lessons.at_budget({n: DESIGNS[n] for n in AT_BUDGET}, args, HERE, budget_verdict)
