@@ -251,16 +251,17 @@ def stored_scores(designs: Mapping[str, ArchSpec], args: argparse.Namespace, her
     copied instead of scored (its folder in ``from``). ``--render`` scores nothing; ``--quick``
     stores nothing. A stored design whose spec differs from ``designs``' is an error. ``task``,
     ``extra`` and ``budget``: as ``config`` takes them (glue_tasks scores each task with its own
-    held-out rows; a budget's rows have their own proxy key). A (design, seed) still missing (under
+    held-out rows; another budget's rows go to ``scores_<budget>x.csv``). A (design, seed) still missing (under
     ``--render``) is an error, or None with ``missing_ok``."""
-    path = here / "scores.csv"
+    name = "scores.csv" if budget == 1 else f"scores_{budget}x.csv"  # another budget's rows apart: readers of scores.csv see 1x only
+    path = here / name
     rows = [] if args.quick else read_rows(path)
     for r in rows:
         if r["design"] in designs and r["spec"] != designs[r["design"]].summary():
             raise SystemExit(f"error: {path}: {r['design']!r} was scored as {r['spec']}, not "
                              f"{designs[r['design']].summary()}; move the file away to score it anew")
     siblings = [] if args.quick else [
-        {**r, "from": r["from"] or p.parent.name} for p in sorted(here.parent.glob("*/scores.csv"))
+        {**r, "from": r["from"] or p.parent.name} for p in sorted(here.parent.glob(f"*/{name}"))
         if p.parent != here for r in read_rows(p)]
     code = code_commit()
     cfgs = {seed: config(args, seed, task=task, extra=extra, budget=budget) for seed in args.seeds}
@@ -321,12 +322,15 @@ def teacher_scores(args: argparse.Namespace, here: Path, task: str | None = None
     rows), the same for every seed of ``args`` (it is trained once, not per seed). Stored in
     ``here/teacher.csv`` keyed by the teacher's cache key (a sibling lesson's row for the same
     teacher is copied); measured when missing (the teacher trained first if it is not cached);
-    ``--render`` only reads (None when missing); ``--quick`` stores nothing."""
+    ``--render`` only reads (None when missing, or when the proxy has no teacher); ``--quick``
+    stores nothing."""
     from arch_search.tasks.training import gold_log_likelihood, score
 
     path = here / "teacher.csv"
     cfg = config(args, 0, task=task, extra=extra)
     proxy = instantiate(cfg.proxy)
+    if not hasattr(proxy, "task_teacher"):  # a proxy without a task teacher (the from-scratch fine-tune)
+        return None
     key = proxy.task_teacher.key()
     mine = [] if args.quick else read_rows(path)
     stored = [*mine, *([] if args.quick else [r for p in sorted(here.parent.glob("*/teacher.csv")) if p != path
@@ -341,7 +345,7 @@ def teacher_scores(args: argparse.Namespace, here: Path, task: str | None = None
                "score": round(gold_log_likelihood(proxy.teacher, data.heldout, data.task), 5),
                "code": code_commit(), "machine": str(Env.current(cfg.proxy.threads))}
         print(f"teacher {cfg.task.name}: held-out {row['heldout']}  dev {row['dev']}  score {row['score']}", flush=True)
-    if not args.quick and row not in mine:
+    if not args.quick and not args.render and row not in mine:  # --render writes no score file
         with atomic_path(path) as tmp:
             tmp.write_text(csv_text([{k: r[k] for k in TEACHER_COLUMNS} for r in [*mine, row]]))
     n = len(args.seeds)
@@ -352,12 +356,19 @@ def teacher_scores(args: argparse.Namespace, here: Path, task: str | None = None
 def dense_as_teacher(scores: Mapping[str, Scores], dense: str, teacher: Scores | None,
                      verdict: Callable[[Mapping[str, Scores]], str], which: str = "heldout") -> dict:
     """What the healed dense design costs, and whether a verdict changes when dense is the
-    teacher itself: ``scores`` with ``dense``'s row replaced by ``teacher``'s (constant over seeds:
-    the paired noise then comes from the other designs' seeds)."""
+    teacher itself: ``scores`` with ``dense``'s row moved to ``teacher``'s level, each seed keeping
+    its deviation from dense's mean, so the paired noise (the residual of design + seed, blind to a
+    row's level) and every other design stay as they were: only dense's value changes."""
     if teacher is None:
         return {"verdict": "not measured"}
     healed = scores[dense].stats(which)[0]
-    return {"verdict": verdict({**scores, dense: teacher}), "teacher_points": round(teacher.stats(which)[0], 2),
+    row, moved = scores[dense], {}
+    for field in ("heldout", "dev", "score"):
+        values, level = getattr(row, field), getattr(teacher, field)
+        moved[field] = tuple(v - statistics.fmean(values) + level[0] for v in values) if values and level else values
+    word = verdict({**scores, dense: Scores(row.seeds, moved["heldout"], moved["dev"], row.seconds, moved["score"])})
+    word = word[0] if isinstance(word, tuple) else word  # a rule may return (verdict, MDE)
+    return {"verdict": word, "teacher_points": round(teacher.stats(which)[0], 2),
             "healed_dense_points": round(healed, 2), "healed_minus_teacher_points": round(healed - teacher.stats(which)[0], 2),
             "metric": METRIC_NAMES[which],
             "teacher_dev_points": round(teacher.stats("dev")[0], 2), "healed_dense_dev_points": round(scores[dense].stats("dev")[0], 2)}
@@ -398,6 +409,7 @@ def at_budget(designs: Mapping[str, ArchSpec], args: argparse.Namespace, here: P
     scores.csv under their own proxy key, resumable), ``verdict(scores) -> (word, MDE in
     points)`` on them, and beside it the same rule on the same designs and seeds at the default
     budget (the like-for-like comparison: fewer designs and seeds than the lesson's own verdict).
+    The rows are stored in ``scores_<budget>x.csv`` beside scores.csv.
     ``which``: the metric the verdict is on (its noise and means are reported). Under ``--render``
     with rows missing: ``{"verdict": "not scored"}``."""
     few = budget_args(args)
@@ -427,7 +439,7 @@ def budget_lines(check: Mapping, verdict: str) -> list[str]:
         return [*head, "", "Not scored yet: run the command without `--render`.", ""]
     same = check["same_designs_at_1x"]
     holds = "holds" if check["verdict"] == verdict else "changes"
-    return [*head, f"Noise: paired seed sd {check['noise_sd_points']:.2f} points ({check['noise_dof']} dof).", "",
+    return [*head, "", f"Noise: paired seed sd {check['noise_sd_points']:.2f} points ({check['noise_dof']} dof).", "",
             f"- at {check['budget']}x: **{check['verdict']}** (MDE {check['mde_points']:.2f} points)",
             f"- the same designs and seeds at the default budget: {same['verdict']} (MDE {same['mde_points']:.2f})",
             f"- the lesson's verdict (all designs, every seed, default budget): {verdict}: it **{holds}** at "
