@@ -292,6 +292,25 @@ def test_lesson_scores_are_stored_row_by_row_resumed_and_shared(tmp_path, monkey
     assert FakeProxy.calls == []
 
 
+def test_dense_as_the_teacher_moves_only_dense_and_keeps_the_paired_noise():
+    """dense_as_teacher: dense's row at the teacher's level, its seed pattern and every other row
+    kept, so the pooled noise (and with it the MDE) is the lesson's own; the verdict sees the move."""
+    scores = {"dense": S([0.86, 0.88]), "a": S([0.84, 0.85]), "b": S([0.80, 0.83])}
+    teacher = S([0.90, 0.90])
+    seen = {}
+
+    def rule(s):
+        seen.update(s)
+        return "up" if s["dense"].stats()[0] > 88 else "down"
+
+    out = lessons.dense_as_teacher(scores, "dense", teacher, rule)
+    assert seen["dense"].heldout == pytest.approx((0.89, 0.91)) and seen["a"] == scores["a"]
+    assert lessons.noise(seen).sd == pytest.approx(lessons.noise(scores).sd)
+    assert out["verdict"] == "up" and rule(scores) == "down"
+    assert out["healed_minus_teacher_points"] == pytest.approx(-3.0)
+    assert lessons.dense_as_teacher(scores, "dense", None, rule) == {"verdict": "not measured"}
+
+
 def test_scores_stats_of_a_diverged_seed_do_not_depend_on_its_position():
     first, middle = S([math.nan, 0.80, 0.90]), S([0.80, math.nan, 0.90])
     assert [math.isnan(x) for x in first.stats()] == [math.isnan(x) for x in middle.stats()]

@@ -367,7 +367,6 @@ def dense_as_teacher(scores: Mapping[str, Scores], dense: str, teacher: Scores |
         values, level = getattr(row, field), getattr(teacher, field)
         moved[field] = tuple(v - statistics.fmean(values) + level[0] for v in values) if values and level else values
     word = verdict({**scores, dense: Scores(row.seeds, moved["heldout"], moved["dev"], row.seconds, moved["score"])})
-    word = word[0] if isinstance(word, tuple) else word  # a rule may return (verdict, MDE)
     return {"verdict": word, "teacher_points": round(teacher.stats(which)[0], 2),
             "healed_dense_points": round(healed, 2), "healed_minus_teacher_points": round(healed - teacher.stats(which)[0], 2),
             "metric": METRIC_NAMES[which],

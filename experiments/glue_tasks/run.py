@@ -142,12 +142,10 @@ def table(tasks, scores, teacher: dict[str, dict]) -> list[dict]:
 BUDGET_TASK = "sst2"  # the verdict at 4x the healing budget: SST-2's gap (--quick: its first task)
 
 
-def budget_verdict(task: str, noise=None):
-    """The task's verdict rule (``table``: the dev gap on the sign of the paper's) on other scores,
-    with their paired noise or ``noise`` (the healed designs' own, when dense is the teacher: two
-    designs, one of them repeated per seed, hold no noise of their own)."""
+def budget_verdict(task: str):
+    """The task's verdict rule (``table``: the dev gap on the sign of the paper's) on other scores."""
     def rule(scores) -> tuple[str, float]:
-        d = lessons.compare(scores, f"{task} squeezebert", f"{task} dense", "dev", noise)
+        d = lessons.compare(scores, f"{task} squeezebert", f"{task} dense", "dev")
         paper = PAPER_SQUEEZEBERT[task] - PAPER_BERT_BASE[task] if PAPER_SQUEEZEBERT[task] is not None else -1
         return d.verdict(-1 if paper < 0 else +1), d.mde
     return rule
@@ -289,7 +287,7 @@ def main() -> None:
         as_t = lessons.Scores(tuple(args.seeds), (float(t["heldout"]) / 100,) * n, (float(t["dev"]) / 100,) * n,
                               (0.0,) * n) if t else None
         r["dense_as_teacher"] = lessons.dense_as_teacher(scores[task], f"{task} dense", as_t,
-                                                         budget_verdict(task, lessons.noise(scores[task], "dev")), which="dev")
+                                                         lambda s, task=task: budget_verdict(task)(s)[0], which="dev")
         if t and r["verdict"] in (UNDECIDABLE, "no paper number"):  # the task decides nothing either way
             r["dense_as_teacher"]["verdict"] = r["verdict"]
     task = tasks[0] if args.quick else BUDGET_TASK
