@@ -4,6 +4,7 @@ or is absent (the argument is then required: two configs disagree, e.g. finetune
 finetune_scratch's steps and learning rate)."""
 
 import inspect
+from collections import Counter
 
 import pytest
 import yaml
@@ -41,6 +42,12 @@ def literal(value) -> bool:
     return not (isinstance(value, str) and "${" in value)
 
 
+def test_every_group_has_its_configs():
+    """What the two tests below compare: the configs with a ``_target_``, per group."""
+    counts = Counter(p.values[0] for p in configs())
+    assert counts == {"proxy": 5, "proxy_setup": 2, "latency": 1, "search/latency_mode": 2, "storage": 2, "logger": 2}
+
+
 @pytest.mark.parametrize(("group", "name", "node"), list(configs()))
 def test_python_defaults_equal_the_configs_or_are_absent(group, name, node):
     target = get_method(node["_target_"])
@@ -70,6 +77,9 @@ def test_two_configs_that_disagree_on_a_key_leave_it_required():
         for key, value in node.items():
             if not key.startswith("_") and literal(value):
                 seen.setdefault((node["_target_"], key), set()).add(repr(value))
+    disagree = {(target.rsplit(".", 1)[1], key): values for (target, key), values in seen.items() if len(values) > 1}
+    assert set(disagree) == {("FinetuneProxy", "steps"), ("FinetuneProxy", "lr"), ("FinetuneProxy", "eval_every"),
+                             ("ProxySetup", "init"), ("ProxySetup", "scale")}  # finetune vs finetune_scratch, pretrained vs scratch
     for (target, key), values in seen.items():
         if len(values) > 1:
             default = inspect.signature(get_method(target)).parameters[key].default

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What experiments/gpu/run.py needs on the lent GPU machine, built here into .gpu/ (ignored by git;
 # carry it: ~50 MB of the call's 64 MiB). The machine's image (Python 3.12, torch, transformers,
-# scipy, pytest; /work/.library/device/KINDS.md) lacks the wheels below and cannot reach PyPI, and
+# scipy, pytest; the device tool's notes on its machine kinds) lacks the wheels below and cannot reach PyPI, and
 # ../shared does not travel: SST-2, WNLI and the MiniLM checkpoint go in shared.tar.xz, the
 # checkpoint's float weights in fp16 (half the bytes; they load into fp32 models, so every proxy
 # there, on the CPU or the GPU, starts from the same rounded weights). plotly is left out: only

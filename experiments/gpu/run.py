@@ -1,8 +1,8 @@
 """On a GPU (issue 24): what the proxies, the search and the speedup lesson do on CUDA, in one
 prepared script for a lent GPU machine (README.md here: what to carry, the one command).
 
-    python experiments/gpu/run.py --out $OUT                         # on the GPU machine: ~8 minutes on an H100
-    python experiments/gpu/run.py --quick --device cpu --out /tmp/g  # smoke run of every step (CI)
+    python experiments/gpu/run.py --out $OUT                                 # on the GPU machine: ~8 minutes on an H100
+    python experiments/gpu/run.py --quick --device cpu --out "$(mktemp -d)"  # smoke run of every step (CI)
 
 Steps, most wanted first; ``<out>/gpu.json`` is rewritten as each one ends, so a run cut short
 keeps what finished, and a step is skipped once ``--budget`` seconds have passed:
@@ -32,6 +32,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -54,7 +55,7 @@ def env(args) -> dict:
     gpu = torch.cuda.is_available()
     return {"device": args.device, "gpu": torch.cuda.get_device_name() if gpu else None, "cuda": torch.version.cuda,
             "torch": torch.__version__, "python": sys.version.split()[0], "bf16": gpu and torch.cuda.is_bf16_supported(),
-            "cpu_cores": os.cpu_count(), "checkpoint": lessons.checkpoint()}
+            "cpu_cores": os.cpu_count(), "checkpoint": lessons.relative(lessons.checkpoint())}
 
 
 def tests(args) -> dict:
@@ -147,7 +148,8 @@ def search(args) -> dict:
            f"cache_dir={args.cache_dir}", f"proxy_setup.checkpoint={lessons.checkpoint()}", "search.progress=false",
            f"hydra.run.dir={run_dir}", *quick]
     seconds = lessons.run_logged(cmd, run_dir, os.environ)
-    shutil.copy(run_dir / "log.txt", Path(args.out) / "search_log.txt")
+    log = (run_dir / "log.txt").read_text().replace(str(Path(args.work)), "<work>")
+    (Path(args.out) / "search_log.txt").write_text(lessons.relative(log))  # committed: names no folder of the machine
     with open(run_dir / "pareto.csv") as f:
         front = list(csv.DictReader(f))
     return {"seconds": round(seconds, 1), "trials": 2 if args.quick else 16, "front": front}
@@ -159,7 +161,8 @@ STEPS = {"env": env, "tests": tests, "proxy": proxy, "speedup": speedup, "supern
 def main() -> None:
     ap = lessons.parser(__doc__)
     ap.add_argument("--out", required=True, help="what comes back: gpu.json, scores_*.csv, search_log.txt, speedup_*")
-    ap.add_argument("--work", default="/tmp/arch_search_gpu", help="scores, the search's run directory (resumable)")
+    ap.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "arch_search_gpu"),
+                    help="scores, the search's run directory (resumable; default: arch_search_gpu in the temporary directory)")
     ap.add_argument("--device", default="cuda", help="cuda (cpu: the smoke run)")
     ap.add_argument("--skip", nargs="*", default=[], choices=list(STEPS), help="steps to leave out")
     ap.add_argument("--budget", type=float, default=480, help="seconds after which no further step starts")
