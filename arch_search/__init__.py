@@ -11,7 +11,9 @@ results (``report``, ``dashboard``) does not load torch.
 Layout, in the order data flows (a package imports only those before it): ``design`` (spec,
 space) -> ``nn`` (the encoder, weights) -> ``measure`` (costs, latency) -> ``tasks`` (GLUE data,
 training) -> ``proxies`` (accuracy scores) -> ``study`` (the Optuna search, its confirmation,
-storage, results) -> ``app`` (CLI, report, export, dashboard).
+storage, trial records, the front, the run's tables) -> ``app`` (CLI, report, export, dashboard).
+Beneath them all, modules any of them use: ``stats`` (rank correlations, seed noise, paired
+differences), ``tables`` (CSV and Markdown), ``checks``, ``cache``, ``progress``, ``resources``.
 """
 
 from __future__ import annotations

@@ -9,18 +9,13 @@ import optuna
 import pytest
 
 from arch_search.study.confirm import MIN_DESIGNS, SUFFIX, Confirmation, bands_of, choose
-from arch_search.study.results import Confirmed, Noise, TrialRecord, confirmed_rows, pooled_noise
 from arch_search.study.fingerprint import StudyMismatch
 from arch_search.study.storage import storage_for
 from tests.conftest import REPO, kill_when
+from tests.test_record import rec
 from tests.test_search import FakeProxy, Shifted, make, space  # noqa: F401  (space: a fixture)
 
 WORKER = REPO / "tests" / "worker.py"
-
-
-def rec(number, acc, ms, reference=None):
-    return TrialRecord(number, "COMPLETE", acc, ms, reference=reference, spec_hash=f"h{number}", summary=f"d{number}",
-                       spec="x")
 
 
 def test_bands_are_geometric_in_latency_and_hold_each_trial_once():
@@ -65,29 +60,6 @@ def test_choose_best_score_takes_each_bands_best_by_the_search_score():
     many = [rec(0, 0.9, 100, "bert_base"), *[rec(n, 0.8 - n / 1000, 100 - n) for n in range(1, 76)]]
     assert best(many) == [0, 65, 51, 30, 1, 2]  # each band's slowest, then the best left
     assert len(choose(many, bands=8, pick="best_score")) == 9
-
-
-def test_pooled_noise_has_one_dof_per_paired_design():
-    noise = pooled_noise([[0.5, 0.52], [0.4, 0.4], [0.3, 0.36], [0.1]], "seeds")
-    assert (noise.designs, noise.dof) == (3, 3)
-    assert noise.sd == pytest.approx(((0.02**2 / 2 + 0 + 0.06**2 / 2) / 3) ** 0.5)
-    assert pooled_noise([[1.0]], "seeds") is None
-
-
-def test_confirmed_rows_pair_seeds_and_state_the_minimum_detectable_effect():
-    recs = [rec(0, 0.9, 100, "bert_base"), rec(1, 0.8, 40, "squeezebert"), rec(2, 0.85, 60)]
-    confirmed = [Confirmed(0, "ll", {0: -0.30, 1: -0.32}, {0: {"accuracy": 0.90}, 1: {"accuracy": 0.88}}),
-                 Confirmed(1, "ll", {0: -0.40, 1: -0.42}, {0: {"accuracy": 0.85}, 1: {"accuracy": 0.85}}),
-                 Confirmed(2, "ll", {0: -0.305, 1: -0.33}, {0: {"accuracy": 0.89}, 1: {"accuracy": 0.88}})]
-    rows = confirmed_rows(confirmed, recs, Noise(sd=0.01, designs=3, dof=3), dev_metric="accuracy")
-    by = {r["trial"]: r for r in rows}
-    assert [r["trial"] for r in rows] == [1, 2, 0]  # fastest first
-    assert by[1]["confirmed_vs_dense_points"] == -10.0 and by[1]["verdict"] == "worse than dense"
-    assert by[2]["confirmed_vs_dense_points"] == pytest.approx(-0.75) and by[2]["verdict"] == "within noise"
-    assert by[2]["mde_points"] == pytest.approx(round(100 * 2.8 * 0.01 * (2 / 2) ** 0.5, 2))
-    assert by[1]["dev_vs_dense_points"] == pytest.approx(-4.0) and by[0]["dev_accuracy"] == pytest.approx(0.89)
-    assert [r["confirmed_front"] for r in rows] == [True, True, True]
-    assert all(r["on_search_front"] for r in rows)
 
 
 def confirmation(tmp_path, proxies, name="s", bands=4, **kw):
@@ -248,7 +220,7 @@ def test_a_run_killed_during_confirmation_resumes_without_redoing_finished_ones(
     assert len(second_worker) == 1
     assert sum(t.user_attrs["worker"] in second_worker for t in complete) == len(keys) - len(before)
     assert not [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
-    from arch_search.study.results import records
+    from arch_search.study.record import records
 
     searched = records(optuna.load_study(study_name="crash", storage=url).trials)
     assert {h for h, _ in keys} == {r.spec_hash for r in choose(searched, bands=4)}  # every band's design, after the kill

@@ -190,7 +190,7 @@ def test_the_paired_noise_is_the_residual_of_design_plus_seed():
     """A seed that is lucky for every design (common random numbers) is not noise: b = a + 1 on
     every seed leaves no residual; one interaction of 2 points leaves sd 1 with 1 dof. The
     pooled within-design sd counts the shared seed effect as noise."""
-    from arch_search.study.results import paired_noise, pooled_noise
+    from arch_search.stats import paired_noise, pooled_noise
 
     shifted = {"a": [80.0, 84.0, 88.0], "b": [81.0, 85.0, 89.0]}
     assert paired_noise(shifted, "t").sd == 0.0 and paired_noise(shifted, "t").dof == 2
@@ -202,7 +202,7 @@ def test_the_paired_noise_is_the_residual_of_design_plus_seed():
 
 
 def test_a_paired_difference_has_its_mde_and_a_verdict():
-    from arch_search.study.results import Noise, paired_difference
+    from arch_search.stats import Noise, paired_difference
 
     noise = Noise(sd=1.0, designs=2, dof=1)
     d = paired_difference([0.0, 2.0], [0.0, 0.0], noise)  # se = 1 x sqrt(2 / 2) = 1: MDE 2

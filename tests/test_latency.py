@@ -75,6 +75,23 @@ def test_speedup_and_ratio_are_ratios_of_medians():
     assert cmp.ratio("dense", "grouped") == 2.2
 
 
+def test_the_evaluate_table_shows_each_designs_costs_latency_and_speedup():
+    from arch_search import ArchSpec, Cost
+    from arch_search.measure.latency import format_evaluation
+
+    slow, fast = Latency.from_samples([10.0, 12.0, 11.0], ENV), Latency.from_samples([5.0, 4.0, 6.0], ENV)
+    designs = {"dense reference": ArchSpec.preset("bert_base"), "candidate": ArchSpec.preset("squeezebert")}
+    costs = {name: Cost(params=p, encoder_params=p, macs=m, flops=2 * m, pooler_macs=0, head_macs=0, seq_len=128, batch=1)
+             for name, p, m in (("dense reference", 110_000_000, 11_000_000_000), ("candidate", 51_000_000, 4_000_000_000))}
+    lines = format_evaluation(designs, costs, Comparison({"dense reference": slow, "candidate": fast}, "dense reference")).splitlines()
+    assert lines[0].split() == ["design", "spec", "params", "GMACs", "GFLOPs", "median", "ms", "p10-p90", "ms", "CV", "speedup"]
+    assert lines[2].startswith("dense reference  768x12 h12 ffn3072 g[q1 k1 v1 post1 in1 out1]")
+    assert lines[2].split()[-7:] == ["110.0M", "11.00", "22.00", "11.0", "10.2-11.8", "0.074", "1.00x"]
+    assert lines[3].startswith("candidate ") and lines[3].split()[-7:] == ["51.0M", "4.00", "8.00", "5.0", "4.2-5.8", "0.163", "2.20x"]
+    assert lines[-2] == ("batch 1, seq 128; GMACs/GFLOPs: encoder matmuls (FLOPs = 2 x MACs); "
+                         "speedup vs the dense reference, 3 interleaved rounds") and lines[-1] == f"env: {ENV}"
+
+
 def test_measure_latency_runs_a_real_model():
     model = build_model(tiny_spec(groups={"ffn_in": 4}))
     lat = measure_latency(model, LatencyProtocol(seq_len=8, threads=1, warmup=1, rounds=4))

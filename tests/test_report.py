@@ -1,5 +1,6 @@
-"""The report: front, hypervolume and Spearman by hand; a 10,000-trial synthetic study in SQLite
-reported in under 60 s; bad input through the CLI."""
+"""The report: a 10,000-trial synthetic study in SQLite reported in under 60 s; a run directory,
+a confirmed run; bad input through the CLI. (The front, hypervolume and rank correlations it
+draws are pinned by hand in test_front.py and test_stats.py.)"""
 
 from __future__ import annotations
 
@@ -23,7 +24,6 @@ from optuna.trial import TrialState
 
 from arch_search.measure.cost import closed_form_macs
 from arch_search.app.report import StudyData, fig_reference_latency, write_report
-from arch_search.study.results import hypervolume_2d, hypervolume_history, pareto_mask, spearman
 from arch_search.design.space import SearchSpace
 from arch_search.design.spec import PROJECTIONS
 
@@ -136,31 +136,6 @@ def test_bulk_add_equals_add_trials(tmp_path):
                (y.number, y.state, y.values, y.params, y.distributions, y.user_attrs, y.datetime_start)
 
 
-# ---- the numbers, by hand ---------------------------------------------------------------------
-
-
-def test_hypervolume_of_three_points_by_hand():
-    # maximise accuracy, minimise ms; reference point (accuracy 0, 10 ms)
-    points = [(0.5, 2.0), (0.8, 5.0), (0.6, 6.0)]  # the third is dominated by the second
-    # after 1: 8 ms x 0.5 = 4.0; after 2: (5 - 2) x 0.5 + (10 - 5) x 0.8 = 5.5; after 3: unchanged
-    assert hypervolume_history(points, ref=(0.0, 10.0)) == pytest.approx([4.0, 5.5, 5.5])
-    assert hypervolume_2d([(2.0, 0.5), (5.0, 0.8)], ref=(10.0, 0.0)) == pytest.approx(5.5)
-    # a point that dominates both, one outside the reference box, a tie at the same latency
-    assert hypervolume_history([(0.5, 2.0), (0.9, 1.0), (0.95, 11.0), (0.9, 1.0)], ref=(0.0, 10.0)) == \
-           pytest.approx([4.0, 8.1, 8.1, 8.1])
-    assert hypervolume_history([(0.4, 3.0), (0.6, 3.0)], ref=(0.0, 10.0)) == pytest.approx([2.8, 4.2])
-
-
-def test_pareto_mask_and_spearman_by_hand():
-    acc = np.array([0.5, 0.8, 0.6, 0.8, 0.4, 0.9])
-    ms = np.array([2.0, 5.0, 6.0, 5.0, 2.0, 9.0])
-    # equal points (1, 3) both stay; 4 is dominated by 0 (same ms, lower accuracy); 2 by 1
-    assert pareto_mask(acc, ms).tolist() == [True, True, False, True, False, True]
-    assert spearman(np.array([1, 2, 3, 4]), np.array([1, 3, 2, 4])) == pytest.approx(0.8)
-    assert spearman(np.array([1, 2, 3]), np.array([3, 2, 1])) == pytest.approx(-1.0)
-    assert spearman(np.array([1, 2, 2, 3]), np.array([1, 2, 3, 4])) == pytest.approx(np.corrcoef([1, 2.5, 2.5, 4], [1, 2, 3, 4])[0, 1])
-
-
 # ---- 10,000 trials ----------------------------------------------------------------------------
 
 
@@ -240,7 +215,10 @@ def test_report_of_a_run_directory_with_remeasured_latency(tmp_path):
 
 def test_report_of_a_confirmed_run_draws_both_scores(tmp_path):
     from arch_search.app.report import confirmed_of
-    from arch_search.study.results import Confirmed, Noise, confirmed_rows, records, write_csv
+    from arch_search.stats import Noise
+    from arch_search.study.record import Confirmed, records
+    from arch_search.study.run_tables import confirmed_rows
+    from arch_search.tables import write_csv
 
     trials = make_run_dir(tmp_path / "run", n=12)
     recs = [r for r in records(trials) if r.finished]
@@ -383,7 +361,7 @@ def test_a_study_from_before_the_score_rename_still_loads_and_reports(tmp_path):
     from pathlib import Path
 
     from arch_search.app.report import StudyData
-    from arch_search.study.results import with_current_names
+    from arch_search.study.run_tables import with_current_names
 
     run = Path(__file__).resolve().parents[1] / "experiments" / "search_recovers_squeezebert" / "before_issue34" / "seed0"
     shutil.copy(run / "study.db", tmp_path / "study.db")  # a copy: loading must not touch the committed file

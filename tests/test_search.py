@@ -10,7 +10,7 @@ import pytest
 from arch_search.measure.latency import LatencyProtocol
 from arch_search.proxies import ProxyDiverged, ProxyResult
 from arch_search.study.storage import storage_for
-from arch_search.study.results import format_pareto
+from arch_search.study.run_tables import format_pareto
 from arch_search.study.search import Constraints, Search
 from arch_search.design.space import SearchSpace
 
@@ -337,16 +337,3 @@ def test_a_run_knows_its_own_noise(space, tmp_path):
     import json
 
     assert json.loads((tmp_path / "run" / "study.json").read_text())["proxy_noise"]["designs"] == 2
-
-
-def test_front_designs_within_the_noise_of_a_faster_one_are_marked():
-    from arch_search.study.results import Noise, TrialRecord, trial_rows
-
-    def trial(number, acc, ms):
-        return TrialRecord(number, "COMPLETE", acc, ms, summary=f"d{number}")
-
-    front = [trial(0, 0.80, 10.0), trial(1, 0.805, 20.0), trial(2, 0.85, 30.0)]  # fastest first
-    rows = trial_rows(front, None, noise=Noise(sd=0.01, designs=2))
-    assert [r["within_noise"] for r in rows] == [False, True, False]
-    assert "~0.8050" in format_pareto(rows) and "~0.8500" not in format_pareto(rows)
-    assert "within_noise" not in trial_rows(front, None)[0]

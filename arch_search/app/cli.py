@@ -65,7 +65,7 @@ def evaluate(cfg: DictConfig) -> Comparison:
     """Print params, GMACs, GFLOPs and latency of ``cfg.arch`` beside its dense reference."""
     from arch_search.measure.cost import count_cost
     from arch_search.nn.model import build_model
-    from arch_search.study.results import format_evaluation
+    from arch_search.measure.latency import format_evaluation
 
     spec = _spec(cfg)
     dense = spec.replace(groups={}, shuffle=False)

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import optuna
 
 from arch_search.design.spec import ArchSpec
-from arch_search.study.results import TrialRecord
+from arch_search.study.record import TrialRecord
 from arch_search.study.run_dir import RunDir
 from arch_search.study.storage import RunError, load_study, locate
 

@@ -1,7 +1,7 @@
 """What the lesson experiments (which_layers, group_count, shuffle, glue_tasks, samplers) share:
 the lessons' proxy (the compressed proxy, ``COMPRESSED``) over several paired seeds with every
 (design, seed) stored as it is scored (``stored_scores``: resumable, shared between lessons), the
-paired noise, the minimum detectable effect and the verdict (``arch_search.study.results``), one
+paired noise, the minimum detectable effect and the verdict (``arch_search.stats``), one
 interleaved latency measurement (``timed``), costs, and the writing of results.md / results.csv /
 summary.json / a PNG.
 
@@ -39,8 +39,8 @@ from arch_search.measure.latency import Comparison, Env
 from arch_search.tasks.training import ProxyDiverged
 from arch_search.resources import conf_dir
 from arch_search.study.fingerprint import scored_settings
-from arch_search.study.results import (MDE_STANDARD_ERRORS, Noise, PairedDifference, csv_text, md_table,
-                                      paired_difference, paired_noise, paired_se)
+from arch_search.stats import MDE_STANDARD_ERRORS, Noise, PairedDifference, paired_difference, paired_noise, paired_se
+from arch_search.tables import csv_text, md_table
 from arch_search.design.spec import PROJECTIONS, SHORT_NAMES as SHORT  # the lessons' names for them
 
 if TYPE_CHECKING:

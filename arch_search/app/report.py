@@ -8,9 +8,9 @@ latency over the run (drift); for a run directory with a confirmation (confirmed
 confirmed front (each seed's score and their mean against latency) and the search's score
 against the confirmed one; then the front as a table with speedup vs dense, and the confirmed
 designs as a second table.
-The front, hypervolume, rows and rank correlation come from ``arch_search.study.results`` (this
-module only draws them and writes the page). Importances: PED-ANOVA,
-Watanabe et al., 2023 (Optuna's ``PedAnovaImportanceEvaluator``). PNGs: plotly through kaleido,
+Records, front and hypervolume, rows and rank correlations come from ``study.record``, ``study.front``,
+``study.run_tables`` and ``arch_search.stats`` (this module only draws them and writes the page).
+Importances: PED-ANOVA, Watanabe et al., 2023 (Optuna's ``PedAnovaImportanceEvaluator``). PNGs: plotly through kaleido,
 which drives a Chrome/Chromium already installed (e.g. Debian's ``chromium``); none is downloaded,
 and without one the report is the HTML alone (``Report.notes`` says so).
 """
@@ -31,8 +31,10 @@ import plotly.graph_objects as go
 import plotly.io as pio
 from plotly.offline import get_plotlyjs
 
-from arch_search.study import results
-from arch_search.study.results import TrialRecord, dense_reference, proxy_noise, spearman, trial_rows
+from arch_search.stats import kendall_tau, spearman
+from arch_search.study.front import front as pareto_front, hypervolume_history
+from arch_search.study.record import TrialRecord, dense_reference, proxy_noise, records
+from arch_search.study.run_tables import trial_rows
 from arch_search.study.run_dir import RunDir
 from arch_search.study.storage import RunError, load_study, locate, shown
 from arch_search.design.spec import PROJECTIONS, SHORT_NAMES, ArchSpec, Reference, shuffles
@@ -65,7 +67,7 @@ class StudyData:
 
     @classmethod
     def of(cls, study: optuna.Study) -> StudyData:
-        every = results.records(study.get_trials(deepcopy=False))
+        every = records(study.get_trials(deepcopy=False))
         done = sorted((r for r in every if r.finished), key=lambda r: r.number)
         if not done:
             raise RunError(f"study {study.study_name!r} has no finished trial yet")
@@ -89,9 +91,9 @@ class StudyData:
         return "proxy score" + (f": {metric.replace('log_likelihood', 'gold log-likelihood').replace('_', ' ')}" if metric else "")
 
     def front(self) -> list[int]:
-        """Indices (into ``trials``) of ``results.front``: distinct feasible designs, by latency."""
+        """Indices (into ``trials``) of ``pareto_front``: distinct feasible designs, by latency."""
         index = {r.number: i for i, r in enumerate(self.trials)}
-        return [index[r.number] for r in results.front(self.trials)]
+        return [index[r.number] for r in pareto_front(self.trials)]
 
     def reference_point(self) -> tuple[float, float]:
         """(score, latency ms): the worst score and the worst latency of the finished
@@ -100,7 +102,7 @@ class StudyData:
         return float(self.score[ok].min()), float(self.ms[ok].max())
 
     def hypervolume(self, ref: tuple[float, float]) -> list[float]:
-        return results.hypervolume_history(list(zip(self.score[self.feasible], self.ms[self.feasible])), ref)
+        return hypervolume_history(list(zip(self.score[self.feasible], self.ms[self.feasible])), ref)
 
     def label(self, i: int) -> str:
         r = self.trials[i]
@@ -303,7 +305,7 @@ def fig_search_vs_confirmed(rows: list[dict]) -> go.Figure | None:
     if len(rows) < 2:
         return None
     x, y = [float(r["search_score"]) for r in rows], [float(r["confirmed_score"]) for r in rows]
-    tau = results.kendall_tau(x, y)
+    tau = kendall_tau(x, y)
     fig = go.Figure(go.Scatter(x=x, y=y, mode="markers+text", text=[_confirmed_label(r) for r in rows],
                                textposition="top center", marker=dict(size=10, color="#636EFA"),
                                hovertext=[r["design"] for r in rows], hoverinfo="text"))

@@ -25,7 +25,8 @@ torch (on the CPU or the GPU); ``int8`` times the ONNX graph after onnxruntime's
 quantisation. The quantisation is not timed either; the environment records the precision.
 
 Machines are noisy, so compare models *interleaved* (``compare_latency``: A B C A B C ...,
-one forward each per round) and report ratios of medians, never absolute times across runs.
+one forward each per round) and report ratios of medians, never absolute times across runs;
+``format_evaluation`` shows a comparison beside each design's costs (the ``evaluate`` command).
 """
 
 from __future__ import annotations
@@ -40,11 +41,16 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from arch_search.checks import at_least
 from arch_search.measure.runtime import DEVICES as RUNTIME_DEVICES, check_cuda, num_threads
+
+if TYPE_CHECKING:  # the table reads their fields only
+    from arch_search.design.spec import ArchSpec
+    from arch_search.measure.cost import Cost
 
 
 @dataclass(frozen=True)
@@ -393,3 +399,26 @@ def compare_latency(
     env = Env.current(protocol.threads, protocol.backend, protocol.precision, protocol.device)
     latencies = {name: Latency.from_samples(s, env) for name, s in samples.items()}
     return Comparison(latencies, baseline or next(iter(models)))
+
+
+def format_evaluation(designs: Mapping[str, ArchSpec], costs: Mapping[str, Cost], comparison: Comparison) -> str:
+    """The ``evaluate`` command's table: each design's costs and measured latency, and its speedup."""
+    env = next(iter(comparison.latencies.values())).env
+    head = f"{'design':<16} {'spec':<44} {'params':>8} {'GMACs':>7} {'GFLOPs':>7} {'median ms':>10} {'p10-p90 ms':>15} {'CV':>6} {'speedup':>8}"
+    rows = [head, "-" * len(head)]
+    for name, spec in designs.items():
+        c, lat = costs[name], comparison.latencies[name]
+        rows.append(
+            f"{name:<16} {spec.summary():<44} {c.params / 1e6:>7.1f}M {c.gmacs:>7.2f} {c.gflops:>7.2f} "
+            f"{lat.median_ms:>10.1f} {f'{lat.p10_ms:.1f}-{lat.p90_ms:.1f}':>15} {lat.cv:>6.3f} "
+            f"{comparison.speedup[name]:>7.2f}x"
+        )
+    n = len(next(iter(comparison.latencies.values())).samples_ms)
+    c0 = next(iter(costs.values()))
+    rows += [
+        "",
+        f"batch {c0.batch}, seq {c0.seq_len}; GMACs/GFLOPs: encoder matmuls (FLOPs = 2 x MACs); "
+        f"speedup vs the dense reference, {n} interleaved rounds",
+        f"env: {env}",
+    ]
+    return "\n".join(rows)

@@ -11,7 +11,7 @@ search's score; the confirmed front is built from the confirmed scores. The conf
 fine-tuned) scores each with every seed of ``proxies``. The
 same seed gives every design the same batches and init (common random numbers), so differences
 between designs are paired, and the seeds' spread is the run's noise
-(``results.pooled_noise``: one degree of freedom per design with two seeds).
+(``arch_search.stats.pooled_noise``: one degree of freedom per design with two seeds).
 
 Each (design, seed) is a trial of a companion study, ``<study>:confirm``, in the search's
 storage. It is enqueued once and the storage hands a waiting trial to exactly one worker, so
@@ -53,7 +53,9 @@ from arch_search.cache import atomic_path
 from arch_search.progress import progress_bar
 from arch_search.study.weights import confirmed_path, save_trial_weights
 from arch_search.proxies.base import Proxy, ProxyDiverged
-from arch_search.study.results import Confirmed, Noise, TrialRecord, front, pooled_noise
+from arch_search.stats import Noise, pooled_noise
+from arch_search.study.front import front
+from arch_search.study.record import Confirmed, TrialRecord
 from arch_search.study.fingerprint import StudyMismatch, fingerprint_differences
 from arch_search.design.spec import ArchSpec
 from arch_search.study.recovery import fail_dead_trials, worker_attrs

@@ -21,9 +21,10 @@ PostgreSQL for many machines):
   the reference's median now (the anchor: the reference's median in the study's first
   measurement).
 
-What a trial records is ``arch_search.study.results.TrialRecord`` (written with ``set_attrs``); the
-front, rows, tables and the run's files (``results.write_run``) are made there too. ``finish``
-is the after-search sequence: re-measure the front, write the run's files, close the tracker.
+What a trial records is ``arch_search.study.record.TrialRecord`` (written with ``set_attrs``); the
+front comes from ``arch_search.study.front``, the rows, tables and the run's files from
+``arch_search.study.run_tables`` (``write_run``). ``finish`` is the after-search sequence:
+re-measure the front, write the run's files, close the tracker.
 
 Optuna: Akiba et al., 2019. NSGA-II: Deb et al., 2002.
 """
@@ -47,7 +48,7 @@ from optuna.storages import RDBStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from arch_search.progress import progress_bar
-from arch_search.study import results
+from arch_search.study import record, run_tables
 from arch_search.measure.cost import closed_form_macs, count_cost
 from arch_search.study.weights import keep_front_weights, save_trial_weights, weights_path
 from arch_search.measure.latency import LatencyProtocol
@@ -55,7 +56,9 @@ from arch_search.measure.latency_model import LatencyModel, MeasuredLatency
 from arch_search.nn.model import build_model
 from arch_search.proxies.base import Proxy, ProxyDiverged
 from arch_search.study.fingerprint import StudyMismatch, fingerprint_differences, space_fingerprint
-from arch_search.study.results import Confirmed, Noise, TrialRecord, set_attrs
+from arch_search.stats import Noise
+from arch_search.study.front import front as pareto_front
+from arch_search.study.record import Confirmed, TrialRecord, set_attrs
 from arch_search.study.run_dir import RunDir
 from arch_search.study.recovery import fail_dead_trials, worker_attrs
 from arch_search.design.space import SearchSpace
@@ -321,7 +324,7 @@ class Search:
             if done is not None:  # already scored: reuse (the sampler learns from the copy)
                 self._duplicates_in_a_row += 1
                 set_attrs(trial, **{k: v for k, v in done.user_attrs.items()
-                                    if k in results.ATTRS and k not in ("reference", "worker", "worker_started")})
+                                    if k in record.ATTRS and k not in ("reference", "worker", "worker_started")})
                 set_attrs(trial, duplicate_of=done.number)
                 self._constrain(trial, done.user_attrs.get("constraints", [-1.0, -1.0]))
                 return tuple(done.values)
@@ -447,17 +450,17 @@ class Search:
     # ---- results --------------------------------------------------------------------------------
 
     def records(self) -> list[TrialRecord]:
-        return results.records(self.study.get_trials(deepcopy=False))
+        return record.records(self.study.get_trials(deepcopy=False))
 
     def pareto(self) -> list[TrialRecord]:
-        """The Pareto-optimal designs, fastest first (``results.front``)."""
-        return results.front(self.records())
+        """The Pareto-optimal designs, fastest first (``pareto_front``)."""
+        return pareto_front(self.records())
 
     def dense_reference(self) -> TrialRecord | None:
-        return results.dense_reference(self.records())
+        return record.dense_reference(self.records())
 
     def proxy_noise(self) -> Noise | None:
-        return results.proxy_noise(self.records())
+        return record.proxy_noise(self.records())
 
     def remeasure(self, recs: list[TrialRecord]) -> dict[int, float]:
         """Median latency (ms) of each trial's design measured again, all interleaved with the
@@ -470,8 +473,8 @@ class Search:
         return {number: lat.median_ms for number, lat in comparison.latencies.items()}
 
     def rows(self, recs: list[TrialRecord], remeasured: dict[int, float] | None = None) -> list[dict]:
-        """``results.trial_rows`` of ``recs`` (the front, fastest first), with the run's noise."""
-        return results.trial_rows(recs, self.dense_reference(), remeasured, self.proxy_noise())
+        """``run_tables.trial_rows`` of ``recs`` (the front, fastest first), with the run's noise."""
+        return run_tables.trial_rows(recs, self.dense_reference(), remeasured, self.proxy_noise())
 
     def write(self, run_dir: Path, remeasured: dict[int, float] | None = None,
               confirmation: Confirmation | None = None, recs: list[TrialRecord] | None = None,
@@ -491,8 +494,8 @@ class Search:
                   "metric_names": list(METRIC_NAMES), "n_trials": len(recs),
                   "evaluations": self.evaluations(),  # distinct designs evaluated (what search.n_trials counts)
                   **({"teacher": teacher} if teacher else {})}
-        front, noise, confirmed_rows = results.write_run(RunDir(run_dir), recs, header, remeasured,
-                                                         confirmed if confirmation else None, confirm_noise, dev_metric)
+        front, noise, confirmed_rows = run_tables.write_run(RunDir(run_dir), recs, header, remeasured,
+                                                            confirmed if confirmation else None, confirm_noise, dev_metric)
         return SearchResult(front, noise, confirmed_rows, confirm_noise, teacher)
 
     def finish(self, run_dir: Path, confirmation: Confirmation | None = None) -> SearchResult:
@@ -502,7 +505,7 @@ class Search:
         recs = self.records()
         by_number = {r.number: r for r in recs}
         confirmed = confirmation.results() if confirmation else []
-        measured = {r.number: r for r in [*results.front(recs), *(by_number[c.trial] for c in confirmed if c.trial in by_number)]}
+        measured = {r.number: r for r in [*pareto_front(recs), *(by_number[c.trial] for c in confirmed if c.trial in by_number)]}
         result = self.write(run_dir, self.remeasure(list(measured.values())), confirmation, recs,
                             confirmed if confirmation else None)
         if self.tracker is not None:
@@ -527,7 +530,7 @@ class SearchResult:
                      f"{self.noise.source}); ~ marks an accuracy within it of the next faster design's")
         else:
             noise = "search proxy seed noise: not measured (search.proxy_noise=false, or a proxy without a seed)"
-        text = f"{results.format_pareto(self.front)}\n{noise}"
+        text = f"{run_tables.format_pareto(self.front)}\n{noise}"
         if self.confirmed:  # then the front's 'vs dense' is the search proxy's, the confirmed one the number to report
-            text += f"\n{results.SEARCH_VS_DENSE}\n\n" + results.format_confirmed(self.confirmed, self.confirm_noise, self.teacher)
+            text += f"\n{run_tables.SEARCH_VS_DENSE}\n\n" + run_tables.format_confirmed(self.confirmed, self.confirm_noise, self.teacher)
         return text

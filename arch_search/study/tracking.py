@@ -15,7 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 import optuna
 import yaml
 
-from arch_search.study.results import TrialRecord
+from arch_search.study.record import TrialRecord
 
 
 @runtime_checkable

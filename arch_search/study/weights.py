@@ -18,7 +18,8 @@ from tokenizers import Tokenizer
 from arch_search.cache import atomic_path
 from arch_search.design.spec import ArchSpec
 from arch_search.nn.model import Encoder, build_model
-from arch_search.study import results
+from arch_search.study.front import front as pareto_front
+from arch_search.study.record import records
 
 
 def weights_path(weights_dir: Path, number: int) -> Path:
@@ -67,10 +68,10 @@ def _metadata(path: Path) -> dict[str, str]:
 
 
 def keep_front_weights(weights_dir: Path, trials: list[optuna.trial.FrozenTrial]) -> None:
-    """Delete the weights of finished trials that are not on the Pareto front (``results.front``;
+    """Delete the weights of finished trials that are not on the Pareto front (``pareto_front``;
     a running trial's file, possibly another worker's, is kept)."""
-    recs = results.records(trials)
-    front = {r.number for r in results.front(recs)}
+    recs = records(trials)
+    front = {r.number for r in pareto_front(recs)}
     for r in recs:
         path = weights_path(weights_dir, r.number)
         if r.state != "RUNNING" and r.number not in front and path.exists():

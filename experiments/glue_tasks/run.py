@@ -26,7 +26,7 @@ from arch_search import ArchSpec, glue_metric
 from arch_search.app import lessons
 from arch_search.cache import atomic_path
 from arch_search.measure.latency import Env
-from arch_search.study.results import csv_text
+from arch_search.tables import csv_text
 from arch_search.tasks.glue import get_task
 from arch_search.tasks.training import score
 

@@ -38,7 +38,7 @@ from arch_search.app import lessons  # noqa: E402  (the experiments' shared help
 from arch_search import ArchSpec  # noqa: E402
 from arch_search.measure.latency import Env  # noqa: E402
 from arch_search.proxies import CompressedProxy, ProxySetup  # noqa: E402
-from arch_search.study.results import kendall_tau, signal_to_noise  # noqa: E402
+from arch_search.stats import kendall_tau, signal_to_noise  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 NAMES = ("q", "k", "v", "post_attention", "ffn_in", "ffn_out")

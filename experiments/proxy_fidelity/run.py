@@ -24,7 +24,7 @@ from arch_search.app import lessons  # noqa: E402  (the experiments' shared help
 
 from arch_search import ArchSpec  # noqa: E402
 from arch_search.proxies import SupernetProxy, ZeroCostProxy  # noqa: E402
-from arch_search.study.results import kendall_tau  # noqa: E402
+from arch_search.stats import kendall_tau  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 LONGER = 3  # the reference fine-tunes this many times the search's steps

@@ -21,7 +21,7 @@ import torch
 from arch_search import ArchSpec
 from arch_search.measure.latency import Env
 from arch_search.proxies import FinetuneProxy, ProxySetup
-from arch_search.study.results import write_csv
+from arch_search.tables import write_csv
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]

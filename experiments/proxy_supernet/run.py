@@ -56,7 +56,7 @@ from arch_search.app import lessons  # noqa: E402  (the experiments' shared help
 from arch_search import ArchSpec  # noqa: E402
 from arch_search.measure.latency import Env  # noqa: E402
 from arch_search.proxies import CompressedProxy, ProxySetup, SupernetProxy  # noqa: E402
-from arch_search.study.results import kendall_tau, kendall_tau_interval, signal_to_noise  # noqa: E402
+from arch_search.stats import kendall_tau, kendall_tau_interval, signal_to_noise  # noqa: E402
 from arch_search.design.space import SearchSpace  # noqa: E402
 from arch_search.design.spec import PROJECTIONS  # noqa: E402
 

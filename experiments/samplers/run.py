@@ -37,7 +37,8 @@ from pathlib import Path
 import plotly.graph_objects as go
 
 from arch_search.app import lessons
-from arch_search.study.results import hypervolume_history, with_current_names
+from arch_search.study.front import hypervolume_history
+from arch_search.study.run_tables import with_current_names
 
 HERE = Path(__file__).resolve().parent
 # name: its overrides. The sampler's own start (uniform draws per choice) for the three samplers;

@@ -30,7 +30,7 @@ import optuna
 from arch_search.app import lessons
 from arch_search.measure.latency import Env
 from arch_search.study.confirm import PICKS, SUFFIX, choose
-from arch_search.study.results import records
+from arch_search.study.record import records
 
 _spec = importlib.util.spec_from_file_location("search_recovers_run", Path(__file__).resolve().parent / "run.py")
 recovers = importlib.util.module_from_spec(_spec)  # this folder's run.py: the runs, the coverage

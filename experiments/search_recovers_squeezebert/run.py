@@ -45,7 +45,9 @@ from pathlib import Path
 
 from arch_search.app import lessons
 from arch_search.measure.latency import Env
-from arch_search.study.results import hypervolume_2d, md_table, pareto_mask, with_current_names
+from arch_search.study.front import hypervolume_2d, pareto_mask
+from arch_search.study.run_tables import with_current_names
+from arch_search.tables import md_table
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -224,8 +226,8 @@ def speedup_hypervolume(points: list[tuple[float, float]], ref: tuple[float, flo
     if not inside:
         return 0.0
     keep = pareto_mask([sc for _, sc in inside], [-sp for sp, _ in inside])  # faster is the "lower latency"
-    best = sorted((-sp, sc) for (sp, sc), k in zip(inside, keep) if k)
-    return hypervolume_2d(best, (-ref[0], ref[1]))
+    best = [(sc, -sp) for (sp, sc), k in zip(inside, keep) if k]  # (score, "latency")
+    return hypervolume_2d(best, (ref[1], -ref[0]))
 
 
 def confirmed_points(confirmed: list[dict]) -> list[tuple[float, float]]:
@@ -281,9 +283,9 @@ def hypervolume_ratio(a: list[dict], b: list[dict]) -> float | None:
     (the worst confirmed score and the slowest latency of the two fronts)."""
     if not a or not b:
         return None
-    points = [(float(r["latency_ms"]), float(r["confirmed_score"])) for r in a + b]
-    ref = (max(ms for ms, _ in points) * 1.01, min(s for _, s in points) - 0.01)
-    hv = [hypervolume_2d(sorted((float(r["latency_ms"]), float(r["confirmed_score"])) for r in f), ref) for f in (a, b)]
+    points = [(float(r["confirmed_score"]), float(r["latency_ms"])) for r in a + b]
+    ref = (min(s for s, _ in points) - 0.01, max(ms for _, ms in points) * 1.01)
+    hv = [hypervolume_2d([(float(r["confirmed_score"]), float(r["latency_ms"])) for r in f], ref) for f in (a, b)]
     return round(min(hv) / max(hv), 3) if max(hv) > 0 else None
 
 

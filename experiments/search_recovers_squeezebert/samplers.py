@@ -32,7 +32,8 @@ from pathlib import Path
 import plotly.graph_objects as go
 
 from arch_search.measure.latency import Env
-from arch_search.study.results import hypervolume_history, with_current_names
+from arch_search.study.front import hypervolume_history
+from arch_search.study.run_tables import with_current_names
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]

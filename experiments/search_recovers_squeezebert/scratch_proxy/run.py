@@ -28,7 +28,7 @@ from pathlib import Path
 
 from arch_search.app import lessons
 from arch_search.measure.latency import Env
-from arch_search.study.results import dominates
+from arch_search.study.front import dominates
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]
