@@ -154,7 +154,8 @@ PLAN = (
     ("supernet", "default", EVERY, (1, 2)),
     ("compressed", "default", SETS["mild"], (1,)),
     ("supernet", "uniform", NEW, (0, 1, 2)),                  # the former default on the new sets: what levels bought
-    ("supernet", "steps-700", EVERY, (0, 1, 2)),              # 700 sandwich steps, not 400 (the 15-minute budget)
+    ("supernet", "steps-700", EVERY, (0, 1)),                 # 700 sandwich steps, not 400 (the 15-minute budget);
+                                                              # a third seed was not run: two showed no gain
 )
 QUICK_PLAN = (("compressed", "default", QUICK_DESIGNS, (0, 1)), ("supernet", "default", QUICK_DESIGNS, (0, 1)),
               ("supernet", "uniform", QUICK_DESIGNS, (0,)), ("supernet", "permute", QUICK_DESIGNS, (0,)),
