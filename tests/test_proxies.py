@@ -176,7 +176,7 @@ def test_compressed_proxy_runs_the_teacher_for_the_fine_tune_once(pretrained):
     every design of a seed) and equal a design's permuted teacher's on those batches, which is
     what each step computed before."""
     from arch_search.measure.runtime import to_device
-    from arch_search.proxies.compress import permuted
+    from arch_search.proxies.surgery import permuted
 
     proxy = tiny_compressed(pretrained, steps=3)
     calls = []

@@ -115,10 +115,10 @@ def test_the_references_are_typed_markers_that_read_as_the_strings_studies_hold(
 
 def test_the_group_geometry_has_one_definition():
     from arch_search.nn import inherit
-    from arch_search.proxies import compress
+    from arch_search.proxies import surgery
     from arch_search.proxies import supernet
 
-    assert compress.out_groups is inherit.out_groups and compress.in_groups is inherit.in_groups
+    assert surgery.out_groups is inherit.out_groups and surgery.in_groups is inherit.in_groups
     assert supernet.block_mask is inherit.block_mask
     mask = inherit.block_mask(8, 4, 2, True)  # rows o*G + g belong to group g; columns in blocks of C_in/G
     assert mask.tolist() == [[1, 1, 0, 0], [0, 0, 1, 1]] * 4

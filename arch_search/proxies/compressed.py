@@ -1,7 +1,7 @@
 """Compressed proxy: each design is carved out of the dense model fine-tuned on the task (the
 teacher), healed, fine-tuned with the teacher's logits, and scored on held-out train rows.
 
-Per design (``arch_search.proxies.compress``): permute the teacher's channels for the design's blocks,
+Per design (``arch_search.proxies.surgery``): permute the teacher's channels for the design's blocks,
 take the block-diagonal slices, refit them by least squares on calibration text, distil the
 hidden states from the permuted teacher on the task's train text, then fine-tune on the task
 with logit distillation (TinyBERT's task-specific stage, Jiao et al., 2020). The teacher is
@@ -30,7 +30,7 @@ import time
 import torch
 
 from arch_search.checks import at_least
-from arch_search.proxies.compress import distill, permuted, refit
+from arch_search.proxies.surgery import distill, permuted, refit
 from arch_search.nn.inherit import inherit_from_dense
 from arch_search.nn.model import Encoder
 from arch_search.proxies.base import OnProgress, ProxyResult, result_of

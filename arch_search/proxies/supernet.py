@@ -12,7 +12,7 @@ DynaBERT, Hou et al. 2020):
 1. start from the **task teacher** (the dense checkpoint fine-tuned on the task, cached and
    shared with the compressed proxy: ``arch_search.proxies.teacher``);
 2. optionally (``permute=True``; off by default) **permute** its channels once for every group
-   count (``compress.nested_permuted``: each split refines the last, so one channel order
+   count (``surgery.nested_permuted``: each split refines the last, so one channel order
    serves every design; the same function). Measured on 24 designs x 3 seeds
    (``experiments/proxy_supernet``), the supernet ranked designs better without it (Kendall tau
    against the compressed proxy 0.68 vs 0.54, their 90% intervals overlapping; SNR 3.79 vs
@@ -27,7 +27,7 @@ DynaBERT, Hou et al. 2020):
    0.15% of draws and left the designs near dense almost untrained (measured:
    experiments/proxy_supernet); each with **in-place distillation** from the (permuted, frozen)
    teacher: ``kd_weight`` x its logits (temperature ``temperature``) + (1 - ``kd_weight``) x the
-   task loss + ``hidden_weight`` x the scale-free hidden-state loss of ``compress.hidden_loss``.
+   task loss + ``hidden_weight`` x the scale-free hidden-state loss of ``surgery.hidden_loss``.
    Train rows only: the held-out and dev rows are never seen.
 
 ``teacher``, ``permute``, ``distill`` and ``sandwich`` switch these parts off (ablations;
@@ -63,7 +63,7 @@ from torch.func import functional_call
 from arch_search.checks import at_least
 from arch_search.progress import progress_bar
 from arch_search.cache import atomic_path, exclusive
-from arch_search.proxies.compress import hidden_loss, nested_permuted
+from arch_search.proxies.surgery import hidden_loss, nested_permuted
 from arch_search.nn.inherit import block_mask, inherit_from_dense
 from arch_search.tasks.metrics import glue_metric
 from arch_search.nn.model import Encoder, EncoderOutput

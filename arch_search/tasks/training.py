@@ -1,6 +1,6 @@
 """Training and scoring an encoder on a GLUE task: the task loss and logit distillation, BERT's
 fine-tuning optimiser, one descent step, predictions, GLUE metrics and the gold label's
-log-likelihood. Shared by the proxies and by compression (``arch_search.proxies.compress``).
+log-likelihood. Shared by the proxies and by compression (``arch_search.proxies.surgery``).
 """
 
 from __future__ import annotations

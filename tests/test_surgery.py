@@ -1,4 +1,4 @@
-"""Compression of a dense encoder into a grouped design (arch_search.proxies.compress)."""
+"""Compression of a dense encoder into a grouped design (arch_search.proxies.surgery)."""
 
 import copy
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from arch_search import build_model
-from arch_search.proxies.compress import (distill, fit_grouped, kept_energy, permuted, reconstruction_error,
+from arch_search.proxies.surgery import (distill, fit_grouped, kept_energy, permuted, reconstruction_error,
                                   refit)
 from arch_search.nn.inherit import inherit_from_dense, out_groups
 from arch_search.nn.model import GroupedLinear
@@ -109,7 +109,7 @@ def _intermediate_channels(model, dense, i) -> torch.Tensor:
 
 
 def test_nested_permutation_computes_the_same_function_and_each_split_refines_the_last(dense, batch):
-    from arch_search.proxies.compress import nested_permuted
+    from arch_search.proxies.surgery import nested_permuted
 
     nested = nested_permuted(dense, (1, 2, 4, 8))
     with torch.no_grad():
@@ -135,7 +135,7 @@ def test_nested_permutation_computes_the_same_function_and_each_split_refines_th
 
 
 def test_nested_splits_need_counts_that_divide_each_other(dense):
-    from arch_search.proxies.compress import nested_permuted, nested_splits
+    from arch_search.proxies.surgery import nested_permuted, nested_splits
 
     assert nested_splits((16, 1, 2, 4, 8, 4)) == [2, 4, 8, 16]
     assert nested_splits((1, 3, 6)) == [3, 6]
