@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from arch_search.checks import at_least
-from arch_search.measure.runtime import DEVICES as RUNTIME_DEVICES, check_cuda, num_threads
+from arch_search.measure.runtime import PROXY_DEVICES, check_cuda, num_threads
 
 if TYPE_CHECKING:  # the table reads their fields only
     from arch_search.design.spec import ArchSpec
@@ -174,7 +174,7 @@ def _vocab_size(model: torch.nn.Module) -> int:
 
 
 BACKENDS = ("torch", "onnxruntime")
-DEVICES = tuple(d for d in RUNTIME_DEVICES if d != "auto")  # latency's target: no auto (a study times one device, chosen)
+LATENCY_DEVICES = tuple(d for d in PROXY_DEVICES if d != "auto")  # latency.device: a study times one device, chosen
 
 
 def _ids(model: torch.nn.Module, seq_len: int, batch: int, seed: int) -> torch.Tensor:
@@ -279,8 +279,8 @@ class LatencyProtocol:
             at_least(f"latency.{key}", getattr(self, key), lowest)
         if self.backend not in BACKENDS:
             raise ValueError(f"latency.backend must be one of {BACKENDS}, got {self.backend!r}")
-        if self.device not in DEVICES:
-            raise ValueError(f"latency.device must be one of {DEVICES}, got {self.device!r}")
+        if self.device not in LATENCY_DEVICES:
+            raise ValueError(f"latency.device must be one of {LATENCY_DEVICES}, got {self.device!r}")
         if self.device == "cuda" and self.backend != "torch":
             raise ValueError(f"latency.device=cuda times torch only (onnxruntime runs on the CPU here), "
                              f"not latency.backend={self.backend}")

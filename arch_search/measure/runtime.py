@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator, Mapping
 
 import torch
 
-DEVICES = ("auto", "cpu", "cuda")
+PROXY_DEVICES = ("auto", "cpu", "cuda")  # proxy_setup.device: where the proxies train and score
 
 
 class num_threads:
@@ -41,7 +41,7 @@ def resolve_device(name: str) -> torch.device:
     if name == "cuda" or name.startswith("cuda:"):
         check_cuda(f"device {name!r}", instead="auto or cpu")
         return torch.device(name)
-    raise ValueError(f"device must be one of {DEVICES} (or cuda:N), got {name!r}")
+    raise ValueError(f"device must be one of {PROXY_DEVICES} (or cuda:N), got {name!r}")
 
 
 def check_cuda(what: str, instead: str) -> None:
