@@ -13,17 +13,17 @@ def test_pareto_mask_is_dominance_on_random_points():
     """The O(n log n) mask keeps exactly the points no other point ``dominates`` (ties: kept)."""
     rng = np.random.default_rng(0)
     for _ in range(50):
-        acc = rng.integers(0, 6, 30) / 10  # coarse values: many ties in both objectives
+        score = rng.integers(0, 6, 30) / 10  # coarse values: many ties in both objectives
         ms = rng.integers(0, 6, 30).astype(float)
-        slow = [not any(dominates((acc[j], ms[j]), (acc[i], ms[i])) for j in range(30)) for i in range(30)]
-        assert pareto_mask(acc, ms).tolist() == slow
+        slow = [not any(dominates((score[j], ms[j]), (score[i], ms[i])) for j in range(30)) for i in range(30)]
+        assert pareto_mask(score, ms).tolist() == slow
 
 
 def test_pareto_mask_by_hand():
-    acc = np.array([0.5, 0.8, 0.6, 0.8, 0.4, 0.9])
+    score = np.array([0.5, 0.8, 0.6, 0.8, 0.4, 0.9])
     ms = np.array([2.0, 5.0, 6.0, 5.0, 2.0, 9.0])
-    # equal points (1, 3) both stay; 4 is dominated by 0 (same ms, lower accuracy); 2 by 1
-    assert pareto_mask(acc, ms).tolist() == [True, True, False, True, False, True]
+    # equal points (1, 3) both stay; 4 is dominated by 0 (same ms, lower score); 2 by 1
+    assert pareto_mask(score, ms).tolist() == [True, True, False, True, False, True]
 
 
 def test_the_front_skips_copies_and_infeasible():

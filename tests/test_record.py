@@ -12,17 +12,17 @@ POINTS = [(0.90, 100.0, {"reference": "bert_base"}), (0.85, 40.0, {}), (0.85, 40
           (0.80, 30.0, {"constraints": [1.0, -1.0]}), (0.70, 50.0, {}), (0.88, 60.0, {})]
 
 
-def rec(number, acc, ms, reference=None):
+def rec(number, score, ms, reference=None):
     """A finished trial's record, with a hash and a summary of its own."""
-    return TrialRecord(number, "COMPLETE", acc, ms, reference=reference, spec_hash=f"h{number}", summary=f"d{number}",
+    return TrialRecord(number, "COMPLETE", score, ms, reference=reference, spec_hash=f"h{number}", summary=f"d{number}",
                        spec="x")
 
 
 def study_of(points=POINTS) -> optuna.Study:
     """An in-memory study with a finished trial per point, then a failed one."""
     study = optuna.create_study(directions=["maximize", "minimize"])
-    for acc, ms, attrs in points:
-        study.add_trial(optuna.trial.create_trial(values=[acc, ms], user_attrs={"summary": f"{acc}", **attrs}))
+    for score, ms, attrs in points:
+        study.add_trial(optuna.trial.create_trial(values=[score, ms], user_attrs={"summary": f"{score}", **attrs}))
     study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL, user_attrs={"summary": "x"}))
     return study
 

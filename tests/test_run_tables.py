@@ -37,8 +37,8 @@ def test_confirmed_rows_pair_seeds_and_state_the_minimum_detectable_effect():
 
 
 def test_front_designs_within_the_noise_of_a_faster_one_are_marked():
-    def trial(number, acc, ms):
-        return TrialRecord(number, "COMPLETE", acc, ms, summary=f"d{number}")
+    def trial(number, score, ms):
+        return TrialRecord(number, "COMPLETE", score, ms, summary=f"d{number}")
 
     front = [trial(0, 0.80, 10.0), trial(1, 0.805, 20.0), trial(2, 0.85, 30.0)]  # fastest first
     rows = trial_rows(front, None, noise=Noise(sd=0.01, designs=2))

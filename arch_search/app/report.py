@@ -40,7 +40,7 @@ from arch_search.study.storage import RunError, load_study, locate, shown
 from arch_search.design.spec import PROJECTIONS, SHORT_NAMES, ArchSpec, Reference, shuffles
 
 REFERENCE_LABELS = {Reference.DENSE: "dense (BERT-base)", Reference.SQUEEZEBERT: "SqueezeBERT"}
-FIGURES = ("pareto_front", "hypervolume", "grouping_heatmap", "flops_vs_latency", "params_vs_accuracy", "importances",
+FIGURES = ("pareto_front", "hypervolume", "grouping_heatmap", "flops_vs_latency", "params_vs_score", "importances",
            "reference_latency",  # only for studies whose trials carry reference_ms
            "confirmed_front", "search_vs_confirmed")  # only for a run directory with confirmed.csv
 MIN_TRIALS_FOR_IMPORTANCE = 10
@@ -407,8 +407,8 @@ def write_report(target: str, study: str | None = None, out: str | Path | None =
         "grouping_heatmap": fig_grouping(d, front),
         "flops_vs_latency": fig_scatter(d, d.flops / 1e9, d.ms, "GFLOPs (target scale)", "latency (ms)",
                                         "FLOPs vs measured latency (FLOPs are not latency)"),
-        "params_vs_accuracy": fig_scatter(d, d.params / 1e6, d.score, "params (M, target scale)", d.score_name,
-                                          "Params vs proxy score"),  # the file keeps its name
+        "params_vs_score": fig_scatter(d, d.params / 1e6, d.score, "params (M, target scale)", d.score_name,
+                                       "Params vs proxy score"),
         "importances": fig_importances(imp, len(d.trials)),
         "reference_latency": fig_reference_latency(d),
         "confirmed_front": fig_confirmed_front(confirmed := confirmed_of(loc.run_dir)),

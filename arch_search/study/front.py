@@ -20,23 +20,23 @@ def dominates(a: tuple[float, float], b: tuple[float, float]) -> bool:
     return a[0] >= b[0] and a[1] <= b[1] and (a[0] > b[0] or a[1] < b[1])
 
 
-def pareto_mask(acc: np.ndarray, ms: np.ndarray) -> np.ndarray:
-    """True where (score ``acc``, latency ``ms``) is not ``dominates``-dominated by another
+def pareto_mask(score: np.ndarray, ms: np.ndarray) -> np.ndarray:
+    """True where (``score``, latency ``ms``) is not ``dominates``-dominated by another
     point; equal points do not dominate each other. O(n log n)."""
-    acc, ms = np.asarray(acc, float), np.asarray(ms, float)
-    n = len(acc)
+    score, ms = np.asarray(score, float), np.asarray(ms, float)
+    n = len(score)
     keep = np.zeros(n, dtype=bool)
-    order = np.lexsort((-acc, ms))  # latency ascending, then score descending
+    order = np.lexsort((-score, ms))  # latency ascending, then score descending
     best = -math.inf  # best score among strictly faster points
     i = 0
     while i < n:
         j = i
         while j < n and ms[order[j]] == ms[order[i]]:
             j += 1
-        top = acc[order[i]]  # the best score at this latency
+        top = score[order[i]]  # the best score at this latency
         if top > best:
             for k in order[i:j]:
-                keep[k] = acc[k] == top
+                keep[k] = score[k] == top
             best = top
         i = j
     return keep

@@ -44,20 +44,20 @@ def trial_rows(
     """One dict per finished trial; ``remeasured`` (trial -> ms, from ``Search.remeasure``) adds
     the re-measured latency and speedup. With the run's ``noise``, ``within_noise`` marks a
     trial whose score is within one noise sd of the next faster trial's in ``recs`` (for the
-    front, fastest first: its extra accuracy is not told apart from noise)."""
+    front, fastest first: its extra score is not told apart from noise)."""
     rows = []
     for r in recs:
         if not r.finished:
             continue
-        acc, ms, dev = r.score, r.latency_ms, r.proxy_dev
+        score, ms, dev = r.score, r.latency_ms, r.proxy_dev
         rows.append({
             "trial": r.number,
             "reference": r.reference or "",
             "design": r.summary,
-            "score": round(acc, 4),
+            "score": round(score, 4),
             "latency_ms": round(ms, 2),
             "speedup_vs_dense": round(dense.latency_ms / ms, 2) if dense else "",
-            "score_vs_dense_points": round(100 * (acc - dense.score), 2) if dense else "",
+            "score_vs_dense_points": round(100 * (score - dense.score), 2) if dense else "",
             "dev_score": round(dev[r.proxy_metric], 4) if dev and r.proxy_metric in dev else "",  # reported only
             "gflops": round((r.flops or 0) / 1e9, 3),
             "params_m": round((r.params or 0) / 1e6, 2),
@@ -66,7 +66,7 @@ def trial_rows(
         })
         if noise is not None:
             faster = [row for row in rows[:-1] if row["latency_ms"] < rows[-1]["latency_ms"]]
-            rows[-1]["within_noise"] = bool(faster) and abs(acc - faster[-1]["score"]) < noise.sd
+            rows[-1]["within_noise"] = bool(faster) and abs(score - faster[-1]["score"]) < noise.sd
         if remeasured is not None:
             ms_again = remeasured.get(r.number)
             base = remeasured.get(dense.number) if dense else None
@@ -82,10 +82,10 @@ SEARCH_VS_DENSE = ("vs dense: the search proxy's score minus dense's, points; it
 
 def format_pareto(rows: Sequence[Mapping]) -> str:
     """The Pareto table for the console: one design a line, references marked; latency and
-    speedup are the re-measured ones when the rows have them. ``accuracy`` is the search's score
+    speedup are the re-measured ones when the rows have them. ``score`` is the search's score
     (held-out slice of train), ``vs dense`` its difference to the dense reference in points,
-    ``dev`` the same metric on the task's dev split (reported, not searched on); ``~`` marks an
-    accuracy within the proxy's seed noise of the next faster design's."""
+    ``dev`` the same metric on the task's dev split (reported, not searched on); ``~`` marks a
+    score within the proxy's seed noise of the next faster design's."""
     head = (f"{'trial':>5}  {'reference':<11} {'design':<44} {'score':>8} {'vs dense':>8} {'dev':>6} "
             f"{'ms':>8} {'speedup':>7} {'GFLOPs':>7} {'params':>7}")
     lines = [head, "-" * len(head)]
@@ -93,9 +93,9 @@ def format_pareto(rows: Sequence[Mapping]) -> str:
         ms = r.get("remeasured_ms") or r["latency_ms"]
         speedup = r.get("remeasured_speedup") or r["speedup_vs_dense"]
         delta, dev = r.get("score_vs_dense_points", ""), r.get("dev_score", "")
-        acc = ("~" if r.get("within_noise") else "") + f"{r['score']:.4f}"
+        score = ("~" if r.get("within_noise") else "") + f"{r['score']:.4f}"
         lines.append(
-            f"{r['trial']:>5}  {r['reference'] or '-':<11} {r['design']:<44} {acc:>8} "
+            f"{r['trial']:>5}  {r['reference'] or '-':<11} {r['design']:<44} {score:>8} "
             f"{delta if delta == '' else f'{delta:+.2f}':>8} {dev if dev == '' else f'{dev:.4f}':>6} "
             f"{ms:>8.1f} {speedup!s:>6}x {r['gflops']:>7.2f} {r['params_m']:>6.1f}M"
         )
