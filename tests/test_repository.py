@@ -13,8 +13,8 @@ import pytest
 
 from tests.conftest import REPO
 
-# An absolute path into a home, temporary or work folder: /root, /tmp, /work, /home/<user>,
-# /Users/<user>, macOS's /private/var and /var/folders. Only where a path starts: the character
+# An absolute path into a home, temporary or work folder: a leading slash, then root, tmp, work,
+# home/<user>, Users/<user>, macOS's private/var or var/folders. Only where a path starts: the character
 # before the slash is none of \w . ~ - (so not `runs/tmp/x`, `../work/x`, `~/x` or a URL's path).
 MACHINE_PATH = re.compile(rb"(?<![\w.~-])/(?:root|tmp|work|private/var|var/folders|home/[^/\s]+|Users/[^/\s]+)(?![\w.-])")
 SQLITE = b"SQLite format 3\x00"  # a study.db: its strings (trial attributes, the study's) are plain UTF-8
