@@ -625,12 +625,18 @@ def strip_progress(log: Path) -> None:
 # ---- writing -------------------------------------------------------------------------------------
 
 
+def show(files: Mapping[str, str]) -> None:
+    """What a smoke run (--quick) would have written, printed instead: each file as a line
+    ``--- <name> ---`` and then its text (``tests/test_experiments.py`` reads them back)."""
+    for name, body in files.items():
+        print(f"--- {name} ---\n{body}", flush=True)
+
+
 def write_results(here: Path, summary: Mapping, report: Sequence[str], quick: bool = False) -> bool:
     """``summary.json`` and ``results.md`` beside the experiment; a smoke run (``quick``)
-    prints them instead and writes nothing. True when written."""
+    prints them instead (``show``) and writes nothing. True when written."""
     if quick:
-        print(json.dumps(summary, indent=1))
-        print("\n".join(report))
+        show({"summary.json": json.dumps(summary, indent=1) + "\n", "results.md": "\n".join(report) + "\n"})
         return False
     (here / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     (here / "results.md").write_text("\n".join(report) + "\n")
@@ -749,8 +755,7 @@ def write(here: Path, args: argparse.Namespace, rows_: Sequence[Mapping], report
     if summary is not None:
         files["summary.json"] = json.dumps(summary, indent=1) + "\n"
     if args.quick:
-        for name, body in files.items():
-            print(f"--- {name} ---\n{body}")
+        show(files)
         print(f"--- {png}: {len(fig.data)} traces (not written under --quick) ---")
         return
     for name, body in files.items():
@@ -772,5 +777,5 @@ def summary(verdict: str, mde: float, args: argparse.Namespace, scores: Mapping[
 
 __all__ = ["BUDGET_CHECK", "COMPRESSED", "at_budget", "budget_lines", "dense_as_teacher", "teacher_lines", "teacher_scores", "PROJECTIONS", "SCRATCH", "SHORT", "Scores", "command", "compare", "config", "costs", "csv_text",
            "design_table", "errorbars", "evaluate", "header", "md_table", "mde", "measure", "noise",
-           "parse", "parser", "read_rows", "rows", "score_designs", "stored_scores",
+           "parse", "parser", "read_rows", "rows", "score_designs", "show", "stored_scores",
            "summary", "target", "timed", "write"]

@@ -6,7 +6,7 @@ accuracy is reported on the SST-2 *dev* split (and on the held-out train slice t
 sees). Writes results.md and results.csv beside this file.
 
     python experiments/proxy_finetune/run.py                  # the committed results
-    python experiments/proxy_finetune/run.py --quick          # smoke run (CI): 5 steps, writes nothing
+    python experiments/proxy_finetune/run.py --quick          # smoke run (CI): 5 steps, prints the files, writes nothing
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from pathlib import Path
 import torch
 
 from arch_search import ArchSpec
+from arch_search.app import lessons
 from arch_search.measure.latency import Env
 from arch_search.proxies import FinetuneProxy, ProxySetup
-from arch_search.tables import write_csv
+from arch_search.tables import csv_text, write_csv
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
@@ -65,6 +66,7 @@ def main() -> None:
         })
         print(rows[-1], flush=True)
     if args.quick:
+        lessons.show({"results.csv": csv_text(rows), "results.md": report(args, rows)})  # printed, not written
         return
     write_csv(HERE / "results.csv", rows)
     (HERE / "results.md").write_text(report(args, rows))

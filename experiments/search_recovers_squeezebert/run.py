@@ -420,8 +420,8 @@ def main() -> None:
     if args.quick:
         with tempfile.TemporaryDirectory() as tmp:
             run_one("seed0", Path(tmp) / "seed0", Path(tmp) / "cache", quick=True)
-            text, _ = render({"seed0": analyse(Path(tmp) / "seed0")})
-            print(text)
+            text, summary = render({"seed0": analyse(Path(tmp) / "seed0")})
+            lessons.show({"results.md": text + "\n", "summary.json": json.dumps(summary, indent=2) + "\n"})  # not written
         return
     if args.figures:
         for name in args.only or RUNS:

@@ -162,7 +162,8 @@ def main() -> None:
             for s in SAMPLERS:
                 run_one(args, s, args.seeds[0], Path(tmp))
             rows, lines, fig = render(args, Path(tmp))
-            print("\n".join(lines), f"\n--- samplers.png: {len(fig.data)} traces (not written) ---")
+            lessons.show({"samplers.md": "\n".join(lines) + "\n", "samplers.csv": lessons.csv_text(rows)})
+            print(f"--- samplers.png: {len(fig.data)} traces (not written under --quick) ---")
         return
     out = HERE / "samplers"
     if not args.render:

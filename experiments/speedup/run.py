@@ -122,10 +122,11 @@ def main() -> None:
         ort_parity = _ort_parity(models, Path(onnx_dir), args.seq_len)
     ratios = {name: cmp[backend].ratio(slow, fast) for name, (backend, slow, fast, _) in TARGETS.items()}
     report = _report(args, cmp, ratios, parity, ort_parity, spec_bert, spec_sq)
-    if not args.quick:
+    if args.quick:
+        lessons.show({args.out.name: report})
+    else:
         args.out.write_text(report)
-        print(f"wrote {args.out}")
-    print(report if args.quick else "")
+        print(f"wrote {args.out}\n")
     print("ratios: " + "; ".join(f"{k} {v:.2f}x (target {TARGETS[k][3]}x)" for k, v in ratios.items()))
 
 
@@ -182,7 +183,8 @@ def _sweep(models, args, spec_bert: ArchSpec, spec_sq: ArchSpec) -> None:
     fig.update_layout(title="SqueezeBERT vs BERT-base speedup by sequence length (batch 1, CPU)", xaxis_type="log",
                       xaxis_title="sequence length", yaxis_title="speedup (median BERT-base / median SqueezeBERT)")
     if args.quick:
-        print("\n".join(lines), f"\n--- sweep.csv ---\n{table}--- sweep.png: {len(fig.data)} traces ---")
+        lessons.show({"sweep.md": "\n".join(lines) + "\n", "sweep.csv": table})
+        print(f"--- sweep.png: {len(fig.data)} traces (not written under --quick) ---")
         return
     (HERE / "sweep.md").write_text("\n".join(lines) + "\n")
     (HERE / "sweep.csv").write_text(table)
@@ -272,10 +274,10 @@ def _precision(models, args) -> None:
 
 
 def _emit(args, lines: list[str], summary: dict, md: str, js: str) -> None:
-    """The report ``lines`` and its ``summary``: printed under --quick (the JSON's start), else
-    written beside this script as ``md`` and ``js``."""
+    """The report ``lines`` and its ``summary``: written beside this script as ``md`` and ``js``
+    (printed under --quick)."""
     if args.quick:
-        print("\n".join(lines), f"\n--- {js} ---\n{json.dumps(summary, indent=1)[:400]}")
+        lessons.show({md: "\n".join(lines) + "\n", js: json.dumps(summary, indent=1) + "\n"})
         return
     (HERE / md).write_text("\n".join(lines) + "\n")
     (HERE / js).write_text(json.dumps(summary, indent=1) + "\n")
