@@ -19,6 +19,18 @@ def compose_with(*overrides):
         return compose(config_name="config", overrides=list(overrides))
 
 
+def test_each_task_sets_its_max_length_held_out_rows_and_teacher_budget():
+    """conf/task/<task>.yaml holds the per-task proxy settings; the setup, both proxies that train
+    a teacher and the confirmation read them (RTE: 128 tokens, 500 rows, 620 steps)."""
+    for task, (max_len, heldout, steps) in {"sst2": (64, 2000, 1200), "rte": (128, 500, 620), "stsb": (64, 1000, 1200)}.items():
+        for proxy in ("compressed", "supernet"):
+            cfg = compose_with(f"task={task}", f"proxy={proxy}", "+confirm=compressed")
+            assert (cfg.proxy_setup.max_len, cfg.proxy_setup.heldout, cfg.proxy.teacher_steps) == (max_len, heldout, steps)
+            assert (cfg.confirm.setup.max_len, cfg.confirm.setup.heldout, cfg.confirm.teacher_steps) == (max_len, heldout, steps)
+    cfg = compose_with("task=rte", "proxy=compressed", "proxy_setup.max_len=32")  # an override still wins
+    assert cfg.proxy_setup.max_len == 32 and cfg.task.max_len == 128
+
+
 def test_presets_are_found():
     assert {"bert_base", "squeezebert", "minilm_l6"} <= set(ARCHS)
 

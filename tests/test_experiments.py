@@ -232,6 +232,9 @@ def glue_tasks_quick(files: dict[str, str], stdout: str) -> None:
         assert r["verdict"] in (*VERDICTS, "undecidable by this proxy", "no paper number")
     designs = rows(files["designs.csv"])
     assert [r["design"] for r in designs] == ["rte dense", "rte squeezebert", "stsb dense", "stsb squeezebert"]
+    settings = summary["per_task_settings"]  # conf/task/<task>.yaml, under the quick run's overrides (max length 16)
+    assert list(settings) == ["rte", "stsb"] and settings["rte"]["teacher_steps"] == 2 and settings["rte"]["max_len"] == 16
+    assert settings["rte"]["dev_over_max_len"] > settings["stsb"]["dev_over_max_len"] > 50  # RTE's pairs are longer
 
 
 def proxy_compressed_quick(files: dict[str, str], stdout: str) -> None:

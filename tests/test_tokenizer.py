@@ -64,6 +64,18 @@ def test_encode_pairs_truncate_and_pad(minilm_dir):
     assert T.pad_batch(enc, [0], regression=True)["labels"].dtype.is_floating_point
 
 
+@pytest.mark.shared
+def test_longer_than_counts_the_rows_encode_cuts(minilm_dir):
+    tok = T.load_tokenizer(minilm_dir)
+    a, b = ["a b c d e f g h", "hi", "a b"], ["x y z", "there", "c"]  # 14, 5, 6 tokens untruncated
+    assert T.longer_than(tok, a, b, 13) == pytest.approx(1 / 3)
+    assert T.longer_than(tok, a, b, 14) == 0.0 and T.longer_than(tok, a, b, 5) == pytest.approx(2 / 3)
+    assert T.longer_than(tok, ["a b c"], None, 4) == 1.0  # one text: [CLS] a b c [SEP]
+    assert T.longer_than(tok, [], None, 4) == 0.0
+    cut = T.encode(tok, a, b, [0, 1, 0], max_len=13)
+    assert sum(len(r) == 13 for r in cut.input_ids) == 1
+
+
 def test_bucketed_batches_cover_each_epoch_seeded_and_by_length():
     lengths = [1 + (i * 7) % 40 for i in range(200)]
     enc = T.Encoded(tuple((5,) * n for n in lengths), tuple((0,) * n for n in lengths), tuple(range(200)))

@@ -100,6 +100,13 @@ def encode(tok: Tokenizer, text_a: Sequence[str], text_b: Sequence[str] | None, 
     )
 
 
+def longer_than(tok: Tokenizer, text_a: Sequence[str], text_b: Sequence[str] | None, max_len: int) -> float:
+    """The share of rows longer than ``max_len`` tokens untruncated (a pair: both texts, [CLS]
+    and [SEP]s): what ``encode`` cuts at that length."""
+    rows = tok.encode_batch(list(zip(text_a, text_b)) if text_b is not None else list(text_a))
+    return sum(len(r.ids) > max_len for r in rows) / max(len(rows), 1)
+
+
 def pad_batch(enc: Encoded, rows: Sequence[int], pad_id: int = 0, regression: bool = False) -> dict[str, torch.Tensor]:
     """Rows ``rows`` of ``enc`` padded to their longest: input_ids, token_type_ids,
     attention_mask (B, T) and labels (B,)."""

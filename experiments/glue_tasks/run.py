@@ -27,16 +27,14 @@ from arch_search.app import lessons
 from arch_search.cache import atomic_path
 from arch_search.measure.latency import Env
 from arch_search.tables import csv_text
-from arch_search.tasks.glue import get_task
+from arch_search.tasks.glue import get_task, load_glue
+from arch_search.tasks.tokenizer import longer_than
 from arch_search.tasks.training import score
 
 HERE = Path(__file__).resolve().parent
 TASKS = ("cola", "sst2", "mrpc", "stsb", "rte")  # WNLI left out: its dev set is adversarial (majority class wins)
 QUICK_TASKS = ("rte", "stsb")
 DESIGNS = {"dense": ArchSpec.preset("bert_base"), "squeezebert": ArchSpec.preset("squeezebert")}
-# train rows held out per task (the verdicts use dev; held-out rows are the search's score): SST-2
-# keeps the default 2,000; the smaller tasks keep most of their train split for the teacher
-HELDOUT = {"cola": 1000, "sst2": 2000, "mrpc": 1000, "stsb": 1000, "rte": 500}
 # GLUE *test* set, x100, the metric each reports (CoLA MCC, MRPC F1, STS-B Pearson, else accuracy).
 # SqueezeBERT: Iandola et al. (2020), the scores listed for the paper on Papers with Code (its
 # STS-B entry was not in the sources reachable offline: None). BERT-base: Devlin et al. (2019), Table 1
@@ -50,9 +48,17 @@ def names(task: str) -> dict[str, ArchSpec]:
     return {f"{task} {d}": spec for d, spec in DESIGNS.items()}
 
 
-def extra(task: str, args) -> tuple[str, ...]:
-    """The task's overrides: its held-out rows (--quick keeps its own tiny split)."""
-    return () if args.quick else (f"proxy_setup.heldout={HELDOUT[task]}",)
+def settings(tasks, args) -> dict[str, dict]:
+    """Per task, its proxy settings (conf/task/<task>.yaml: max length, held-out rows, the teacher's
+    steps) and the share of its dev inputs longer than its max length (cut by the tokenizer), in %."""
+    out = {}
+    for task in tasks:
+        cfg = lessons.config(args, task=task)
+        setup = instantiate(cfg.proxy_setup)
+        dev = load_glue(task, "validation", setup.data_dir)
+        out[task] = {"max_len": setup.max_len, "heldout_rows": setup.heldout, "teacher_steps": cfg.proxy.teacher_steps,
+                     "dev_over_max_len": round(100 * longer_than(setup.data.tokenizer, dev.text_a, dev.text_b, setup.max_len), 1)}
+    return out
 
 
 def constant_baseline(task, labels) -> float:
@@ -73,7 +79,7 @@ def teachers(tasks, args) -> dict[str, dict]:
     stored = {} if args.quick else {r["task"]: r for r in lessons.read_rows(path)}
     out = {}
     for task in tasks:
-        proxy = instantiate(lessons.config(args, 0, task=task, extra=extra(task, args)).proxy)
+        proxy = instantiate(lessons.config(args, 0, task=task).proxy)
         key = proxy.task_teacher.key()
         if stored.get(task, {}).get("teacher") == key:
             out[task] = stored[task]
@@ -164,7 +170,7 @@ def left_out(rows: list[dict]) -> list[str]:
     return [r["task"] for r in rows if r["verdict"] in ("no paper number", UNDECIDABLE)]
 
 
-def report(args, tasks, rows, scores, latency, design_rows, check) -> list[str]:
+def report(args, tasks, rows, scores, latency, design_rows, check, per_task) -> list[str]:
     cfg = lessons.config(args)
     p, ps = cfg.proxy, cfg.proxy_setup
     seeds = ", ".join(map(str, args.seeds))
@@ -189,12 +195,14 @@ def report(args, tasks, rows, scores, latency, design_rows, check) -> list[str]:
         "without its cached teacher includes the teacher's fine-tune).", "",
         "**Set-up (ours)**: per task, the compressed proxy (`proxy_setup=pretrained proxy=compressed`, "
         "conf/proxy/compressed.yaml, its default budget): the teacher is `all-MiniLM-L6-v2` fine-tuned on the task's "
-        f"train split minus its held-out rows ({p.teacher_steps} steps, one per task, cached); each pattern is compressed "
+        "train split minus its held-out rows (one per task, cached); each pattern is compressed "
         f"from it at MiniLM-L6 dims (hidden {ps.scale.hidden}, {ps.scale.layers} layers, FFN {ps.scale.intermediate}: "
         f"channel permutation, least-squares refit, {p.distill_steps} steps of hidden-state distillation) and fine-tuned "
-        f"{p.steps} steps with the teacher's logits. Held-out train rows per task: "
-        + ", ".join(f"{get_task(t).dir_name} {lessons.config(args, task=t, extra=extra(t, args)).proxy_setup.heldout}"
-                    for t in tasks) + f". Max length {ps.max_len}. Proxy seeds "
+        f"{p.steps} steps with the teacher's logits. Per task (conf/task/<task>.yaml: max length in tokens, a pair's "
+        "two texts together; held-out train rows; the teacher's fine-tune steps; the share of dev inputs the max length "
+        "cuts): " + "; ".join(f"{get_task(t).dir_name} {v['max_len']} tokens ({v['dev_over_max_len']:.1f}% of dev cut), "
+                              f"{v['heldout_rows']:,} rows, {v['teacher_steps']:,} steps" for t, v in per_task.items())
+        + ". Proxy seeds "
         f"{seeds}, the same for both patterns (common random numbers): gaps are paired by seed. Scores: GLUE's metric on "
         "the **dev** split x100 (CoLA MCC, MRPC F1, STS-B Pearson, else accuracy), the verdict's metric; the held-out "
         "rows' metric beside it. Beside them (teachers.csv): the task teacher's dev metric, the level the designs are healed "
@@ -269,15 +277,14 @@ def main() -> None:
     tasks = list(QUICK_TASKS) if args.quick else args.tasks
     if args.scores_only:
         for task in tasks:
-            lessons.stored_scores(names(task), args, HERE, task=task, extra=extra(task, args))
+            lessons.stored_scores(names(task), args, HERE, task=task)
         task = tasks[0] if args.quick else BUDGET_TASK  # and the verdict's check at 4x the budget
-        lessons.stored_scores(names(task), lessons.budget_args(args), HERE, task=task, extra=extra(task, args),
-                              budget=lessons.BUDGET_CHECK)
+        lessons.stored_scores(names(task), lessons.budget_args(args), HERE, task=task, budget=lessons.BUDGET_CHECK)
         return
     latency = lessons.timed(DESIGNS, args, HERE)  # first, on a quiet machine
     scores, design_rows = {}, []
     for task in tasks:
-        scores[task] = lessons.stored_scores(names(task), args, HERE, task=task, extra=extra(task, args))
+        scores[task] = lessons.stored_scores(names(task), args, HERE, task=task)
         design_rows += lessons.rows(names(task), scores[task], {n: latency[n.split()[1]] for n in names(task)},
                                     lessons.costs(names(task), args))
     teacher = teachers(tasks, args)
@@ -291,9 +298,8 @@ def main() -> None:
         if t and r["verdict"] in (UNDECIDABLE, "no paper number"):  # the task decides nothing either way
             r["dense_as_teacher"]["verdict"] = r["verdict"]
     task = tasks[0] if args.quick else BUDGET_TASK
-    check = {"task": task, **lessons.at_budget(names(task), args, HERE, budget_verdict(task), task=task,
-                                               extra=extra(task, args), which="dev")}
-    cfg = lessons.config(args)
+    check = {"task": task, **lessons.at_budget(names(task), args, HERE, budget_verdict(task), task=task, which="dev")}
+    per_task = settings(tasks, args)
     decided = [r for r in rows if r["task"] not in left_out(rows)] or rows
     summary = {"verdict": overall(rows), "mde_points": max(r["gap_mde"] for r in decided), "metric": "dev, GLUE's metric per task",
                "tasks_left_out": left_out(rows), "learned_rule": f"teacher dev - constant dev > {LEARNED_MDES} x the task's MDE",
@@ -303,8 +309,8 @@ def main() -> None:
                                                     "constant_dev", "dense_as_teacher")}
                          for r in rows},
                "speedup": latency["squeezebert"]["speedup"], "latency_machine": latency["dense"]["machine"],
-               "teacher_steps": cfg.proxy.teacher_steps, "verdict_at_4x": check}
-    lessons.write(HERE, args, rows, report(args, tasks, rows, scores, latency, design_rows, check), figure(rows), "glue_tasks.png",
+               "per_task_settings": per_task, "verdict_at_4x": check}
+    lessons.write(HERE, args, rows, report(args, tasks, rows, scores, latency, design_rows, check, per_task), figure(rows), "glue_tasks.png",
                   summary=summary, extra={"designs.csv": lessons.csv_text(design_rows)})
 
 
