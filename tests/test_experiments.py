@@ -1,5 +1,5 @@
 """Each experiment's quick variant runs (a smoke test of the command written in its README), and
-what it would have written is checked: a --quick run prints each file instead (``lessons.show``:
+what it would have written is checked: a --quick run prints each file instead (``toolkit.show``:
 a line ``--- <name> ---``, then the text), and each experiment's check below reads them back for
 their keys, row counts and value ranges."""
 
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.slow  # each runs an experiment's --quick variant in a 
 
 
 def printed(stdout: str) -> dict[str, str]:
-    """{file name: text} of the files a --quick run printed instead of writing (``lessons.show``);
+    """{file name: text} of the files a --quick run printed instead of writing (``toolkit.show``);
     a line ``--- <figure>: ... ---`` ends a file's text."""
     files, name = {}, None
     for line in stdout.splitlines(keepends=True):
@@ -160,7 +160,7 @@ VERDICTS = ("reproduced", "not reproduced", "contradicted")
 
 
 def lesson(files: dict[str, str], designs: list[str]) -> dict:
-    """A lesson's files (``lessons.write``): summary.json's verdict over seeds 0 and 1, with its MDE
+    """A lesson's files (``toolkit.write``): summary.json's verdict over seeds 0 and 1, with its MDE
     and the paired noise; results.csv a row per design: WNLI's held-out (60 rows) and dev (71 rows)
     accuracy per seed, x100, the score (a mean log-likelihood x100), latency at the tiny target (the
     first design's speedup 1) and its MACs. Returns the summary."""

@@ -2,7 +2,7 @@
 numbers of a results.md, pinned by hand on small synthetic inputs. No training, no timing, no
 data from ../shared: every Comparison / Cost / Scores / CSV here is built by hand.
 
-Covered: arch_search/app/lessons.py (Scores, rows, design_table, stored scores, the groups
+Covered: experiments/toolkit/ (Scores, rows, design_table, stored scores, the groups
 pattern), search_recovers_squeezebert/samplers.py (analyse, render: hypervolumes, the common
 reference point, the NSGA-II / random ratio), search_recovers_squeezebert/run.py (render of a
 run directory), proxy_compressed/run.py (SNR, gap, tau, the summary builder), and the helpers of
@@ -25,9 +25,11 @@ from pathlib import Path
 import pytest
 
 from arch_search import ArchSpec
-from arch_search.app import lessons
+from arch_search.design.spec import PROJECTIONS
 from arch_search.measure.cost import Cost
 from arch_search.measure.latency import Comparison, Env, Latency
+from experiments import toolkit
+from experiments.toolkit import store
 
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENTS = REPO / "experiments"
@@ -57,10 +59,10 @@ speedup = load("speedup/run.py")
 ENV = Env(cpu="Test CPU @ 1GHz", cores=2, threads=1, torch="0.0", python="3.0", machine="x86_64")
 
 
-def S(heldout, dev=None, seeds=None, seconds=None, score=()) -> lessons.Scores:
+def S(heldout, dev=None, seeds=None, seconds=None, score=()) -> toolkit.Scores:
     """Scores of one design: fractions per seed."""
     seeds = tuple(seeds if seeds is not None else range(len(heldout)))
-    return lessons.Scores(seeds, tuple(heldout), tuple(dev if dev is not None else heldout),
+    return toolkit.Scores(seeds, tuple(heldout), tuple(dev if dev is not None else heldout),
                           tuple(seconds if seconds is not None else [1.0] * len(heldout)), tuple(score))
 
 
@@ -74,7 +76,7 @@ def comparison(ms: dict[str, float], baseline: str | None = None) -> Comparison:
 
 
 def latency_rows(ms: dict[str, float]) -> dict[str, dict]:
-    """lessons.timed's rows: median ms per design (the rest as the medians)."""
+    """toolkit.timed's rows: median ms per design (the rest as the medians)."""
     first = next(iter(ms.values()))
     return {n: {"design": n, "median_ms": m, "p10_ms": m, "p90_ms": m, "cv": 0.0, "speedup": round(first / m, 3),
                 "machine": str(ENV)} for n, m in ms.items()}
@@ -82,7 +84,7 @@ def latency_rows(ms: dict[str, float]) -> dict[str, dict]:
 
 @pytest.fixture
 def argv(monkeypatch):
-    """sys.argv as if ``script`` ran from the repository root (lessons.command() reads it)."""
+    """sys.argv as if ``script`` ran from the repository root (toolkit.command() reads it)."""
 
     def set_(script: str, *args: str) -> None:
         monkeypatch.setattr(sys, "argv", [str(REPO / script), *args])
@@ -95,7 +97,7 @@ def tiny(**changes) -> ArchSpec:
                        **changes})
 
 
-# ==== app/lessons.py ================================================================================
+# ==== experiments/toolkit =========================================================================
 
 
 def test_scores_stats_are_percent_mean_min_max_over_seeds():
@@ -145,7 +147,7 @@ def _designs_for_rows():
 
 def test_rows_one_row_per_design_with_stats_latency_and_costs():
     designs, scores, latency, cost = _designs_for_rows()
-    rows = lessons.rows(designs, scores, latency, cost)
+    rows = toolkit.rows(designs, scores, latency, cost)
     assert [r["design"] for r in rows] == ["dense", "grouped", "per-layer"]
     dense, grouped = rows[0], rows[1]
     assert list(dense) == [
@@ -172,7 +174,7 @@ def test_rows_one_row_per_design_with_stats_latency_and_costs():
 
 def test_design_table_shows_seed_ranges_and_speedup():
     designs, scores, latency, cost = _designs_for_rows()
-    lines = lessons.design_table(lessons.rows(designs, scores, latency, cost), scores)
+    lines = toolkit.design_table(toolkit.rows(designs, scores, latency, cost), scores)
     assert lines == [
         "| design | groups (q k v post in out) | held-out % (seeds) | dev % (seeds) | score x100 (seeds) | median ms "
         "| speedup | GFLOPs | params M |",
@@ -242,7 +244,7 @@ def test_lesson_scores_are_stored_row_by_row_resumed_and_shared(tmp_path, monkey
     again, another lesson copies a design it shares (same spec, seed and proxy) and scores the
     rest; a row under another proxy key does not count; a stored design whose spec changed stops
     the run in one line; --render scores nothing and names what is missing."""
-    monkeypatch.setattr(lessons, "instantiate", lambda node, **kw: FakeProxy(node.seed))
+    monkeypatch.setattr(store, "instantiate", lambda node, **kw: FakeProxy(node.seed))
     FakeProxy.calls = []
     args = argparse.Namespace(seeds=[0, 1], rounds=2, data_dir="/data/glue", cache_dir=str(tmp_path / "cache"),
                               proxy_threads=None, quick=False, render=False)
@@ -250,28 +252,28 @@ def test_lesson_scores_are_stored_row_by_row_resumed_and_shared(tmp_path, monkey
     designs = {"dense": base, "q4": base.replace(groups={"q": 4})}
     a, b = tmp_path / "a", tmp_path / "b"
     a.mkdir(), b.mkdir()
-    scores = lessons.stored_scores(designs, args, a)
+    scores = toolkit.stored_scores(designs, args, a)
     assert len(FakeProxy.calls) == 4 and scores["q4"].heldout == pytest.approx((0.76, 0.761))
     assert scores["dense"].score == pytest.approx((-0.79, -0.791)) and scores["dense"].dev == pytest.approx((0.74, 0.741))
-    rows = lessons.read_rows(a / "scores.csv")
+    rows = toolkit.read_rows(a / "scores.csv")
     assert [(r["design"], r["seed"]) for r in rows] == [("dense", "0"), ("q4", "0"), ("dense", "1"), ("q4", "1")]
-    assert list(rows[0]) == list(lessons.SCORE_COLUMNS) and rows[0]["spec"] == base.summary() and rows[0]["from"] == ""
+    assert list(rows[0]) == list(toolkit.SCORE_COLUMNS) and rows[0]["spec"] == base.summary() and rows[0]["from"] == ""
 
     FakeProxy.calls = []
-    assert lessons.stored_scores(designs, args, a) == scores and FakeProxy.calls == []
-    lessons.scores_only(designs, args, a)  # not asked for: returns
+    assert toolkit.stored_scores(designs, args, a) == scores and FakeProxy.calls == []
+    toolkit.scores_only(designs, args, a)  # not asked for: returns
     with pytest.raises(SystemExit) as stop:  # --scores-only: everything is stored, so it scores nothing and exits 0
-        lessons.scores_only(designs, argparse.Namespace(**{**vars(args), "scores_only": True}), a)
+        toolkit.scores_only(designs, argparse.Namespace(**{**vars(args), "scores_only": True}), a)
     assert stop.value.code == 0 and FakeProxy.calls == []
     (a / "scores.csv").write_text("".join((a / "scores.csv").read_text().splitlines(keepends=True)[:-1]))  # a lost row
-    lessons.stored_scores(designs, args, a)
+    toolkit.stored_scores(designs, args, a)
     assert FakeProxy.calls == [(designs["q4"].summary(), 1)]
 
     FakeProxy.calls = []
     other = {"plain": base, "k4": base.replace(groups={"k": 4})}
-    lessons.stored_scores(other, args, b)
+    toolkit.stored_scores(other, args, b)
     assert sorted(FakeProxy.calls) == [(other["k4"].summary(), 0), (other["k4"].summary(), 1)]
-    copied = [r for r in lessons.read_rows(b / "scores.csv") if r["design"] == "plain"]
+    copied = [r for r in toolkit.read_rows(b / "scores.csv") if r["design"] == "plain"]
     assert [r["from"] for r in copied] == ["a", "a"] and copied[0]["heldout"] == rows[0]["heldout"]
 
     text = (b / "scores.csv").read_text()
@@ -279,16 +281,16 @@ def test_lesson_scores_are_stored_row_by_row_resumed_and_shared(tmp_path, monkey
     (b / "scores.csv").write_text(text.replace(f"plain,{base.summary()},0,", f"plain,{base.summary()},9,"))  # seed 0 lost
     (a / "scores.csv").write_text((a / "scores.csv").read_text().replace(key, "another-proxy"))  # nothing to copy
     FakeProxy.calls = []
-    lessons.stored_scores(other, args, b)
+    toolkit.stored_scores(other, args, b)
     assert FakeProxy.calls == [(base.summary(), 0)]
 
     (a / "scores.csv").write_text((a / "scores.csv").read_text().replace(base.summary(), base.replace(groups=2).summary()))
     with pytest.raises(SystemExit, match=r"'dense' was scored as .*g\[q2 k2 v2 post2 in2 out2\]"):
-        lessons.stored_scores(designs, args, a)
+        toolkit.stored_scores(designs, args, a)
     FakeProxy.calls = []
     render = argparse.Namespace(**{**vars(args), "render": True})
     with pytest.raises(SystemExit, match="no score for plain seed 0, plain seed 1, k4 seed 0, k4 seed 1"):
-        lessons.stored_scores(other, render, tmp_path / "c")  # nothing stored there, and --render copies nothing
+        toolkit.stored_scores(other, render, tmp_path / "c")  # nothing stored there, and --render copies nothing
     assert FakeProxy.calls == []
 
 
@@ -303,12 +305,12 @@ def test_dense_as_the_teacher_moves_only_dense_and_keeps_the_paired_noise():
         seen.update(s)
         return "up" if s["dense"].stats()[0] > 88 else "down"
 
-    out = lessons.dense_as_teacher(scores, "dense", teacher, rule)
+    out = toolkit.dense_as_teacher(scores, "dense", teacher, rule)
     assert seen["dense"].heldout == pytest.approx((0.89, 0.91)) and seen["a"] == scores["a"]
-    assert lessons.noise(seen).sd == pytest.approx(lessons.noise(scores).sd)
+    assert toolkit.noise(seen).sd == pytest.approx(toolkit.noise(scores).sd)
     assert out["verdict"] == "up" and rule(scores) == "down"
     assert out["healed_minus_teacher_points"] == pytest.approx(-3.0)
-    assert lessons.dense_as_teacher(scores, "dense", None, rule) == {"verdict": "not measured"}
+    assert toolkit.dense_as_teacher(scores, "dense", None, rule) == {"verdict": "not measured"}
 
 
 def test_scores_stats_of_a_diverged_seed_do_not_depend_on_its_position():
@@ -600,7 +602,7 @@ def test_rechoose_best_score_picks_what_the_run_confirmed():
 
 
 def test_search_reach_counts_the_fastest_and_the_mildly_grouped_designs(tmp_path):
-    from arch_search.app.lessons import search_reach
+    from experiments.toolkit.runs import search_reach
 
     rows = ["trial,reference,design,speedup_vs_dense,spec_hash",
             "0,bert_base,768x12 h12 ffn3072 g[q1 k1 v1 post1 in1 out1],1.0,a",
@@ -742,7 +744,7 @@ def which_layers_inputs():
     dense, all4 = (0.80, 0.82), (0.70, 0.72)
     scores = {"dense": S(dense, dev=[x - 0.1 for x in dense]), which_layers.ALL: S(all4, dev=[x - 0.1 for x in all4])}
     ms = {"dense": 100.0, which_layers.ALL: 40.0}
-    for p in lessons.PROJECTIONS:
+    for p in PROJECTIONS:
         only = [x + d / 100 for x, d in zip(dense, LOSS[p])]
         but = [x + d / 100 for x, d in zip(all4, GAIN[p])]
         scores[which_layers.ONLY[p]] = S(only, dev=[x - 0.1 for x in only])
@@ -755,8 +757,8 @@ def which_layers_inputs():
 def test_which_layers_effects_per_projection():
     scores, latency = which_layers_inputs()
     eff = which_layers.effects(scores, latency)
-    assert [r["projection"] for r in eff] == list(lessons.PROJECTIONS)
-    mde = lessons.compare(scores, "dense", which_layers.ALL).mde  # one pooled noise for every difference
+    assert [r["projection"] for r in eff] == list(PROJECTIONS)
+    mde = toolkit.compare(scores, "dense", which_layers.ALL).mde  # one pooled noise for every difference
     post = next(r for r in eff if r["projection"] == "post_attention")
     assert post == pytest.approx({
         "projection": "post_attention",
@@ -780,7 +782,7 @@ def test_which_layers_verdict_is_keeping_post_dense_against_the_mde():
     dense: reproduced. Post kept dense no better than k (both +3): (a) holds, (b) does not: not
     reproduced. Keeping k dense 2 points better than post: contradicted."""
     scores, _ = which_layers_inputs()
-    n = lessons.noise(scores)
+    n = toolkit.noise(scores)
     assert n.dof == 13 and 0 < n.sd < 1
     word, keep, alone, versus = which_layers.verdict(scores)
     assert (word, keep.mean, alone.mean) == ("reproduced", pytest.approx(3.0), pytest.approx(-2.0))
@@ -857,7 +859,7 @@ def test_shuffle_pairs_on_minus_off():
         ms[plain], ms[shuffled] = 50.0, 52.0 + i
     out = shuffle.pairs(scores, latency_rows(ms))
     assert [r["pair"] for r in out] == ["ffn G=4", "ffn G=8", "ffn G=16", "all-4"]
-    mde = lessons.compare(scores, "ffn G=4 + shuffle", "ffn G=4").mde
+    mde = toolkit.compare(scores, "ffn G=4 + shuffle", "ffn G=4").mde
     assert out[0] == pytest.approx({
         "pair": "ffn G=4", "heldout_off": 76.0, "heldout_on": 77.0,
         "shuffle_heldout": 1.0, "shuffle_heldout_mde": round(mde, 2), "shuffle_heldout_min": -1.0,
@@ -986,12 +988,13 @@ def test_supernet_experiment_reference_sets():
     assert taus["proxy_supernet"]["tau"] == 1.0 and taus["all"]["designs"] == 48
 
 
-# ==== app/lessons.py: a lesson killed mid-design ===================================================
+# ==== experiments/toolkit/store.py: a lesson killed mid-design ======================================
 
 KILLED_LESSON = """
 import argparse, sys, time
 from arch_search import ArchSpec
-from arch_search.app import lessons
+from experiments import toolkit
+from experiments.toolkit import store
 sys.path.insert(0, {tests!r})
 from test_experiments_analysis import FakeProxy
 
@@ -1001,11 +1004,11 @@ class Slow(FakeProxy):
             time.sleep(60)  # killed here
         return super().evaluate(spec)
 
-lessons.instantiate = lambda node, **kw: Slow(node.seed)
+store.instantiate = lambda node, **kw: Slow(node.seed)
 args = argparse.Namespace(seeds=[0, 1], rounds=2, data_dir="/data/glue", cache_dir={cache!r}, proxy_threads=None,
                           quick=False, render=False)
 base = ArchSpec.preset("bert_base")
-lessons.stored_scores({{"dense": base, "q4": base.replace(groups={{"q": 4}})}}, args, __import__("pathlib").Path({here!r}))
+toolkit.stored_scores({{"dense": base, "q4": base.replace(groups={{"q": 4}})}}, args, __import__("pathlib").Path({here!r}))
 """
 
 
@@ -1026,27 +1029,27 @@ def test_a_lesson_killed_mid_design_keeps_its_rows_and_resumes(tmp_path, monkeyp
     time.sleep(1.0)  # inside the second design's sleep
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    rows = lessons.read_rows(here / "scores.csv")
+    rows = toolkit.read_rows(here / "scores.csv")
     assert [(r["design"], r["seed"]) for r in rows] == [("dense", "0")], proc.stdout.read()[-2000:]
     assert not list(here.glob("*.tmp"))
-    monkeypatch.setattr(lessons, "instantiate", lambda node, **kw: FakeProxy(node.seed))
+    monkeypatch.setattr(store, "instantiate", lambda node, **kw: FakeProxy(node.seed))
     FakeProxy.calls = []
     args = argparse.Namespace(seeds=[0, 1], rounds=2, data_dir="/data/glue", cache_dir=str(tmp_path / "cache"),
                               proxy_threads=None, quick=False, render=False)
     base = ArchSpec.preset("bert_base")
-    lessons.stored_scores({"dense": base, "q4": base.replace(groups={"q": 4})}, args, here)
+    toolkit.stored_scores({"dense": base, "q4": base.replace(groups={"q": 4})}, args, here)
     assert len(FakeProxy.calls) == 3 and (base.summary(), 0) not in FakeProxy.calls
-    assert len(lessons.read_rows(here / "scores.csv")) == 4
+    assert len(toolkit.read_rows(here / "scores.csv")) == 4
 
 
-# ==== lessons.relative / scrub_paths: committed runs name no folder of the machine ================
+# ==== toolkit.relative / scrub_paths: committed runs name no folder of the machine ================
 
 
 def test_relative_names_no_path_of_this_machine():
-    repo, shared = lessons.REPO, lessons.SHARED
+    repo, shared = toolkit.REPO, toolkit.SHARED
     text = f"cache_dir={repo}/.cache/x checkpoint={shared}/models/m cwd {repo} data {shared}"
-    assert lessons.relative(text) == "cache_dir=.cache/x checkpoint=../shared/models/m cwd . data ../shared"
-    assert lessons.relative("/usr/lib/python3 and ../shared") == "/usr/lib/python3 and ../shared"  # nothing else moves
+    assert toolkit.relative(text) == "cache_dir=.cache/x checkpoint=../shared/models/m cwd . data ../shared"
+    assert toolkit.relative("/usr/lib/python3 and ../shared") == "/usr/lib/python3 and ../shared"  # nothing else moves
 
 
 def test_scrub_paths_rewrites_a_run_directory_text_and_study(tmp_path):
@@ -1054,13 +1057,13 @@ def test_scrub_paths_rewrites_a_run_directory_text_and_study(tmp_path):
 
     run = tmp_path / "run"
     (run / ".hydra").mkdir(parents=True)
-    (run / ".hydra" / "config.yaml").write_text(f"cache_dir: {lessons.REPO}/.cache\ndata_dir: {lessons.SHARED}/glue\n")
-    (run / "weights.bin").write_bytes(f"{lessons.REPO}".encode())  # not a text file: left alone
+    (run / ".hydra" / "config.yaml").write_text(f"cache_dir: {toolkit.REPO}/.cache\ndata_dir: {toolkit.SHARED}/glue\n")
+    (run / "weights.bin").write_bytes(f"{toolkit.REPO}".encode())  # not a text file: left alone
     with sqlite3.connect(run / "study.db") as db:
         db.execute("CREATE TABLE attrs (id INTEGER, value_json VARCHAR(2048))")
-        db.executemany("INSERT INTO attrs VALUES (?, ?)", [(1, f'"{lessons.REPO}/experiments/x/run"'), (2, '"plain"'), (3, None)])
-    lessons.scrub_paths(run)
+        db.executemany("INSERT INTO attrs VALUES (?, ?)", [(1, f'"{toolkit.REPO}/experiments/x/run"'), (2, '"plain"'), (3, None)])
+    toolkit.scrub_paths(run)
     assert (run / ".hydra" / "config.yaml").read_text() == "cache_dir: .cache\ndata_dir: ../shared/glue\n"
-    assert (run / "weights.bin").read_bytes() == f"{lessons.REPO}".encode()
+    assert (run / "weights.bin").read_bytes() == f"{toolkit.REPO}".encode()
     with sqlite3.connect(run / "study.db") as db:
         assert db.execute("SELECT value_json FROM attrs ORDER BY id").fetchall() == [('"experiments/x/run"',), ('"plain"',), (None,)]

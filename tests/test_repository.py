@@ -1,6 +1,6 @@
 """The repository as committed (issue 36): no tracked file names a folder of the machine that made
 it (an absolute home, temporary or work path), so a clone reads the same on any machine. A run
-directory, log or report keeps paths relative to the repository (``lessons.relative``) or none."""
+directory, log or report keeps paths relative to the repository (``toolkit.relative``) or none."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 SqueezeBERT (Iandola et al., 2020) reports GLUE close to BERT-base's with groups
 (4,4,4,1,4,4). Here both patterns are scored per task by the lessons' proxy
-(``proxy_setup=pretrained proxy=compressed``, ``arch_search.app.lessons``): the pretrained
+(``proxy_setup=pretrained proxy=compressed``, ``experiments.toolkit``): the pretrained
 all-MiniLM-L6-v2 checkpoint fine-tuned on the task is the teacher (one per task, cached), and
 each pattern is compressed from it and fine-tuned with the teacher's logits. Every task and
 design is scored with the same proxy seeds, paired (common random numbers). GLUE's metric on
@@ -23,10 +23,10 @@ import plotly.graph_objects as go
 from hydra.utils import instantiate
 
 from arch_search import ArchSpec, glue_metric
-from arch_search.app import lessons
+from experiments import toolkit
 from arch_search.cache import atomic_path
 from arch_search.measure.latency import Env
-from arch_search.tables import csv_text
+from arch_search.tables import csv_text, md_table
 from arch_search.tasks.glue import get_task, load_glue
 from arch_search.tasks.tokenizer import longer_than
 from arch_search.tasks.training import score
@@ -53,7 +53,7 @@ def settings(tasks, args) -> dict[str, dict]:
     steps) and the share of its dev inputs longer than its max length (cut by the tokenizer), in %."""
     out = {}
     for task in tasks:
-        cfg = lessons.config(args, task=task)
+        cfg = toolkit.config(args, task=task)
         setup = instantiate(cfg.proxy_setup)
         dev = load_glue(task, "validation", setup.data_dir)
         out[task] = {"max_len": setup.max_len, "heldout_rows": setup.heldout, "teacher_steps": cfg.proxy.teacher_steps,
@@ -76,10 +76,10 @@ def teachers(tasks, args) -> dict[str, dict]:
     trained first if it is not cached); ``--render`` reads only (a missing row shows as "—");
     ``--quick`` measures its tiny teachers and stores nothing."""
     path = HERE / "teachers.csv"
-    stored = {} if args.quick else {r["task"]: r for r in lessons.read_rows(path)}
+    stored = {} if args.quick else {r["task"]: r for r in toolkit.read_rows(path)}
     out = {}
     for task in tasks:
-        proxy = instantiate(lessons.config(args, 0, task=task).proxy)
+        proxy = instantiate(toolkit.config(args, 0, task=task).proxy)
         key = proxy.task_teacher.key()
         if stored.get(task, {}).get("teacher") == key:
             out[task] = stored[task]
@@ -92,7 +92,7 @@ def teachers(tasks, args) -> dict[str, dict]:
             "task": task, "teacher": key, "dev": round(100 * score(proxy.teacher, data.dev, data.task)[metric], 2),
             "heldout": round(100 * score(proxy.teacher, data.heldout, data.task)[metric], 2),
             "constant_dev": round(100 * constant_baseline(task, list(data.dev.labels)), 2),
-            "code": lessons.code_commit(), "machine": str(Env.current(proxy.threads))}
+            "code": toolkit.code_commit(), "machine": str(Env.current(proxy.threads))}
         print(f"teacher {task}: dev {out[task]['dev']}  held-out {out[task]['heldout']}  "
               f"constant {out[task]['constant_dev']}", flush=True)
         if not args.quick:
@@ -122,8 +122,8 @@ def table(tasks, scores, teacher: dict[str, dict]) -> list[dict]:
     out = []
     for task in tasks:
         s = scores[task]
-        dev = lessons.compare(s, f"{task} squeezebert", f"{task} dense", "dev")
-        held = lessons.compare(s, f"{task} squeezebert", f"{task} dense", "heldout")
+        dev = toolkit.compare(s, f"{task} squeezebert", f"{task} dense", "dev")
+        held = toolkit.compare(s, f"{task} squeezebert", f"{task} dense", "heldout")
         paper_sq, paper_bert = PAPER_SQUEEZEBERT[task], PAPER_BERT_BASE[task]
         paper = round(paper_sq - paper_bert, 1) if paper_sq is not None else None
         knows = learned(teacher.get(task), dev.mde)
@@ -151,7 +151,7 @@ BUDGET_TASK = "sst2"  # the verdict at 4x the healing budget: SST-2's gap (--qui
 def budget_verdict(task: str):
     """The task's verdict rule (``table``: the dev gap on the sign of the paper's) on other scores."""
     def rule(scores) -> tuple[str, float]:
-        d = lessons.compare(scores, f"{task} squeezebert", f"{task} dense", "dev")
+        d = toolkit.compare(scores, f"{task} squeezebert", f"{task} dense", "dev")
         paper = PAPER_SQUEEZEBERT[task] - PAPER_BERT_BASE[task] if PAPER_SQUEEZEBERT[task] is not None else -1
         return d.verdict(-1 if paper < 0 else +1), d.mde
     return rule
@@ -171,11 +171,11 @@ def left_out(rows: list[dict]) -> list[str]:
 
 
 def report(args, tasks, rows, scores, latency, design_rows, check, per_task) -> list[str]:
-    cfg = lessons.config(args)
+    cfg = toolkit.config(args)
     p, ps = cfg.proxy, cfg.proxy_setup
     seeds = ", ".join(map(str, args.seeds))
     d, s = latency["dense"], latency["squeezebert"]
-    stored = lessons.read_rows(HERE / "scores.csv")
+    stored = toolkit.read_rows(HERE / "scores.csv")
     machines = sorted({r["machine"] for r in stored}) or ["(none yet)"]
     shown = [{**r, "gap": f"{r['gap']:+.2f} (MDE {r['gap_mde']:.2f}; seeds {r['gap_min']:+.1f} to {r['gap_max']:+.1f})",
               "heldout_gap": f"{r['heldout_gap']:+.2f} (MDE {r['heldout_gap_mde']:.2f})",
@@ -187,7 +187,7 @@ def report(args, tasks, rows, scores, latency, design_rows, check, per_task) -> 
     both = [r for r in rows if r["paper_gap"] != ""]
     lines = [
         "# glue_tasks: dense vs SqueezeBERT pattern on five GLUE tasks (compressed proxy)", "",
-        f"Command: `{lessons.command()}` (from the repository root; GLUE from `GLUE_DIR`, default `../shared/glue`; "
+        f"Command: `{toolkit.command()}` (from the repository root; GLUE from `GLUE_DIR`, default `../shared/glue`; "
         "`--render` rewrites this report from scores.csv, latency.csv and teachers.csv)", "",
         f"Machine, latency: {d['machine']}. Machine, scores: {'; '.join(machines)} (code "
         f"{', '.join(sorted({r['code'] for r in stored})) or 'this checkout'}; "
@@ -222,7 +222,7 @@ def report(args, tasks, rows, scores, latency, design_rows, check, per_task) -> 
         f"Over {', '.join(r['task'] for r in rows if r['task'] not in left_out(rows)) or 'no task'}; left out: "
         + (", ".join(f"{r['task']} ({'not learned' if r['verdict'] == UNDECIDABLE else 'no paper number'})"
                      for r in rows if r["task"] in left_out(rows)) or "none") + ".", "",
-        *lessons.md_table(shown, {
+        *md_table(shown, {
             "task": "task", "metric": "metric", "constant_dev": "constant prediction (dev)", "teacher_dev": "ours teacher (dev)",
             "learned": "learned",
             "dense": "ours dense (dev)", "squeezebert": "ours SqueezeBERT (dev)",
@@ -233,7 +233,7 @@ def report(args, tasks, rows, scores, latency, design_rows, check, per_task) -> 
         "The proxy heals and fine-tunes every design, dense too (it starts as the task teacher). Per task, the healed "
         "dense design's dev metric beside the teacher's own (the model a user already has), and the task's verdict with "
         "dense scored as the teacher itself (the same value for every seed):", "",
-        *lessons.md_table([{"task": r["task"], **r["dense_as_teacher"], "own": r["verdict"]} for r in rows], {
+        *md_table([{"task": r["task"], **r["dense_as_teacher"], "own": r["verdict"]} for r in rows], {
             "task": "task", "teacher_dev_points": "teacher (dev)", "healed_dense_dev_points": "healed dense (dev)",
             "healed_minus_teacher_points": "healed - teacher", "verdict": "verdict, dense = teacher",
             "own": "verdict, dense healed"}), "",
@@ -243,16 +243,16 @@ def report(args, tasks, rows, scores, latency, design_rows, check, per_task) -> 
         f"{args.rounds} interleaved rounds)", "",
         f"Dense {d['median_ms']:.1f} ms, SqueezeBERT pattern {s['median_ms']:.1f} ms: **{s['speedup']:.2f}x**.", "",
         "## Per design and seed", "",
-        *lessons.md_table(design_rows, {"design": "task, design", "dev_mean": "dev (mean)", "dev_sd": "dev sd",
+        *md_table(design_rows, {"design": "task, design", "dev_mean": "dev (mean)", "dev_sd": "dev sd",
                                         "heldout_mean": "held-out (mean)", "heldout_sd": "held-out sd",
                                         "score_mean": "score x100", "seconds_mean": "s per run"}), "",
     ]
     for task in tasks:
-        n = lessons.noise(scores[task], "dev")
+        n = toolkit.noise(scores[task], "dev")
         lines.append(f"- {get_task(task).dir_name}: paired seed sd of the dev metric {n.sd:.2f} points ({n.dof} dof)")
     task = check["task"]
     word = next((r["verdict"] for r in rows if r["task"] == get_task(task).dir_name), "not scored")
-    return lines + ["", *lessons.budget_lines(check, f"{word} ({get_task(task).dir_name})")]
+    return lines + ["", *toolkit.budget_lines(check, f"{word} ({get_task(task).dir_name})")]
 
 
 def _number(v: float | str) -> str:
@@ -271,34 +271,34 @@ def figure(rows: list[dict]) -> go.Figure:
 
 
 def main() -> None:
-    ap = lessons.parser(__doc__)
+    ap = toolkit.parser(__doc__)
     ap.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
-    args = lessons.parse(ap)
+    args = toolkit.parse(ap)
     tasks = list(QUICK_TASKS) if args.quick else args.tasks
     if args.scores_only:
         for task in tasks:
-            lessons.stored_scores(names(task), args, HERE, task=task)
+            toolkit.stored_scores(names(task), args, HERE, task=task)
         task = tasks[0] if args.quick else BUDGET_TASK  # and the verdict's check at 4x the budget
-        lessons.stored_scores(names(task), lessons.budget_args(args), HERE, task=task, budget=lessons.BUDGET_CHECK)
+        toolkit.stored_scores(names(task), toolkit.budget_args(args), HERE, task=task, budget=toolkit.BUDGET_CHECK)
         return
-    latency = lessons.timed(DESIGNS, args, HERE)  # first, on a quiet machine
+    latency = toolkit.timed(DESIGNS, args, HERE)  # first, on a quiet machine
     scores, design_rows = {}, []
     for task in tasks:
-        scores[task] = lessons.stored_scores(names(task), args, HERE, task=task)
-        design_rows += lessons.rows(names(task), scores[task], {n: latency[n.split()[1]] for n in names(task)},
-                                    lessons.costs(names(task), args))
+        scores[task] = toolkit.stored_scores(names(task), args, HERE, task=task)
+        design_rows += toolkit.rows(names(task), scores[task], {n: latency[n.split()[1]] for n in names(task)},
+                                    toolkit.costs(names(task), args))
     teacher = teachers(tasks, args)
     rows = table(tasks, scores, teacher)
     for r, task in zip(rows, tasks):  # dense scored as the teacher itself (teachers.csv, x100): the recipe's cost
         t, n = teacher.get(task), len(args.seeds)
-        as_t = lessons.Scores(tuple(args.seeds), (float(t["heldout"]) / 100,) * n, (float(t["dev"]) / 100,) * n,
+        as_t = toolkit.Scores(tuple(args.seeds), (float(t["heldout"]) / 100,) * n, (float(t["dev"]) / 100,) * n,
                               (0.0,) * n) if t else None
-        r["dense_as_teacher"] = lessons.dense_as_teacher(scores[task], f"{task} dense", as_t,
+        r["dense_as_teacher"] = toolkit.dense_as_teacher(scores[task], f"{task} dense", as_t,
                                                          lambda s, task=task: budget_verdict(task)(s)[0], which="dev")
         if t and r["verdict"] in (UNDECIDABLE, "no paper number"):  # the task decides nothing either way
             r["dense_as_teacher"]["verdict"] = r["verdict"]
     task = tasks[0] if args.quick else BUDGET_TASK
-    check = {"task": task, **lessons.at_budget(names(task), args, HERE, budget_verdict(task), task=task, which="dev")}
+    check = {"task": task, **toolkit.at_budget(names(task), args, HERE, budget_verdict(task), task=task, which="dev")}
     per_task = settings(tasks, args)
     decided = [r for r in rows if r["task"] not in left_out(rows)] or rows
     summary = {"verdict": overall(rows), "mde_points": max(r["gap_mde"] for r in decided), "metric": "dev, GLUE's metric per task",
@@ -310,8 +310,8 @@ def main() -> None:
                          for r in rows},
                "speedup": latency["squeezebert"]["speedup"], "latency_machine": latency["dense"]["machine"],
                "per_task_settings": per_task, "verdict_at_4x": check}
-    lessons.write(HERE, args, rows, report(args, tasks, rows, scores, latency, design_rows, check, per_task), figure(rows), "glue_tasks.png",
-                  summary=summary, extra={"designs.csv": lessons.csv_text(design_rows)})
+    toolkit.write(HERE, args, rows, report(args, tasks, rows, scores, latency, design_rows, check, per_task), figure(rows), "glue_tasks.png",
+                  summary=summary, extra={"designs.csv": csv_text(design_rows)})
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ keeps what finished, and a step is skipped once ``--budget`` seconds have passed
 
 1. ``env``: the GPU, torch and CUDA versions.
 2. ``tests``: the tests marked ``gpu`` (``pytest -m gpu``): a real GPU, nothing faked.
-3. ``proxy``: the lessons' compressed proxy (``lessons.COMPRESSED``: conf/proxy/compressed.yaml at
+3. ``proxy``: the lessons' compressed proxy (``toolkit.COMPRESSED``: conf/proxy/compressed.yaml at
    its default budget, SST-2) on the device. The task teacher's fine-tune is timed first (on the
    device, cached); then SqueezeBERT at each seed in bf16 autocast and again in fp32, and all six at
    G=4 and FFN-in at G=16 at the first seed: seconds per design.
@@ -40,7 +40,7 @@ import torch
 from hydra.utils import instantiate
 
 from arch_search import ArchSpec
-from arch_search.app import lessons
+from experiments import toolkit
 from arch_search.cache import atomic_path
 
 HERE = Path(__file__).resolve().parent
@@ -55,19 +55,19 @@ def env(args) -> dict:
     gpu = torch.cuda.is_available()
     return {"device": args.device, "gpu": torch.cuda.get_device_name() if gpu else None, "cuda": torch.version.cuda,
             "torch": torch.__version__, "python": sys.version.split()[0], "bf16": gpu and torch.cuda.is_bf16_supported(),
-            "cpu_cores": os.cpu_count(), "checkpoint": lessons.relative(lessons.checkpoint())}
+            "cpu_cores": os.cpu_count(), "checkpoint": toolkit.relative(toolkit.checkpoint())}
 
 
 def tests(args) -> dict:
     cmd = [sys.executable, "-m", "pytest", "-q", "-m", "gpu", "-p", "no:cacheprovider", "tests/"]
-    done = subprocess.run(cmd, cwd=lessons.REPO, capture_output=True, text=True)
+    done = subprocess.run(cmd, cwd=toolkit.REPO, capture_output=True, text=True)
     return {"returncode": done.returncode, "summary": (done.stdout.strip().splitlines() or [""])[-1]}
 
 
-_SCORED: dict[tuple, dict[str, lessons.Scores]] = {}  # --quick stores no rows: the cpu step reuses these
+_SCORED: dict[tuple, dict[str, toolkit.Scores]] = {}  # --quick stores no rows: the cpu step reuses these
 
 
-def scored(args, here: str, designs: dict[str, ArchSpec], extra: list[str], seeds=None) -> dict[str, lessons.Scores]:
+def scored(args, here: str, designs: dict[str, ArchSpec], extra: list[str], seeds=None) -> dict[str, toolkit.Scores]:
     """``designs`` x seeds through the lessons' proxy with ``extra``, stored in ``<work>/<here>/scores.csv``
     (resumable; its own folder, so no row of another set-up is taken for it) and copied to ``<out>``."""
     folder = Path(args.work) / here
@@ -75,21 +75,21 @@ def scored(args, here: str, designs: dict[str, ArchSpec], extra: list[str], seed
     run = argparse.Namespace(**{**vars(args), "seeds": seeds or args.seeds})
     key = (here, tuple(designs), tuple(run.seeds))
     if key not in _SCORED:
-        _SCORED[key] = lessons.stored_scores(designs, run, folder, extra=extra)
+        _SCORED[key] = toolkit.stored_scores(designs, run, folder, extra=extra)
     scores = _SCORED[key]
     if (folder / "scores.csv").is_file():
         shutil.copy(folder / "scores.csv", Path(args.out) / f"scores_{here}.csv")
     return scores
 
 
-def as_json(scores: dict[str, lessons.Scores]) -> dict:
+def as_json(scores: dict[str, toolkit.Scores]) -> dict:
     return {name: {"seeds": list(s.seeds), "heldout": list(s.heldout), "dev": list(s.dev), "seconds": list(s.seconds)}
             for name, s in scores.items()}
 
 
 def proxy(args) -> dict:
     on = [f"proxy_setup.device={args.device}"]
-    cfg = lessons.config(args, args.seeds[0], extra=on)
+    cfg = toolkit.config(args, args.seeds[0], extra=on)
     t0 = time.perf_counter()
     instantiate(cfg.proxy).teacher  # fine-tuned on the device and cached: every score below reuses it
     out = {"teacher_seconds": round(time.perf_counter() - t0, 1), "teacher_steps": cfg.proxy.teacher_steps}
@@ -111,7 +111,7 @@ def cpu(args) -> dict:
         on_device = scored(args, precision, squeeze, [f"proxy_setup.device={args.device}",
                                                        f"proxy_setup.bf16={precision == 'bf16'}"])[SQUEEZEBERT]
         pair = {"device": on_device, "cpu": on_cpu}  # stored rows: nothing is scored again
-        d, mde = lessons.compare(pair, "device", "cpu"), lessons.mde(pair)
+        d, mde = toolkit.compare(pair, "device", "cpu"), toolkit.mde(pair)
         out[f"{precision} - cpu"] = {"points": round(d.mean, 2), "mde_points": round(mde, 2),
                                      "exceeds_noise": abs(d.mean) > mde}
     return out
@@ -120,7 +120,7 @@ def cpu(args) -> dict:
 def speedup(args) -> dict:
     cmd = [sys.executable, str(HERE.parent / "speedup" / "run.py"), "--device", args.device, *(["--quick"] if args.quick else [])]
     t0 = time.perf_counter()
-    subprocess.run(cmd, cwd=lessons.REPO, check=True)
+    subprocess.run(cmd, cwd=toolkit.REPO, check=True)
     copied = [f.name for f in sorted(HERE.parent.glob("speedup/*_cuda.*"))]
     for name in copied:
         shutil.copy(HERE.parent / "speedup" / name, Path(args.out) / f"speedup_{name}")
@@ -131,7 +131,7 @@ def supernet(args) -> dict:
     quick = ["task=wnli", "proxy.steps=2", "proxy.teacher_steps=2", "proxy.batch_size=8", "proxy_setup.heldout=60",
              "proxy_setup.max_len=16"] if args.quick else []
     as_run = argparse.Namespace(**{**vars(args), "quick": False})  # lessons' quick overrides are the compressed proxy's
-    cfg = lessons.config(as_run, args.seeds[0], proxy=SUPERNET, extra=[f"proxy_setup.device={args.device}", *quick])
+    cfg = toolkit.config(as_run, args.seeds[0], proxy=SUPERNET, extra=[f"proxy_setup.device={args.device}", *quick])
     proxy_ = instantiate(cfg.proxy)
     proxy_.teacher.model  # the teacher (cached by step 3) apart from the timing
     t0 = time.perf_counter()
@@ -145,11 +145,11 @@ def search(args) -> dict:
              "latency.warmup=0"] if args.quick else []
     cmd = [sys.executable, "-m", "arch_search", "run", "space=squeezebert", f"search.n_trials={2 if args.quick else 16}",
            f"latency.device={args.device}", f"proxy_setup.device={args.device}", f"task.data_dir={args.data_dir}",
-           f"cache_dir={args.cache_dir}", f"proxy_setup.checkpoint={lessons.checkpoint()}", "search.progress=false",
+           f"cache_dir={args.cache_dir}", f"proxy_setup.checkpoint={toolkit.checkpoint()}", "search.progress=false",
            f"hydra.run.dir={run_dir}", *quick]
-    seconds = lessons.run_logged(cmd, run_dir, os.environ)
+    seconds = toolkit.run_logged(cmd, run_dir, os.environ)
     log = (run_dir / "log.txt").read_text().replace(str(Path(args.work)), "<work>")
-    (Path(args.out) / "search_log.txt").write_text(lessons.relative(log))  # committed: names no folder of the machine
+    (Path(args.out) / "search_log.txt").write_text(toolkit.relative(log))  # committed: names no folder of the machine
     with open(run_dir / "pareto.csv") as f:
         front = list(csv.DictReader(f))
     return {"seconds": round(seconds, 1), "trials": 2 if args.quick else 16, "front": front}
@@ -159,14 +159,14 @@ STEPS = {"env": env, "tests": tests, "proxy": proxy, "speedup": speedup, "supern
 
 
 def main() -> None:
-    ap = lessons.parser(__doc__)
+    ap = toolkit.parser(__doc__)
     ap.add_argument("--out", required=True, help="what comes back: gpu.json, scores_*.csv, search_log.txt, speedup_*")
     ap.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "arch_search_gpu"),
                     help="scores, the search's run directory (resumable; default: arch_search_gpu in the temporary directory)")
     ap.add_argument("--device", default="cuda", help="cuda (cpu: the smoke run)")
     ap.add_argument("--skip", nargs="*", default=[], choices=list(STEPS), help="steps to leave out")
     ap.add_argument("--budget", type=float, default=480, help="seconds after which no further step starts")
-    args = lessons.parse(ap)
+    args = toolkit.parse(ap)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     report, start = Path(args.out) / "gpu.json", time.perf_counter()
     results = json.loads(report.read_text()) if report.is_file() else {}

@@ -3,7 +3,7 @@
 SqueezeBERT (Iandola et al., 2020, Sec. 4) picked G=4; grouping cuts a projection's MACs by G,
 but latency stops following FLOPs once the ops that grouping does not shrink (attention,
 LayerNorm, GELU, embeddings, per-op overhead) dominate. Each design: accuracy with the
-compressed proxy over 3 paired seeds (``lessons``), interleaved latency, MACs/FLOPs; then
+compressed proxy over 3 paired seeds (``experiments.toolkit``), interleaved latency, MACs/FLOPs; then
 torch.profiler's top ops for G=1 vs G=16. The verdict: is G=4 the knee of the accuracy-latency
 curve (the point farthest from the chord G=1 -> G=16, both axes scaled to [0, 1]), and where
 does accuracy first fall below dense by more than the MDE?
@@ -21,11 +21,11 @@ from pathlib import Path
 import torch
 from plotly.subplots import make_subplots
 
-from arch_search.app import lessons  # noqa: E402  (the experiments' shared helpers)
-
-from arch_search import ArchSpec, build_model  # noqa: E402
-from arch_search.measure.cost import MATMUL_OPS  # noqa: E402
-from arch_search.measure.runtime import num_threads  # noqa: E402
+from arch_search import ArchSpec, build_model
+from arch_search.measure.cost import MATMUL_OPS
+from arch_search.measure.runtime import num_threads
+from arch_search.tables import csv_text, md_table
+from experiments import toolkit
 
 HERE = Path(__file__).resolve().parent
 GROUPS = (1, 2, 4, 8, 16)
@@ -58,13 +58,13 @@ def following(rows) -> list[dict]:
 def profile(args, passes: int = 5, top: int = 12) -> str:
     """torch.profiler: self CPU time by op, G=1 vs G=16, at the target scale, with the latency
     protocol's batch / seq / threads; a summary per forward pass, then torch's table."""
-    cfg = lessons.config(args)
+    cfg = toolkit.config(args)
     ids = torch.randint(0, 30522, (cfg.batch, cfg.seq_len), generator=torch.Generator().manual_seed(0))
     lines = [f"torch.profiler over {passes} forward passes (after 3 warm-up), batch {cfg.batch}, seq {cfg.seq_len}, "
-             f"{cfg.latency.threads} thread(s), torch.inference_mode. Written by `{lessons.command()}`.", ""]
+             f"{cfg.latency.threads} thread(s), torch.inference_mode. Written by `{toolkit.command()}`.", ""]
     with num_threads(cfg.latency.threads), torch.inference_mode():
         for name in PROFILED:
-            model = build_model(lessons.target(DESIGNS[name], args)).eval()
+            model = build_model(toolkit.target(DESIGNS[name], args)).eval()
             for _ in range(3):
                 model(input_ids=ids)
             with torch.profiler.profile() as prof:
@@ -104,7 +104,7 @@ def drops(scores) -> list[dict]:
             if base is None or base == name:
                 row |= {f"{label}": "", f"{label}_mde": "", f"{label}_verdict": ""}
                 continue
-            d = lessons.compare(scores, name, base)
+            d = toolkit.compare(scores, name, base)
             row |= {f"{label}": round(d.mean, 2), f"{label}_mde": round(d.mde, 2),
                     f"{label}_verdict": "falls" if d.mean < -d.mde else "rises" if d.mean > d.mde else "within noise"}
         out.append(row)
@@ -119,7 +119,7 @@ def verdict(rows, scores, drop) -> tuple[str, str, str]:
     first = next((r["design"] for r in drop if r["vs_dense_verdict"] == "falls"), "none")
     if at == "G=4":
         return "reproduced", at, first
-    d = lessons.compare(scores, at, "G=4")
+    d = toolkit.compare(scores, at, "G=4")
     return ("contradicted" if abs(d.mean) > d.mde else "not reproduced"), at, first
 
 
@@ -127,26 +127,26 @@ def knee_rule(latency):
     """The verdict's rule (``verdict``) on every G's scores at another budget, the same latencies."""
     def rule(scores) -> tuple[str, float]:
         rows = [{"design": n, "median_ms": latency[n]["median_ms"], "heldout_mean": scores[n].stats()[0]} for n in DESIGNS]
-        return verdict(rows, scores, drops(scores))[0], lessons.mde(scores)
+        return verdict(rows, scores, drops(scores))[0], toolkit.mde(scores)
     return rule
 
 
 def report(args, rows, scores, latency, follow, prof, drop, check, teacher) -> list[str]:
     word, at, first = verdict(rows, scores, drop)
-    lines = lessons.header("How many groups: uniform G on all six projections", args, latency, DESIGNS, rows, scores, HERE)
+    lines = toolkit.header("How many groups: uniform G on all six projections", args, latency, DESIGNS, rows, scores, HERE)
     lines += ["## Verdict", "",
               "Claim (SqueezeBERT, Sec. 4): G=4 is the group count to choose: more groups cut FLOPs further, but "
               "accuracy falls and latency stops following FLOPs.", "",
               f"- **{word}**: the knee of held-out accuracy against latency is at {at} (the point farthest from the "
               "chord G=1 -> G=16, both axes scaled to [0, 1]).",
               f"- Accuracy first falls below dense by more than the MDE at: {first}.", "",
-              *lessons.md_table([{**r, **{k: (f"{r[k]:+.2f} (MDE {r[k + '_mde']:.2f}), {r[k + '_verdict']}" if r[k] != "" else "—")
+              *md_table([{**r, **{k: (f"{r[k]:+.2f} (MDE {r[k + '_mde']:.2f}), {r[k + '_verdict']}" if r[k] != "" else "—")
                                           for k in ("vs_dense", "vs_previous")}} for r in drop],
                                 {"design": "design", "vs_dense": "held-out pts vs G=1", "vs_previous": "vs the previous G"}), "",
               "## Does latency follow FLOPs?", "",
               "FLOP reduction = MACs(G=1) / MACs(G); *ms if latency followed FLOPs* = median(G=1) / FLOP reduction; "
               "*step* = the change from the previous G (half as many groups).", "",
-              *lessons.md_table(follow, {
+              *md_table(follow, {
                   "design": "design", "flop_reduction": "FLOP reduction", "speedup": "speedup",
                   "speedup_over_flop_reduction": "speedup / FLOP reduction", "median_ms": "median ms",
                   "ms_if_latency_followed_flops": "ms if latency followed FLOPs", "ms_above_flops_line": "ms above that",
@@ -154,7 +154,7 @@ def report(args, rows, scores, latency, follow, prof, drop, check, teacher) -> l
               "## Where the time goes (G=1 vs G=16; full listing in `profile.txt`)", "",
               *[f"- {line}" for line in prof.splitlines() if line.startswith("G=")], ""]
     word = verdict(rows, scores, drop)[0]
-    return lines + lessons.budget_lines(check, word) + lessons.teacher_lines(teacher, word, dense="G=1")
+    return lines + toolkit.budget_lines(check, word) + toolkit.teacher_lines(teacher, word, dense="G=1")
 
 
 def figure(rows, scores, follow):
@@ -164,7 +164,7 @@ def figure(rows, scores, follow):
                     mode="lines+markers", line_dash="dash", row=1, col=1)
     fig.add_scatter(x=gs, y=[r["speedup"] for r in rows], name="measured speedup", mode="lines+markers", row=1, col=1)
     for which in ("heldout", "dev"):
-        fig.add_trace(lessons.errorbars(gs, [scores[r["design"]].stats(which) for r in rows],
+        fig.add_trace(toolkit.errorbars(gs, [scores[r["design"]].stats(which) for r in rows],
                                         f"{which} accuracy (bars: seed min-max)"), row=1, col=2)
     fig.update_xaxes(type="log", tickvals=gs, title_text="groups G (all six projections)")
     fig.update_yaxes(title_text="x faster than G=1", row=1, col=1)
@@ -174,23 +174,23 @@ def figure(rows, scores, follow):
 
 
 def main() -> None:
-    args = lessons.parse(lessons.parser(__doc__))
-    lessons.scores_only(DESIGNS, args, HERE, DESIGNS)  # every G at the checked budget too: the knee needs the curve
-    latency = lessons.timed(DESIGNS, args, HERE)  # timing and profiling first, on a quiet machine
+    args = toolkit.parse(toolkit.parser(__doc__))
+    toolkit.scores_only(DESIGNS, args, HERE, DESIGNS)  # every G at the checked budget too: the knee needs the curve
+    latency = toolkit.timed(DESIGNS, args, HERE)  # timing and profiling first, on a quiet machine
     prof = (HERE / "profile.txt").read_text().removesuffix("\n") if args.render else profile(args)
-    scores = lessons.stored_scores(DESIGNS, args, HERE)
-    rows = lessons.rows(DESIGNS, scores, latency, lessons.costs(DESIGNS, args))
+    scores = toolkit.stored_scores(DESIGNS, args, HERE)
+    rows = toolkit.rows(DESIGNS, scores, latency, toolkit.costs(DESIGNS, args))
     follow, drop = following(rows), drops(scores)
     word, at, first = verdict(rows, scores, drop)
-    check = lessons.at_budget(DESIGNS, args, HERE, knee_rule(latency))  # every G: the knee needs the whole curve
-    teacher = lessons.dense_as_teacher(scores, "G=1", lessons.teacher_scores(args, HERE), lambda s: knee_rule(latency)(s)[0])
-    summary = lessons.summary(word, lessons.mde(scores), args, scores,
+    check = toolkit.at_budget(DESIGNS, args, HERE, knee_rule(latency))  # every G: the knee needs the whole curve
+    teacher = toolkit.dense_as_teacher(scores, "G=1", toolkit.teacher_scores(args, HERE), lambda s: knee_rule(latency)(s)[0])
+    summary = toolkit.summary(word, toolkit.mde(scores), args, scores,
                               claim="G=4 is the knee of accuracy against latency", knee=at, first_below_dense=first,
                               drops={r["design"]: r["vs_dense"] for r in drop if r["vs_dense"] != ""}, verdict_at_4x=check,
                               dense_as_teacher=teacher)
-    lessons.write(HERE, args, rows, report(args, rows, scores, latency, follow, prof, drop, check, teacher),
+    toolkit.write(HERE, args, rows, report(args, rows, scores, latency, follow, prof, drop, check, teacher),
                   figure(rows, scores, follow),
-                  "group_count.png", summary=summary, extra={"profile.txt": prof + "\n", "drops.csv": lessons.csv_text(drop)})
+                  "group_count.png", summary=summary, extra={"profile.txt": prof + "\n", "drops.csv": csv_text(drop)})
 
 
 if __name__ == "__main__":

@@ -33,12 +33,12 @@ from pathlib import Path
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from arch_search.app import lessons  # noqa: E402  (the experiments' shared helpers)
-
-from arch_search import ArchSpec  # noqa: E402
-from arch_search.measure.latency import Env  # noqa: E402
-from arch_search.proxies import CompressedProxy, ProxySetup  # noqa: E402
-from arch_search.stats import kendall_tau, signal_to_noise  # noqa: E402
+from arch_search import ArchSpec
+from arch_search.measure.latency import Env
+from arch_search.proxies import CompressedProxy, ProxySetup
+from arch_search.stats import kendall_tau, signal_to_noise
+from arch_search.tables import csv_text
+from experiments import toolkit
 
 HERE = Path(__file__).resolve().parent
 NAMES = ("q", "k", "v", "post_attention", "ffn_in", "ffn_out")
@@ -102,8 +102,8 @@ def main() -> None:
     scored = 0  # rows scored by this invocation
     for task, var, designs, seeds in plan:
         if task not in setups:
-            setups[task] = ProxySetup(task=task, init="pretrained", checkpoint=str(lessons.SHARED / "models" / "all-MiniLM-L6-v2"),
-                                      data_dir=str(lessons.SHARED / "glue"), cache_dir=args.cache_dir, seed=0,
+            setups[task] = ProxySetup(task=task, init="pretrained", checkpoint=str(toolkit.SHARED / "models" / "all-MiniLM-L6-v2"),
+                                      data_dir=str(toolkit.SHARED / "glue"), cache_dir=args.cache_dir, seed=0,
                                       **({"heldout": 60, "max_len": 24} if args.quick else HELDOUT.get(task, {})))
         setup = setups[task]
         settings = variant(var, {**defaults(), **(QUICK if args.quick else {}), "progress": False})
@@ -128,12 +128,12 @@ def main() -> None:
                       f"{rows[-1]['heldout_metric']}, dev {rows[-1]['dev_metric']}, {rows[-1]['seconds']} s", flush=True)
                 scored += 1
                 if not args.quick:  # after every design: an interrupted run resumes
-                    path.write_text(lessons.csv_text(rows))
-    machine = str(Env.current(2)) if args.quick else lessons.machine_of(HERE / "summary.json", scored)
+                    path.write_text(csv_text(rows))
+    machine = str(Env.current(2)) if args.quick else toolkit.machine_of(HERE / "summary.json", scored)
     if not args.quick and (HERE / "summary.json").is_file():  # teachers this invocation did not need
         teacher_s = json.loads((HERE / "summary.json").read_text()).get("teacher_seconds", {}) | teacher_s
     summary, report, fig = analyse(rows, teacher_s, time.perf_counter() - t0, machine, quick=args.quick)
-    if not lessons.write_results(HERE, summary, report, args.quick):
+    if not toolkit.write_results(HERE, summary, report, args.quick):
         return
     fig.write_image(HERE / "proxy_compressed.png", width=1300, height=600)
     print(f"wrote results.md, results.csv, summary.json and proxy_compressed.png in {HERE}")
@@ -282,7 +282,7 @@ def analyse(rows: list[dict], teacher_s: dict[str, float], seconds: float, machi
         }
     lines = [
         "# proxy_compressed: gap, noise, power and rank fidelity of the compressed proxy", "",
-        f"Command: `{lessons.command()}`; machine: {summary['machine']}; main task {task}, proxy seeds {seeds} "
+        f"Command: `{toolkit.command()}`; machine: {summary['machine']}; main task {task}, proxy seeds {seeds} "
         f"(one teacher, held-out split and calibration set per task: setup seed 0); {summary['compute_minutes']} min "
         f"of scoring in results.csv's rows, {seconds / 60:.1f} min in this invocation (rows already in results.csv are kept, "
         "not scored again). Settings: conf/proxy/compressed.yaml.", "",
@@ -346,7 +346,7 @@ def analyse(rows: list[dict], teacher_s: dict[str, float], seconds: float, machi
                                                         "gap dense - SqueezeBERT pattern vs distillation steps"))
     names = sorted(main_t, key=lambda n: -main_t[n]["score"][0])
     scores = {n: [float(r["score"]) for r in rows if (r["task"], r["variant"], r["design"]) == (task, "default", n)] for n in names}
-    fig.add_trace(lessons.errorbars(names, [(main_t[n]["score"][0], min(scores[n]), max(scores[n])) for n in names],
+    fig.add_trace(toolkit.errorbars(names, [(main_t[n]["score"][0], min(scores[n]), max(scores[n])) for n in names],
                                     "default budget"), row=1, col=1)
     fig.add_trace(go.Scatter(x=[n for n in names if n in ref_t], y=[ref_t[n]["score"][0] for n in names if n in ref_t],
                              mode="markers", name="4x budget (seed 0)"), row=1, col=1)

@@ -20,11 +20,11 @@ from pathlib import Path
 import plotly.graph_objects as go
 from hydra.utils import instantiate
 
-from arch_search.app import lessons  # noqa: E402  (the experiments' shared helpers)
-
-from arch_search import ArchSpec  # noqa: E402
-from arch_search.proxies import SupernetProxy, ZeroCostProxy  # noqa: E402
-from arch_search.stats import kendall_tau  # noqa: E402
+from arch_search import ArchSpec
+from arch_search.proxies import SupernetProxy, ZeroCostProxy
+from arch_search.stats import kendall_tau
+from arch_search.tables import csv_text, md_table
+from experiments import toolkit
 
 HERE = Path(__file__).resolve().parent
 LONGER = 3  # the reference fine-tunes this many times the search's steps
@@ -42,7 +42,7 @@ ZERO_COST = ("snip", "grad_norm", "synflow")
 def cheap_scores(args) -> tuple[dict[str, dict[str, float]], dict[str, float], float]:
     """Zero-cost and supernet scores of every design (seed 0), seconds per design for each,
     and the supernet's one-off training time."""
-    cfg = lessons.config(args, seed=args.seeds[0], proxy=lessons.SCRATCH)
+    cfg = toolkit.config(args, seed=args.seeds[0], proxy=toolkit.SCRATCH)
     setup = instantiate(cfg.proxy_setup)
     zero = ZeroCostProxy(setup, batch_size=32, threads=cfg.proxy.threads)
     # the plain supernet this experiment measured (issue 3's recipe, from the scratch setup): no teacher,
@@ -68,9 +68,9 @@ def cheap_scores(args) -> tuple[dict[str, dict[str, float]], dict[str, float], f
 
 
 def main() -> None:
-    args = lessons.parse(lessons.parser(__doc__))
-    steps = lessons.config(args, proxy=lessons.SCRATCH).proxy.steps
-    short, long = lessons.score_designs(DESIGNS, args), lessons.score_designs(DESIGNS, args, steps=LONGER * steps)
+    args = toolkit.parse(toolkit.parser(__doc__))
+    steps = toolkit.config(args, proxy=toolkit.SCRATCH).proxy.steps
+    short, long = toolkit.score_designs(DESIGNS, args), toolkit.score_designs(DESIGNS, args, steps=LONGER * steps)
     cheap, seconds, supernet_train_s = cheap_scores(args)
     reference = {n: statistics.fmean(long[n].heldout) for n in DESIGNS}
     reference_dev = {n: statistics.fmean(long[n].dev) for n in DESIGNS}
@@ -95,7 +95,7 @@ def main() -> None:
             for n in names]
     report = [
         "# proxy_fidelity: which cheap proxy ranks designs like a longer fine-tune?", "",
-        f"Command: `{lessons.command()}` (from the repository root)", "",
+        f"Command: `{toolkit.command()}` (from the repository root)", "",
         f"Reference: the search's default proxy fine-tuned {LONGER}x longer, mean over seeds "
         f"{', '.join(map(str, args.seeds))}; the short fine-tune is the same proxy at the search's budget. "
         f"Zero-cost scores and the supernet (trained once over groups {{1,2,4,8,16}} from the same random init, "
@@ -103,13 +103,13 @@ def main() -> None:
         "| proxy | Kendall tau vs long (held-out) | vs long (dev) | s / design |", "| --- | ---: | ---: | ---: |",
         *[f"| {r['proxy']} | {r['tau_vs_long_heldout']:+.3f} | {r['tau_vs_long_dev']:+.3f} | {r['seconds_per_design']} |"
           for r in table],
-        "", "## Scores per design", "", *lessons.md_table(rows, {k: k for k in rows[0]}),
+        "", "## Scores per design", "", *md_table(rows, {k: k for k in rows[0]}),
     ]
     fig = go.Figure([go.Bar(x=[r["proxy"] for r in table], y=[r["tau_vs_long_heldout"] for r in table], name="held-out"),
                      go.Bar(x=[r["proxy"] for r in table], y=[r["tau_vs_long_dev"] for r in table], name="dev")])
     fig.update_layout(title=f"Kendall tau of each proxy vs a {LONGER}x longer fine-tune ({len(names)} designs)",
                       yaxis_title="Kendall tau", barmode="group")
-    lessons.write(HERE, args, rows, report, fig, "proxy_fidelity.png", extra={"taus.csv": lessons.csv_text(table)})
+    toolkit.write(HERE, args, rows, report, fig, "proxy_fidelity.png", extra={"taus.csv": csv_text(table)})
 
 
 if __name__ == "__main__":

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from arch_search import ArchSpec
-from arch_search.app import lessons
+from experiments import toolkit
 from arch_search.measure.latency import Env
 from arch_search.proxies import FinetuneProxy, ProxySetup
 from arch_search.tables import csv_text, write_csv
@@ -66,7 +66,7 @@ def main() -> None:
         })
         print(rows[-1], flush=True)
     if args.quick:
-        lessons.show({"results.csv": csv_text(rows), "results.md": report(args, rows)})  # printed, not written
+        toolkit.show({"results.csv": csv_text(rows), "results.md": report(args, rows)})  # printed, not written
         return
     write_csv(HERE / "results.csv", rows)
     (HERE / "results.md").write_text(report(args, rows))

@@ -51,14 +51,14 @@ from collections import Counter
 import time
 from pathlib import Path
 
-from arch_search.app import lessons  # noqa: E402  (the experiments' shared helpers)
-
-from arch_search import ArchSpec  # noqa: E402
-from arch_search.measure.latency import Env  # noqa: E402
-from arch_search.proxies import CompressedProxy, ProxySetup, SupernetProxy  # noqa: E402
-from arch_search.stats import kendall_tau, kendall_tau_interval, signal_to_noise  # noqa: E402
-from arch_search.design.space import SearchSpace  # noqa: E402
-from arch_search.design.spec import PROJECTIONS  # noqa: E402
+from arch_search import ArchSpec
+from arch_search.design.space import SearchSpace
+from arch_search.design.spec import PROJECTIONS
+from arch_search.measure.latency import Env
+from arch_search.proxies import CompressedProxy, ProxySetup, SupernetProxy
+from arch_search.stats import kendall_tau, kendall_tau_interval, signal_to_noise
+from arch_search.tables import csv_text
+from experiments import toolkit
 
 HERE = Path(__file__).resolve().parent
 BASE = ArchSpec.preset("bert_base")
@@ -248,7 +248,7 @@ def main() -> None:
     trained = [] if args.quick or not spath.is_file() else list(csv.DictReader(open(spath)))
     done = {(r["proxy"], r["variant"], r["design"], int(r["seed"])) for r in rows}
     setup = ProxySetup(task="wnli" if args.quick else "sst2", init="pretrained",
-                       checkpoint=str(lessons.SHARED / "models" / "all-MiniLM-L6-v2"), data_dir=str(lessons.SHARED / "glue"),
+                       checkpoint=str(toolkit.SHARED / "models" / "all-MiniLM-L6-v2"), data_dir=str(toolkit.SHARED / "glue"),
                        cache_dir=args.cache_dir, seed=0, **({"heldout": 60, "max_len": 24} if args.quick else {}))
     scored = 0
     for proxy_name, var, names, seeds in ([] if args.render else plan):
@@ -271,7 +271,7 @@ def main() -> None:
                     {"variant": var, "seed": seed, "train_seconds": round(seconds, 1), "steps": proxy.steps,
                      "designs_per_step": proxy.designs_per_step}]
                 if not args.quick:
-                    spath.write_text(lessons.csv_text(trained))
+                    spath.write_text(csv_text(trained))
             metric = setup.data.task.metric
             for name in todo:
                 t = time.perf_counter()
@@ -288,10 +288,10 @@ def main() -> None:
                       f"held-out {rows[-1]['heldout_metric']}, dev {rows[-1]['dev_metric']}, {rows[-1]['seconds']} s", flush=True)
                 scored += 1
                 if not args.quick:  # after every design: an interrupted run resumes
-                    path.write_text(lessons.csv_text(rows))
-    machine = lessons.machine_of(HERE / "summary.json", scored) if not args.quick else str(Env.current(2))
+                    path.write_text(csv_text(rows))
+    machine = toolkit.machine_of(HERE / "summary.json", scored) if not args.quick else str(Env.current(2))
     summary, report = analyse(rows, trained, machine, quick=args.quick)
-    if not lessons.write_results(HERE, summary, report, args.quick):
+    if not toolkit.write_results(HERE, summary, report, args.quick):
         return
     print(f"wrote results.md and summary.json{'' if args.render else ' (and results.csv, supernets.csv as it went)'} in {HERE}")
 
@@ -508,7 +508,7 @@ def analyse(rows: list[dict], trained: list[dict], machine: str, quick: bool = F
     s = summary
     lines = [
         "# proxy_supernet: the distilled supernet against the per-design compressed proxy", "",
-        f"Command: `{lessons.command()}`; machine: {machine}. Task {s['task']}; {s['designs']} designs; supernet seeds "
+        f"Command: `{toolkit.command()}`; machine: {machine}. Task {s['task']}; {s['designs']} designs; supernet seeds "
         f"{seeds}; reference: {s['reference']}. Settings: conf/proxy/supernet.yaml, conf/proxy/compressed.yaml. "
         f"The supernet's score: {s['score']}.", "",
         f"- **Kendall tau vs the compressed proxy, all {s['designs_all']} designs: {s['kendall_tau_all']}** (bootstrap 90% "

@@ -36,9 +36,11 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 
-from arch_search.app import lessons
+from arch_search.measure.latency import Env
 from arch_search.study.front import hypervolume_history
 from arch_search.study.run_tables import with_current_names
+from arch_search.tables import md_table
+from experiments import toolkit
 
 HERE = Path(__file__).resolve().parent
 # name: its overrides. The sampler's own start (uniform draws per choice) for the three samplers;
@@ -60,7 +62,7 @@ def overrides(args, sampler: str | None = None, seed: int = 0) -> list[str]:
     """The run's overrides besides its directory: the default run but LUT latency, no
     confirmation and no second-seed noise."""
     out = ["search.space=squeezebert", f"seed={seed}", "~confirm", "search.proxy_noise=false", "search/latency_mode=lut",
-           f"search.n_trials={args.trials}", f"cache_dir={args.cache_dir}", f"proxy_setup.checkpoint={lessons.checkpoint()}",
+           f"search.n_trials={args.trials}", f"cache_dir={args.cache_dir}", f"proxy_setup.checkpoint={toolkit.checkpoint()}",
            f"task.data_dir={args.data_dir}", "search.progress=false", "proxy.progress=false"]
     if args.proxy_threads is not None:
         out.append(f"proxy.threads={args.proxy_threads}")
@@ -77,7 +79,7 @@ def run_one(args, sampler: str, seed: int, out: Path) -> None:
         return
     cmd = [sys.executable, "-m", "arch_search", "run", *overrides(args, sampler, seed), f"hydra.run.dir={run_dir}"]
     t0 = time.perf_counter()
-    lessons.run_logged(cmd, run_dir, {**os.environ, "GLUE_DIR": args.data_dir})
+    toolkit.run_logged(cmd, run_dir, {**os.environ, "GLUE_DIR": args.data_dir})
     seconds = time.perf_counter() - t0 + (float((run_dir / "wall_seconds.txt").read_text()) if (run_dir / "wall_seconds.txt").is_file() else 0)
     (run_dir / "wall_seconds.txt").write_text(f"{seconds:.0f}\n")
     shutil_weights(run_dir)
@@ -135,7 +137,7 @@ def versus_random(rows, seeds, n: int, base: str = "random") -> dict[str, dict]:
 
 def differences(vs: dict[str, dict], base: str) -> list[str]:
     """The table of ``versus_random``'s rows against ``base`` (its name as the header says it)."""
-    return lessons.md_table([{"sampler": s, "difference": f"{v['difference']:+.4f}", "mde": f"{v['mde']:.4f}",
+    return md_table([{"sampler": s, "difference": f"{v['difference']:+.4f}", "mde": f"{v['mde']:.4f}",
                               "by_seed": ", ".join(f"{d:+.4f}" for d in v["by_seed"]), "ratio": f"{v['ratio']:.3f}",
                               "verdict": v["verdict"]} for s, v in vs.items()],
                             {"sampler": "sampler", "difference": f"hypervolume - {base}'s", "mde": "MDE",
@@ -151,7 +153,7 @@ def render(args, out: Path):
     vs = versus_random(rows, args.seeds, n)
     starts = {k: v for k, v in versus_random(rows, args.seeds, n, base="tpe").items() if k in STARTS}
     binned = {k: v for k, v in versus_random(rows, args.seeds, n, base="tpe-leveled").items() if k == "tpe-binned"}
-    reached = {(r["sampler"], r["seed"]): lessons.search_reach(out / f"{r['sampler']}-seed{r['seed']}") for r in rows}
+    reached = {(r["sampler"], r["seed"]): toolkit.search_reach(out / f"{r['sampler']}-seed{r['seed']}") for r in rows}
     minutes = {(r["sampler"], r["seed"]): float((out / f"{r['sampler']}-seed{r['seed']}" / "wall_seconds.txt").read_text()) / 60
                for r in rows}
     machine = (out / "machine.txt").read_text().strip() if (out / "machine.txt").is_file() else "?"
@@ -160,8 +162,8 @@ def render(args, out: Path):
                                for k in at}} for s, v in stats.items()]
     lines = [
         "# samplers: NSGA-II vs TPE (with and without the leveled start) vs random at the default budget", "",
-        f"Command: `{lessons.command()}` (from the repository root); each run is `python -m arch_search run "
-        f"{lessons.relative(' '.join(overrides(args, '<sampler>', 0))).replace('seed=0', 'seed=<seed>')}`, one at a time.", "",
+        f"Command: `{toolkit.command()}` (from the repository root); each run is `python -m arch_search run "
+        f"{toolkit.relative(' '.join(overrides(args, '<sampler>', 0))).replace('seed=0', 'seed=<seed>')}`, one at a time.", "",
         f"Machine: {machine}", "",
         f"Set-up: the squeezebert space (15,625 designs), {args.trials} distinct designs a run, the dense and SqueezeBERT "
         "references first in every run; the default proxy (the distilled supernet of the run's seed); latency from the "
@@ -169,7 +171,7 @@ def render(args, out: Path):
         f"latency) against one reference point for all runs: score {ref[0]:.4f}, latency {ref[1]:.1f} ms "
         "(units: score x ms). Seeds " + ", ".join(map(str, args.seeds)) + ", paired: one seed's runs share the proxy.", "",
         "## Hypervolume (mean ± seed sd)", "",
-        *lessons.md_table(table, {"sampler": "sampler", **{f"hv_{k}": f"after {k} designs" for k in at}}), "",
+        *md_table(table, {"sampler": "sampler", **{f"hv_{k}": f"after {k} designs" for k in at}}), "",
         f"## Against random, after {n} designs (paired by seed; MDE = 2 standard errors of the per-seed differences, "
         f"{len(args.seeds) - 1} dof)", "",
         *differences(vs, "random"), "",
@@ -181,11 +183,11 @@ def render(args, out: Path):
         *differences(binned, "tpe-leveled"), "",
         "What the start is for: the fastest design a run evaluated (speedup over dense, LUT) and how many of its "
         "designs have one or two projection types grouped (the mild end; references left out), mean over seeds:", "",
-        *lessons.md_table([{"sampler": s, "fastest": f"{statistics.fmean(reached[(s, seed)]['fastest_trial_speedup'] for seed in args.seeds):.2f}x",
+        *md_table([{"sampler": s, "fastest": f"{statistics.fmean(reached[(s, seed)]['fastest_trial_speedup'] for seed in args.seeds):.2f}x",
                             "mild": f"{statistics.fmean(reached[(s, seed)]['mild_designs'] for seed in args.seeds):.1f}"} for s in SAMPLERS],
                           {"sampler": "sampler", "fastest": "fastest design", "mild": "mild designs"}), "",
         "## Per run", "",
-        *lessons.md_table([{**r, "minutes": f"{minutes[(r['sampler'], r['seed'])]:.1f}",
+        *md_table([{**r, "minutes": f"{minutes[(r['sampler'], r['seed'])]:.1f}",
                             "fastest": f"{reached[(r['sampler'], r['seed'])]['fastest_trial_speedup']:.2f}x",
                             "mild": reached[(r["sampler"], r["seed"])]["mild_designs"]} for r in rows],
                           {"sampler": "sampler", "seed": "seed", "designs": "designs",
@@ -216,22 +218,22 @@ def render(args, out: Path):
 
 
 def main() -> None:
-    ap = lessons.parser(__doc__)
+    ap = toolkit.parser(__doc__)
     ap.add_argument("--trials", type=int, default=64, help="distinct designs per run (the default search's)")
-    args = lessons.parse(ap)
+    args = toolkit.parse(ap)
     with tempfile.TemporaryDirectory() as tmp:
         out = HERE / "runs"
         if args.quick:  # one seed, 4 designs a run, everything in a temporary folder
             args.seeds, args.trials, args.cache_dir, out = args.seeds[:1], 4, str(Path(tmp) / "cache"), Path(tmp) / "runs"
         if not args.render:
-            lessons.build_lut(overrides(args))  # the machine's table, timed once before the runs
+            toolkit.build_lut(overrides(args))  # the machine's table, timed once before the runs
             out.mkdir(parents=True, exist_ok=True)
-            (out / "machine.txt").write_text(f"{lessons.Env.current(threads=args.proxy_threads or 2)}\n")
+            (out / "machine.txt").write_text(f"{Env.current(threads=args.proxy_threads or 2)}\n")
             for seed in args.seeds:
                 for s in SAMPLERS:
                     run_one(args, s, seed, out)
         rows, lines, fig, summary = render(args, out)
-        lessons.write(HERE, args, rows, lines, fig, "samplers.png", summary=summary)  # --quick: printed, not written
+        toolkit.write(HERE, args, rows, lines, fig, "samplers.png", summary=summary)  # --quick: printed, not written
 
 
 if __name__ == "__main__":

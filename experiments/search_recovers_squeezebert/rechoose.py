@@ -27,7 +27,7 @@ from pathlib import Path
 
 import optuna
 
-from arch_search.app import lessons
+from experiments import toolkit
 from arch_search.measure.latency import Env
 from arch_search.study.confirm import PICKS, SUFFIX, choose
 from arch_search.study.record import records
@@ -49,7 +49,7 @@ def rechoose(name: str) -> float:
     cmd = recovers.command(name, dst, recovers.CACHE) + ["search.confirm_pick=front_fastest"]
     env = {**os.environ, "GLUE_DIR": str(recovers.SHARED / "glue"),
            "ARCH_SEARCH_CHECKPOINT": str(recovers.SHARED / "models" / "all-MiniLM-L6-v2")}
-    seconds = lessons.run_logged(cmd, dst, env)
+    seconds = toolkit.run_logged(cmd, dst, env)
     shutil.rmtree(dst / "weights", ignore_errors=True)
     (dst / "wall_seconds.txt").write_text(f"{seconds:.0f}\n")
     (dst / "machine.txt").write_text(f"{Env.current(threads=1)}\n")

@@ -43,7 +43,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from arch_search.app import lessons
+from experiments import toolkit
 from arch_search.measure.latency import Env
 from arch_search.study.front import hypervolume_2d, pareto_mask
 from arch_search.study.run_tables import with_current_names
@@ -77,7 +77,7 @@ def run_one(name: str, run_dir: Path, cache: Path, quick: bool = False) -> float
         shutil.rmtree(cache, ignore_errors=True)
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
-    seconds = lessons.run_logged(command(name, run_dir, cache, quick), run_dir, env)
+    seconds = toolkit.run_logged(command(name, run_dir, cache, quick), run_dir, env)
     (run_dir / "wall_seconds.txt").write_text(f"{seconds:.0f}\n")
     (run_dir / "machine.txt").write_text(f"{Env.current(threads=1)}\n")
     return seconds
@@ -189,7 +189,7 @@ def analyse(run_dir: Path) -> dict:
         "evaluations": study.get("evaluations"), "noise_sd": noise.get("sd"), "noise_dof": noise.get("dof"),
         "noise_source": noise.get("source"), "confirmed": len(confirmed), "front": front,
         "front_accuracy_span": round(span, 4), "span_over_noise": round(span / noise["sd"], 1) if noise.get("sd") else None,
-        **front_coverage(confirmed, reference_front()), **lessons.search_reach(run_dir),
+        **front_coverage(confirmed, reference_front()), **toolkit.search_reach(run_dir),
         "teacher": study.get("teacher"), "squeezebert": where, "search_front": [with_current_names(x) for x in read_csv(run_dir / "pareto.csv")], "timing": timing(run_dir),
     }
 
@@ -274,7 +274,7 @@ def coverage_ceiling(designs: int = 6) -> dict:
 def before_issue34() -> dict[str, dict]:
     """``front_coverage`` of each run in ``BEFORE`` (the baseline the issue measured)."""
     return {name: {**front_coverage(read_csv(BEFORE / name / "confirmed.csv"), reference_front()),
-                   **lessons.search_reach(BEFORE / name)}
+                   **toolkit.search_reach(BEFORE / name)}
             for name in RUNS if (BEFORE / name / "confirmed.csv").is_file()}
 
 
@@ -421,7 +421,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             run_one("seed0", Path(tmp) / "seed0", Path(tmp) / "cache", quick=True)
             text, summary = render({"seed0": analyse(Path(tmp) / "seed0")})
-            lessons.show({"results.md": text + "\n", "summary.json": json.dumps(summary, indent=2) + "\n"})  # not written
+            toolkit.show({"results.md": text + "\n", "summary.json": json.dumps(summary, indent=2) + "\n"})  # not written
         return
     if args.figures:
         for name in args.only or RUNS:

@@ -34,10 +34,11 @@ import plotly.graph_objects as go
 from arch_search.measure.latency import Env
 from arch_search.study.front import hypervolume_history
 from arch_search.study.run_tables import with_current_names
+from arch_search.tables import csv_text, md_table
+from experiments import toolkit
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
-from arch_search.app import lessons  # noqa: E402  (the experiments' shared helpers)
 
 SAMPLERS = ("nsga2", "random")
 QUICK = ["search.n_trials=4", "proxy.steps=2", "proxy_setup.vocab_size=2000", "proxy_setup.heldout=100",
@@ -114,7 +115,7 @@ def render(args, out: Path) -> tuple[list[dict], list[str], go.Figure]:
     machine = (out / "machine.txt").read_text().strip() if (out / "machine.txt").is_file() else "?"
     lines = [
         "# search_recovers_squeezebert: NSGA-II vs random sampling at equal trials", "",
-        f"Command: `{lessons.command()}` (from the repository root); each run is "
+        f"Command: `{toolkit.command()}` (from the repository root); each run is "
         f"`python -m arch_search run {' '.join(overrides(args, '<sampler>', 0)).replace('seed=0', 'seed=<seed>')}`.", "",
         f"Machine: {machine}", "",
         f"Set-up: the squeezebert space (5^6 = 15,625 designs), {n} finished trials per run, the dense and "
@@ -127,7 +128,7 @@ def render(args, out: Path) -> tuple[list[dict], list[str], go.Figure]:
         f"runs, the worst of both seen anywhere: accuracy {100 * ref[0]:.2f}%, latency {ref[1]:.1f} ms "
         "(units: accuracy fraction x ms).", "",
         "## Hypervolume per run", "",
-        *lessons.md_table([{**r, "minutes": f"{minutes[(r['sampler'], r['seed'])]:.1f}"} for r in rows], {
+        *md_table([{**r, "minutes": f"{minutes[(r['sampler'], r['seed'])]:.1f}"} for r in rows], {
             "sampler": "sampler", "seed": "seed", "trials": "trials", "hypervolume": f"hypervolume at {n}",
             "hv_at_half": f"at {n // 2}", "best_accuracy": "best accuracy %", "fastest_ms": "fastest ms",
             "distinct_designs": "distinct designs", "minutes": "wall min"}), "",
@@ -149,7 +150,7 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=32, help="finished trials per run")
     ap.add_argument("--proxy-steps", type=int, default=150)
     ap.add_argument("--jobs", type=int, default=2, help="runs side by side (each trains on 1 thread)")
-    ap.add_argument("--data-dir", default=os.environ.get("GLUE_DIR", str(lessons.SHARED / "glue")))
+    ap.add_argument("--data-dir", default=os.environ.get("GLUE_DIR", str(toolkit.SHARED / "glue")))
     ap.add_argument("--cache-dir", default=str(REPO / ".cache" / "arch_search"))
     ap.add_argument("--render", action="store_true", help="only rewrite the results from samplers/")
     ap.add_argument("--quick", action="store_true", help="smoke run: 2 tiny runs in a temporary folder, prints")
@@ -158,16 +159,16 @@ def main() -> None:
         args.seeds, args.jobs = args.seeds[:1], 1
         with tempfile.TemporaryDirectory() as tmp:
             args.cache_dir = str(Path(tmp) / "cache")
-            lessons.build_lut(overrides(args))  # the machine's table, timed once before the runs
+            toolkit.build_lut(overrides(args))  # the machine's table, timed once before the runs
             for s in SAMPLERS:
                 run_one(args, s, args.seeds[0], Path(tmp))
             rows, lines, fig = render(args, Path(tmp))
-            lessons.show({"samplers.md": "\n".join(lines) + "\n", "samplers.csv": lessons.csv_text(rows)})
+            toolkit.show({"samplers.md": "\n".join(lines) + "\n", "samplers.csv": csv_text(rows)})
             print(f"--- samplers.png: {len(fig.data)} traces (not written under --quick) ---")
         return
     out = HERE / "samplers"
     if not args.render:
-        lessons.build_lut(overrides(args))  # the machine's table, timed once before the runs
+        toolkit.build_lut(overrides(args))  # the machine's table, timed once before the runs
         (out / "machine.txt").parent.mkdir(exist_ok=True)
         (out / "machine.txt").write_text(f"{Env.current(threads=1)}\n")
         jobs = [(s, seed) for seed in args.seeds for s in SAMPLERS]
@@ -175,7 +176,7 @@ def main() -> None:
             list(pool.map(lambda job: run_one(args, *job, out), jobs))
     rows, lines, fig = render(args, out)
     (HERE / "samplers.md").write_text("\n".join(lines) + "\n")
-    (HERE / "samplers.csv").write_text(lessons.csv_text(rows))
+    (HERE / "samplers.csv").write_text(csv_text(rows))
     fig.write_image(HERE / "samplers.png", width=1100, height=600)
     print("\n".join(lines))
 

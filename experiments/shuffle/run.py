@@ -6,7 +6,7 @@ BERT-base dims: dense; FFN in + FFN out at G in {4, 8, 16} with the shuffle off 
 both grouped layers (``spec.replace(shuffle={"ffn_in": True, "ffn_out": True})``), attention
 dense; and all six projections at G=4 with the shuffle off / on after each, where no dense
 layer mixes channels between groups (ShuffleNet's case). Accuracy with the compressed proxy
-(3 paired seeds, ``lessons``) at equal FLOPs, and what the permutation costs in latency. The
+(3 paired seeds, ``experiments.toolkit``) at equal FLOPs, and what the permutation costs in latency. The
 verdict is on the all-six pair: does the shuffle buy accuracy beyond the MDE?
 
     python experiments/shuffle/run.py            # scores.csv (resumable), latency.csv, results.*, summary.json, PNG
@@ -20,9 +20,9 @@ from pathlib import Path
 
 import plotly.graph_objects as go
 
-from arch_search.app import lessons  # noqa: E402  (the experiments' shared helpers)
-
-from arch_search import ArchSpec  # noqa: E402
+from arch_search import ArchSpec
+from arch_search.tables import csv_text, md_table
+from experiments import toolkit
 
 HERE = Path(__file__).resolve().parent
 GROUPS = (4, 8, 16)
@@ -47,7 +47,7 @@ def pairs(scores, latency) -> list[dict]:
         off, on = latency[plain]["median_ms"], latency[shuffled]["median_ms"]
         row = {"pair": label, "heldout_off": round(scores[plain].stats()[0], 2), "heldout_on": round(scores[shuffled].stats()[0], 2)}
         for which in ("heldout", "dev"):
-            d = lessons.compare(scores, shuffled, plain, which)
+            d = toolkit.compare(scores, shuffled, plain, which)
             row |= {f"shuffle_{which}": round(d.mean, 2), f"shuffle_{which}_mde": round(d.mde, 2),
                     f"shuffle_{which}_min": round(min(d.by_seed), 2), f"shuffle_{which}_max": round(max(d.by_seed), 2),
                     f"verdict_{which}": d.verdict(+1)}
@@ -60,7 +60,7 @@ AT_BUDGET = ("dense", ALL_SIX, f"{ALL_SIX} + shuffle")  # the verdict at 4x the 
 
 
 def budget_verdict(scores) -> tuple[str, float]:
-    d = lessons.compare(scores, f"{ALL_SIX} + shuffle", ALL_SIX)
+    d = toolkit.compare(scores, f"{ALL_SIX} + shuffle", ALL_SIX)
     return d.verdict(+1), d.mde
 
 
@@ -73,7 +73,7 @@ def report(args, rows, scores, latency, pair_rows, check, teacher) -> list[str]:
               "delta": text(r, "shuffle_heldout"), "dev": text(r, "shuffle_dev"),
               "cost": f"{r['shuffle_cost_ms']:+.1f} ms ({r['shuffle_cost_pct']:+.1f}%)"} for r in pair_rows]
     main_ = next(r for r in pair_rows if r["pair"] == ALL_SIX)
-    lines = lessons.header("Channel shuffle between stacked grouped layers", args, latency, DESIGNS, rows, scores, HERE)
+    lines = toolkit.header("Channel shuffle between stacked grouped layers", args, latency, DESIGNS, rows, scores, HERE)
     lines += ["## Verdict", "",
               "Claim (ShuffleNet, Zhang et al., 2018): a channel shuffle after a grouped layer lets the next grouped "
               "layer see every group, which helps accuracy at no FLOP cost. SqueezeBERT keeps post-attention dense "
@@ -86,11 +86,11 @@ def report(args, rows, scores, latency, pair_rows, check, teacher) -> list[str]:
               "Deltas = shuffle on minus off, paired by seed: mean (MDE; per-seed range). Latency cost = the "
               "difference of the interleaved medians (in inference the shuffled layer writes its output and then "
               "permutes it into a new buffer, where the plain one writes in place).", "",
-              *lessons.md_table(shown, {
+              *md_table(shown, {
                   "pair": "grouped", "heldout_off": "held-out % off", "heldout_on": "held-out % on",
                   "delta": "held-out pts", "dev": "dev pts", "ms_off": "ms off", "ms_on": "ms on",
                   "cost": "shuffle's latency cost"}), ""]
-    return lines + lessons.budget_lines(check, main_["verdict_heldout"]) + lessons.teacher_lines(teacher, main_["verdict_heldout"])
+    return lines + toolkit.budget_lines(check, main_["verdict_heldout"]) + toolkit.teacher_lines(teacher, main_["verdict_heldout"])
 
 
 def figure(rows, scores):
@@ -98,7 +98,7 @@ def figure(rows, scores):
     by = {r["design"]: r for r in rows}
     for label, names in (("shuffle off", [p for p, _ in PAIRS.values()]), ("shuffle on", [s for _, s in PAIRS.values()]),
                          ("dense", ["dense"])):
-        fig.add_trace(lessons.errorbars([by[n]["median_ms"] for n in names], [scores[n].stats() for n in names], label,
+        fig.add_trace(toolkit.errorbars([by[n]["median_ms"] for n in names], [scores[n].stats() for n in names], label,
                                         [n.replace("ffn ", "").replace(" + shuffle", "") for n in names]))
     fig.update_layout(title="Channel shuffle on FFN in/out: proxy accuracy vs latency (target scale)",
                       xaxis_title="median latency, ms (BERT-base dims, seq 128, 1 thread)",
@@ -107,20 +107,20 @@ def figure(rows, scores):
 
 
 def main() -> None:
-    args = lessons.parse(lessons.parser(__doc__))
-    latency, scores, rows = lessons.evaluate(DESIGNS, args, HERE, {n: DESIGNS[n] for n in AT_BUDGET})
+    args = toolkit.parse(toolkit.parser(__doc__))
+    latency, scores, rows = toolkit.evaluate(DESIGNS, args, HERE, {n: DESIGNS[n] for n in AT_BUDGET})
     pair_rows = pairs(scores, latency)
     main_ = next(r for r in pair_rows if r["pair"] == ALL_SIX)
-    check = lessons.at_budget({n: DESIGNS[n] for n in AT_BUDGET}, args, HERE, budget_verdict)
-    teacher = lessons.dense_as_teacher(scores, "dense", lessons.teacher_scores(args, HERE), lambda s: budget_verdict(s)[0])
-    summary = lessons.summary(main_["verdict_heldout"], main_["shuffle_heldout_mde"], args, scores,
+    check = toolkit.at_budget({n: DESIGNS[n] for n in AT_BUDGET}, args, HERE, budget_verdict)
+    teacher = toolkit.dense_as_teacher(scores, "dense", toolkit.teacher_scores(args, HERE), lambda s: budget_verdict(s)[0])
+    summary = toolkit.summary(main_["verdict_heldout"], main_["shuffle_heldout_mde"], args, scores,
                               claim="a channel shuffle after grouped layers buys accuracy where nothing else mixes channels",
                               pairs={r["pair"]: {"points": r["shuffle_heldout"], "mde_points": r["shuffle_heldout_mde"],
                                                  "verdict": r["verdict_heldout"], "cost_ms": r["shuffle_cost_ms"]} for r in pair_rows},
                               verdict_at_4x=check, dense_as_teacher=teacher)
-    lessons.write(HERE, args, rows, report(args, rows, scores, latency, pair_rows, check, teacher), figure(rows, scores),
+    toolkit.write(HERE, args, rows, report(args, rows, scores, latency, pair_rows, check, teacher), figure(rows, scores),
                   "shuffle.png",
-                  summary=summary, extra={"pairs.csv": lessons.csv_text(pair_rows)})
+                  summary=summary, extra={"pairs.csv": csv_text(pair_rows)})
 
 
 if __name__ == "__main__":

@@ -36,9 +36,10 @@ from arch_search import ArchSpec, build_model, closed_form_macs, compare_latency
 from arch_search.measure.latency import Env, LatencyProtocol, time_calls
 from arch_search.measure.runtime import DeviceUnavailable, check_cuda
 from arch_search.nn.onnx_export import ort_max_abs_diff, ort_session
+from arch_search.tables import csv_text
+from experiments import toolkit
 
 HERE = Path(__file__).resolve().parent
-from arch_search.app import lessons  # noqa: E402  (the experiments' shared helpers)
 PAPER_GFLOPS = {"BERT-base": 22.5, "SqueezeBERT": 7.42}  # Iandola et al., 2020, Table 2 (seq 128, 12 layers)
 TARGETS = {  # name: (backend, slower, faster, target ratio)
     "ours SqueezeBERT vs ours BERT-base": ("torch", "ours BERT-base", "ours SqueezeBERT", 2.8),
@@ -123,7 +124,7 @@ def main() -> None:
     ratios = {name: cmp[backend].ratio(slow, fast) for name, (backend, slow, fast, _) in TARGETS.items()}
     report = _report(args, cmp, ratios, parity, ort_parity, spec_bert, spec_sq)
     if args.quick:
-        lessons.show({args.out.name: report})
+        toolkit.show({args.out.name: report})
     else:
         args.out.write_text(report)
         print(f"wrote {args.out}\n")
@@ -152,8 +153,8 @@ def _sweep(models, args, spec_bert: ArchSpec, spec_sq: ArchSpec) -> None:
             rows.append(row)
             print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
     env = next(iter(cmp.latencies.values())).env
-    table = lessons.csv_text(rows)
-    cmd = lessons.command()
+    table = csv_text(rows)
+    cmd = toolkit.command()
     lines = [
         "# Speedup sweep: sequence length x threads", "",
         f"Command: `{cmd}` (from the repository root)", "",
@@ -183,7 +184,7 @@ def _sweep(models, args, spec_bert: ArchSpec, spec_sq: ArchSpec) -> None:
     fig.update_layout(title="SqueezeBERT vs BERT-base speedup by sequence length (batch 1, CPU)", xaxis_type="log",
                       xaxis_title="sequence length", yaxis_title="speedup (median BERT-base / median SqueezeBERT)")
     if args.quick:
-        lessons.show({"sweep.md": "\n".join(lines) + "\n", "sweep.csv": table})
+        toolkit.show({"sweep.md": "\n".join(lines) + "\n", "sweep.csv": table})
         print(f"--- sweep.png: {len(fig.data)} traces (not written under --quick) ---")
         return
     (HERE / "sweep.md").write_text("\n".join(lines) + "\n")
@@ -231,13 +232,13 @@ def _precision(models, args) -> None:
         r["squeezebert_vs_fp32"] = round(base["squeezebert_ms"] / r["squeezebert_ms"], 3)
     accuracy = _precision_accuracy(args)
     env = runs["torch"].latencies["ours BERT-base fp32"].env
-    summary = {"machine": str(env), "command": lessons.command(), "rows": rows, "accuracy": accuracy,
+    summary = {"machine": str(env), "command": toolkit.command(), "rows": rows, "accuracy": accuracy,
                "protocol": {"batch": 1, "layers": args.layers, "seq_len": protocol.seq_len, "threads": protocol.threads,
                             "warmup": protocol.warmup, "rounds": protocol.rounds}}
     a = accuracy
     lines = [
         "# Does grouping keep its speedup at lower precision?", "",
-        f"Command: `{lessons.command()}` (from the repository root)", "",
+        f"Command: `{toolkit.command()}` (from the repository root)", "",
         f"Machine: {env.cpu}, {env.cores} cores, {env.machine}, torch {env.torch}, "
         f"{runs['onnxruntime int8'].latencies['ours BERT-base'].env.backend}, python {env.python}", "",
         f"Protocol: batch 1, seq {args.seq_len}, {args.layers} layers, {args.threads} thread(s), {args.warmup} warm-up "
@@ -277,7 +278,7 @@ def _emit(args, lines: list[str], summary: dict, md: str, js: str) -> None:
     """The report ``lines`` and its ``summary``: written beside this script as ``md`` and ``js``
     (printed under --quick)."""
     if args.quick:
-        lessons.show({md: "\n".join(lines) + "\n", js: json.dumps(summary, indent=1) + "\n"})
+        toolkit.show({md: "\n".join(lines) + "\n", js: json.dumps(summary, indent=1) + "\n"})
         return
     (HERE / md).write_text("\n".join(lines) + "\n")
     (HERE / js).write_text(json.dumps(summary, indent=1) + "\n")
@@ -322,7 +323,7 @@ def _gpu(models, args, spec_bert: ArchSpec, spec_sq: ArchSpec, parity: dict[str,
                             "squeezebert_vs_eager": round(eager[1] / q.median_ms, 3)}
                 rows.append(row)
     flop_ratio = closed_form_macs(spec_bert, args.seq_len) / closed_form_macs(spec_sq, args.seq_len)
-    summary = {"machine": str(env), "gpu": env.device, "command": lessons.command(),
+    summary = {"machine": str(env), "gpu": env.device, "command": toolkit.command(),
                "protocol": {"batches": list(GPU_BATCHES), "layers": args.layers, "seq_len": args.seq_len,
                             "threads": args.threads, "warmup": args.warmup, "rounds": args.rounds,
                             "timer": "CUDA events", "compile": args.compile},
@@ -331,7 +332,7 @@ def _gpu(models, args, spec_bert: ArchSpec, spec_sq: ArchSpec, parity: dict[str,
                 "at each precision") if args.compile else ""
     lines = [
         "# Speedup on a GPU: SqueezeBERT pattern vs BERT-base", "",
-        f"Command: `{lessons.command()}` (from the repository root)", "",
+        f"Command: `{toolkit.command()}` (from the repository root)", "",
         f"Machine: {env}", "",
         f"Protocol: seq {args.seq_len}, {args.layers} layers, `torch.inference_mode`, on the GPU "
         f"(`latency.device=cuda`). Per batch ({', '.join(map(str, GPU_BATCHES))}): the four models at fp32 and "
@@ -397,8 +398,8 @@ def _precision_accuracy(args) -> dict:
     from arch_search.proxies import FinetuneProxy, ProxySetup
     from arch_search.tasks.tokenizer import Encoded, eval_batches
 
-    checkpoint = os.environ.get("ARCH_SEARCH_CHECKPOINT", str(lessons.SHARED / "models" / "all-MiniLM-L6-v2"))
-    glue = os.environ.get("GLUE_DIR", str(lessons.SHARED / "glue"))
+    checkpoint = os.environ.get("ARCH_SEARCH_CHECKPOINT", str(toolkit.SHARED / "models" / "all-MiniLM-L6-v2"))
+    glue = os.environ.get("GLUE_DIR", str(toolkit.SHARED / "glue"))
     from omegaconf import OmegaConf
 
     from arch_search.resources import conf_dir
@@ -595,7 +596,7 @@ def _report(args, cmp, ratios, parity, ort_parity, spec_bert, spec_sq) -> str:
     cmp = cmp["torch"]
     env = next(iter(cmp.latencies.values())).env
     ort_env = next(iter(ort.latencies.values())).env
-    cmd = lessons.command()
+    cmd = toolkit.command()
     lines = [
         "# Speedup: SqueezeBERT vs BERT-base on this CPU",
         "",

@@ -3,7 +3,7 @@ v, FFN in and FFN out (G=4) but keeps the post-attention layer dense (G=1).
 
 Fourteen designs at BERT-base dims: dense, all six grouped at G=4, each projection grouped
 alone ("only p"), and all six grouped but one kept dense ("all but p"; all but post is
-SqueezeBERT). Each is scored with the compressed proxy over 3 paired seeds (``lessons``) and
+SqueezeBERT). Each is scored with the compressed proxy over 3 paired seeds (``experiments.toolkit``) and
 timed interleaved with the others; per projection: the accuracy change, its minimum detectable
 effect, and the latency saved. The verdict: does keeping post dense among grouped layers
 (SqueezeBERT vs all-4) buy back accuracy beyond the MDE, and does it buy more than keeping q, k or
@@ -21,16 +21,16 @@ from pathlib import Path
 
 from plotly.subplots import make_subplots
 
-from arch_search.app import lessons  # noqa: E402  (the experiments' shared helpers)
-from arch_search.app.lessons import PROJECTIONS, SHORT  # noqa: E402
-
-from arch_search import ArchSpec  # noqa: E402
+from arch_search import ArchSpec
+from arch_search.design.spec import PROJECTIONS, SHORT_NAMES
+from arch_search.tables import csv_text, md_table
+from experiments import toolkit
 
 HERE = Path(__file__).resolve().parent
 G = 4
 BASE = ArchSpec.preset("bert_base")
-ONLY = {p: f"only {SHORT[p]}" for p in PROJECTIONS}
-BUT = {p: f"all but {SHORT[p]}" + (" (SqueezeBERT)" if p == "post_attention" else "") for p in PROJECTIONS}
+ONLY = {p: f"only {SHORT_NAMES[p]}" for p in PROJECTIONS}
+BUT = {p: f"all but {SHORT_NAMES[p]}" + (" (SqueezeBERT)" if p == "post_attention" else "") for p in PROJECTIONS}
 
 
 def grouped(*projections: str) -> ArchSpec:
@@ -57,7 +57,7 @@ def effects(scores, latency) -> list[dict]:
         row = {"projection": p}
         for prefix, (a, b) in (("alone", (ONLY[p], "dense")), ("keep", (BUT[p], ALL))):
             for which in ("heldout", "dev"):
-                d = lessons.compare(scores, a, b, which)
+                d = toolkit.compare(scores, a, b, which)
                 row |= {f"{prefix}_{which}": round(d.mean, 2), f"{prefix}_{which}_mde": round(d.mde, 2),
                         f"{prefix}_{which}_min": round(min(d.by_seed), 2), f"{prefix}_{which}_max": round(max(d.by_seed), 2)}
             if prefix == "alone":
@@ -87,9 +87,9 @@ def verdict(scores, same: tuple[str, ...] = SAME_MATMUL) -> tuple[str, object, o
     hold; *contradicted* when (a)'s opposite holds or one of q, k, v beats post beyond the MDE;
     else *not reproduced*. Returns the verdict, (a), grouping post alone (None without
     ``only post``), and (b) per projection of ``same``."""
-    keep = lessons.compare(scores, BUT["post_attention"], ALL)
-    alone = lessons.compare(scores, ONLY["post_attention"], "dense") if ONLY["post_attention"] in scores else None
-    versus = {p: lessons.compare(scores, BUT["post_attention"], BUT[p]) for p in same}
+    keep = toolkit.compare(scores, BUT["post_attention"], ALL)
+    alone = toolkit.compare(scores, ONLY["post_attention"], "dense") if ONLY["post_attention"] in scores else None
+    versus = {p: toolkit.compare(scores, BUT["post_attention"], BUT[p]) for p in same}
     parts = [keep.verdict(+1), *(d.verdict(+1) for d in versus.values())]
     word = ("contradicted" if "contradicted" in parts else "reproduced" if all(w == "reproduced" for w in parts)
             else "not reproduced")
@@ -120,7 +120,7 @@ def report(args, rows, scores, latency, eff, check, teacher) -> list[str]:
         "gain_ms": f"{r['keep_points_gained_per_10ms']:+.2f}",
     } for r in eff]
     word, keep, alone, versus = verdict(scores)
-    lines = lessons.header("Which layers to group: one projection at a time", args, latency, DESIGNS, rows, scores, HERE)
+    lines = toolkit.header("Which layers to group: one projection at a time", args, latency, DESIGNS, rows, scores, HERE)
     lines += ["## Verdict", "",
               "Claim (SqueezeBERT, Sec. 4): keep the post-attention layer dense to mix channels across groups; "
               "grouping it would cost the most accuracy for the least latency. The paper keeps groups (4,4,4,1,4,4).", "",
@@ -137,23 +137,23 @@ def report(args, rows, scores, latency, eff, check, teacher) -> list[str]:
               "*Grouped alone* = `only p` minus `dense`; *kept dense* = `all but p` minus `all-4` (the accuracy "
               "that keeping p dense buys back, and what it costs in latency). Accuracy deltas in points, paired by "
               "seed: mean (MDE; per-seed range); latency from the interleaved medians.", "",
-              *lessons.md_table(table, {
+              *md_table(table, {
                   "projection": "projection", "alone": "grouped alone: held-out pts", "alone_dev": "dev pts",
                   "saved": "ms saved (of dense)", "per_ms": "pts lost per 10 ms saved",
                   "keep": "kept dense: held-out pts", "keep_dev": "dev pts", "kept": "ms added (of all-4)",
                   "gain_ms": "pts gained per 10 ms"}), ""]
-    return lines + lessons.budget_lines(check, word) + lessons.teacher_lines(teacher, word)
+    return lines + toolkit.budget_lines(check, word) + toolkit.teacher_lines(teacher, word)
 
 
 def figure(eff):
     fig = make_subplots(rows=1, cols=2, subplot_titles=(
         "grouped alone (G=4) vs dense", "kept dense among all-4 (all but p) vs all-4"))
-    labels = [SHORT[r["projection"]] for r in eff]
-    fig.add_trace(lessons.errorbars(
+    labels = [SHORT_NAMES[r["projection"]] for r in eff]
+    fig.add_trace(toolkit.errorbars(
         [r["alone_saved_ms"] for r in eff],
         [(r["alone_heldout"], r["alone_heldout"] - r["alone_heldout_mde"], r["alone_heldout"] + r["alone_heldout_mde"]) for r in eff],
         "grouped alone", labels), row=1, col=1)
-    fig.add_trace(lessons.errorbars(
+    fig.add_trace(toolkit.errorbars(
         [r["keep_cost_ms"] for r in eff],
         [(r["keep_heldout"], r["keep_heldout"] - r["keep_heldout_mde"], r["keep_heldout"] + r["keep_heldout_mde"]) for r in eff],
         "kept dense", labels), row=1, col=2)
@@ -168,13 +168,13 @@ def figure(eff):
 
 
 def main() -> None:
-    args = lessons.parse(lessons.parser(__doc__))
-    latency, scores, rows = lessons.evaluate(DESIGNS, args, HERE, {n: DESIGNS[n] for n in AT_BUDGET})
+    args = toolkit.parse(toolkit.parser(__doc__))
+    latency, scores, rows = toolkit.evaluate(DESIGNS, args, HERE, {n: DESIGNS[n] for n in AT_BUDGET})
     eff = effects(scores, latency)
     word, keep, alone, versus = verdict(scores)
-    check = lessons.at_budget({n: DESIGNS[n] for n in AT_BUDGET}, args, HERE, budget_verdict)
-    teacher = lessons.dense_as_teacher(scores, "dense", lessons.teacher_scores(args, HERE), lambda s: verdict(s)[0])
-    summary = lessons.summary(word, keep.mde, args, scores,
+    check = toolkit.at_budget({n: DESIGNS[n] for n in AT_BUDGET}, args, HERE, budget_verdict)
+    teacher = toolkit.dense_as_teacher(scores, "dense", toolkit.teacher_scores(args, HERE), lambda s: verdict(s)[0])
+    summary = toolkit.summary(word, keep.mde, args, scores,
                               claim="keeping post-attention dense among grouped layers buys accuracy, more than keeping q, k or v",
                               keep_post_dense_verdict=keep.verdict(+1),
                               post_versus_keeping_dense={p: round(d.mean, 2) for p, d in versus.items()},
@@ -183,8 +183,8 @@ def main() -> None:
                               post_rank_gain_per_ms=rank(eff, "keep_points_gained_per_10ms"),
                               post_rank_loss_per_ms_saved=rank(eff, "alone_points_lost_per_10ms"),
                               verdict_at_4x=check, dense_as_teacher=teacher)
-    lessons.write(HERE, args, rows, report(args, rows, scores, latency, eff, check, teacher), figure(eff), "which_layers.png",
-                  summary=summary, extra={"projections.csv": lessons.csv_text(eff)})
+    toolkit.write(HERE, args, rows, report(args, rows, scores, latency, eff, check, teacher), figure(eff), "which_layers.png",
+                  summary=summary, extra={"projections.csv": csv_text(eff)})
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from arch_search.app import lessons
+from experiments import toolkit
 from arch_search.measure.latency import Env
 from arch_search.study.front import dominates
 
@@ -40,7 +40,7 @@ def run_search(run_dir: Path) -> float:
     """The command, into ``run_dir``; its output goes to run_dir/log.txt. Returns seconds."""
     env = {**os.environ, "GLUE_DIR": os.environ.get("GLUE_DIR", str(REPO.parent / "shared" / "glue"))}
     cmd = [sys.executable, "-m", "arch_search", "run", "space=squeezebert", *SCRATCH, f"hydra.run.dir={run_dir}"]
-    seconds = lessons.run_logged(cmd, run_dir, env)  # the log without progress redraws
+    seconds = toolkit.run_logged(cmd, run_dir, env)  # the log without progress redraws
     (run_dir / "wall_seconds.txt").write_text(f"{seconds:.0f}\n")
     (run_dir / "machine.txt").write_text(f"{Env.current(threads=1)}\n")
     return seconds
