@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from arch_search.cache import atomic_path
+from arch_search.cache import atomic_path, cache_key
 from tests.conftest import race
 
 MIB = 1 << 20
@@ -49,3 +49,16 @@ def test_an_entry_a_writer_replaced_gets_the_plain_mode(tmp_path):
     plain = tmp_path / "plain"
     plain.touch()
     assert target.stat().st_mode == plain.stat().st_mode
+
+
+def test_a_cache_key_hashes_the_settings_as_sorted_json_or_in_the_order_given():
+    """One recipe for every cache's name (teacher, supernet, latency table, tokenizer,
+    confirmation): SHA-256 of the texts (NUL after each), then of the settings' JSON."""
+    import hashlib
+
+    settings = {"b": 1, "a": (2, 3)}
+    assert cache_key(settings) == hashlib.sha256(b'{"a": [2, 3], "b": 1}').hexdigest()[:16] == "e91782078782ea33"
+    assert cache_key(settings, sort_keys=False) == hashlib.sha256(b'{"b": 1, "a": [2, 3]}').hexdigest()[:16]
+    assert cache_key(settings, length=12) == cache_key(settings)[:12]
+    assert cache_key({}, texts=["x", "y"]) == hashlib.sha256(b"x\0y\0{}").hexdigest()[:16]
+    assert cache_key({"a": frozenset({1})}) == cache_key({"a": [1]})  # what JSON lacks, as a list

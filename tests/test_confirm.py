@@ -146,6 +146,23 @@ class WithModel(FakeProxy):
         return replace(super().evaluate(spec), model=build_model(tiny, task_head=2).eval())
 
 
+def test_the_confirmation_cache_key_is_pinned(tmp_path, monkeypatch):
+    """Cached confirmations are named by it: a refactor keeps the name (torch's version fixed)."""
+    import types
+
+    import torch
+
+    monkeypatch.setattr(torch, "__version__", "2.0.0")
+    keys = []
+    for device, precision in (("cpu", "fp32"), ("cuda:0", "bf16")):
+        on = FakeProxy()
+        on.setup = types.SimpleNamespace(device=device, precision=precision)
+        confirm = confirmation(tmp_path, {0: on, 1: FakeProxy()}, name=device,
+                               fingerprint={"task": "sst2", "confirm": {"steps": 200}})
+        keys.append(confirm.cache_key("abcdef012345", 0))
+    assert keys == ["81e59b3a4968e610", "a6a6dad3b466dbb2"]
+
+
 def test_a_later_run_copies_each_cached_confirmation_and_scores_only_new_ones(space, tmp_path, capsys):  # noqa: F811
     """With ``cache_dir``, a second run (another study) that picks the same designs with the
     same seeds copies their scores, dev metrics and the first seed's model instead of scoring;

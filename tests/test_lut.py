@@ -61,6 +61,17 @@ def test_cache_path_changes_with_the_cache_version(tmp_path, monkeypatch):
     assert LatencyLUT.cache_path(tmp_path, protocol) != before
 
 
+def test_the_table_cache_key_is_pinned(fake_cuda, monkeypatch):
+    """Tables on disk are named by it: a refactor keeps the name (on a fixed machine; the key's
+    settings hashed in the order written, ``arch_search.cache.cache_key``)."""
+    cpu = Env("Test CPU", 2, 1, "2.0.0", "3.11.7", "x86_64")
+    monkeypatch.setattr(L.Env, "current", lambda *a, **k: cpu)
+    assert LatencyLUT.cache_path("c", LatencyProtocol()).name == "lut-036d478eaf4df54e.json"
+    gpu = Env("Test CPU", 2, 1, "2.0.0", "3.11.7", "x86_64", device="NVIDIA H100, CUDA 12.1")
+    monkeypatch.setattr(L.Env, "current", lambda *a, **k: gpu)
+    assert LatencyLUT.cache_path("c", LatencyProtocol(device="cuda")).name == "lut-d4f8f65cde326174.json"
+
+
 def test_workers_saving_the_same_table_together_leave_one_complete_file(tmp_path):
     table = LatencyLUT({f"proj:{i}": i / 7 for i in range(5000)}, Env.current(1), seq_len=8, batch=1, mape=1.5)
     path = LatencyLUT.cache_path(tmp_path, LatencyProtocol(seq_len=8, rounds=2))

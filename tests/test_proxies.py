@@ -219,6 +219,20 @@ def test_compressed_proxy_model_exports_as_the_deployable_model(pretrained, tmp_
     assert correct / len(heldout) == result.score == result.details["heldout"]["accuracy"]
 
 
+def compose_run(*overrides):
+    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
+        return compose(config_name="run", overrides=["proxy_setup.checkpoint=elsewhere/all-MiniLM-L6-v2", *overrides])
+
+
+@pytest.mark.parametrize("task, key", [("sst2", "03baa617e0548437"), ("cola", "e2d09fa08364db47"),
+                                       ("mrpc", "565904aae1c1b2ae"), ("stsb", "e4e4547a83f47182")])
+def test_the_task_teachers_cache_key_is_pinned(task, key):
+    """Cached teachers and experiments/glue_tasks/teachers.csv are named by it: the default
+    config's key (the checkpoint by its folder name), as the lessons compose it, stays."""
+    cfg = compose_run("proxy=compressed", "proxy_setup.seed=0", "seed=0", "~confirm", f"task={task}")
+    assert instantiate(cfg.proxy).task_teacher.key() == key
+
+
 def test_compressed_proxy_needs_a_pretrained_setup(scratch):
     with pytest.raises(ValueError, match="proxy_setup=pretrained"):
         tiny_compressed(scratch)

@@ -5,6 +5,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from arch_search import ArchSpec, build_model
+from arch_search.design.space import SearchSpace
 from arch_search.proxies import ProxySetup, Supernet, SupernetProxy
 from arch_search.proxies import supernet as S
 from arch_search.nn.inherit import block_mask
@@ -12,6 +13,7 @@ from tests.conftest import SHARED, race, tiny_spec
 
 SQUEEZE_DESIGN = ArchSpec.preset("squeezebert")
 from tests.test_inherit import masked_dense
+from tests.test_proxies import compose_run
 
 
 def test_masks_nest_and_match_the_block_pattern():
@@ -264,3 +266,15 @@ def test_levels_sampling_per_layer_and_with_shuffle_draws_each_layer_on_its_own(
     shuffled = [s for d in draws for i in range(d.layers) for g, s in d.layer(i).values() if g > 1]
     assert abs(sum(shuffled) / len(shuffled) - 0.5) < 0.03  # a coin flip per grouped projection
     assert not any(s for d in draws for i in range(d.layers) for g, s in d.layer(i).values() if g == 1)
+
+
+def test_the_supernets_cache_key_is_pinned():
+    """Cached supernets are named by it: the default run's key (SST-2, the checkpoint by its
+    folder name), over the per-layer space, and the plain supernet's on the scratch setup stay."""
+    from hydra.utils import instantiate
+
+    proxy = instantiate(compose_run().proxy)
+    assert proxy.cache_key() == "17e998eccc067fde"
+    assert proxy.for_space(SearchSpace.load("squeezebert_per_layer")).cache_key() == "44fbed028977ef87"
+    plain = instantiate(compose_run("proxy_setup=scratch", "proxy_setup.checkpoint=null").proxy, teacher=False, distill=False)
+    assert plain.cache_key() == "d9d8d1debd283843"

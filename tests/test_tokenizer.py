@@ -41,6 +41,15 @@ def test_trained_tokenizer_is_cached_by_data_and_settings(tmp_path, monkeypatch)
     assert len(list(tmp_path.glob("wordpiece-*.json"))) == 4
 
 
+def test_the_tokenizer_cache_key_is_pinned(tmp_path):
+    """Trained vocabularies on disk are named by it: a refactor keeps the name (the texts, then
+    the settings in the order written, ``arch_search.cache.cache_key``)."""
+    texts = ["a b c", "the cat sat", "on the mat"]
+    T.train_tokenizer(texts, vocab_size=40, cache_dir=tmp_path)
+    T.train_tokenizer(texts, vocab_size=40, cache_dir=tmp_path, lowercase=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["wordpiece-a8929bf7a668f554.json", "wordpiece-d94d428d6b59e3fe.json"]
+
+
 def test_workers_training_the_same_tokenizer_together_all_get_it(tmp_path):
     for _ in range(50):
         for f in tmp_path.iterdir():

@@ -14,7 +14,6 @@ held-out designs (MAPE) is reported.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import statistics
 import time
@@ -25,7 +24,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from arch_search.cache import atomic_path
+from arch_search.cache import atomic_path, cache_key
 from arch_search.measure.latency import Env, Latency, LatencyProtocol, compare_latency, time_calls
 from arch_search.nn.model import Embeddings, GroupedLinear, build_model
 from arch_search.measure.runtime import num_threads
@@ -146,10 +145,9 @@ class LatencyLUT:
         device is in the key only when not the CPU (a CPU table keeps its file)."""
         env = Env.current(protocol.threads, device=protocol.device)
         gpu = {} if env.device == "cpu" else {"device": env.device}  # "<GPU name>, CUDA <version>"
-        key = json.dumps({"env": [env.cpu, env.cores, env.threads, env.torch, env.machine],
-                          "seq_len": protocol.seq_len, "batch": protocol.batch, "rounds": protocol.rounds,
-                          "version": CACHE_VERSION, **gpu})
-        return Path(cache_dir) / "lut" / f"lut-{hashlib.sha256(key.encode()).hexdigest()[:16]}.json"
+        key = {"env": [env.cpu, env.cores, env.threads, env.torch, env.machine], "seq_len": protocol.seq_len,
+               "batch": protocol.batch, "rounds": protocol.rounds, "version": CACHE_VERSION, **gpu}
+        return Path(cache_dir) / "lut" / f"lut-{cache_key(key, sort_keys=False)}.json"  # in this order (cache_key)
 
     def save(self, path: Path) -> None:
         """Write the table whole: workers saving at once each write a complete file."""

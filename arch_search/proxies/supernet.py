@@ -48,8 +48,6 @@ worker while the others wait for it.
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import math
 import random
 import time
@@ -62,7 +60,7 @@ from torch.func import functional_call
 
 from arch_search.checks import at_least
 from arch_search.progress import progress_bar
-from arch_search.cache import atomic_path, exclusive
+from arch_search.cache import atomic_path, cache_key, exclusive
 from arch_search.proxies.surgery import hidden_loss, nested_permuted
 from arch_search.nn.inherit import block_mask, inherit_from_dense
 from arch_search.tasks.metrics import glue_metric
@@ -278,7 +276,7 @@ class SupernetProxy:
                      "vocab_size": s.vocab_size},
             "setup_seed": s.seed, "seed": self.seed, "dropout": s.dropout, "version": CACHE_VERSION,
         }
-        return hashlib.sha256(json.dumps(key, sort_keys=True, default=list).encode()).hexdigest()[:16]
+        return cache_key(key)
 
     @property
     def cache_path(self) -> Path:

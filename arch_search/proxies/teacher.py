@@ -11,14 +11,12 @@ one worker while any other that needs it waits (``arch_search.cache.exclusive``)
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
 
-from arch_search.cache import atomic_path, exclusive
+from arch_search.cache import atomic_path, cache_key, exclusive
 from arch_search.nn.model import Encoder
 from arch_search.proxies.finetune import FinetuneProxy
 from arch_search.proxies.setup import ProxySetup
@@ -46,7 +44,7 @@ class TaskTeacher:
                "lr": self.lr, "batch_size": self.batch_size, "seed": s.seed, "max_len": s.max_len,
                "heldout": s.heldout, "heldout_disjoint": s.heldout_disjoint, "dropout": s.dropout,
                "version": CACHE_VERSION}
-        return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+        return cache_key(key)
 
     @property
     def path(self) -> Path:

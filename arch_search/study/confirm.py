@@ -33,7 +33,6 @@ the original scoring time.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import shutil
@@ -49,7 +48,7 @@ from optuna.storages import RDBStorage
 from optuna.storages._heartbeat import get_heartbeat_thread  # Optuna's own, as Study.optimize uses it
 from optuna.trial import FrozenTrial, TrialState
 
-from arch_search.cache import atomic_path
+from arch_search.cache import atomic_path, cache_key
 from arch_search.progress import progress_bar
 from arch_search.study.weights import confirmed_path, save_trial_weights
 from arch_search.proxies.base import Proxy, ProxyDiverged
@@ -268,7 +267,7 @@ class Confirmation:
         key = {"fingerprint": {k: v for k, v in self.fingerprint.items() if k != "seeds"}, "design": spec_hash,
                "seed": seed, "device": str(getattr(setup, "device", "cpu")), "precision": getattr(setup, "precision", None),
                "torch": torch.__version__, "version": CACHE_VERSION}
-        return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        return cache_key(key)
 
     def _from_cache(self, trial: optuna.Trial, key: Mapping[str, Any], keep: bool) -> bool:
         """Finish ``trial`` from the cache when its (design, seed) is there (with its model when

@@ -9,7 +9,6 @@ together (length bucketing) to waste little compute on padding.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import random
 from collections.abc import Iterator, Sequence
@@ -20,7 +19,7 @@ import torch
 from tokenizers import Tokenizer
 from tokenizers.implementations import BertWordPieceTokenizer
 
-from arch_search.cache import atomic_path
+from arch_search.cache import atomic_path, cache_key
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 CACHE_VERSION = 1  # in the tokenizer cache's key: bump it when what is cached changes meaning (training, format)
@@ -56,12 +55,8 @@ def train_tokenizer(texts: Sequence[str], vocab_size: int, cache_dir: str | Path
     """A BERT WordPiece tokenizer trained on ``texts``; cached as
     ``<cache_dir>/wordpiece-<key>.json`` where key hashes the texts, the settings and
     ``CACHE_VERSION``."""
-    digest = hashlib.sha256()
-    for t in texts:
-        digest.update(t.encode())
-        digest.update(b"\0")
-    digest.update(json.dumps({"vocab_size": vocab_size, "lowercase": lowercase, "version": CACHE_VERSION}).encode())
-    path = Path(cache_dir) / f"wordpiece-{digest.hexdigest()[:16]}.json"
+    settings = {"vocab_size": vocab_size, "lowercase": lowercase, "version": CACHE_VERSION}  # hashed in this order (cache_key)
+    path = Path(cache_dir) / f"wordpiece-{cache_key(settings, sort_keys=False, texts=texts)}.json"
     if path.is_file():
         return Tokenizer.from_file(str(path))
     wp = BertWordPieceTokenizer(lowercase=lowercase)
