@@ -162,12 +162,12 @@ class LatencyLUT:
 
 
 def lut_for(
-    specs: list[ArchSpec], heldout: list[ArchSpec], cache_dir: str | Path,
+    specs: list[ArchSpec], heldout_designs: list[ArchSpec], cache_dir: str | Path,
     protocol: LatencyProtocol = LatencyProtocol(), log: Callable[[str], None] = print,
 ) -> LatencyLUT:
     """The machine's table covering ``specs`` (every entry a design of the space can need):
-    loaded from the cache, extended with missing entries, or built; validated on ``heldout``
-    designs when anything new was timed."""
+    loaded from the cache, extended with missing entries, or built; validated on
+    ``heldout_designs`` when anything new was timed."""
     check_torch_fp32(protocol)
     path = LatencyLUT.cache_path(cache_dir, protocol)
     lut = (LatencyLUT.load(path) if path.is_file()
@@ -177,9 +177,9 @@ def lut_for(
         t0 = time.perf_counter()
         new = LatencyLUT.build(missing, protocol)
         lut.table.update(new.table)
-        lut.validate(heldout, threads=protocol.threads, device=protocol.device)
+        lut.validate(heldout_designs, threads=protocol.threads, device=protocol.device)
         lut.save(path)
         log(f"latency LUT: {len(lut.table)} entries, built in {time.perf_counter() - t0:.0f} s; "
-            f"held-out MAPE {lut.mape:.1f}% over {len(heldout)} designs ({path})")
+            f"held-out MAPE {lut.mape:.1f}% over {len(heldout_designs)} designs ({path})")
     return lut
 

@@ -34,7 +34,9 @@ class ProxyResult:
     score: float  # the search signal: ``metric`` on the held-out train slice (higher is better)
     metric: str  # e.g. "accuracy", "matthews_correlation", "pearson"
     dev: dict[str, float] | None = None  # GLUE metrics on the dev split: the numbers to report
-    details: dict[str, Any] = field(default_factory=dict)  # steps, seconds, history, ...
+    # steps, seconds, history, ...; "heldout": the task's metrics on the held-out rows (that key: the
+    # trials' stored proxy_details hold it)
+    details: dict[str, Any] = field(default_factory=dict)
     # the trained proxy-scale model and its tokenizer, when the proxy trains one (for export)
     model: Encoder | None = field(default=None, repr=False, compare=False)
     tokenizer: Tokenizer | None = field(default=None, repr=False, compare=False)
@@ -71,10 +73,10 @@ class Proxy(Protocol):
 def result_of(model: Encoder, data: TaskData, eval_dev: bool, details: dict[str, Any]) -> ProxyResult:
     """The ProxyResult of a ready model: score on the held-out slice (NaN when the setup holds
     nothing out, ``heldout=0``: fine-tuning on all of train to report dev), GLUE metrics on dev."""
-    heldout = score(model, data.heldout, data.task) if len(data.heldout) else {}
+    heldout_metrics = score(model, data.heldout, data.task) if len(data.heldout) else {}
     dev = score(model, data.dev, data.task) if eval_dev else None
-    return ProxyResult(score=heldout.get(data.task.metric, math.nan), metric=data.task.metric, dev=dev,
-                       details={**details, "heldout": heldout}, model=model, tokenizer=data.tokenizer,
+    return ProxyResult(score=heldout_metrics.get(data.task.metric, math.nan), metric=data.task.metric, dev=dev,
+                       details={**details, "heldout": heldout_metrics}, model=model, tokenizer=data.tokenizer,
                        labels=data.task.label_names)
 
 

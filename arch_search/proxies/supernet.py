@@ -393,26 +393,26 @@ class SupernetProxy:
         t0 = time.perf_counter()
         with num_threads(self.threads), self.setup.autocast():
             model = supernet.extract(design).eval()
-            heldout: dict[str, float] = {}
+            heldout_metrics: dict[str, float] = {}
             if len(data.heldout):
                 logits = logits_of(model, data.heldout, task.is_regression)
-                heldout = glue_metric(task.name, predictions(logits, task.is_regression), list(data.heldout.labels))
-                heldout["log_likelihood"] = log_likelihood(logits, data.heldout.labels, task)
-                heldout["calibrated_log_likelihood"] = calibrated_log_likelihood(logits, data.heldout.labels, task)
+                heldout_metrics = glue_metric(task.name, predictions(logits, task.is_regression), list(data.heldout.labels))
+                heldout_metrics["log_likelihood"] = log_likelihood(logits, data.heldout.labels, task)
+                heldout_metrics["calibrated_log_likelihood"] = calibrated_log_likelihood(logits, data.heldout.labels, task)
                 if self.teacher is not None:
-                    heldout["kl"] = kl_to(self._teacher_logits_on("heldout"), logits, task)
+                    heldout_metrics["kl"] = kl_to(self._teacher_logits_on("heldout"), logits, task)
             score_seconds = time.perf_counter() - t0
             dev = None
             if self.eval_dev:
                 dev_logits = logits_of(model, data.dev, task.is_regression)
                 dev = glue_metric(task.name, predictions(dev_logits, task.is_regression), list(data.dev.labels))
-        value = {"log_likelihood": heldout.get("log_likelihood"), "metric": heldout.get(task.metric),
-                 "calibrated_log_likelihood": heldout.get("calibrated_log_likelihood"),
-                 "kl": -heldout["kl"] if "kl" in heldout else None}[self.score]
+        value = {"log_likelihood": heldout_metrics.get("log_likelihood"), "metric": heldout_metrics.get(task.metric),
+                 "calibrated_log_likelihood": heldout_metrics.get("calibrated_log_likelihood"),
+                 "kl": -heldout_metrics["kl"] if "kl" in heldout_metrics else None}[self.score]
         details = {"proxy": "supernet", "init": "teacher" if self.teacher else self.setup.init,
                    "device": str(self.setup.device), "precision": self.setup.precision,
                    "supernet_steps": self.steps, "supernet": str(self.cache_path), "proxy_spec": design.to_dict(),
-                   "heldout": heldout, "score_seconds": round(score_seconds, 2),
+                   "heldout": heldout_metrics, "score_seconds": round(score_seconds, 2),
                    "seconds": round(time.perf_counter() - t0, 2)}
         return ProxyResult(score=math.nan if value is None else value,
                            metric=task.metric if self.score == "metric" else self.score, dev=dev, details=details,

@@ -68,8 +68,10 @@ if TYPE_CHECKING:
     from arch_search.study.confirm import Confirmation
     from arch_search.study.tracking import Tracker
 
-DIRECTIONS = ("maximize", "minimize")  # proxy accuracy, latency ms
-METRIC_NAMES = ("score", "latency_ms")  # studies made before the rename name the first proxy_accuracy
+# the study's two objectives, as Optuna names its values (study.json's metric_names) and their
+# directions; studies made before the rename name the first proxy_accuracy
+OBJECTIVES = ("score", "latency_ms")
+DIRECTIONS = ("maximize", "minimize")
 SamplerFactory = Callable[[int], BaseSampler]  # seed -> sampler (conf/search/sampler, partially instantiated)
 MAX_DUPLICATES_IN_A_ROW = 50  # a worker whose sampler proposes only known designs this often stops
 
@@ -284,7 +286,7 @@ class Search:
             self._check_fingerprint()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            self.study.set_metric_names(list(METRIC_NAMES))
+            self.study.set_metric_names(list(OBJECTIVES))
         self.latency.prepare(space, seed)
 
     def _check_fingerprint(self) -> None:
@@ -491,7 +493,7 @@ class Search:
             confirm_noise, dev_metric = confirmation.noise(confirmed), confirmation.dev_metric
             teacher = confirmation.teacher()  # the dense model before healing, beside the healed dense reference
         header = {"study_name": self.study.study_name, "space": self.space.name, "directions": list(DIRECTIONS),
-                  "metric_names": list(METRIC_NAMES), "n_trials": len(recs),
+                  "metric_names": list(OBJECTIVES), "n_trials": len(recs),
                   "evaluations": self.evaluations(),  # distinct designs evaluated (what search.n_trials counts)
                   **({"teacher": teacher} if teacher else {})}
         front, noise, confirmed_rows = run_tables.write_run(RunDir(run_dir), recs, header, remeasured,
