@@ -30,6 +30,7 @@ from arch_search.measure.cost import Cost
 from arch_search.measure.latency import Comparison, Env, Latency
 from experiments import toolkit
 from experiments.toolkit import store
+from experiments.toolkit.ranking import NAMED, gap, means, snr, table_of, tau
 
 REPO = Path(__file__).resolve().parents[1]
 EXPERIMENTS = REPO / "experiments"
@@ -292,6 +293,18 @@ def test_lesson_scores_are_stored_row_by_row_resumed_and_shared(tmp_path, monkey
     with pytest.raises(SystemExit, match="no score for plain seed 0, plain seed 1, k4 seed 0, k4 seed 1"):
         toolkit.stored_scores(other, render, tmp_path / "c")  # nothing stored there, and --render copies nothing
     assert FakeProxy.calls == []
+
+
+def test_save_rows_writes_the_csv_whole_and_read_rows_gives_it_back(tmp_path):
+    """A resumable run's CSV: the first row's columns (or those named, a missing one empty), written
+    whole (no temporary file left), read back as strings; no file reads as no rows."""
+    path = tmp_path / "results.csv"
+    assert toolkit.read_rows(path) == []
+    toolkit.save_rows(path, [{"design": "dense", "seed": 0, "score": -0.3}, {"design": "q4", "seed": 1, "score": -0.35}])
+    assert toolkit.read_rows(path) == [{"design": "dense", "seed": "0", "score": "-0.3"},
+                                       {"design": "q4", "seed": "1", "score": "-0.35"}]
+    toolkit.save_rows(path, [{"seed": 2, "design": "k4"}], columns=("design", "seed", "score"))
+    assert path.read_text() == "design,seed,score\nk4,2,\n" and list(tmp_path.iterdir()) == [path]
 
 
 def test_dense_as_the_teacher_moves_only_dense_and_keeps_the_paired_noise():
@@ -618,7 +631,7 @@ def test_search_reach_counts_the_fastest_and_the_mildly_grouped_designs(tmp_path
     assert (search_reach(tmp_path)["leveled_start"], search_reach(tmp_path)["start_bins"]) == (16, 7)
 
 
-# ==== proxy_compressed/run.py ======================================================================
+# ==== experiments/toolkit/ranking.py, on proxy_compressed's rows; proxy_compressed/run.py =============
 
 
 def crow(task, variant, design, seed, score, heldout, dev, seconds) -> dict:
@@ -650,45 +663,51 @@ def compressed_rows(task="wnli") -> list[dict]:
     return rows
 
 
-def test_compressed_table_of_means_and_seed_sds():
-    t = compressed.table_of(compressed_rows(), "wnli", "default")
-    assert list(t) == ["dense", "squeezebert", "all-4"]  # PATTERNS order
+def compressed_table(rows: list[dict], task: str, variant: str) -> dict:
+    return table_of(rows, NAMED, compressed.KEYS, task=task, variant=variant)
+
+
+def test_table_of_means_and_seed_sds():
+    t = compressed_table(compressed_rows(), "wnli", "default")
+    assert list(t) == ["dense", "squeezebert", "all-4"]  # NAMED order
     assert t["squeezebert"]["n"] == 3
     assert t["squeezebert"]["score"] == pytest.approx((-0.35, 0.04))
     assert t["all-4"]["dev_metric"] == pytest.approx((0.83, 0.03))
     assert t["dense"]["seconds"] == pytest.approx((60.0, 0.0))
-    one = compressed.table_of(compressed_rows(), "wnli", "distill-8")
+    one = compressed_table(compressed_rows(), "wnli", "distill-8")
     assert one == {"squeezebert": {"score": (-0.5, 0.0), "heldout_metric": (0.8, 0.0), "dev_metric": (0.84, 0.0),
                                    "seconds": (70.0, 0.0), "n": 1}}
 
 
-def test_compressed_snr_is_sd_of_means_over_mean_seed_sd():
-    t = compressed.table_of(compressed_rows(), "wnli", "default")
-    assert compressed.snr(t, "score") == pytest.approx(0.05 / 0.02)
-    assert compressed.snr(t, "dev_metric") == pytest.approx(0.02 / 0.02)
-    assert compressed.snr(t, "heldout_metric") is None  # no seed noise at all: undefined, not infinite
-    assert compressed.snr({"dense": t["dense"]}, "score") is None  # one design
-    assert compressed.snr(compressed.table_of(compressed_rows(), "wnli", "budget-4x"), "score") is None  # one seed
+def test_snr_is_sd_of_means_over_mean_seed_sd():
+    t = compressed_table(compressed_rows(), "wnli", "default")
+    assert snr(t, "score") == pytest.approx(0.05 / 0.02)
+    assert snr(t, "dev_metric") == pytest.approx(0.02 / 0.02)
+    assert snr(t, "heldout_metric") is None  # no seed noise at all: undefined, not infinite
+    assert snr({"dense": t["dense"]}, "score") is None  # one design
+    assert snr(compressed_table(compressed_rows(), "wnli", "budget-4x"), "score") is None  # one seed
 
 
-def test_compressed_gap_in_points_and_against_another_variants_dense():
+def test_gap_in_points_and_against_another_variants_dense():
     rows = compressed_rows()
-    main = compressed.table_of(rows, "wnli", "default")
-    assert compressed.gap(main) == pytest.approx((2.0, 2.0))
-    assert compressed.gap(compressed.table_of(rows, "wnli", "budget-4x")) == pytest.approx((4.0, 0.0))
-    no_refit = compressed.table_of(rows, "wnli", "no-refit")  # SqueezeBERT only: dense from the default
-    assert compressed.gap(no_refit) is None
-    assert compressed.gap(no_refit, main) == pytest.approx((7.0, 0.0))
+    main = compressed_table(rows, "wnli", "default")
+    assert gap(main) == pytest.approx((2.0, 2.0))
+    assert gap(compressed_table(rows, "wnli", "budget-4x")) == pytest.approx((4.0, 0.0))
+    no_refit = compressed_table(rows, "wnli", "no-refit")  # SqueezeBERT only: dense from the default
+    assert gap(no_refit) is None
+    assert gap(no_refit, main) == pytest.approx((7.0, 0.0))
 
 
-def test_compressed_tau_over_common_designs():
+def test_tau_over_common_designs():
     a = {"d1": 1.0, "d2": 2.0, "d3": 3.0, "d4": 4.0}
     # one discordant pair (d2, d3) of 6: (5 - 1) / 6; d5 is not in a
-    assert compressed.tau(a, {"d1": 1.0, "d2": 3.0, "d3": 2.0, "d4": 4.0, "d5": 9.0}) == (0.667, 4)
+    assert tau(a, {"d1": 1.0, "d2": 3.0, "d3": 2.0, "d4": 4.0, "d5": 9.0}, interval=False) == {"tau": 0.667, "designs": 4}
     # tau-b with a tie in b: 5 concordant, 0 discordant, 1 tied pair: 5 / sqrt(6 * 5) = 0.9129
-    assert compressed.tau(a, {"d1": 1.0, "d2": 1.0, "d3": 2.0, "d4": 3.0}) == (0.913, 4)
-    assert compressed.tau(a, {k: -v for k, v in a.items()}) == (-1.0, 4)
-    assert compressed.tau(a, {"d1": 1.0, "d2": 2.0}) == (None, 2)  # fewer than 3 in common
+    assert tau(a, {"d1": 1.0, "d2": 1.0, "d3": 2.0, "d4": 3.0}, interval=False) == {"tau": 0.913, "designs": 4}
+    assert tau(a, {k: -v for k, v in a.items()}, interval=False) == {"tau": -1.0, "designs": 4}
+    assert tau(a, {"d1": 1.0, "d2": 2.0}) == {"tau": None, "ci90": [None, None], "designs": 2}  # fewer than 3 in common
+    with_interval = tau(a, {"d1": 1.0, "d2": 3.0, "d3": 2.0, "d4": 4.0})  # bootstrap over designs, seeded
+    assert list(with_interval) == ["tau", "ci90", "designs"] and with_interval["ci90"][0] <= 0.667 <= with_interval["ci90"][1]
 
 
 def test_compressed_analyse_summary(argv):
@@ -947,24 +966,25 @@ def test_supernet_experiment_tau_snr_gap_and_the_kl_sign(argv):
     sup = [srow("supernet", "default", d, s, m + (0.01 if s else -0.01) * (1 if s < 2 else 0), 0.85 - 0.01 * i,
                 kl=0.1 * i + 0.01 * s) for i, (d, m) in enumerate(sup_means.items()) for s in (0, 1)]
     rows = ref + sup
-    t = supernet_exp.table_of(rows, "supernet", "default")
+    t = table_of(rows, supernet_exp.DESIGNS, supernet_exp.SCORES, supernet_exp.NEGATED, proxy="supernet", variant="default")
     assert list(t) == designs and t["squeezebert"]["score"] == pytest.approx((-0.40, 0.01414), abs=1e-4)
     assert t["squeezebert"]["calibrated"] == pytest.approx((-0.30, 0.01414), abs=1e-4)
     assert t["all-2"]["kl"][0] == pytest.approx(-0.205)  # negated: higher is better, like every score
-    tau = supernet_exp.tau(supernet_exp.means(t, "score"), supernet_exp.means(supernet_exp.table_of(rows, "compressed", "default"), "score"))
-    assert tau["tau"] == pytest.approx(4 / 6, abs=1e-3) and tau["designs"] == 4  # 5 concordant pairs, 1 discordant
-    assert tau["ci90"][0] <= tau["tau"] <= tau["ci90"][1]
+    ref = table_of(rows, supernet_exp.DESIGNS, supernet_exp.SCORES, proxy="compressed", variant="default")
+    by_ref = tau(means(t, "score"), means(ref, "score"))
+    assert by_ref["tau"] == pytest.approx(4 / 6, abs=1e-3) and by_ref["designs"] == 4  # 5 concordant pairs, 1 discordant
+    assert by_ref["ci90"][0] <= by_ref["tau"] <= by_ref["ci90"][1]
     sd_means = statistics.stdev(sup_means.values())
-    assert supernet_exp.snr(t, "score") == pytest.approx(sd_means / 0.014142, rel=1e-3)
-    assert supernet_exp.gap(t) == pytest.approx(1.0)  # dev 0.85 - 0.84
+    assert snr(t, "score") == pytest.approx(sd_means / 0.014142, rel=1e-3)
+    assert supernet_exp.gap_points(t) == pytest.approx(1.0)  # dev 0.85 - 0.84
     summary, lines = supernet_exp.analyse(rows, [{"variant": "default", "seed": "0", "train_seconds": "540.0"}], "Test CPU")
-    assert summary["kendall_tau_vs_compressed"] == tau["tau"] and summary["train_seconds"] == 540.0
+    assert summary["kendall_tau_vs_compressed"] == by_ref["tau"] and summary["train_seconds"] == 540.0
     assert summary["score"].startswith("gold log-likelihood, temperature-scaled")  # conf/proxy/supernet.yaml's score
     assert summary["kendall_tau_one_supernet_vs_compressed"] == [pytest.approx(4 / 6, abs=1e-3)] * 2
     assert summary["designs"] == 4 and summary["seeds"] == [0, 1] and summary["seconds_per_design"] == 4.0
     assert summary["seconds_per_design_with_dev"] == 5.0
     assert any("Kendall tau vs the compressed proxy, all 4 designs: 0.667" in line for line in lines)
-    assert summary["kendall_tau_all"] == tau["tau"] and summary["designs_all"] == 4 and summary["designs_mild"] == 0
+    assert summary["kendall_tau_all"] == by_ref["tau"] and summary["designs_all"] == 4 and summary["designs_mild"] == 0
 
 
 def test_supernet_experiment_reference_sets():

@@ -40,8 +40,8 @@ import torch
 from hydra.utils import instantiate
 
 from arch_search import ArchSpec
-from experiments import toolkit
 from arch_search.cache import atomic_path
+from experiments import toolkit
 
 HERE = Path(__file__).resolve().parent
 BASE = ArchSpec.preset("bert_base")

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import math
 import statistics
 import time
 from pathlib import Path
@@ -34,21 +33,14 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from arch_search import ArchSpec
+from arch_search.design.spec import PROJECTIONS
 from arch_search.measure.latency import Env
 from arch_search.proxies import CompressedProxy, ProxySetup
-from arch_search.stats import kendall_tau, signal_to_noise
-from arch_search.tables import csv_text
 from experiments import toolkit
+from experiments.toolkit.ranking import NAMED, gap, means, snr, table_of, tau
 
 HERE = Path(__file__).resolve().parent
-NAMES = ("q", "k", "v", "post_attention", "ffn_in", "ffn_out")
-PATTERNS = {  # groups of (q, k, v, post-attention, FFN in, FFN out), every layer alike
-    "dense": (1, 1, 1, 1, 1, 1), "squeezebert": (4, 4, 4, 1, 4, 4), "all-2": (2,) * 6, "all-4": (4,) * 6,
-    "all-8": (8,) * 6, "all-16": (16,) * 6, "ffn-only-4": (1, 1, 1, 1, 4, 4), "attention-only-4": (4, 4, 4, 4, 1, 1),
-    "post-only-4": (1, 1, 1, 4, 1, 1), "qkv16-ffn2": (16, 16, 16, 1, 2, 2), "mixed-a": (2, 8, 4, 2, 16, 1),
-    "mixed-b": (8, 8, 8, 4, 1, 4),
-}
-ALL = tuple(PATTERNS)
+ALL = tuple(NAMED)  # the named designs (groups of q, k, v, post-attention, FFN in, FFN out), every layer alike
 SECOND_TASK_DESIGNS = ("dense", "post-only-4", "ffn-only-4", "all-2", "squeezebert", "all-16")  # 6 of the 12: time
 BASE = ArchSpec.preset("bert_base")
 QUICK = {"teacher_steps": 2, "calibration": 8, "distill_steps": 2, "steps": 2, "batch_size": 8, "threads": 1}
@@ -92,8 +84,8 @@ def main() -> None:
     args = ap.parse_args()
     plan = QUICK_PLAN if args.quick else [p for p in PLAN if not args.only or f"{p[0]}:{p[1]}" in args.only]
     path = HERE / "results.csv"
-    rows = [] if args.quick or not path.is_file() else [
-        {"task": "sst2", "variant": "default", **r} for r in csv.DictReader(open(path))]  # older rows: sst2, default
+    rows = [] if args.quick else [
+        {"task": "sst2", "variant": "default", **r} for r in toolkit.read_rows(path)]  # older rows: sst2, default
     rows = [{k: r[k] for k in COLUMNS} for r in rows]
     done = {(r["task"], r["variant"], r["design"], int(r["seed"])) for r in rows}
     t0 = time.perf_counter()
@@ -102,8 +94,8 @@ def main() -> None:
     scored = 0  # rows scored by this invocation
     for task, var, designs, seeds in plan:
         if task not in setups:
-            setups[task] = ProxySetup(task=task, init="pretrained", checkpoint=str(toolkit.SHARED / "models" / "all-MiniLM-L6-v2"),
-                                      data_dir=str(toolkit.SHARED / "glue"), cache_dir=args.cache_dir, seed=0,
+            setups[task] = ProxySetup(task=task, init="pretrained", checkpoint=toolkit.checkpoint(),
+                                      data_dir=toolkit.glue_dir(), cache_dir=args.cache_dir, seed=0,
                                       **({"heldout": 60, "max_len": 24} if args.quick else HELDOUT.get(task, {})))
         setup = setups[task]
         settings = variant(var, {**defaults(), **(QUICK if args.quick else {}), "progress": False})
@@ -118,7 +110,7 @@ def main() -> None:
                 teacher_s[task] = time.perf_counter() - t
             metric = setup.data.task.metric
             for name in todo:
-                spec = BASE.replace(groups=dict(zip(NAMES, PATTERNS[name])))
+                spec = BASE.replace(groups=dict(zip(PROJECTIONS, NAMED[name])))
                 t = time.perf_counter()
                 r = proxy.evaluate(spec)
                 rows.append({"task": task, "variant": var, "design": name, "seed": seed, "score": round(r.score, 5),
@@ -128,7 +120,7 @@ def main() -> None:
                       f"{rows[-1]['heldout_metric']}, dev {rows[-1]['dev_metric']}, {rows[-1]['seconds']} s", flush=True)
                 scored += 1
                 if not args.quick:  # after every design: an interrupted run resumes
-                    path.write_text(csv_text(rows))
+                    toolkit.save_rows(path, rows)
     machine = str(Env.current(2)) if args.quick else toolkit.machine_of(HERE / "summary.json", scored)
     if not args.quick and (HERE / "summary.json").is_file():  # teachers this invocation did not need
         teacher_s = json.loads((HERE / "summary.json").read_text()).get("teacher_seconds", {}) | teacher_s
@@ -153,52 +145,14 @@ def defaults() -> dict:
     return {k: v for k, v in conf.items() if k not in ("_target_", "setup", "seed")}  # seed: the run's
 
 
-def stats(values: list[float]) -> tuple[float, float]:
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
-
-
-KEYS = ("score", "heldout_metric", "dev_metric", "seconds")
-
-
-def table_of(rows: list[dict], task: str, var: str) -> dict[str, dict[str, tuple[float, float]]]:
-    """{design: {key: (mean, sd over seeds)}} for one task and variant, in PATTERNS order."""
-    out = {}
-    for name in PATTERNS:
-        rs = [r for r in rows if (r["task"], r["variant"], r["design"]) == (task, var, name)]
-        if rs:
-            out[name] = {key: stats([float(r[key]) for r in rs]) for key in KEYS} | {"n": len(rs)}
-    return out
-
-
-def snr(table: dict, key: str) -> float | None:
-    """``signal_to_noise`` of ``key`` over the designs (None when a design has one seed)."""
-    if len(table) < 2 or min(t["n"] for t in table.values()) < 2:
-        return None
-    value = signal_to_noise([t[key][0] for t in table.values()], [t[key][1] for t in table.values()])
-    return None if math.isnan(value) else value
-
-
-def gap(table: dict, dense: dict | None = None) -> tuple[float, float] | None:
-    """Dense minus SqueezeBERT pattern, dev metric, points; and the SqueezeBERT pattern's seed sd."""
-    dense = dense if dense is not None else table
-    if "dense" not in dense or "squeezebert" not in table:
-        return None
-    return 100 * (dense["dense"]["dev_metric"][0] - table["squeezebert"]["dev_metric"][0]), 100 * table["squeezebert"]["dev_metric"][1]
-
-
-def tau(a: dict[str, float], b: dict[str, float]) -> tuple[float | None, int]:
-    """Kendall tau-b over the designs both rank, and how many they are; None when fewer than 3
-    designs are in common or tau is undefined (a constant side), so summary.json stays valid JSON."""
-    common = [n for n in a if n in b]
-    t = kendall_tau([a[n] for n in common], [b[n] for n in common]) if len(common) > 2 else math.nan
-    return (None if math.isnan(t) else round(t, 3)), len(common)
+KEYS = ("score", "heldout_metric", "dev_metric", "seconds")  # the columns a design's table holds
 
 
 def old_references() -> dict[str, dict[str, float]]:
     """Earlier proxies' numbers for the same grouping patterns, from their committed results:
     proxy_fidelity's from-scratch reference (3x the scratch proxy's budget) and proxy_supernet's
     pretrained-inheritance fine-tune (400 steps)."""
-    by_groups = {v: k for k, v in PATTERNS.items()}
+    by_groups = {v: k for k, v in NAMED.items()}
     out: dict[str, dict[str, float]] = {}
     fid = HERE.parent / "proxy_fidelity" / "results.csv"
     if fid.is_file():
@@ -225,32 +179,33 @@ def analyse(rows: list[dict], teacher_s: dict[str, float], seconds: float, machi
     """summary.json, the Markdown report and the figure, from the rows (task x variant x design x seed)."""
     r2 = lambda x: None if x is None else round(x, 2)  # noqa: E731
     task = "wnli" if quick else "sst2"
-    main_t, ref_t = table_of(rows, task, "default"), table_of(rows, task, "budget-4x")
+    main_t, ref_t = (table_of(rows, NAMED, KEYS, task=task, variant=v) for v in ("default", "budget-4x"))
     seeds = sorted({int(r["seed"]) for r in rows if (r["task"], r["variant"]) == (task, "default")})
-    mean = {key: {n: t[key][0] for n, t in main_t.items()} for key in ("score", "dev_metric", "heldout_metric")}
+    mean = {key: means(main_t, key) for key in ("score", "dev_metric", "heldout_metric")}
     per_seed = {s: {r["design"]: float(r["score"]) for r in rows if (r["task"], r["variant"], int(r["seed"])) == (task, "default", s)}
                 for s in seeds}
-    seed_taus = [tau(per_seed[a], per_seed[b])[0] for i, a in enumerate(seeds) for b in seeds[i + 1:]]
+    seed_taus = [tau(per_seed[a], per_seed[b], interval=False)["tau"] for i, a in enumerate(seeds) for b in seeds[i + 1:]]
     seed_taus = [t for t in seed_taus if t is not None]
-    tau_ref, n_ref = tau(mean["score"], {n: t["score"][0] for n, t in ref_t.items()})
-    ref_dev = {n: t["dev_metric"][0] for n, t in ref_t.items()}
-    tau_ref_dev, _ = tau(mean["dev_metric"], ref_dev)
+    by_ref = tau(mean["score"], means(ref_t, "score"), interval=False)
+    tau_ref, n_ref = by_ref["tau"], by_ref["designs"]
+    ref_dev = means(ref_t, "dev_metric")
+    tau_ref_dev = tau(mean["dev_metric"], ref_dev, interval=False)["tau"]
     # Which number should the search maximise? Each candidate's noise and how well it predicts the
     # 4x reference's dev metric (the generalisation the search is after).
-    choice = {key: {"snr": r2(snr(main_t, key)), "kendall_tau_vs_reference_dev": tau(mean[key], ref_dev)[0]}
+    choice = {key: {"snr": r2(snr(main_t, key)), "kendall_tau_vs_reference_dev": tau(mean[key], ref_dev, interval=False)["tau"]}
               for key in ("score", "heldout_metric", "dev_metric")}
-    old = {name: tau(mean["score"], ref) for name, ref in ({} if quick else old_references()).items()}
+    old = {name: tau(mean["score"], ref, interval=False) for name, ref in ({} if quick else old_references()).items()}
     g, g_ref = gap(main_t), gap(ref_t)
-    ablation = {var: gap(table_of(rows, task, var), main_t) for var in ("default", "no-permute", "no-refit", "no-distill")}
+    ablation = {var: gap(table_of(rows, NAMED, KEYS, task=task, variant=var), main_t) for var in ("default", "no-permute", "no-refit", "no-distill")}
     curve_vars = sorted({r["variant"] for r in rows if r["task"] == task and r["variant"].startswith("distill-")} | {"no-distill", "default"},
                         key=lambda v: 0 if v == "no-distill" else defaults()["distill_steps"] if v == "default" else int(v.split("-")[1]))
     steps_of = {v: 0 if v == "no-distill" else defaults()["distill_steps"] if v == "default" else int(v.split("-")[1]) for v in curve_vars}
-    curve = {v: gap(table_of(rows, task, v), main_t) for v in curve_vars}
+    curve = {v: gap(table_of(rows, NAMED, KEYS, task=task, variant=v), main_t) for v in curve_vars}
     curve = {v: c for v, c in curve.items() if c is not None}
     grouped_s = [float(r["seconds"]) for r in rows if (r["task"], r["variant"]) == (task, "default") and r["design"] != "dense"]
     grouped_ref_s = [float(r["seconds"]) for r in rows if (r["task"], r["variant"]) == (task, "budget-4x") and r["design"] != "dense"]
     second = sorted({r["task"] for r in rows} - {task})
-    second_t = {t: table_of(rows, t, "default") for t in second}
+    second_t = {t: table_of(rows, NAMED, KEYS, task=t, variant="default") for t in second}
     summary = {
         "machine": machine, "task": task, "designs": len(main_t), "seeds": seeds,
         "score": "mean log-likelihood of the gold label on the held-out rows",
@@ -261,7 +216,7 @@ def analyse(rows: list[dict], teacher_s: dict[str, float], seconds: float, machi
         "score_choice": choice,
         "reference": "the same pipeline at 4x the distillation and fine-tune steps, proxy seed 0",
         "kendall_tau_between_seeds": r2(statistics.fmean(seed_taus)) if seed_taus else None,
-        "kendall_tau_vs_old": {name: {"tau": t, "designs": n} for name, (t, n) in old.items()},
+        "kendall_tau_vs_old": old,
         "gap_points_reference": r2(g_ref[0]) if g_ref else None,
         "ablation_gap_points": {v: r2(x[0]) for v, x in ablation.items() if x},
         "distill_curve_gap_points": {steps_of[v]: r2(x[0]) for v, x in curve.items()},
@@ -277,8 +232,8 @@ def analyse(rows: list[dict], teacher_s: dict[str, float], seconds: float, machi
         summary["second_task"][t] = {
             "designs": len(tab), "seeds": sorted({int(r["seed"]) for r in rows if r["task"] == t}),
             "metric": METRICS.get(t, "metric"), "gap_points": r2(gt[0]) if gt else None,
-            "kendall_tau_vs_sst2_score": tau(mean["score"], {n: x["score"][0] for n, x in tab.items()})[0],
-            "kendall_tau_vs_sst2_dev": tau(mean["dev_metric"], {n: x["dev_metric"][0] for n, x in tab.items()})[0],
+            "kendall_tau_vs_sst2_score": tau(mean["score"], means(tab, "score"), interval=False)["tau"],
+            "kendall_tau_vs_sst2_dev": tau(mean["dev_metric"], means(tab, "dev_metric"), interval=False)["tau"],
         }
     lines = [
         "# proxy_compressed: gap, noise, power and rank fidelity of the compressed proxy", "",
@@ -307,7 +262,7 @@ def analyse(rows: list[dict], teacher_s: dict[str, float], seconds: float, machi
     dense_dev = main_t.get("dense", {}).get("dev_metric", (float("nan"),))[0]
     for name, t in sorted(main_t.items(), key=lambda kv: -kv[1]["score"][0]):
         r = ref_t.get(name)
-        lines.append(f"| {name} | {' '.join(map(str, PATTERNS[name]))} | {t['score'][0]:.4f} ± {t['score'][1]:.4f} | "
+        lines.append(f"| {name} | {' '.join(map(str, NAMED[name]))} | {t['score'][0]:.4f} ± {t['score'][1]:.4f} | "
                      f"{100 * t['heldout_metric'][0]:.1f} | {100 * t['dev_metric'][0]:.1f} ± {100 * t['dev_metric'][1]:.1f} | "
                      f"{100 * (t['dev_metric'][0] - dense_dev):+.1f} | {fmt(r and r['score'][0], 4)} | "
                      f"{fmt(r and 100 * r['dev_metric'][0])} |")
@@ -316,13 +271,13 @@ def analyse(rows: list[dict], teacher_s: dict[str, float], seconds: float, machi
               "from their committed results (experiments/proxy_fidelity: BERT's random init, 3x the scratch proxy's budget; "
               "experiments/proxy_supernet: block-diagonal slices of the pretrained model, 400-step fine-tune).", "",
               "| earlier proxy | designs in common | tau |", "| --- | --- | --- |"]
-    lines += [f"| {name} | {n} | {fmt(t, 3)} |" for name, (t, n) in old.items()] or ["| (none found) | | |"]
+    lines += [f"| {name} | {o['designs']} | {fmt(o['tau'], 3)} |" for name, o in old.items()] or ["| (none found) | | |"]
     lines += ["", "## Ablation: one healing step removed (SqueezeBERT pattern)", "",
               "The gap is dense (default) minus the SqueezeBERT pattern on dev accuracy; sd = the SqueezeBERT pattern's "
               "seed standard deviation.", "", "| variant | seeds | score (mean ± sd) | dev acc. (mean ± sd) | gap (points) | seconds |",
               "| --- | --- | --- | --- | --- | --- |"]
     for var in ("default", "no-permute", "no-refit", "no-distill"):
-        t = table_of(rows, task, var).get("squeezebert")
+        t = table_of(rows, NAMED, KEYS, task=task, variant=var).get("squeezebert")
         if t:
             lines.append(f"| {var} | {t['n']} | {t['score'][0]:.4f} ± {t['score'][1]:.4f} | {100 * t['dev_metric'][0]:.1f} ± "
                          f"{100 * t['dev_metric'][1]:.1f} | {ablation[var][0]:.1f} | {t['seconds'][0]:.0f} |")

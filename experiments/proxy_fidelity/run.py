@@ -21,6 +21,7 @@ import plotly.graph_objects as go
 from hydra.utils import instantiate
 
 from arch_search import ArchSpec
+from arch_search.design.spec import PROJECTIONS
 from arch_search.proxies import SupernetProxy, ZeroCostProxy
 from arch_search.stats import kendall_tau
 from arch_search.tables import csv_text, md_table
@@ -29,13 +30,12 @@ from experiments import toolkit
 HERE = Path(__file__).resolve().parent
 LONGER = 3  # the reference fine-tunes this many times the search's steps
 BASE = ArchSpec.preset("bert_base")
-NAMES = ("q", "k", "v", "post_attention", "ffn_in", "ffn_out")
-PATTERNS = {
+PATTERNS = {  # groups of (q, k, v, post-attention, FFN in, FFN out), every layer alike
     "dense": (1, 1, 1, 1, 1, 1), "squeezebert": (4, 4, 4, 1, 4, 4), "all-2": (2,) * 6, "all-4": (4,) * 6,
     "all-8": (8,) * 6, "all-16": (16,) * 6, "qkv16-ffn2": (16, 16, 16, 1, 2, 2), "attn-dense-ffn8": (1, 1, 1, 1, 8, 8),
     "mixed-a": (2, 8, 4, 2, 16, 1), "mixed-b": (8, 8, 8, 4, 1, 4),
 }
-DESIGNS = {name: BASE.replace(groups=dict(zip(NAMES, g))) for name, g in PATTERNS.items()}
+DESIGNS = {name: BASE.replace(groups=dict(zip(PROJECTIONS, g))) for name, g in PATTERNS.items()}
 ZERO_COST = ("snip", "grad_norm", "synflow")
 
 

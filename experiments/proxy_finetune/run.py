@@ -12,21 +12,17 @@ sees). Writes results.md and results.csv beside this file.
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 from pathlib import Path
 
 import torch
 
 from arch_search import ArchSpec
-from experiments import toolkit
 from arch_search.measure.latency import Env
 from arch_search.proxies import FinetuneProxy, ProxySetup
 from arch_search.tables import csv_text, write_csv
+from experiments import toolkit
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
-SHARED = Path(os.environ.get("ARCH_SEARCH_SHARED", REPO.parent / "shared"))
 DESIGNS = {"dense (MiniLM-L6)": "bert_base", "SqueezeBERT pattern (g=4,4,4,1,4,4)": "squeezebert"}
 HF_REFERENCE = {"dense (MiniLM-L6)": 0.846, "SqueezeBERT pattern (g=4,4,4,1,4,4)": 0.762}  # the issue: plain HF, 300 steps
 TARGET_ACC, TARGET_MINUTES = 0.88, 15.0
@@ -40,8 +36,8 @@ def main() -> None:
     ap.add_argument("--max-len", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--checkpoint", default=str(SHARED / "models" / "all-MiniLM-L6-v2"))
-    ap.add_argument("--data-dir", default=os.environ.get("GLUE_DIR", str(SHARED / "glue")))
+    ap.add_argument("--checkpoint", default=toolkit.checkpoint())
+    ap.add_argument("--data-dir", default=toolkit.glue_dir())
     ap.add_argument("--quick", action="store_true")
     args = ap.parse_args()
     if args.quick:
@@ -79,13 +75,12 @@ def main() -> None:
 
 
 def report(args, rows) -> str:
-    cmd = " ".join(["python experiments/proxy_finetune/run.py", *sys.argv[1:]])
     dense = rows[0]
     met = dense["dev_accuracy"] >= TARGET_ACC and dense["train_minutes"] <= TARGET_MINUTES
     lines = [
         "# Finetune proxy: SST-2 from all-MiniLM-L6-v2",
         "",
-        f"Command: `{cmd}` (from the repository root)",
+        f"Command: `{toolkit.command()}` (from the repository root)",
         "",
         f"Machine: {Env.current(args.threads)}",
         "",

@@ -44,7 +44,6 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import math
 import random
 import statistics
 from collections import Counter
@@ -53,32 +52,24 @@ from pathlib import Path
 
 from arch_search import ArchSpec
 from arch_search.design.space import SearchSpace
-from arch_search.design.spec import PROJECTIONS
+from arch_search.design.spec import PROJECTIONS, SHORT_NAMES
 from arch_search.measure.latency import Env
 from arch_search.proxies import CompressedProxy, ProxySetup, SupernetProxy
-from arch_search.stats import kendall_tau, kendall_tau_interval, signal_to_noise
-from arch_search.tables import csv_text
 from experiments import toolkit
+from experiments.toolkit.ranking import NAMED, gap, means, snr, table_of, tau
 
 HERE = Path(__file__).resolve().parent
 BASE = ArchSpec.preset("bert_base")
-NAMED = {  # experiments/proxy_compressed's designs: groups of (q, k, v, post-attention, FFN in, FFN out)
-    "dense": (1, 1, 1, 1, 1, 1), "squeezebert": (4, 4, 4, 1, 4, 4), "all-2": (2,) * 6, "all-4": (4,) * 6,
-    "all-8": (8,) * 6, "all-16": (16,) * 6, "ffn-only-4": (1, 1, 1, 1, 4, 4), "attention-only-4": (4, 4, 4, 4, 1, 1),
-    "post-only-4": (1, 1, 1, 4, 1, 1), "qkv16-ffn2": (16, 16, 16, 1, 2, 2), "mixed-a": (2, 8, 4, 2, 16, 1),
-    "mixed-b": (8, 8, 8, 4, 1, 4),
-}
 DRAW_SEED, DRAWN = 21, 12
 LESSONS = ("which_layers", "group_count", "shuffle")  # their committed compressed rows (no shuffled design)
 MILD_SEED, MILD = 34, 12  # new designs with one or two projection types grouped
-SHORT = {"q": "q", "k": "k", "v": "v", "post_attention": "post", "ffn_in": "in", "ffn_out": "out"}
 
 
 def name_of(g: tuple[int, ...]) -> str:
     """A readable name for a design first met here: ``in4+out8``, ``all-but-q-4``."""
-    grouped = [(SHORT[p], n) for p, n in zip(PROJECTIONS, g) if n > 1]
+    grouped = [(SHORT_NAMES[p], n) for p, n in zip(PROJECTIONS, g) if n > 1]
     if len(grouped) == len(PROJECTIONS) - 1 and len({n for _, n in grouped}) == 1:
-        return f"all-but-{next(SHORT[p] for p, n in zip(PROJECTIONS, g) if n == 1)}-{grouped[0][1]}"
+        return f"all-but-{next(SHORT_NAMES[p] for p, n in zip(PROJECTIONS, g) if n == 1)}-{grouped[0][1]}"
     return "+".join(f"{p}{n}" for p, n in grouped) if len(grouped) <= 2 else "r-" + "-".join(map(str, g))
 
 
@@ -243,12 +234,12 @@ def main() -> None:
     args = ap.parse_args()
     plan = QUICK_PLAN if args.quick else [p for p in PLAN if not args.only or f"{p[0]}:{p[1]}" in args.only]
     path, spath = HERE / "results.csv", HERE / "supernets.csv"
-    rows = [] if args.quick else list(csv.DictReader(open(path))) if path.is_file() else reused_rows()
+    rows = [] if args.quick else toolkit.read_rows(path) if path.is_file() else reused_rows()
     rows += [] if args.quick else lesson_rows(rows)
-    trained = [] if args.quick or not spath.is_file() else list(csv.DictReader(open(spath)))
+    trained = [] if args.quick else toolkit.read_rows(spath)
     done = {(r["proxy"], r["variant"], r["design"], int(r["seed"])) for r in rows}
     setup = ProxySetup(task="wnli" if args.quick else "sst2", init="pretrained",
-                       checkpoint=str(toolkit.SHARED / "models" / "all-MiniLM-L6-v2"), data_dir=str(toolkit.SHARED / "glue"),
+                       checkpoint=toolkit.checkpoint(), data_dir=toolkit.glue_dir(),
                        cache_dir=args.cache_dir, seed=0, **({"heldout": 60, "max_len": 24} if args.quick else {}))
     scored = 0
     for proxy_name, var, names, seeds in ([] if args.render else plan):
@@ -271,7 +262,7 @@ def main() -> None:
                     {"variant": var, "seed": seed, "train_seconds": round(seconds, 1), "steps": proxy.steps,
                      "designs_per_step": proxy.designs_per_step}]
                 if not args.quick:
-                    spath.write_text(csv_text(trained))
+                    toolkit.save_rows(spath, trained)
             metric = setup.data.task.metric
             for name in todo:
                 t = time.perf_counter()
@@ -288,7 +279,7 @@ def main() -> None:
                       f"held-out {rows[-1]['heldout_metric']}, dev {rows[-1]['dev_metric']}, {rows[-1]['seconds']} s", flush=True)
                 scored += 1
                 if not args.quick:  # after every design: an interrupted run resumes
-                    path.write_text(csv_text(rows))
+                    toolkit.save_rows(path, rows)
     machine = toolkit.machine_of(HERE / "summary.json", scored) if not args.quick else str(Env.current(2))
     summary, report = analyse(rows, trained, machine, quick=args.quick)
     if not toolkit.write_results(HERE, summary, report, args.quick):
@@ -302,52 +293,14 @@ SCORES = {"score": "gold log-likelihood", "calibrated": "gold log-likelihood, te
           "kl": "minus KL to the teacher", "heldout_metric": "held-out accuracy", "dev_metric": "dev accuracy"}
 
 
+NEGATED = ("kl",)  # the KL to the teacher: lower is better, so its tables negate it like every score
 COLUMN_OF = {"log_likelihood": "score", "calibrated_log_likelihood": "calibrated", "kl": "kl", "metric": "heldout_metric"}
 
 
-def table_of(rows: list[dict], proxy: str, var: str) -> dict[str, dict]:
-    """{design: {key: (mean, sd over seeds), "n": seeds}} in DESIGNS order; kl is negated (higher is better)."""
-    out = {}
-    for name in DESIGNS:
-        rs = [r for r in rows if (r["proxy"], r["variant"], r["design"]) == (proxy, var, name)]
-        if rs:
-            t = {"n": len(rs)}
-            for key in SCORES:
-                vals = [(-1 if key == "kl" else 1) * float(r[key]) for r in rs if r[key] != ""]
-                if vals:
-                    t[key] = (statistics.fmean(vals), statistics.stdev(vals) if len(vals) > 1 else 0.0)
-            out[name] = t
-    return out
-
-
-def snr(table: dict, key: str) -> float | None:
-    """``signal_to_noise`` of ``key`` over the designs (None when a design has one seed)."""
-    ts = [t for t in table.values() if key in t]
-    if len(ts) < 2 or min(t["n"] for t in ts) < 2:
-        return None
-    value = signal_to_noise([t[key][0] for t in ts], [t[key][1] for t in ts])
-    return None if math.isnan(value) else value
-
-
-def means(table: dict, key: str) -> dict[str, float]:
-    return {n: t[key][0] for n, t in table.items() if key in t}
-
-
-def tau(a: dict[str, float], b: dict[str, float]) -> dict:
-    """Kendall tau-b over the designs both score, its bootstrap 90% interval over designs, and n."""
-    common = [n for n in a if n in b]
-    x, y = [a[n] for n in common], [b[n] for n in common]
-    t = kendall_tau(x, y) if len(common) > 2 else math.nan
-    lo, hi = kendall_tau_interval(x, y, level=0.9) if len(common) > 2 else (math.nan, math.nan)
-    r3 = lambda v: None if math.isnan(v) else round(v, 3)  # noqa: E731
-    return {"tau": r3(t), "ci90": [r3(lo), r3(hi)], "designs": len(common)}
-
-
-def gap(table: dict) -> float | None:
-    """Dense minus SqueezeBERT pattern, dev metric, points."""
-    if "dense" not in table or "squeezebert" not in table:
-        return None
-    return round(100 * (table["dense"]["dev_metric"][0] - table["squeezebert"]["dev_metric"][0]), 2)
+def gap_points(table: dict) -> float | None:
+    """The dense - SqueezeBERT pattern gap on dev (``ranking.gap``), points to 2 digits."""
+    g = gap(table)
+    return None if g is None else round(g[0], 2)
 
 
 def confirm_from_supernet(rows: list[dict], ref_score: dict[str, float]) -> dict | None:
@@ -356,7 +309,7 @@ def confirm_from_supernet(rows: list[dict], ref_score: dict[str, float]) -> dict
     mine = [r for r in rows if (r["proxy"], r["variant"]) == ("compressed", "from-supernet")]
     if not mine:
         return None
-    table = table_of(mine, "compressed", "from-supernet")
+    table = table_of(mine, DESIGNS, SCORES, NEGATED, proxy="compressed", variant="from-supernet")
     seeds = sorted({int(r["seed"]) for r in mine})
     per = {s: {r["design"]: float(r["score"]) for r in mine if int(r["seed"]) == s} for s in seeds}
     between = [tau(per[a], per[b])["tau"] for i, a in enumerate(seeds) for b in seeds[i + 1:]]
@@ -368,7 +321,7 @@ def confirm_from_supernet(rows: list[dict], ref_score: dict[str, float]) -> dict
     return {"seeds": seeds, **tau(means(table, "score"), ref_score), "per_seed_tau": [tau(per[s], ref_score)["tau"] for s in seeds],
             "tau_between_seeds": round(statistics.fmean(between), 3) if between else None,
             "snr": None if value is None else round(value, 2),
-            "seed_sd": round(statistics.fmean(t["score"][1] for t in two), 4) if two else None, "gap_points": gap(table),
+            "seed_sd": round(statistics.fmean(t["score"][1] for t in two), 4) if two else None, "gap_points": gap_points(table),
             "seconds_median": round(statistics.median(float(r["seconds"]) for r in mine), 1),
             "seconds_median_from_teacher": round(statistics.median(b for _, b in paired), 1) if paired else None,
             "paired_designs": len({r["design"] for r in mine if (r["design"], r["seed"]) in here}), "seconds_ratio":
@@ -426,9 +379,9 @@ SAMPLING_VARIANTS = ("default", "uniform", "steps-700")  # the variants scored o
 def analyse(rows: list[dict], trained: list[dict], machine: str, quick: bool = False) -> tuple[dict, list[str]]:
     """summary.json and the Markdown report from the rows."""
     key = COLUMN_OF[conf_settings("supernet")["score"]]  # the supernet's score as configured
-    ref = table_of(rows, "compressed", "default")
+    ref = table_of(rows, DESIGNS, SCORES, NEGATED, proxy="compressed", variant="default")
     ref_score = means(ref, "score")  # the compressed proxy's own score: the gold log-likelihood
-    sup = table_of(rows, "supernet", "default")
+    sup = table_of(rows, DESIGNS, SCORES, NEGATED, proxy="supernet", variant="default")
     seeds = sorted({int(r["seed"]) for r in rows if (r["proxy"], r["variant"]) == ("supernet", "default")})
     train_s = [float(r["train_seconds"]) for r in trained if r["variant"] == "default"]
     mine = [r for r in rows if (r["proxy"], r["variant"]) == ("supernet", "default")]
@@ -439,19 +392,19 @@ def analyse(rows: list[dict], trained: list[dict], machine: str, quick: bool = F
     variants = ("default", "uniform", "steps-700", "permute", "permute-no-sandwich", "permute-no-distill")
     ablation = {}
     for var in variants:
-        t = table_of(rows, "supernet", var)
+        t = table_of(rows, DESIGNS, SCORES, NEGATED, proxy="supernet", variant=var)
         var_seeds = sorted({int(r["seed"]) for r in rows if (r["proxy"], r["variant"]) == ("supernet", var)})
         if var == "permute" and len(var_seeds) > 1 and t:  # its ablations have one seed: compare like with like
             one = [r for r in rows if (r["proxy"], r["variant"], str(r["seed"])) == ("supernet", var, str(var_seeds[0]))]
-            t0 = table_of(one, "supernet", var)
+            t0 = table_of(one, DESIGNS, SCORES, NEGATED, proxy="supernet", variant=var)
             ablation[f"permute, seed {var_seeds[0]} alone"] = {
-                "seeds": [var_seeds[0]], **tau(means(t0, key), ref_score), "gap_points": gap(t0),
+                "seeds": [var_seeds[0]], **tau(means(t0, key), ref_score), "gap_points": gap_points(t0),
                 "train_seconds": next((float(r["train_seconds"]) for r in trained
                                        if (r["variant"], int(r["seed"])) == (var, var_seeds[0])), None)}
         if t:
             tr = [float(r["train_seconds"]) for r in trained if r["variant"] == var]
             ablation[var] = {"seeds": sorted({int(r["seed"]) for r in rows if (r["proxy"], r["variant"]) == ("supernet", var)}),
-                             **tau(means(t, key), ref_score), "gap_points": gap(t),
+                             **tau(means(t, key), ref_score), "gap_points": gap_points(t),
                              "sets": set_taus(t, key, ref_score), "per_seed": seed_taus(rows, var, key, ref_score),
                              "differences": differences(t, key, ref_score),
                              "drop_vs_dense_mild": drop_vs_dense(t, key, ref_score, SETS["mild"]),
@@ -489,7 +442,7 @@ def analyse(rows: list[dict], trained: list[dict], machine: str, quick: bool = F
         "seconds_per_design": round(statistics.fmean(per_design_s), 2) if per_design_s else None,
         "seconds_per_design_max": max(per_design_s) if per_design_s else None,
         "seconds_per_design_with_dev": round(statistics.median(wall_s), 2) if wall_s else None,
-        "gap_points": gap(sup), "gap_points_compressed": gap(ref),
+        "gap_points": gap_points(sup), "gap_points_compressed": gap_points(ref),
         "score_choice": {k: {**v, "snr": None if v["snr"] is None else round(v["snr"], 2)} for k, v in choice.items()},
         "kendall_tau_between_supernet_seeds": round(statistics.fmean(between), 3) if between else None,
         "kendall_tau_one_supernet_vs_compressed": single,

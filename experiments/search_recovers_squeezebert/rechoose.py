@@ -21,16 +21,15 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import os
 import shutil
 from pathlib import Path
 
 import optuna
 
-from experiments import toolkit
 from arch_search.measure.latency import Env
 from arch_search.study.confirm import PICKS, SUFFIX, choose
 from arch_search.study.record import records
+from experiments import toolkit
 
 _spec = importlib.util.spec_from_file_location("search_recovers_run", Path(__file__).resolve().parent / "run.py")
 recovers = importlib.util.module_from_spec(_spec)  # this folder's run.py: the runs, the coverage
@@ -47,9 +46,7 @@ def rechoose(name: str) -> float:
     shutil.rmtree(dst, ignore_errors=True)
     shutil.copytree(src, dst, ignore=shutil.ignore_patterns("weights", "figures", "log.txt", "wall_seconds.txt"))
     cmd = recovers.command(name, dst, recovers.CACHE) + ["search.confirm_pick=front_fastest"]
-    env = {**os.environ, "GLUE_DIR": str(recovers.SHARED / "glue"),
-           "ARCH_SEARCH_CHECKPOINT": str(recovers.SHARED / "models" / "all-MiniLM-L6-v2")}
-    seconds = toolkit.run_logged(cmd, dst, env)
+    seconds = toolkit.run_logged(cmd, dst, toolkit.data_env())
     shutil.rmtree(dst / "weights", ignore_errors=True)
     (dst / "wall_seconds.txt").write_text(f"{seconds:.0f}\n")
     (dst / "machine.txt").write_text(f"{Env.current(threads=1)}\n")

@@ -35,24 +35,20 @@ import csv
 import itertools
 import json
 import math
-import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from experiments import toolkit
 from arch_search.measure.latency import Env
 from arch_search.study.front import hypervolume_2d, pareto_mask
 from arch_search.study.run_tables import with_current_names
 from arch_search.tables import md_table
+from experiments import toolkit
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
-SHARED = REPO.parent / "shared"
-CACHE = REPO / ".cache" / "search_recovers"  # the runs' own cache_dir (the first run empties it)
+CACHE = toolkit.REPO / ".cache" / "search_recovers"  # the runs' own cache_dir (the first run empties it)
 RUNS = {"seed0": (0, "fresh"), "seed0-cached": (0, "warm"), "seed1": (1, "fresh"), "seed1-cached": (1, "warm")}  # name: (seed, caches), in run order
 CACHED = {"seed0-cached": "seed0", "seed1-cached": "seed1"}  # each second run and the first run it follows
 BEFORE = HERE / "before_issue34"  # the same three runs before issue 34 (uniform supernet draws, top-of-front confirmation)
@@ -71,30 +67,17 @@ def command(name: str, run_dir: Path, cache: Path, quick: bool = False) -> list[
 
 def run_one(name: str, run_dir: Path, cache: Path, quick: bool = False) -> float:
     """The main command into ``run_dir`` (its output in log.txt), timed; returns seconds."""
-    env = {**os.environ, "GLUE_DIR": os.environ.get("GLUE_DIR", str(SHARED / "glue")),
-           "ARCH_SEARCH_CHECKPOINT": os.environ.get("ARCH_SEARCH_CHECKPOINT", str(SHARED / "models" / "all-MiniLM-L6-v2"))}
     if RUNS[name][1] == "fresh":
         shutil.rmtree(cache, ignore_errors=True)
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
-    seconds = toolkit.run_logged(command(name, run_dir, cache, quick), run_dir, env)
+    seconds = toolkit.run_logged(command(name, run_dir, cache, quick), run_dir, toolkit.data_env())
     (run_dir / "wall_seconds.txt").write_text(f"{seconds:.0f}\n")
     (run_dir / "machine.txt").write_text(f"{Env.current(threads=1)}\n")
     return seconds
 
 
 FIGURES = ("pareto_front", "confirmed_front", "search_vs_confirmed", "reference_latency", "grouping_heatmap")
-
-
-def figures(run_dir: Path, keep: tuple[str, ...] = FIGURES) -> None:
-    """The run's `python -m arch_search report` PNGs into ``run_dir/figures`` (the page itself,
-    ~5 MB with plotly.js inlined, is not kept: `python -m arch_search report <run_dir>` makes it)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "arch_search", "report", str(run_dir), "--out", tmp]
-        subprocess.run(cmd, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
-        (run_dir / "figures").mkdir(exist_ok=True)
-        for name in keep:
-            shutil.copyfile(Path(tmp) / f"{name}.png", run_dir / "figures" / f"{name}.png")
 
 
 # ---- what a run shows ------------------------------------------------------------------------------
@@ -314,7 +297,7 @@ def render(runs: dict[str, dict]) -> tuple[str, dict]:
     lines = ["# search_recovers_squeezebert: the default `run space=squeezebert` (distilled supernet + confirmation)", "",
              "Command (each run): `ARCH_SEARCH_CHECKPOINT=../shared/models/all-MiniLM-L6-v2 GLUE_DIR=../shared/glue "
              "python -m arch_search run space=squeezebert seed=S` with `hydra.run.dir=<folder>` and "
-             f"`cache_dir={CACHE.relative_to(REPO)}` (emptied before `seed0`), run by "
+             f"`cache_dir={CACHE.relative_to(toolkit.REPO)}` (emptied before `seed0`), run by "
              "`python experiments/search_recovers_squeezebert/run.py`.", "",
              "The runs at a glance (leveled start: the study's first trials drawn by complexity level, "
              "`search.leveled_start`, 0 in a run made before it existed; start bins: those draws spread over MAC-speedup bins, "
@@ -426,14 +409,14 @@ def main() -> None:
     if args.figures:
         for name in args.only or RUNS:
             if (HERE / name / "wall_seconds.txt").is_file():
-                figures(HERE / name)
+                toolkit.report_pngs(HERE / name, HERE / name / "figures", FIGURES)
         return
     if not args.render:
         for name in args.only or RUNS:
             if args.only or not (HERE / name / "wall_seconds.txt").is_file():
                 print(f"{name}: {' '.join(command(name, HERE / name, CACHE))}", flush=True)
                 print(f"{name}: {run_one(name, HERE / name, CACHE) / 60:.1f} min", flush=True)
-                figures(HERE / name)
+                toolkit.report_pngs(HERE / name, HERE / name / "figures", FIGURES)
     runs = {name: analyse(HERE / name) for name in RUNS if (HERE / name / "wall_seconds.txt").is_file()}
     text, summary = render(runs)
     (HERE / "results.md").write_text(text + "\n")

@@ -22,10 +22,8 @@ import csv
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -38,7 +36,6 @@ from arch_search.tables import csv_text, md_table
 from experiments import toolkit
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
 
 SAMPLERS = ("nsga2", "random")
 QUICK = ["search.n_trials=4", "proxy.steps=2", "proxy_setup.vocab_size=2000", "proxy_setup.heldout=100",
@@ -61,17 +58,10 @@ def overrides(args, sampler: str | None = None, seed: int = 0) -> list[str]:
 
 def run_one(args, sampler: str, seed: int, out: Path) -> float:
     run_dir = out / f"{sampler}-seed{seed}"
-    run_dir.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "arch_search", "run", *overrides(args, sampler, seed), f"hydra.run.dir={run_dir}"]
-    env = {**os.environ, "GLUE_DIR": args.data_dir}
-    t0 = time.perf_counter()
-    with open(run_dir / "log.txt", "w") as log:
-        done = subprocess.run(cmd, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    if done.returncode != 0:
-        raise SystemExit(f"error: {' '.join(cmd)} failed ({done.returncode}); see {run_dir / 'log.txt'}")
+    seconds = toolkit.run_logged(cmd, run_dir, {**os.environ, "GLUE_DIR": args.data_dir})
     (run_dir / "study.db").unlink(missing_ok=True)  # trials.csv keeps every trial; the db is ~1 MB a run
     shutil.rmtree(run_dir / "weights", ignore_errors=True)  # the front's trained proxies, ~20 MB each
-    seconds = time.perf_counter() - t0
     (run_dir / "wall_seconds.txt").write_text(f"{seconds:.0f}\n")
     print(f"{sampler} seed {seed}: {seconds / 60:.1f} min", flush=True)
     return seconds
@@ -150,8 +140,8 @@ def main() -> None:
     ap.add_argument("--trials", type=int, default=32, help="finished trials per run")
     ap.add_argument("--proxy-steps", type=int, default=150)
     ap.add_argument("--jobs", type=int, default=2, help="runs side by side (each trains on 1 thread)")
-    ap.add_argument("--data-dir", default=os.environ.get("GLUE_DIR", str(toolkit.SHARED / "glue")))
-    ap.add_argument("--cache-dir", default=str(REPO / ".cache" / "arch_search"))
+    ap.add_argument("--data-dir", default=toolkit.glue_dir())
+    ap.add_argument("--cache-dir", default=str(toolkit.REPO / ".cache" / "arch_search"))
     ap.add_argument("--render", action="store_true", help="only rewrite the results from samplers/")
     ap.add_argument("--quick", action="store_true", help="smoke run: 2 tiny runs in a temporary folder, prints")
     args = ap.parse_args()

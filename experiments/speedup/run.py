@@ -392,14 +392,11 @@ def _static_int8_latency(models, args):
 def _precision_accuracy(args) -> dict:
     """Fine-tune the dense and SqueezeBERT-pattern MiniLM-L6 on SST-2 (per seed), then classify
     SST-2 dev at each precision: accuracy, agreement with fp32, and the paired difference."""
-    import os
-
     from arch_search.measure.precision import output_error, precision_outputs
     from arch_search.proxies import FinetuneProxy, ProxySetup
     from arch_search.tasks.tokenizer import Encoded, eval_batches
 
-    checkpoint = os.environ.get("ARCH_SEARCH_CHECKPOINT", str(toolkit.SHARED / "models" / "all-MiniLM-L6-v2"))
-    glue = os.environ.get("GLUE_DIR", str(toolkit.SHARED / "glue"))
+    checkpoint, glue = toolkit.checkpoint(), toolkit.glue_dir()
     from omegaconf import OmegaConf
 
     from arch_search.resources import conf_dir

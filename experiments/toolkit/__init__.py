@@ -1,15 +1,20 @@
 """What the experiments share, one job a module; a script imports the package
-(``from experiments import toolkit``) and calls ``toolkit.<name>``:
+(``from experiments import toolkit``) and calls ``toolkit.<name>`` (``ranking``'s names it
+imports from ``experiments.toolkit.ranking``):
 
-- ``paths``: the checkout, ``../shared`` (``ARCH_SEARCH_SHARED``), GLUE and the checkpoint, paths
-  made relative for committed files, the checkout's commit.
+- ``paths``: the checkout, ``../shared`` (``ARCH_SEARCH_SHARED``), GLUE and the checkpoint (and a
+  child process's environment naming them), paths made relative for committed files, the commit.
 - ``compose``: the lessons' command line and ``conf/run.yaml`` composed by Hydra as ``run``
   composes it (the lessons' proxy ``COMPRESSED``, or ``SCRATCH``); the proxy key of a score.
 - ``scores``: ``Scores`` of a design over paired seeds; the paired noise, MDE and differences.
-- ``store``: scores stored row by row (resumable, shared between lessons), the teacher's row.
+- ``store``: scores stored row by row (resumable, shared between lessons), the teacher's row;
+  ``read_rows`` / ``save_rows``: any resumable CSV of rows.
 - ``checks``: a verdict with dense scored as the teacher itself, and at 4x the healing budget.
 - ``measurements``: latency (interleaved) and costs at the target scale, one row per design.
-- ``runs``: ``python -m arch_search`` with its log in the run directory, the latency LUT.
+- ``runs``: ``python -m arch_search`` with its log in the run directory, its report's PNGs, the
+  latency LUT.
+- ``ranking``: how a proxy ranks designs: per-design means and seed sds, SNR, Kendall tau, the
+  dense - SqueezeBERT gap, over the named designs (proxy_compressed, proxy_supernet).
 - ``report``: results.md's header and design table, results.csv, summary.json, the PNG.
 """
 
@@ -17,18 +22,19 @@ from experiments.toolkit.checks import (BUDGET_CHECK, at_budget, budget_args, bu
                                         teacher_lines)
 from experiments.toolkit.compose import COMPRESSED, SCRATCH, SEEDS, config, parse, parser, proxy_key, target
 from experiments.toolkit.measurements import costs, evaluate, measure, rows, scores_only, timed
-from experiments.toolkit.paths import REPO, SHARED, checkpoint, code_commit, glue_dir, relative
+from experiments.toolkit.paths import REPO, SHARED, checkpoint, code_commit, data_env, glue_dir, relative
 from experiments.toolkit.report import (command, design_table, errorbars, header, machine_of, power_lines, show,
                                         summary, write, write_results)
-from experiments.toolkit.runs import build_lut, run_logged, scrub_paths, search_reach, strip_progress
+from experiments.toolkit.runs import build_lut, report_pngs, run_logged, scrub_paths, search_reach, strip_progress
 from experiments.toolkit.scores import METRIC_NAMES, METRICS, Scores, compare, mde, noise
-from experiments.toolkit.store import SCORE_COLUMNS, read_rows, score_designs, stored_scores, teacher_scores
+from experiments.toolkit.store import SCORE_COLUMNS, read_rows, save_rows, score_designs, stored_scores, teacher_scores
 
 __all__ = [
-    "BUDGET_CHECK", "COMPRESSED", "METRICS", "METRIC_NAMES", "REPO", "SCORE_COLUMNS", "SCRATCH", "SEEDS", "SHARED",
-    "Scores", "at_budget", "budget_args", "budget_lines", "build_lut", "checkpoint", "code_commit", "command",
-    "compare", "config", "costs", "dense_as_teacher", "design_table", "errorbars", "evaluate", "glue_dir", "header",
-    "machine_of", "mde", "measure", "noise", "parse", "parser", "power_lines", "proxy_key", "read_rows", "relative",
-    "rows", "run_logged", "score_designs", "scores_only", "scrub_paths", "search_reach", "show", "stored_scores",
-    "strip_progress", "summary", "target", "teacher_lines", "teacher_scores", "timed", "write", "write_results",
+    "BUDGET_CHECK", "COMPRESSED", "METRICS", "METRIC_NAMES", "REPO", "SCORE_COLUMNS", "SCRATCH", "SEEDS",
+    "SHARED", "Scores", "at_budget", "budget_args", "budget_lines", "build_lut", "checkpoint", "code_commit",
+    "command", "compare", "config", "costs", "data_env", "dense_as_teacher", "design_table", "errorbars",
+    "evaluate", "glue_dir", "header", "machine_of", "mde", "measure", "noise", "parse", "parser", "power_lines",
+    "proxy_key", "read_rows", "relative", "report_pngs", "rows", "run_logged", "save_rows", "score_designs",
+    "scores_only", "scrub_paths", "search_reach", "show", "stored_scores", "strip_progress", "summary",
+    "target", "teacher_lines", "teacher_scores", "timed", "write", "write_results",
 ]

@@ -13,14 +13,12 @@ from pathlib import Path
 from hydra.utils import instantiate
 
 from arch_search import ArchSpec, build_model, count_cost
-from arch_search.cache import atomic_path
 from arch_search.measure.cost import Cost
 from arch_search.measure.latency import Comparison
-from arch_search.tables import csv_text
 from experiments.toolkit.checks import BUDGET_CHECK, budget_args
 from experiments.toolkit.compose import config, target
 from experiments.toolkit.scores import METRICS, Scores
-from experiments.toolkit.store import read_rows, stored_scores, teacher_scores
+from experiments.toolkit.store import read_rows, save_rows, stored_scores, teacher_scores
 
 
 def measure(designs: Mapping[str, ArchSpec], args: argparse.Namespace) -> Comparison:
@@ -49,8 +47,7 @@ def timed(designs: Mapping[str, ArchSpec], args: argparse.Namespace, here: Path)
                   "p90_ms": round(lat.p90_ms, 2), "cv": round(lat.cv, 4), "speedup": round(cmp.speedup[name], 3),
                   "machine": str(lat.env)} for name, lat in cmp.latencies.items()}
     if not args.quick:
-        with atomic_path(path) as tmp:
-            tmp.write_text(csv_text(list(out.values())))
+        save_rows(path, list(out.values()))
     return out
 
 

@@ -1,6 +1,6 @@
 """Where the experiments' inputs are: the checkout (``REPO``), the shared data beside it
 (``SHARED``: ``ARCH_SEARCH_SHARED``, else ``../shared``), the GLUE folders (``GLUE_DIR``) and the
-dense checkpoint (``ARCH_SEARCH_CHECKPOINT``), text that names them relative to the repository
+dense checkpoint (``ARCH_SEARCH_CHECKPOINT``; ``data_env`` hands both to a child process), text that names them relative to the repository
 (what a committed file may name), and the checkout's commit."""
 
 from __future__ import annotations
@@ -20,6 +20,12 @@ def glue_dir() -> str:
 def checkpoint() -> str:
     """The dense checkpoint the pretrained setup compresses: ARCH_SEARCH_CHECKPOINT, else ../shared's MiniLM."""
     return os.environ.get("ARCH_SEARCH_CHECKPOINT", str(SHARED / "models" / "all-MiniLM-L6-v2"))
+
+
+def data_env() -> dict[str, str]:
+    """The environment of a ``python -m arch_search`` child: this one, with GLUE_DIR and
+    ARCH_SEARCH_CHECKPOINT set to where the experiments find them."""
+    return {**os.environ, "GLUE_DIR": glue_dir(), "ARCH_SEARCH_CHECKPOINT": checkpoint()}
 
 
 def relative(text: str) -> str:

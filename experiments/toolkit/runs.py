@@ -1,7 +1,7 @@
 """Running ``python -m arch_search`` for an experiment: the command with its output in the run
 directory's log.txt (progress redraws removed, machine paths scrubbed: a committed run names no
 folder of the machine that made it), the latency look-up table built once before a set of runs,
-and how far a run's search reached."""
+its report's PNGs, and how far a run's search reached."""
 
 from __future__ import annotations
 
@@ -43,6 +43,22 @@ def run_logged(cmd: Sequence[str], run_dir: Path, env: Mapping[str, str]) -> flo
     strip_progress(run_dir / "log.txt")
     scrub_paths(run_dir)
     return seconds
+
+
+def report_pngs(run_dir: Path, out: Path, names: Sequence[str]) -> None:
+    """The PNGs ``names`` of ``python -m arch_search report <run_dir>`` into ``out`` (the page
+    itself, ~5 MB with plotly.js inlined, is not kept: that command makes it again)."""
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "arch_search", "report", str(run_dir), "--out", tmp]
+        subprocess.run(cmd, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+        out.mkdir(exist_ok=True)
+        for name in names:
+            shutil.copyfile(Path(tmp) / f"{name}.png", out / f"{name}.png")
 
 
 def search_reach(run_dir: Path) -> dict:

@@ -28,11 +28,19 @@ SCORE_COLUMNS = ("design", "spec", "seed", "score", "heldout", "dev", "seconds",
 
 
 def read_rows(path: Path) -> list[dict]:
-    """The rows of a CSV (scores.csv, latency.csv; none when absent)."""
+    """The rows of a CSV (scores.csv, latency.csv, results.csv; none when absent)."""
     if not path.is_file():
         return []
     with open(path, newline="") as f:
         return [dict(r) for r in csv.DictReader(f)]
+
+
+def save_rows(path: Path, rows: Sequence[Mapping], columns: Sequence[str] | None = None) -> None:
+    """``rows`` as ``path``'s CSV, whole or not at all (a kill mid-write keeps the last file): a
+    resumable run saves after each row it adds and reads them back (``read_rows``) to skip them.
+    ``columns``: those, in that order (a missing one empty); else the first row's."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(csv_text([{k: r.get(k, "") for k in columns} for r in rows] if columns else rows))
 
 
 def score_designs(designs: Mapping[str, ArchSpec], args: argparse.Namespace, **proxy_kwargs) -> dict[str, Scores]:
@@ -107,9 +115,8 @@ def stored_scores(designs: Mapping[str, ArchSpec], args: argparse.Namespace, her
                              "machine": machine, "from": ""})
                 print(f"seed {seed}  {name:<34} score {values[0]:.4f}  held-out {values[1]:.4f}  dev {values[2]:.4f}  "
                       f"({rows[-1]['seconds']} s)", flush=True)
-            if not args.quick:  # after every design, whole or not at all (a kill mid-write keeps the last file)
-                with atomic_path(path) as tmp:
-                    tmp.write_text(csv_text([{k: r.get(k, "") for k in SCORE_COLUMNS} for r in rows]))
+            if not args.quick:  # after every design
+                save_rows(path, rows, SCORE_COLUMNS)
     by = {(r["design"], int(r["seed"])): r for r in rows if r["proxy"] == keys.get(int(r["seed"]))}
     missing = [f"{n} seed {s}" for n in designs for s in args.seeds if (n, s) not in by]
     if missing and missing_ok:
@@ -155,8 +162,7 @@ def teacher_scores(args: argparse.Namespace, here: Path, task: str | None = None
                "code": code_commit(), "machine": str(Env.current(cfg.proxy.threads))}
         print(f"teacher {cfg.task.name}: held-out {row['heldout']}  dev {row['dev']}  score {row['score']}", flush=True)
     if not args.quick and not args.render and row not in mine:  # --render writes no score file
-        with atomic_path(path) as tmp:
-            tmp.write_text(csv_text([{k: r[k] for k in TEACHER_COLUMNS} for r in [*mine, row]]))
+        save_rows(path, [*mine, row], TEACHER_COLUMNS)
     n = len(args.seeds)
     return Scores(tuple(args.seeds), (float(row["heldout"]),) * n, (float(row["dev"]),) * n, (0.0,) * n,
                   (float(row["score"]),) * n)

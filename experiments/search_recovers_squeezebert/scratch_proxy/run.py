@@ -19,28 +19,23 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import os
-import shutil
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
-from experiments import toolkit
 from arch_search.measure.latency import Env
 from arch_search.study.front import dominates
+from experiments import toolkit
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[2]
 SCRATCH = ["proxy=finetune_scratch", "proxy_setup=scratch", "proxy_setup.seed=0", "~confirm"]  # the default then
+FIGURES = ("pareto_front", "hypervolume", "grouping_heatmap", "flops_vs_latency")  # the report's PNGs kept
 SPEEDUP, MAX_LOSS_POINTS = 2.5, 1.5  # the issue's bar: >= 2.5x measured speedup at <= 1.5 points loss
 
 
 def run_search(run_dir: Path) -> float:
     """The command, into ``run_dir``; its output goes to run_dir/log.txt. Returns seconds."""
-    env = {**os.environ, "GLUE_DIR": os.environ.get("GLUE_DIR", str(REPO.parent / "shared" / "glue"))}
     cmd = [sys.executable, "-m", "arch_search", "run", "space=squeezebert", *SCRATCH, f"hydra.run.dir={run_dir}"]
-    seconds = toolkit.run_logged(cmd, run_dir, env)  # the log without progress redraws
+    seconds = toolkit.run_logged(cmd, run_dir, toolkit.data_env())  # the log without progress redraws
     (run_dir / "wall_seconds.txt").write_text(f"{seconds:.0f}\n")
     (run_dir / "machine.txt").write_text(f"{Env.current(threads=1)}\n")
     return seconds
@@ -154,19 +149,8 @@ def main() -> None:
     if not args.render:
         run_search(run_dir)
     (HERE / "results.md").write_text(render(run_dir))
-    figures(run_dir, HERE / "figures")
+    toolkit.report_pngs(run_dir, HERE / "figures", FIGURES)
     print((HERE / "results.md").read_text())
-
-
-def figures(run_dir: Path, out: Path, keep=("pareto_front", "hypervolume", "grouping_heatmap", "flops_vs_latency")) -> None:
-    """The run's `python -m arch_search report` PNGs (the self-contained HTML page, ~5 MB, is
-    not kept: `python -m arch_search report experiments/search_recovers_squeezebert/scratch_proxy/run` makes it)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "arch_search", "report", str(run_dir), "--out", tmp]
-        subprocess.run(cmd, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
-        out.mkdir(exist_ok=True)
-        for name in keep:
-            shutil.copyfile(Path(tmp) / f"{name}.png", out / f"{name}.png")
 
 
 if __name__ == "__main__":
