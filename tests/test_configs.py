@@ -348,6 +348,44 @@ def test_every_task_config_names_its_glue_task_and_reaches_the_proxy_setup(task,
     assert (setup.task, setup.data_dir) == (task, "/data/glue")
 
 
+@pytest.mark.parametrize("setup", PROXY_SETUPS)
+@pytest.mark.parametrize("proxy", PROXY_CONFIGS)
+def test_the_fingerprint_holds_every_setting_of_a_config_but_how_it_runs(proxy, setup):
+    """What each class declares (``SCORED``) is what the deny-list of run settings left before
+    the declarations, for every proxy, setup and the confirmation: a committed study resumed
+    with the same settings still matches."""
+    from omegaconf import OmegaConf
+
+    from arch_search.study.fingerprint import scored_settings
+    from tests.test_proxies import RUN_SETTINGS
+
+    cfg = compose_run(f"proxy={proxy}", f"proxy_setup={setup}")
+    for node in (cfg.proxy, cfg.proxy_setup, cfg.confirm, cfg.confirm.setup):
+        assert set(scored_settings(node)) == set(OmegaConf.to_container(node)) - RUN_SETTINGS - {"_target_"}, node._target_
+
+
+def test_the_lessons_score_key_is_pinned():
+    """The lessons' score store (experiments/toolkit) names its rows by the task and the scored
+    settings: the SST-2 compressed proxy's key stays the one committed scores.csv rows hold."""
+    from arch_search.cache import cache_key
+    from arch_search.study.fingerprint import scored_settings
+
+    cfg = compose_run("proxy=compressed", "proxy_setup.seed=0", "seed=0", "~confirm",
+                      "proxy_setup.checkpoint=elsewhere/all-MiniLM-L6-v2")
+    settings = {"task": cfg.task.name, "proxy": scored_settings(cfg.proxy, kind=cfg.proxy._target_),
+                "setup": scored_settings(cfg.proxy_setup)}
+    assert cache_key(settings, length=12) == "551c9bc485ea"
+
+
+def test_a_proxy_class_that_declares_no_scored_settings_is_refused():
+    from omegaconf import OmegaConf
+
+    from arch_search.study.fingerprint import scored_settings
+
+    with pytest.raises(TypeError, match="arch_search.measure.latency.LatencyProtocol declares no SCORED"):
+        scored_settings(OmegaConf.create({"_target_": "arch_search.measure.latency.LatencyProtocol", "seq_len": 8}))
+
+
 def test_the_fingerprint_names_a_precision_only_when_it_is_not_fp32():
     """A fp32 study's fingerprint has no precision key (as before latency.precision existed); a
     run at bf16 is refused on it (its fingerprint differs in that key only)."""

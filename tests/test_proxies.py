@@ -1,5 +1,6 @@
 """Proxies on tiny settings: WNLI (635 train rows), a 2-layer, 32-wide proxy scale."""
 
+import inspect
 import math
 
 import pytest
@@ -8,7 +9,9 @@ from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
 from arch_search import ArchSpec, from_hf
-from arch_search.proxies import FinetuneProxy, ProxyDiverged, ProxyResult, ProxySetup, ZeroCostProxy
+from arch_search.proxies import (CompressedProxy, FinetuneProxy, ProxyDiverged, ProxyResult, ProxySetup, SupernetProxy,
+                                  ZeroCostProxy)
+from arch_search.proxies.teacher import TaskTeacher
 from arch_search.resources import conf_dir
 from tests.conftest import SHARED
 
@@ -231,6 +234,37 @@ def test_the_task_teachers_cache_key_is_pinned(task, key):
     config's key (the checkpoint by its folder name), as the lessons compose it, stays."""
     cfg = compose_run("proxy=compressed", "proxy_setup.seed=0", "seed=0", "~confirm", f"task={task}")
     assert instantiate(cfg.proxy).task_teacher.key() == key
+
+
+# what may change where and how fast a proxy runs, or what it shows, but not its score
+RUN_SETTINGS = {"setup", "threads", "progress", "eval_dev", "eval_every", "cache_dir", "data_dir", "device", "bf16",
+                "supernet"}  # the search's supernet (compressed, start=supernet): the search's own fingerprint holds it
+
+
+@pytest.mark.parametrize("cls", [FinetuneProxy, CompressedProxy, SupernetProxy, ZeroCostProxy, ProxySetup, TaskTeacher])
+def test_each_setting_is_declared_scored_or_changes_only_how_it_runs(cls):
+    """The study fingerprint and the cache keys come from each class's ``SCORED``: a new
+    constructor setting is declared there, or is one of ``RUN_SETTINGS``."""
+    params = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    assert set(cls.SCORED) <= params and params - set(cls.SCORED) <= RUN_SETTINGS, params - set(cls.SCORED)
+
+
+def test_the_teachers_key_moves_with_each_setting_it_declares_and_no_other():
+    """``TaskTeacher.key`` holds its own ``SCORED`` and the setup's but init, scale and vocab_size."""
+    def key(teacher=None, **setup):
+        setup = ProxySetup(**{"task": "sst2", "init": "pretrained", "checkpoint": "models/minilm", **setup})
+        return TaskTeacher(setup, **(teacher or {})).key()
+
+    moves = {"steps": {"teacher": {"steps": 10}}, "lr": {"teacher": {"lr": 1e-4}},
+             "batch_size": {"teacher": {"batch_size": 8}}, "task": {"task": "cola"},
+             "checkpoint": {"checkpoint": "models/other"}, "max_len": {"max_len": 32}, "heldout": {"heldout": 100},
+             "heldout_disjoint": {"heldout_disjoint": False}, "dropout": {"dropout": 0.0}, "seed": {"seed": 1}}
+    assert set(moves) == {*TaskTeacher.SCORED, *TaskTeacher.SETUP_SCORED}
+    assert all(key(**kw) != key() for kw in moves.values())
+    stays = [{"checkpoint": "elsewhere/minilm"}, {"scale": {"hidden": 32, "layers": 2, "heads": 4, "intermediate": 64}},
+             {"vocab_size": 400}, {"cache_dir": "c"}, {"data_dir": "d"}, {"device": "cpu"}, {"bf16": False},
+             {"teacher": {"threads": 1, "progress": False}}]
+    assert all(key(**kw) == key() for kw in stays)
 
 
 def test_compressed_proxy_needs_a_pretrained_setup(scratch):

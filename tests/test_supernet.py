@@ -278,3 +278,30 @@ def test_the_supernets_cache_key_is_pinned():
     assert proxy.for_space(SearchSpace.load("squeezebert_per_layer")).cache_key() == "44fbed028977ef87"
     plain = instantiate(compose_run("proxy_setup=scratch", "proxy_setup.checkpoint=null").proxy, teacher=False, distill=False)
     assert plain.cache_key() == "d9d8d1debd283843"
+
+
+def test_the_supernets_key_moves_with_each_setting_it_declares_and_no_other():
+    """The cache key keeps its layout (the cached files are named by it) and holds every declared
+    setting that changes the trained weights: the proxy's ``SCORED`` but ``score``, and the setup's."""
+    def key(setup=None, **proxy):
+        setup = ProxySetup(**{"task": "sst2", "init": "pretrained", "checkpoint": "models/minilm", **(setup or {})})
+        return SupernetProxy(setup, **proxy).cache_key()
+
+    own = {"groups": {"groups": (1, 2)}, "shuffle": {"shuffle": True}, "per_layer": {"per_layer": True},
+           "teacher": {"teacher": False, "distill": False}, "permute": {"permute": True}, "distill": {"distill": False},
+           "sandwich": {"sandwich": False}, "sampling": {"sampling": "uniform"}, "steps": {"steps": 401},
+           "random_designs": {"random_designs": 3}, "batch_size": {"batch_size": 16}, "lr": {"lr": 1e-4},
+           "warmup": {"warmup": 0.2}, "weight_decay": {"weight_decay": 0.0}, "kd_weight": {"kd_weight": 0.5},
+           "temperature": {"temperature": 1.0}, "hidden_weight": {"hidden_weight": 0.5},
+           "teacher_steps": {"teacher_steps": 10}, "teacher_lr": {"teacher_lr": 1e-4}, "seed": {"seed": 5}}
+    assert set(own) == set(SupernetProxy.SCORED) - {"score"}
+    assert all(key(**kw) != key() for kw in own.values())
+    plain = {"teacher": False, "distill": False}  # on a scratch setup too
+    setup = {"task": "cola", "init": "scratch", "checkpoint": "models/other",
+             "scale": {"hidden": 32, "layers": 2, "heads": 4, "intermediate": 64}, "max_len": 32, "heldout": 100,
+             "heldout_disjoint": False, "dropout": 0.0, "seed": 1, "vocab_size": 400}
+    assert set(setup) == set(ProxySetup.SCORED)
+    assert all(key({k: v}, **plain) != key(**plain) for k, v in setup.items())
+    stays = [{"score": "log_likelihood"}, {"eval_dev": False}, {"threads": 1}, {"progress": False}, {"setup": {
+        "cache_dir": "c", "data_dir": "d", "device": "cpu", "bf16": False, "checkpoint": "elsewhere/minilm"}}]
+    assert all(key(**kw) == key() for kw in stays)

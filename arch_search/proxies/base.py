@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from tokenizers import Tokenizer
 
@@ -60,8 +60,11 @@ class Proxy(Protocol):
     models (``setup.prepare`` loads them before a study starts, so that a bad checkpoint stops
     the run in one line). ``seed``: its own seed (init, batch order, dropout), None when it takes
     none (zero-cost scores have no seed noise to measure). ``for_space``: itself, or a copy set
-    up over exactly a space's choices (the supernet covers what it was trained over)."""
+    up over exactly a space's choices (the supernet covers what it was trained over). ``SCORED``
+    (a class attribute): the constructor's settings that change a score, what the study
+    fingerprint holds (``arch_search.study.fingerprint``); the others change only how it runs."""
 
+    SCORED: ClassVar[tuple[str, ...]]
     setup: ProxySetup
     seed: int | None
 

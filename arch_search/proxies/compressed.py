@@ -50,6 +50,11 @@ class CompressedProxy:
     ``start="supernet"`` with ``supernet`` (a ``SupernetProxy``): start each design from the
     supernet's weights for it, then fine-tune (no compress, no heal)."""
 
+    # the settings that change its score (the study fingerprint, arch_search.study.fingerprint;
+    # ``supernet`` is the search's, which its own fingerprint holds)
+    SCORED = ("teacher_steps", "teacher_lr", "permute", "refit", "calibration", "ridge", "distill_steps", "distill_lr",
+              "steps", "lr", "kd_weight", "temperature", "batch_size", "score", "seed", "start")
+
     def __init__(
         self,
         setup: ProxySetup,

@@ -26,6 +26,10 @@ class FinetuneProxy:
     """Score = the task's GLUE metric on a held-out slice of train after ``steps`` steps of
     fine-tuning the proxy model that ``setup`` builds."""
 
+    # the settings that change its score (the study fingerprint, arch_search.study.fingerprint;
+    # the others change speed or what is shown)
+    SCORED = ("steps", "lr", "batch_size", "warmup", "weight_decay", "seed")
+
     def __init__(
         self,
         setup: ProxySetup,

@@ -87,6 +87,11 @@ class ProxySetup:
     CPU always trains in fp32. Neither is in the study fingerprint: each trial records both.
     """
 
+    # the settings that change a score (the study fingerprint, arch_search.study.fingerprint); the
+    # others (paths, the device, bf16) change where and how fast, and each trial records its device
+    SCORED = ("task", "init", "checkpoint", "scale", "max_len", "heldout", "heldout_disjoint", "dropout", "seed",
+              "vocab_size")
+
     def __init__(
         self,
         task: str = "sst2",

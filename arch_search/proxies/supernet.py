@@ -143,6 +143,12 @@ class SupernetProxy:
     the setup's. The teacher and the held-out rows stay the setup's, so another ``seed`` is
     another draw of the same proxy (its noise)."""
 
+    # the settings that change its score (the study fingerprint, arch_search.study.fingerprint);
+    # all but ``score`` change the trained supernet too, and its cache key holds them (``cache_key``)
+    SCORED = ("groups", "shuffle", "per_layer", "teacher", "permute", "distill", "sandwich", "sampling", "steps",
+              "random_designs", "batch_size", "lr", "warmup", "weight_decay", "kd_weight", "temperature",
+              "hidden_weight", "teacher_steps", "teacher_lr", "score", "seed")
+
     def __init__(
         self,
         setup: ProxySetup,
@@ -262,7 +268,9 @@ class SupernetProxy:
     # ---- training (once) and cache ------------------------------------------------------------
 
     def cache_key(self) -> str:
-        """16 hex digits hashing all the trained weights depend on, and ``CACHE_VERSION``."""
+        """16 hex digits hashing all the trained weights depend on (``SCORED`` but ``score``, the
+        setup's ``SCORED``; laid out as before the declarations: cached files are named by it)
+        and ``CACHE_VERSION``."""
         s = self.setup
         key = {
             "space": {"groups": self.groups, "shuffle": self.shuffle, "per_layer": self.per_layer},

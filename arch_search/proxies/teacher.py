@@ -29,6 +29,12 @@ class TaskTeacher:
     """``model``: the setup's dense checkpoint fine-tuned on its task for ``steps`` steps
     (BERT's recipe, ``FinetuneProxy``), from the cache if there, else trained now and cached."""
 
+    # what changes the teacher (its cache key): its own settings, and the setup's scored ones
+    # (``ProxySetup.SCORED``) but init, scale and vocab_size: a teacher is always the pretrained
+    # checkpoint at its own dims and vocabulary
+    SCORED = ("steps", "lr", "batch_size")
+    SETUP_SCORED = tuple(s for s in ProxySetup.SCORED if s not in ("init", "scale", "vocab_size"))
+
     def __init__(self, setup: ProxySetup, steps: int = 1200, lr: float = 5e-5, batch_size: int = 32,
                  threads: int = 2, progress: bool = True):
         if setup.init != "pretrained":
@@ -39,12 +45,9 @@ class TaskTeacher:
         self._copies: dict[torch.device, Encoder] = {}
 
     def key(self) -> str:
-        s = self.setup
-        key = {"checkpoint": Path(str(s.checkpoint)).name, "task": s.task, "steps": self.steps,
-               "lr": self.lr, "batch_size": self.batch_size, "seed": s.seed, "max_len": s.max_len,
-               "heldout": s.heldout, "heldout_disjoint": s.heldout_disjoint, "dropout": s.dropout,
-               "version": CACHE_VERSION}
-        return cache_key(key)
+        setup = {name: getattr(self.setup, name) for name in self.SETUP_SCORED}
+        setup["checkpoint"] = Path(str(self.setup.checkpoint)).name  # the same model in another folder is the same
+        return cache_key({**setup, **{name: getattr(self, name) for name in self.SCORED}, "version": CACHE_VERSION})
 
     @property
     def path(self) -> Path:

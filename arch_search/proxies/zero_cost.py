@@ -31,6 +31,7 @@ SCORES = ("grad_norm", "snip", "synflow", "params")
 
 class ZeroCostProxy:
     seed = None  # a zero-cost score takes no seed: no seed noise to measure
+    SCORED = ("score", "batch_size")  # the settings that change its score (arch_search.study.fingerprint)
 
     def __init__(self, setup: ProxySetup, score: str = "snip", batch_size: int = 64, threads: int = 2):
         if score not in SCORES:

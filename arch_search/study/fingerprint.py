@@ -9,6 +9,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
 from arch_search.design.space import SearchSpace
@@ -27,19 +28,20 @@ def space_fingerprint(space: SearchSpace) -> dict[str, Any]:
             "shuffle": list(space.shuffle), "dims": {d: list(c) for d, c in space.dims.items()}}
 
 
-# proxy and setup keys that do not change a score (speed, logging, paths); the proxies' device and
-# bf16 autocast are recorded per trial instead (measured: experiments/gpu)
-NOT_SCORED = frozenset({"_target_", "setup", "threads", "progress", "eval_dev", "eval_every", "cache_dir", "data_dir",
-                        "device", "bf16"})
-
-
 def scored_settings(node: DictConfig, **first: Any) -> dict[str, Any]:
-    """A proxy's or setup's settings that change a score (``NOT_SCORED`` left out; a checkpoint
-    by its folder name: the same model in another folder is the same), after ``first``."""
+    """A proxy's or setup's settings that change a score, as its class declares them (its
+    ``SCORED``; a checkpoint by its folder name: the same model in another folder is the same),
+    after ``first``. The proxies' device and bf16 autocast are recorded per trial instead
+    (measured: experiments/gpu)."""
+    cls = get_class(node._target_)
+    if not hasattr(cls, "SCORED"):
+        raise TypeError(f"{node._target_} declares no SCORED, the settings that change its score "
+                        "(arch_search.proxies.base.Proxy)")
+    scored = cls.SCORED
     values = OmegaConf.to_container(node, resolve=True)
     if values.get("checkpoint"):
         values["checkpoint"] = Path(values["checkpoint"]).name
-    return {**first, **{k: v for k, v in values.items() if k not in NOT_SCORED}}
+    return {**first, **{k: v for k, v in values.items() if k in scored}}
 
 
 def study_fingerprint(cfg: DictConfig, protocol: LatencyProtocol) -> dict[str, Any]:
