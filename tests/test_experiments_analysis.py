@@ -713,7 +713,7 @@ def test_tau_over_common_designs():
 def test_compressed_analyse_summary(argv):
     argv("experiments/proxy_compressed/run.py", "--quick")
     summary, lines, fig = compressed.analyse(compressed_rows(), {"wnli": 12.34}, 90.0, "Test CPU", quick=True)
-    distill = compressed.defaults()["distill_steps"]
+    distill = toolkit.proxy_settings("compressed")["distill_steps"]
     assert (summary["task"], summary["designs"], summary["seeds"], summary["machine"]) == ("wnli", 3, [0, 1, 2], "Test CPU")
     assert (summary["gap_points"], summary["gap_squeezebert_sd_points"]) == (2.0, 2.0)
     assert (summary["snr"], summary["snr_heldout_metric"], summary["snr_dev_metric"]) == (2.5, None, 1.0)
@@ -985,6 +985,32 @@ def test_supernet_experiment_tau_snr_gap_and_the_kl_sign(argv):
     assert summary["seconds_per_design_with_dev"] == 5.0
     assert any("Kendall tau vs the compressed proxy, all 4 designs: 0.667" in line for line in lines)
     assert summary["kendall_tau_all"] == by_ref["tau"] and summary["designs_all"] == 4 and summary["designs_mild"] == 0
+
+
+def test_proxy_experiments_compose_their_proxies_as_run_does_with_the_committed_keys():
+    """proxy_compressed and proxy_supernet build every proxy from conf/run.yaml as ``run`` composes it,
+    a variant's overrides on top, and keep the cache keys their committed rows were made under: the
+    SST-2 and MRPC teachers of teacher.csv / teachers.csv, the default supernet's (tests/test_supernet.py)."""
+    from hydra.utils import instantiate
+
+    assert toolkit.proxy_settings("compressed")["teacher_steps"] == 1200  # resolved per task, not "${task.teacher_steps}"
+    cfg = compressed.proxy_config("sst2", "budget-4x", 1, "cache")
+    proxy = instantiate(cfg.proxy, setup=instantiate(cfg.proxy_setup))
+    assert (proxy.distill_steps, proxy.finetune.steps, proxy.seed, proxy.setup.seed, proxy.teacher_steps) == (800, 800, 1, 0, 1200)
+    assert proxy.task_teacher.key() == "03baa617e0548437"
+    mrpc = compressed.proxy_config("mrpc", "no-refit", 0, "cache")
+    assert (mrpc.proxy.refit, mrpc.proxy.permute, mrpc.proxy_setup.heldout) == (False, True, 1000)
+    assert instantiate(mrpc.proxy, setup=instantiate(mrpc.proxy_setup)).task_teacher.key() == "565904aae1c1b2ae"
+    quick = compressed.proxy_config("wnli", "distill-8", 0, "cache", quick=True)  # the variant after --quick's budget
+    assert (quick.proxy.distill_steps, quick.proxy.steps, quick.proxy_setup.heldout, quick.proxy_setup.max_len) == (8, 2, 60, 24)
+
+    setup = instantiate(supernet_exp.proxy_config("supernet", "default", 0, "cache").proxy_setup)
+    assert supernet_exp.build("supernet", "default", 0, setup, "cache").cache_key() == "17e998eccc067fde"
+    ablation = supernet_exp.build("supernet", "permute-no-sandwich", 0, setup, "cache")
+    assert (ablation.sampling, ablation.permute, ablation.sandwich_rule, ablation.distill) == ("uniform", True, False, True)
+    started = supernet_exp.build("compressed", "from-supernet", 1, setup, "cache")
+    assert (started.start, started.seed, started.start_from.sampling, started.start_from.seed) == ("supernet", 1, "uniform", 0)
+    assert started.task_teacher.key() == proxy.task_teacher.key()  # one teacher for both experiments
 
 
 def test_supernet_experiment_reference_sets():

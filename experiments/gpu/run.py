@@ -48,7 +48,6 @@ BASE = ArchSpec.preset("bert_base")
 SQUEEZEBERT = "SqueezeBERT"
 DESIGNS = {SQUEEZEBERT: ArchSpec.preset("squeezebert"), "all-4": BASE.replace(groups=4),
            "ffn_in 16": BASE.replace(groups={"ffn_in": 16})}
-SUPERNET = ("proxy_setup=pretrained", "proxy=supernet", "proxy_setup.seed=0")  # the default search's proxy
 
 
 def env(args) -> dict:
@@ -131,7 +130,7 @@ def supernet(args) -> dict:
     quick = ["task=wnli", "proxy.steps=2", "proxy.teacher_steps=2", "proxy.batch_size=8", "proxy_setup.heldout=60",
              "proxy_setup.max_len=16"] if args.quick else []
     as_run = argparse.Namespace(**{**vars(args), "quick": False})  # lessons' quick overrides are the compressed proxy's
-    cfg = toolkit.config(as_run, args.seeds[0], proxy=SUPERNET, extra=[f"proxy_setup.device={args.device}", *quick])
+    cfg = toolkit.config(as_run, args.seeds[0], proxy=toolkit.SUPERNET, extra=[f"proxy_setup.device={args.device}", *quick])
     proxy_ = instantiate(cfg.proxy)
     proxy_.teacher.model  # the teacher (cached by step 3) apart from the timing
     t0 = time.perf_counter()

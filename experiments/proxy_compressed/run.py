@@ -2,7 +2,9 @@
 
 Twelve designs of ``space=squeezebert`` (dense, SqueezeBERT, uniform G=2/4/8/16, FFN-only,
 attention-only, post-attention-only and mixed ones) are scored by ``CompressedProxy`` at its
-default budget (conf/proxy/compressed.yaml) on SST-2, with every proxy seed in ``--seeds``:
+default budget (conf/proxy/compressed.yaml, composed as ``run proxy_setup=pretrained
+proxy=compressed`` composes it, a variant's overrides on top: ``proxy_config``) on SST-2, with
+every proxy seed in the plan:
 one teacher, one held-out split and one set of calibration rows (the setup's seed 0); the
 seed changes the per-design training (head init, batch order, dropout), so the spread over
 seeds is the proxy's own noise, and every seed scores every design on the same batches
@@ -30,12 +32,14 @@ import time
 from pathlib import Path
 
 import plotly.graph_objects as go
+from hydra.utils import instantiate
+from omegaconf import DictConfig
 from plotly.subplots import make_subplots
 
 from arch_search import ArchSpec
 from arch_search.design.spec import PROJECTIONS
 from arch_search.measure.latency import Env
-from arch_search.proxies import CompressedProxy, ProxySetup
+from arch_search.proxies import ProxySetup
 from experiments import toolkit
 from experiments.toolkit.ranking import NAMED, gap, means, snr, table_of, tau
 
@@ -43,7 +47,8 @@ HERE = Path(__file__).resolve().parent
 ALL = tuple(NAMED)  # the named designs (groups of q, k, v, post-attention, FFN in, FFN out), every layer alike
 SECOND_TASK_DESIGNS = ("dense", "post-only-4", "ffn-only-4", "all-2", "squeezebert", "all-16")  # 6 of the 12: time
 BASE = ArchSpec.preset("bert_base")
-QUICK = {"teacher_steps": 2, "calibration": 8, "distill_steps": 2, "steps": 2, "batch_size": 8, "threads": 1}
+QUICK = ("proxy.teacher_steps=2", "proxy.calibration=8", "proxy.distill_steps=2", "proxy.steps=2", "proxy.batch_size=8",
+         "proxy.threads=1", "proxy_setup.heldout=60", "proxy_setup.max_len=24")  # --quick: tiny budgets
 # What the command runs, in this order: (task, variant, designs, proxy seeds). Rows already in
 # results.csv are kept, so an interrupted run resumes where it stopped.
 PLAN = (
@@ -59,21 +64,29 @@ QUICK_PLAN = (("wnli", "default", ("dense", "squeezebert"), (0, 1)), ("wnli", "b
               ("wnli", "no-refit", ("squeezebert",), (0,)), ("wnli", "distill-8", ("squeezebert",), (0,)))
 
 
-def variant(name: str, base: dict) -> dict:
-    """The proxy's settings for a variant: ``default`` (conf/proxy/compressed.yaml), ``budget-4x``
-    (4x the distillation and fine-tune steps), ``no-permute``/``no-refit``/``no-distill`` (one
-    healing step removed) or ``distill-N`` (N distillation steps)."""
-    if name == "default":
-        return dict(base)
-    if name == "budget-4x":
-        return {**base, "distill_steps": 4 * base["distill_steps"], "steps": 4 * base["steps"]}
+def variant(name: str) -> tuple[list[str], int]:
+    """A variant's overrides of conf/proxy/compressed.yaml and its healing-budget multiplier:
+    ``default`` (none), ``budget-4x`` (4x the distillation and fine-tune steps),
+    ``no-permute``/``no-refit``/``no-distill`` (one healing step removed) or ``distill-N`` (N
+    distillation steps)."""
+    if name in ("default", "budget-4x"):
+        return [], 4 if name == "budget-4x" else 1
     if name in ("no-permute", "no-refit"):
-        return {**base, name[3:]: False}
+        return [f"proxy.{name[3:]}=false"], 1
     if name == "no-distill":
-        return {**base, "distill_steps": 0}
+        return ["proxy.distill_steps=0"], 1
     if name.startswith("distill-"):
-        return {**base, "distill_steps": int(name.split("-")[1])}
+        return [f"proxy.distill_steps={int(name.split('-')[1])}"], 1
     raise ValueError(f"unknown variant {name!r}")
+
+
+def proxy_config(task: str, var: str, seed: int, cache_dir: str, quick: bool = False) -> DictConfig:
+    """``conf/run.yaml`` composed for one part of the plan, as ``run proxy_setup=pretrained
+    proxy=compressed seed=<seed> task=<task>`` composes it (setup seed 0), with --quick's budgets
+    and then the variant's overrides; ``instantiate(cfg.proxy)`` builds its proxy."""
+    overrides, budget = variant(var)
+    return toolkit.proxy_run(toolkit.COMPRESSED, seed, cache_dir, task=task, extra=[*(QUICK if quick else ()), *overrides],
+                             budget=budget)
 
 
 def main() -> None:
@@ -90,20 +103,18 @@ def main() -> None:
     done = {(r["task"], r["variant"], r["design"], int(r["seed"])) for r in rows}
     t0 = time.perf_counter()
     teacher_s: dict[str, float] = {}
-    setups: dict[str, ProxySetup] = {}
+    setups: dict[str, ProxySetup] = {}  # one a task (its data, checkpoint and teacher), shared by its variants
     scored = 0  # rows scored by this invocation
     for task, var, designs, seeds in plan:
-        if task not in setups:
-            setups[task] = ProxySetup(task=task, init="pretrained", checkpoint=toolkit.checkpoint(),
-                                      data_dir=toolkit.glue_dir(), cache_dir=args.cache_dir, seed=0,
-                                      **({"heldout": 60, "max_len": 24} if args.quick else HELDOUT.get(task, {})))
-        setup = setups[task]
-        settings = variant(var, {**defaults(), **(QUICK if args.quick else {}), "progress": False})
         for seed in seeds:
             todo = [d for d in designs if (task, var, d, seed) not in done]
             if not todo:
                 continue
-            proxy = CompressedProxy(setup, seed=seed, **settings)
+            cfg = proxy_config(task, var, seed, args.cache_dir, args.quick)
+            if task not in setups:
+                setups[task] = instantiate(cfg.proxy_setup)
+            setup = setups[task]
+            proxy = instantiate(cfg.proxy, setup=setup)
             if task not in teacher_s:
                 t = time.perf_counter()
                 proxy.teacher  # trained once per task (or loaded from the cache), timed apart
@@ -132,17 +143,6 @@ def main() -> None:
 
 
 COLUMNS = ("task", "variant", "design", "seed", "score", "heldout_metric", "dev_metric", "seconds")
-HELDOUT = {"mrpc": {"heldout": 1000}}  # MRPC has 3,668 train pairs: 1,000 held out, the rest trains
-
-
-def defaults() -> dict:
-    """conf/proxy/compressed.yaml's settings (the proxy as `run proxy=compressed` builds it)."""
-    import yaml
-
-    from arch_search.resources import conf_dir
-
-    conf = yaml.safe_load((conf_dir() / "proxy" / "compressed.yaml").read_text())
-    return {k: v for k, v in conf.items() if k not in ("_target_", "setup", "seed")}  # seed: the run's
 
 
 KEYS = ("score", "heldout_metric", "dev_metric", "seconds")  # the columns a design's table holds
@@ -179,6 +179,7 @@ def analyse(rows: list[dict], teacher_s: dict[str, float], seconds: float, machi
     """summary.json, the Markdown report and the figure, from the rows (task x variant x design x seed)."""
     r2 = lambda x: None if x is None else round(x, 2)  # noqa: E731
     task = "wnli" if quick else "sst2"
+    settings = toolkit.proxy_settings("compressed")
     main_t, ref_t = (table_of(rows, NAMED, KEYS, task=task, variant=v) for v in ("default", "budget-4x"))
     seeds = sorted({int(r["seed"]) for r in rows if (r["task"], r["variant"]) == (task, "default")})
     mean = {key: means(main_t, key) for key in ("score", "dev_metric", "heldout_metric")}
@@ -198,8 +199,8 @@ def analyse(rows: list[dict], teacher_s: dict[str, float], seconds: float, machi
     g, g_ref = gap(main_t), gap(ref_t)
     ablation = {var: gap(table_of(rows, NAMED, KEYS, task=task, variant=var), main_t) for var in ("default", "no-permute", "no-refit", "no-distill")}
     curve_vars = sorted({r["variant"] for r in rows if r["task"] == task and r["variant"].startswith("distill-")} | {"no-distill", "default"},
-                        key=lambda v: 0 if v == "no-distill" else defaults()["distill_steps"] if v == "default" else int(v.split("-")[1]))
-    steps_of = {v: 0 if v == "no-distill" else defaults()["distill_steps"] if v == "default" else int(v.split("-")[1]) for v in curve_vars}
+                        key=lambda v: 0 if v == "no-distill" else settings["distill_steps"] if v == "default" else int(v.split("-")[1]))
+    steps_of = {v: 0 if v == "no-distill" else settings["distill_steps"] if v == "default" else int(v.split("-")[1]) for v in curve_vars}
     curve = {v: gap(table_of(rows, NAMED, KEYS, task=task, variant=v), main_t) for v in curve_vars}
     curve = {v: c for v, c in curve.items() if c is not None}
     grouped_s = [float(r["seconds"]) for r in rows if (r["task"], r["variant"]) == (task, "default") and r["design"] != "dense"]
@@ -225,7 +226,7 @@ def analyse(rows: list[dict], teacher_s: dict[str, float], seconds: float, machi
         "teacher_seconds": {t: round(s, 1) for t, s in teacher_s.items()},
         "compute_minutes": round(sum(float(r["seconds"]) for r in rows) / 60, 1),
         "second_task": {},
-        "settings": defaults(),
+        "settings": settings,
     }
     for t, tab in second_t.items():
         gt = gap(tab)

@@ -14,8 +14,10 @@ experiments/proxy_compressed plus 12 drawn from the space (``SearchSpace.random_
   experiments/proxy_compressed/results.csv (same code for compressing and fine-tuning; scored on
   an Intel Xeon); one of them is scored again here (``reuse-check``) to show they still hold.
 
-Every proxy shares one teacher, held-out split (2,000 whole SST-2 train sentences) and
-calibration set: the setup's seed 0. Ablations of the full recipe (supernet seed 0):
+Every proxy is composed from conf/run.yaml as ``run proxy_setup=pretrained proxy=<proxy>``
+composes it, with its variant's overrides (``VARIANTS``, ``proxy_config``), and shares one
+teacher, held-out split (2,000 whole SST-2 train sentences) and calibration set: the setup's
+seed 0. Ablations of the full recipe (supernet seed 0):
 ``permute-no-distill`` (the sandwich with the task loss only), ``permute-no-sandwich`` (random
 designs only, as many per step).
 
@@ -50,11 +52,14 @@ from collections import Counter
 import time
 from pathlib import Path
 
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
 from arch_search import ArchSpec
 from arch_search.design.space import SearchSpace
 from arch_search.design.spec import PROJECTIONS, SHORT_NAMES
 from arch_search.measure.latency import Env
-from arch_search.proxies import CompressedProxy, ProxySetup, SupernetProxy
+from arch_search.proxies import ProxySetup
 from experiments import toolkit
 from experiments.toolkit.ranking import NAMED, gap, means, snr, table_of, tau
 
@@ -151,43 +156,51 @@ PLAN = (
 QUICK_PLAN = (("compressed", "default", QUICK_DESIGNS, (0, 1)), ("supernet", "default", QUICK_DESIGNS, (0, 1)),
               ("supernet", "uniform", QUICK_DESIGNS, (0,)), ("supernet", "permute", QUICK_DESIGNS, (0,)),
               ("compressed", "from-supernet", QUICK_DESIGNS, (0,)))
-QUICK = {"compressed": {"teacher_steps": 2, "calibration": 8, "distill_steps": 2, "steps": 2, "batch_size": 8, "threads": 1},
-         "supernet": {"teacher_steps": 2, "steps": 3, "batch_size": 8, "threads": 1}}
+# Each variant's overrides of conf/proxy/<proxy>.yaml (``default``: none; the supernet's default has no
+# channel permutation): the issue's full recipe with the nested permutation (``permute``, measured with
+# the uniform draws, as are its ablations), that recipe with one more part removed (``permute-no-*``),
+# the former default's uniform draws (``uniform``), the default trained longer (``steps-700``: 700
+# sandwich steps, about what 15 minutes of training allows on these CPUs); the compressed proxy
+# started from a supernet (``from-supernet``: confirm.start=supernet).
+VARIANTS = {
+    ("compressed", "default"): (), ("compressed", "reuse-check"): (), ("compressed", "from-supernet"): ("+proxy.start=supernet",),
+    ("supernet", "default"): (), ("supernet", "uniform"): ("proxy.sampling=uniform",), ("supernet", "steps-700"): ("proxy.steps=700",),
+    ("supernet", "permute"): ("proxy.sampling=uniform", "proxy.permute=true"),
+    ("supernet", "permute-no-distill"): ("proxy.sampling=uniform", "proxy.permute=true", "proxy.distill=false"),
+    ("supernet", "permute-no-sandwich"): ("proxy.sampling=uniform", "proxy.permute=true", "proxy.sandwich=false"),
+}
+QUICK = {  # --quick: WNLI, tiny budgets (after the variant's overrides)
+    "compressed": ("proxy.teacher_steps=2", "proxy.calibration=8", "proxy.distill_steps=2", "proxy.steps=2",
+                   "proxy.batch_size=8", "proxy.threads=1", "proxy_setup.heldout=60", "proxy_setup.max_len=24"),
+    "supernet": ("proxy.teacher_steps=2", "proxy.steps=3", "proxy.batch_size=8", "proxy.threads=1",
+                 "proxy_setup.heldout=60", "proxy_setup.max_len=24"),
+}
+SPACE = SearchSpace.load("squeezebert")  # the supernets' space (``for_space``), as `run space=squeezebert` has it
 COLUMNS = ("proxy", "variant", "design", "seed", "score", "calibrated", "kl", "heldout_metric", "dev_metric", "seconds",
            "score_seconds", "source")
 SUPERNET_COLUMNS = ("variant", "seed", "train_seconds", "steps", "designs_per_step")
 
 
-def conf_settings(proxy: str) -> dict:
-    """conf/proxy/<proxy>.yaml's settings (the proxy as `run proxy=<proxy>` builds it)."""
-    import yaml
+def proxy_config(proxy: str, var: str, seed: int, cache_dir: str, quick: bool = False) -> DictConfig:
+    """``conf/run.yaml`` composed for one part of the plan, as ``run proxy_setup=pretrained
+    proxy=<proxy> seed=<seed>`` composes it (SST-2, setup seed 0), with the variant's overrides
+    (``VARIANTS``) and then --quick's."""
+    named = toolkit.COMPRESSED if proxy == "compressed" else toolkit.SUPERNET
+    return toolkit.proxy_run(named, seed, cache_dir, task="wnli" if quick else None,
+                             extra=[*VARIANTS[proxy, var], *(QUICK[proxy] if quick else ())])
 
-    from arch_search.resources import conf_dir
 
-    conf = yaml.safe_load((conf_dir() / "proxy" / f"{proxy}.yaml").read_text())
-    return {k: v for k, v in conf.items() if k not in ("_target_", "setup", "defaults", "seed")}  # seed: the run's
-
-
-def variant(proxy: str, name: str) -> dict:
-    """The proxy's settings for a variant: its conf (``default``, ``reuse-check``; the
-    supernet's default has no channel permutation), the issue's full recipe with the nested
-    permutation (``permute``), or that recipe with one more part removed
-    (``permute-no-distill``, ``permute-no-sandwich``), or the default trained longer
-    (``steps-700``: 700 sandwich steps, about what 15 minutes of training allows on these CPUs)."""
-    base = {**conf_settings(proxy), "progress": False}
-    if name in ("default", "reuse-check"):
-        return base
-    if proxy == "compressed" and name == "from-supernet":
-        return {**base, "start": "supernet"}
-    if proxy == "supernet" and name == "uniform":
-        return {**base, "sampling": "uniform"}
-    if proxy == "supernet" and name == "steps-700":
-        return {**base, "steps": 700}
-    if proxy == "supernet" and name == "permute":  # measured with the uniform draws, as are its ablations
-        return {**base, "sampling": "uniform", "permute": True}
-    if proxy == "supernet" and name in ("permute-no-distill", "permute-no-sandwich"):
-        return {**base, "sampling": "uniform", "permute": True, name.split("-no-")[1]: False}
-    raise ValueError(f"unknown variant {proxy}:{name}")
+def build(proxy: str, var: str, seed: int, setup: ProxySetup, cache_dir: str, quick: bool = False):
+    """One part of the plan's proxy on ``setup`` (shared by every part: one teacher and held-out
+    split): ``instantiate(cfg.proxy)`` of its ``proxy_config``; a supernet over ``SPACE``; the
+    compressed proxy started from a supernet from the then-default supernet (uniform draws), seed 0."""
+    cfg = proxy_config(proxy, var, seed, cache_dir, quick)
+    if proxy == "supernet":
+        return instantiate(cfg.proxy, setup=setup).for_space(SPACE)
+    start = {}
+    if cfg.proxy.get("start") == "supernet":
+        start["supernet"] = build("supernet", "uniform", 0, setup, cache_dir, quick)
+    return instantiate(cfg.proxy, setup=setup, **start)
 
 
 def spec_of(name: str) -> ArchSpec:
@@ -238,23 +251,17 @@ def main() -> None:
     rows += [] if args.quick else lesson_rows(rows)
     trained = [] if args.quick else toolkit.read_rows(spath)
     done = {(r["proxy"], r["variant"], r["design"], int(r["seed"])) for r in rows}
-    setup = ProxySetup(task="wnli" if args.quick else "sst2", init="pretrained",
-                       checkpoint=toolkit.checkpoint(), data_dir=toolkit.glue_dir(),
-                       cache_dir=args.cache_dir, seed=0, **({"heldout": 60, "max_len": 24} if args.quick else {}))
+    setup = None  # built with the first proxy, from its config
     scored = 0
     for proxy_name, var, names, seeds in ([] if args.render else plan):
-        settings = {**variant(proxy_name, var), **(QUICK[proxy_name] if args.quick else {})}
         for seed in seeds:
             todo = [d for d in names if (proxy_name, var, d, seed) not in done]
             if not todo:
                 continue
-            if proxy_name == "compressed" and settings.get("start") == "supernet":  # the default supernet, seed 0
-                sup = SupernetProxy(setup, seed=0, **{**variant("supernet", "uniform"), **(QUICK["supernet"] if args.quick else {})})
-                proxy = CompressedProxy(setup, seed=seed, supernet=sup.for_space(SearchSpace.load("squeezebert")), **settings)
-            elif proxy_name == "compressed":
-                proxy = CompressedProxy(setup, seed=seed, **settings)
-            else:
-                proxy = SupernetProxy(setup, seed=seed, **settings).for_space(SearchSpace.load("squeezebert"))
+            if setup is None:
+                setup = instantiate(proxy_config(proxy_name, var, seed, args.cache_dir, args.quick).proxy_setup)
+            proxy = build(proxy_name, var, seed, setup, args.cache_dir, args.quick)
+            if proxy_name == "supernet":
                 t = time.perf_counter()
                 proxy.supernet  # trained now (timed here, teacher apart) or read from the cache
                 seconds = proxy.train_seconds if proxy.train_seconds is not None else time.perf_counter() - t
@@ -378,7 +385,8 @@ SAMPLING_VARIANTS = ("default", "uniform", "steps-700")  # the variants scored o
 
 def analyse(rows: list[dict], trained: list[dict], machine: str, quick: bool = False) -> tuple[dict, list[str]]:
     """summary.json and the Markdown report from the rows."""
-    key = COLUMN_OF[conf_settings("supernet")["score"]]  # the supernet's score as configured
+    settings = toolkit.proxy_settings("supernet")
+    key = COLUMN_OF[settings["score"]]  # the supernet's score as configured
     ref = table_of(rows, DESIGNS, SCORES, NEGATED, proxy="compressed", variant="default")
     ref_score = means(ref, "score")  # the compressed proxy's own score: the gold log-likelihood
     sup = table_of(rows, DESIGNS, SCORES, NEGATED, proxy="supernet", variant="default")
@@ -430,11 +438,11 @@ def analyse(rows: list[dict], trained: list[dict], machine: str, quick: bool = F
         "machine": machine, "task": "wnli" if quick else "sst2", "designs": len(sup), "seeds": seeds,
         "reference": f"compressed proxy (conf/proxy/compressed.yaml), proxy seeds {ref_seeds}, mean score "
                      f"({', '.join(f'{k} designs x {n} seeds' for n, k in sorted(Counter(t['n'] for t in ref.values()).items(), reverse=True))})",
-        "score": f"{SCORES[key]} on the held-out rows (proxy.score={conf_settings('supernet')['score']})",
+        "score": f"{SCORES[key]} on the held-out rows (proxy.score={settings['score']})",
         "kendall_tau_vs_compressed": main["tau"], "kendall_tau_ci90": main["ci90"],
         "kendall_tau_all": main["tau"], "kendall_tau_all_ci90": main["ci90"], "designs_all": main["designs"],
         "kendall_tau_mild": mild["tau"], "kendall_tau_mild_ci90": mild["ci90"], "designs_mild": mild["designs"],
-        "sampling": conf_settings("supernet").get("sampling", "uniform"),
+        "sampling": settings.get("sampling", "uniform"),
         "sets": {name: list(members) for name, members in SETS.items()},
         "snr": None if snr(sup, key) is None else round(snr(sup, key), 2),
         "train_seconds": round(statistics.fmean(train_s), 1) if train_s else None,
@@ -456,7 +464,7 @@ def analyse(rows: list[dict], trained: list[dict], machine: str, quick: bool = F
         "reuse_check": [{"design": r["design"], "seed": int(r["seed"]), "score_here": float(r["score"]),
                          "score_reused": float(reused[(r["design"], str(r["seed"]))]["score"])}
                         for r in check if (r["design"], str(r["seed"])) in reused],
-        "settings": conf_settings("supernet"),
+        "settings": settings,
     }
     s = summary
     lines = [

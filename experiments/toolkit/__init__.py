@@ -4,8 +4,9 @@ imports from ``experiments.toolkit.ranking``):
 
 - ``paths``: the checkout, ``../shared`` (``ARCH_SEARCH_SHARED``), GLUE and the checkpoint (and a
   child process's environment naming them), paths made relative for committed files, the commit.
-- ``compose``: the lessons' command line and ``conf/run.yaml`` composed by Hydra as ``run``
-  composes it (the lessons' proxy ``COMPRESSED``, or ``SCRATCH``); the proxy key of a score.
+- ``compose``: ``conf/run.yaml`` composed by Hydra as ``run`` composes it, a proxy with overrides
+  (``COMPRESSED``, the lessons' proxy; ``SUPERNET``; ``SCRATCH``); the lessons' command line; the
+  proxy key of a score.
 - ``scores``: ``Scores`` of a design over paired seeds; the paired noise, MDE and differences.
 - ``store``: scores stored row by row (resumable, shared between lessons), the teacher's row;
   ``read_rows`` / ``save_rows``: any resumable CSV of rows.
@@ -20,7 +21,8 @@ imports from ``experiments.toolkit.ranking``):
 
 from experiments.toolkit.checks import (BUDGET_CHECK, at_budget, budget_args, budget_lines, dense_as_teacher,
                                         teacher_lines)
-from experiments.toolkit.compose import COMPRESSED, SCRATCH, SEEDS, config, parse, parser, proxy_key, target
+from experiments.toolkit.compose import (COMPRESSED, SCRATCH, SEEDS, SUPERNET, compose_run, config, parse, parser,
+                                         proxy_key, proxy_run, proxy_settings, target)
 from experiments.toolkit.measurements import costs, evaluate, measure, rows, scores_only, timed
 from experiments.toolkit.paths import REPO, SHARED, checkpoint, code_commit, data_env, glue_dir, relative
 from experiments.toolkit.report import (command, design_table, errorbars, header, machine_of, power_lines, show,
@@ -31,10 +33,11 @@ from experiments.toolkit.store import SCORE_COLUMNS, read_rows, save_rows, score
 
 __all__ = [
     "BUDGET_CHECK", "COMPRESSED", "METRICS", "METRIC_NAMES", "REPO", "SCORE_COLUMNS", "SCRATCH", "SEEDS",
-    "SHARED", "Scores", "at_budget", "budget_args", "budget_lines", "build_lut", "checkpoint", "code_commit",
-    "command", "compare", "config", "costs", "data_env", "dense_as_teacher", "design_table", "errorbars",
-    "evaluate", "glue_dir", "header", "machine_of", "mde", "measure", "noise", "parse", "parser", "power_lines",
-    "proxy_key", "read_rows", "relative", "report_pngs", "rows", "run_logged", "save_rows", "score_designs",
-    "scores_only", "scrub_paths", "search_reach", "show", "stored_scores", "strip_progress", "summary",
-    "target", "teacher_lines", "teacher_scores", "timed", "write", "write_results",
+    "SHARED", "SUPERNET", "Scores", "at_budget", "budget_args", "budget_lines", "build_lut", "checkpoint",
+    "code_commit", "command", "compare", "compose_run", "config", "costs", "data_env", "dense_as_teacher",
+    "design_table", "errorbars", "evaluate", "glue_dir", "header", "machine_of", "mde", "measure", "noise",
+    "parse", "parser", "power_lines", "proxy_key", "proxy_run", "proxy_settings", "read_rows", "relative",
+    "report_pngs", "rows", "run_logged", "save_rows", "score_designs", "scores_only", "scrub_paths",
+    "search_reach", "show", "stored_scores", "strip_progress", "summary", "target", "teacher_lines",
+    "teacher_scores", "timed", "write", "write_results",
 ]

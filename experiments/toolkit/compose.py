@@ -1,6 +1,8 @@
-"""The lessons' command line and their config: ``conf/run.yaml`` composed with Hydra as
-``python -m arch_search run`` composes it (the lessons' proxy ``COMPRESSED``, or ``SCRATCH``), with
---quick's tiny budget; the key that names what makes two scores comparable (``proxy_key``).
+"""The experiments' config: ``conf/run.yaml`` composed with Hydra as ``python -m arch_search run``
+composes it (``compose_run``; a proxy on its setup with overrides: ``proxy_run``, e.g. the
+lessons' proxy ``COMPRESSED``, ``SUPERNET`` or ``SCRATCH``), the lessons' command line and their
+config with --quick's tiny budget (``config``), and the key that names what makes two scores
+comparable (``proxy_key``).
 Accuracy is measured at the proxy scale (the checkpoint's dims), latency and FLOPs at the target
 scale (the design's own dims; ``target``), as in the search (``../shared/DESIGN.md``, "Two
 scales")."""
@@ -13,7 +15,7 @@ import json
 from collections.abc import Sequence
 
 from hydra import compose, initialize_config_dir
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from arch_search import ArchSpec
 from arch_search.resources import conf_dir
@@ -29,6 +31,8 @@ COMPRESSED = ("proxy_setup=pretrained", "proxy=compressed", "proxy_setup.seed=0"
 # The from-scratch fine-tune (the run's default before the distilled supernet; seed SNR ~1): the
 # proxy of the lessons' earlier results and of proxy_fidelity; its seed moves the held-out split too.
 SCRATCH = ("proxy=finetune_scratch", "proxy_setup=scratch", "proxy_setup.seed={seed}")
+# The distilled supernet, the default search's proxy, on the lessons' setup (one teacher and held-out split).
+SUPERNET = ("proxy_setup=pretrained", "proxy=supernet", "proxy_setup.seed=0")
 # --quick: a smoke run of the whole script in seconds (nothing is written)
 QUICK_OVERRIDES = {
     COMPRESSED: ("task=wnli", "proxy.teacher_steps=2", "proxy.calibration=8", "proxy.distill_steps=2", "proxy.steps=2",
@@ -65,29 +69,52 @@ def parse(ap: argparse.ArgumentParser) -> argparse.Namespace:
     return args
 
 
-def config(args: argparse.Namespace, seed: int = 0, proxy: tuple[str, ...] = COMPRESSED, task: str | None = None,
-           extra: Sequence[str] = (), budget: int = 1) -> DictConfig:
-    """``conf/run.yaml`` as ``python -m arch_search run seed=<seed> <proxy> ~confirm`` composes
-    it (``proxy``: ``COMPRESSED``, the lessons' proxy, or ``SCRATCH``), on ``task`` (default:
-    run.yaml's, SST-2; under --quick WNLI) with the ``extra`` overrides; ``budget``: that many
-    times the compressed proxy's healing budget (its distillation and fine-tune steps, after
-    every override; the teacher stays the same)."""
-    overrides = [
-        f"seed={seed}", *(o.format(seed=seed) for o in proxy), "~confirm",
-        f"task.data_dir={args.data_dir}", f"cache_dir={args.cache_dir}", f"proxy_setup.checkpoint={checkpoint()}",
-        f"latency.rounds={args.rounds}", "proxy.progress=false", *([f"task={task}"] if task else []), *extra,
-    ]
-    if args.proxy_threads is not None:
-        overrides.append(f"proxy.threads={args.proxy_threads}")
-    if args.quick:
-        overrides += [o for o in QUICK_OVERRIDES[proxy] if not (task and o.startswith("task="))]
+def compose_run(overrides: Sequence[str]) -> DictConfig:
+    """``conf/run.yaml`` as ``python -m arch_search run <overrides>`` composes it."""
     with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        cfg = compose(config_name="run", overrides=overrides)
+        return compose(config_name="run", overrides=list(overrides))
+
+
+def proxy_run(proxy: tuple[str, ...], seed: int, cache_dir: str, data_dir: str | None = None, task: str | None = None,
+              extra: Sequence[str] = (), budget: int = 1) -> DictConfig:
+    """``conf/run.yaml`` as ``python -m arch_search run seed=<seed> <proxy> ~confirm`` composes
+    it (``proxy``: ``COMPRESSED``, ``SUPERNET`` or ``SCRATCH``), on ``task`` (default: run.yaml's,
+    SST-2) with GLUE from ``data_dir`` (default ``glue_dir()``), the checkpoint (``checkpoint()``),
+    ``cache_dir``, no progress bars, and the ``extra`` overrides last; ``budget``: that many times
+    the compressed proxy's healing budget (its distillation and fine-tune steps, after every
+    override; the teacher stays the same). ``instantiate(cfg.proxy)`` builds the proxy as ``run``
+    builds it."""
+    cfg = compose_run([
+        f"seed={seed}", *(o.format(seed=seed) for o in proxy), "~confirm",
+        f"task.data_dir={data_dir or glue_dir()}", f"cache_dir={cache_dir}", f"proxy_setup.checkpoint={checkpoint()}",
+        "proxy.progress=false", *([f"task={task}"] if task else []), *extra,
+    ])
     if budget != 1:
         if proxy != COMPRESSED:
             raise ValueError("budget multiplies the compressed proxy's healing steps: use proxy=COMPRESSED")
         cfg.proxy.distill_steps, cfg.proxy.steps = budget * cfg.proxy.distill_steps, budget * cfg.proxy.steps
     return cfg
+
+
+def proxy_settings(name: str) -> dict:
+    """conf/proxy/<name>.yaml's settings as ``run proxy=<name>`` resolves them on its default task,
+    without the setup and the seed (the run's)."""
+    cfg = compose_run(["proxy_setup=pretrained", f"proxy={name}"])
+    settings = OmegaConf.to_container(cfg.proxy, resolve=True)
+    return {k: v for k, v in settings.items() if k not in ("_target_", "setup", "seed")}
+
+
+def config(args: argparse.Namespace, seed: int = 0, proxy: tuple[str, ...] = COMPRESSED, task: str | None = None,
+           extra: Sequence[str] = (), budget: int = 1) -> DictConfig:
+    """A lesson's ``proxy_run`` from its command line (``parser``): GLUE, cache, latency rounds
+    and the proxy's threads from ``args``, on ``task`` (default: run.yaml's, SST-2; under --quick
+    WNLI with --quick's tiny budget) with the ``extra`` overrides and ``budget``."""
+    overrides = [f"latency.rounds={args.rounds}", *extra]
+    if args.proxy_threads is not None:
+        overrides.append(f"proxy.threads={args.proxy_threads}")
+    if args.quick:
+        overrides += [o for o in QUICK_OVERRIDES[proxy] if not (task and o.startswith("task="))]
+    return proxy_run(proxy, seed, args.cache_dir, args.data_dir, task, overrides, budget)
 
 
 def target(spec: ArchSpec, args: argparse.Namespace) -> ArchSpec:

@@ -9,10 +9,9 @@ import csv
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
 from hydra.utils import instantiate
 
-from arch_search.resources import conf_dir
+from experiments.toolkit.compose import compose_run
 from experiments.toolkit.paths import REPO, relative
 
 
@@ -21,8 +20,7 @@ def build_lut(overrides: Sequence[str]) -> None:
     set ``search/latency_mode=lut``): timed once, before a set of runs that then only read it."""
     from arch_search.design.space import SearchSpace
 
-    with initialize_config_dir(config_dir=str(conf_dir()), version_base="1.3"):
-        cfg = compose(config_name="run", overrides=list(overrides))
+    cfg = compose_run(overrides)
     space = SearchSpace.load(cfg.search.space, proxy_scale=cfg.proxy_setup.scale)
     instantiate(cfg.search.latency_mode).prepare(space, seed=0)
 
