@@ -6,9 +6,10 @@ Covered: experiments/toolkit/ (Scores, rows, design_table, stored scores, the gr
 pattern), search_recovers_squeezebert/samplers.py (analyse, render: hypervolumes, the common
 reference point, the NSGA-II / random ratio), search_recovers_squeezebert/run.py (render of a
 run directory), proxy_compressed/run.py (SNR, gap, tau, the summary builder), and the helpers of
-which_layers, group_count and shuffle, and speedup/run.py's precision accuracy check (the
-paired per-sentence comparison and its summary). proxy_fidelity/run.py has no pure helper (its analysis
-is inline in main(), after training), so it is not covered here.
+which_layers, group_count and shuffle, and speedup's precision accuracy check
+(experiments.speedup.precision_accuracy: the paired per-sentence comparison and its summary).
+proxy_fidelity/run.py has no pure helper (its analysis is inline in main(), after training), so it
+is not covered here.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from arch_search.design.spec import PROJECTIONS
 from arch_search.measure.cost import Cost
 from arch_search.measure.latency import Comparison, Env, Latency
 from experiments import toolkit
+from experiments.speedup import precision_accuracy
 from experiments.toolkit import store
 from experiments.toolkit.ranking import NAMED, gap, means, snr, table_of, tau
 
@@ -55,7 +57,6 @@ which_layers = load("which_layers/run.py")
 group_count = load("group_count/run.py")
 shuffle = load("shuffle/run.py")
 glue_tasks = load("glue_tasks/run.py")
-speedup = load("speedup/run.py")
 
 ENV = Env(cpu="Test CPU @ 1GHz", cores=2, threads=1, torch="0.0", python="3.0", machine="x86_64")
 
@@ -911,7 +912,7 @@ def test_glue_tasks_overall_verdict_needs_every_task_with_a_paper_number():
     assert glue_tasks.overall([{"verdict": "no paper number"}]) == "not reproduced"
 
 
-# ==== speedup/run.py --precision ===================================================================
+# ==== speedup/run.py --precision (experiments.speedup.precision_accuracy) =========================
 
 
 def test_a_precision_is_compared_with_fp32_sentence_by_sentence():
@@ -923,11 +924,11 @@ def test_a_precision_is_compared_with_fp32_sentence_by_sentence():
     labels = np.array([1, 0, 1, 0, 1, 0, 1, 0, 1, 0])
     fp32 = np.array([1, 0, 1, 0, 1, 0, 1, 1, 0, 1])
     low = np.array([1, 0, 1, 0, 1, 1, 0, 0, 0, 0])
-    got = speedup._paired(fp32, low, labels)
+    got = precision_accuracy.paired(fp32, low, labels)
     assert (got["flips_lost"], got["flips_gained"]) == (2, 2)
     assert (got["fp32_accuracy"], got["accuracy"], got["agreement"]) == (0.7, 0.7, 0.6)
     assert got["diff"] == 0.0 and got["se"] == round(math.sqrt(4) / 10, 4) and not got["significant"]
-    lost_only = speedup._paired(labels, 1 - labels, labels)  # every sentence flips to wrong: SE 0, told apart
+    lost_only = precision_accuracy.paired(labels, 1 - labels, labels)  # every sentence flips to wrong: SE 0, told apart
     assert (lost_only["diff"], lost_only["se"], lost_only["significant"]) == (-1.0, 0.0, True)
 
 
@@ -938,7 +939,7 @@ def test_the_precision_summary_averages_seeds_and_counts_the_told_apart():
 
     rows = [r("dense", 0, "bf16", 0.80, 0.0, 1.0, False), r("dense", 0, "int8", 0.80, -0.02, 0.96, True),
             r("dense", 1, "bf16", 0.84, 0.01, 0.99, False), r("dense", 1, "int8", 0.84, 0.0, 0.98, False)]
-    lines = speedup._accuracy_summary({"rows": rows})
+    lines = precision_accuracy.summary_lines({"rows": rows})
     # fp32 accuracy over seeds: mean 82.00, sd of (80, 84) = 2.83; int8: mean agreement 97.00, diff -1.00
     assert lines[2:] == ["| dense | 82.00 +/- 2.83 | bf16 | 99.50 | +0.50 | 0 / 2 |",
                          "| dense | 82.00 +/- 2.83 | int8 | 97.00 | -1.00 | 1 / 2 |"]
@@ -1040,6 +1041,7 @@ KILLED_LESSON = """
 import argparse, sys, time
 from arch_search import ArchSpec
 from experiments import toolkit
+from experiments.speedup import precision_accuracy
 from experiments.toolkit import store
 sys.path.insert(0, {tests!r})
 from test_experiments_analysis import FakeProxy
