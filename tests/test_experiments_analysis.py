@@ -2,9 +2,9 @@
 numbers of a results.md, pinned by hand on small synthetic inputs. No training, no timing, no
 data from ../shared: every Comparison / Cost / Scores / CSV here is built by hand.
 
-Covered: experiments/toolkit/ (Scores, rows, design_table, stored scores, the groups
-pattern), search_recovers_squeezebert/samplers.py (analyse, render: hypervolumes, the common
-reference point, the NSGA-II / random ratio), search_recovers_squeezebert/run.py (render of a
+Covered: experiments/toolkit/ (Scores, rows, design_table, stored scores, the groups pattern, the
+sampler runs' trials), search_recovers_squeezebert/samplers.py (analyse, render: hypervolumes, the
+common reference point, the NSGA-II / random ratio), search_recovers_squeezebert/run.py (render of a
 run directory), proxy_compressed/run.py (SNR, gap, tau, the summary builder), and the helpers of
 which_layers, group_count and shuffle, and speedup's precision accuracy check
 (experiments.speedup.precision_accuracy: the paired per-sentence comparison and its summary).
@@ -31,7 +31,7 @@ from arch_search.measure.cost import Cost
 from arch_search.measure.latency import Comparison, Env, Latency
 from experiments import toolkit
 from experiments.speedup import precision_accuracy
-from experiments.toolkit import store
+from experiments.toolkit import sampler_runs, store
 from experiments.toolkit.ranking import NAMED, gap, means, snr, table_of, tau
 
 REPO = Path(__file__).resolve().parents[1]
@@ -364,7 +364,7 @@ HV = {
 }
 
 
-def sampler_runs(out: Path, machine: str | None = "Test CPU | 2 cores") -> None:
+def write_sampler_runs(out: Path, machine: str | None = "Test CPU | 2 cores") -> None:
     for (sampler, seed), trials in RUNS.items():
         run = out / f"{sampler}-seed{seed}"
         run.mkdir(parents=True)
@@ -377,13 +377,15 @@ def sampler_runs(out: Path, machine: str | None = "Test CPU | 2 cores") -> None:
 
 
 def test_samplers_trials_are_read_in_numeric_trial_order(tmp_path):
-    sampler_runs(tmp_path)
-    assert samplers.trials(tmp_path / "nsga2-seed0") == [(0.80, 100.0, "h0"), (0.70, 40.0, "h1"), (0.78, 50.0, "h2"),
-                                                         (0.75, 30.0, "h3")]  # 9 before 10 (not "10" < "9")
+    write_sampler_runs(tmp_path)
+    assert sampler_runs.trials(tmp_path / "nsga2-seed0") == [(0.80, 100.0, "h0"), (0.70, 40.0, "h1"), (0.78, 50.0, "h2"),
+                                                             (0.75, 30.0, "h3")]  # 9 before 10 (not "10" < "9")
+    # experiments/samplers counts designs: each once, where the run first evaluated it (h5 twice)
+    assert sampler_runs.distinct(tmp_path / "random-seed0") == [(0.80, 100.0), (0.60, 120.0), (0.72, 60.0)]
 
 
 def test_samplers_analyse_hypervolumes_and_the_common_reference_point(tmp_path):
-    sampler_runs(tmp_path)
+    write_sampler_runs(tmp_path)
     rows, curves, ref = samplers.analyse(tmp_path, [0, 1])
     assert ref == (0.60, 120.0)
     assert set(curves) == set(HV)
@@ -410,7 +412,7 @@ def _sampler_args(seeds=(0, 1)) -> argparse.Namespace:
 
 def test_samplers_render_table_ratio_and_wins(tmp_path, argv):
     argv("experiments/search_recovers_squeezebert/samplers.py", "--render")
-    sampler_runs(tmp_path)
+    write_sampler_runs(tmp_path)
     rows, lines, fig = samplers.render(_sampler_args(), tmp_path)
     text = "\n".join(lines)
     assert "Command: `python experiments/search_recovers_squeezebert/samplers.py` (" in text  # what computed the rows, not --render
@@ -437,7 +439,7 @@ def test_samplers_render_table_ratio_and_wins(tmp_path, argv):
 
 def test_samplers_render_without_machine_txt_and_one_seed(tmp_path, argv):
     argv("experiments/search_recovers_squeezebert/samplers.py")
-    sampler_runs(tmp_path, machine=None)
+    write_sampler_runs(tmp_path, machine=None)
     _, lines, _ = samplers.render(_sampler_args(seeds=(0,)), tmp_path)
     assert "Machine: ?" in lines
     # seed 0 only: the reference point is still (0.60, 120) (random seed 0 saw both)
@@ -1041,7 +1043,6 @@ KILLED_LESSON = """
 import argparse, sys, time
 from arch_search import ArchSpec
 from experiments import toolkit
-from experiments.speedup import precision_accuracy
 from experiments.toolkit import store
 sys.path.insert(0, {tests!r})
 from test_experiments_analysis import FakeProxy

@@ -25,22 +25,15 @@ seed-to-seed sd of the differences); a verdict per sampler at 64.
 
 from __future__ import annotations
 
-import csv
 import math
-import os
 import statistics
-import sys
 import tempfile
-import time
 from pathlib import Path
 
-import plotly.graph_objects as go
-
-from arch_search.measure.latency import Env
-from arch_search.study.front import hypervolume_history
-from arch_search.study.run_tables import with_current_names
 from arch_search.tables import md_table
 from experiments import toolkit
+from experiments.toolkit.sampler_runs import (curves_figure, distinct, hypervolume_curves, machine, run_dir,
+                                              run_search, save_machine, wall_minutes)
 
 HERE = Path(__file__).resolve().parent
 # name: its overrides. The sampler's own start (uniform draws per choice) for the three samplers;
@@ -73,45 +66,22 @@ def overrides(args, sampler: str | None = None, seed: int = 0) -> list[str]:
 
 def run_one(args, sampler: str, seed: int, out: Path) -> None:
     """One search in ``out/<sampler>-seed<seed>``; a run whose trials.csv holds its designs is
-    skipped, an interrupted one resumes its study (the CLI's own resume)."""
-    run_dir = out / f"{sampler}-seed{seed}"
-    if (run_dir / "trials.csv").is_file() and len(distinct(run_dir)) >= args.trials:
+    skipped, an interrupted one resumes its study (the CLI's own resume) and adds its wall time
+    to the earlier attempts'."""
+    run = run_dir(out, sampler, seed)
+    if (run / "trials.csv").is_file() and len(distinct(run)) >= args.trials:
         return
-    cmd = [sys.executable, "-m", "arch_search", "run", *overrides(args, sampler, seed), f"hydra.run.dir={run_dir}"]
-    t0 = time.perf_counter()
-    toolkit.run_logged(cmd, run_dir, {**os.environ, "GLUE_DIR": args.data_dir})
-    seconds = time.perf_counter() - t0 + (float((run_dir / "wall_seconds.txt").read_text()) if (run_dir / "wall_seconds.txt").is_file() else 0)
-    (run_dir / "wall_seconds.txt").write_text(f"{seconds:.0f}\n")
-    shutil_weights(run_dir)
+    earlier = float((run / "wall_seconds.txt").read_text()) if (run / "wall_seconds.txt").is_file() else 0
+    seconds = run_search(overrides(args, sampler, seed), run, args.data_dir) + earlier
+    (run / "wall_seconds.txt").write_text(f"{seconds:.0f}\n")
     print(f"{sampler} seed {seed}: {seconds / 60:.1f} min", flush=True)
-
-
-def shutil_weights(run_dir: Path) -> None:
-    """The front's trained weights are not needed here (~20 MB each)."""
-    import shutil
-
-    shutil.rmtree(run_dir / "weights", ignore_errors=True)
-
-
-def distinct(run_dir: Path) -> list[tuple[float, float]]:
-    """(score, latency ms) of each distinct design in the order the run first evaluated it."""
-    with open(run_dir / "trials.csv", newline="") as f:
-        rows = sorted(map(with_current_names, csv.DictReader(f)), key=lambda r: int(r["trial"]))
-    seen, out = set(), []
-    for r in rows:
-        if r["spec_hash"] not in seen:
-            seen.add(r["spec_hash"])
-            out.append((float(r["score"]), float(r["latency_ms"])))
-    return out
 
 
 def analyse(out: Path, seeds, at=AT) -> tuple[list[dict], dict, tuple[float, float]]:
     """Hypervolume after each distinct design of every run, against one reference point (the
     worst score and worst latency any run saw); rows of the hypervolume at each of ``at``."""
-    points = {(s, seed): distinct(out / f"{s}-seed{seed}") for s in SAMPLERS for seed in seeds}
-    everything = [p for run in points.values() for p in run]
-    ref = (min(a for a, _ in everything), max(ms for _, ms in everything))
-    curves = {k: hypervolume_history(v, ref) for k, v in points.items()}
+    points = {(s, seed): distinct(run_dir(out, s, seed)) for s in SAMPLERS for seed in seeds}
+    curves, ref = hypervolume_curves(points)
     rows = [{"sampler": s, "seed": seed, "designs": len(points[(s, seed)]),
              **{f"hv_{n}": round(curves[(s, seed)][n - 1], 5) if len(curves[(s, seed)]) >= n else math.nan for n in at}}
             for (s, seed) in curves]
@@ -153,10 +123,8 @@ def render(args, out: Path):
     vs = versus_random(rows, args.seeds, n)
     starts = {k: v for k, v in versus_random(rows, args.seeds, n, base="tpe").items() if k in STARTS}
     binned = {k: v for k, v in versus_random(rows, args.seeds, n, base="tpe-leveled").items() if k == "tpe-binned"}
-    reached = {(r["sampler"], r["seed"]): toolkit.search_reach(out / f"{r['sampler']}-seed{r['seed']}") for r in rows}
-    minutes = {(r["sampler"], r["seed"]): float((out / f"{r['sampler']}-seed{r['seed']}" / "wall_seconds.txt").read_text()) / 60
-               for r in rows}
-    machine = (out / "machine.txt").read_text().strip() if (out / "machine.txt").is_file() else "?"
+    reached = {(r["sampler"], r["seed"]): toolkit.search_reach(run_dir(out, r["sampler"], r["seed"])) for r in rows}
+    minutes = {(r["sampler"], r["seed"]): wall_minutes(run_dir(out, r["sampler"], r["seed"])) for r in rows}
     stats = {s: {k: [r[f"hv_{k}"] for r in rows if r["sampler"] == s] for k in at} for s in SAMPLERS}
     table = [{"sampler": s, **{f"hv_{k}": f"{statistics.fmean(v[k]):.4f} ± {statistics.stdev(v[k]) if len(v[k]) > 1 else 0:.4f}"
                                for k in at}} for s, v in stats.items()]
@@ -164,7 +132,7 @@ def render(args, out: Path):
         "# samplers: NSGA-II vs TPE (with and without the leveled start) vs random at the default budget", "",
         f"Command: `{toolkit.command()}` (from the repository root); each run is `python -m arch_search run "
         f"{toolkit.relative(' '.join(overrides(args, '<sampler>', 0))).replace('seed=0', 'seed=<seed>')}`, one at a time.", "",
-        f"Machine: {machine}", "",
+        f"Machine: {machine(out)}", "",
         f"Set-up: the squeezebert space (15,625 designs), {args.trials} distinct designs a run, the dense and SqueezeBERT "
         "references first in every run; the default proxy (the distilled supernet of the run's seed); latency from the "
         "machine's look-up table (the same price for a design in every run); no confirmation. Hypervolume of (score, "
@@ -194,13 +162,10 @@ def render(args, out: Path):
                            **{f"hv_{k}": f"hv after {k}" for k in at}, "fastest": "fastest design",
                            "mild": "mild designs", "minutes": "wall min"}), "",
     ]
-    fig = go.Figure()
     colors = {"nsga2": "#1f77b4", "tpe": "#2ca02c", "tpe-leveled": "#9467bd", "tpe-binned": "#8c564b", "random": "#ff7f0e"}
-    for (s, seed), hv in curves.items():
-        fig.add_scatter(x=list(range(1, len(hv) + 1)), y=hv, mode="lines", name=f"{s} seed {seed}",
-                        line=dict(color=colors[s], dash="dot" if s == "random" else "solid"))
-    fig.update_layout(title="Hypervolume after each distinct design: NSGA-II, TPE and random (dotted)",
-                      xaxis_title="distinct designs", yaxis_title="hypervolume (score x ms)")
+    fig = curves_figure(curves, lambda s: dict(color=colors[s], dash="dot" if s == "random" else "solid"),
+                        "Hypervolume after each distinct design: NSGA-II, TPE and random (dotted)",
+                        "distinct designs", "hypervolume (score x ms)")
     summary = {"verdict": vs["nsga2"]["verdict"], "mde_points": round(vs["nsga2"]["mde"], 5),
                "mde_units": "hypervolume (score x ms), not accuracy points",
                "metric": f"hypervolume of (supernet score, LUT latency) after {n} designs", "seeds": list(args.seeds),
@@ -227,8 +192,7 @@ def main() -> None:
             args.seeds, args.trials, args.cache_dir, out = args.seeds[:1], 4, str(Path(tmp) / "cache"), Path(tmp) / "runs"
         if not args.render:
             toolkit.build_lut(overrides(args))  # the machine's table, timed once before the runs
-            out.mkdir(parents=True, exist_ok=True)
-            (out / "machine.txt").write_text(f"{Env.current(threads=args.proxy_threads or 2)}\n")
+            save_machine(out, threads=args.proxy_threads or 2)
             for seed in args.seeds:
                 for s in SAMPLERS:
                     run_one(args, s, seed, out)

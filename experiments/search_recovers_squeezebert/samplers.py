@@ -18,22 +18,17 @@ seed score a design identically and differ only in which designs they pick.
 from __future__ import annotations
 
 import argparse
-import csv
-import os
-import shutil
 import statistics
-import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import plotly.graph_objects as go
 
-from arch_search.measure.latency import Env
-from arch_search.study.front import hypervolume_history
-from arch_search.study.run_tables import with_current_names
 from arch_search.tables import csv_text, md_table
 from experiments import toolkit
+from experiments.toolkit.sampler_runs import (curves_figure, hypervolume_curves, machine, run_dir, run_search,
+                                              save_machine, trials, wall_minutes)
 
 HERE = Path(__file__).resolve().parent
 
@@ -57,32 +52,20 @@ def overrides(args, sampler: str | None = None, seed: int = 0) -> list[str]:
 
 
 def run_one(args, sampler: str, seed: int, out: Path) -> float:
-    run_dir = out / f"{sampler}-seed{seed}"
-    cmd = [sys.executable, "-m", "arch_search", "run", *overrides(args, sampler, seed), f"hydra.run.dir={run_dir}"]
-    seconds = toolkit.run_logged(cmd, run_dir, {**os.environ, "GLUE_DIR": args.data_dir})
-    (run_dir / "study.db").unlink(missing_ok=True)  # trials.csv keeps every trial; the db is ~1 MB a run
-    shutil.rmtree(run_dir / "weights", ignore_errors=True)  # the front's trained proxies, ~20 MB each
-    (run_dir / "wall_seconds.txt").write_text(f"{seconds:.0f}\n")
+    run = run_dir(out, sampler, seed)
+    seconds = run_search(overrides(args, sampler, seed), run, args.data_dir)
+    (run / "study.db").unlink(missing_ok=True)  # trials.csv keeps every trial; the db is ~1 MB a run
+    (run / "wall_seconds.txt").write_text(f"{seconds:.0f}\n")
     print(f"{sampler} seed {seed}: {seconds / 60:.1f} min", flush=True)
     return seconds
-
-
-def trials(run_dir: Path) -> list[tuple[float, float, str]]:
-    """(score, latency ms, design hash) of the run's finished trials, in trial order (runs made
-    before the rename call the score proxy_accuracy)."""
-    with open(run_dir / "trials.csv") as f:
-        rows = sorted(map(with_current_names, csv.DictReader(f)), key=lambda r: int(r["trial"]))
-    return [(float(r["score"]), float(r["latency_ms"]), r["spec_hash"]) for r in rows]
 
 
 def analyse(out: Path, seeds: list[int]) -> tuple[list[dict], dict, tuple[float, float]]:
     """Hypervolume after each trial of every run, against one reference point for all runs: the
     worst accuracy and the worst latency any run saw (so every run's designs count). Returns
     the per-run rows, the curves {(sampler, seed): [hv, ...]} and the reference point."""
-    points = {(s, seed): trials(out / f"{s}-seed{seed}") for s in SAMPLERS for seed in seeds}
-    everything = [p for run in points.values() for p in run]
-    ref = (min(a for a, _, _ in everything), max(ms for _, ms, _ in everything))
-    curves = {k: hypervolume_history([(a, ms) for a, ms, _ in v], ref) for k, v in points.items()}
+    points = {(s, seed): trials(run_dir(out, s, seed)) for s in SAMPLERS for seed in seeds}
+    curves, ref = hypervolume_curves({k: [(a, ms) for a, ms, _ in v] for k, v in points.items()})
     n = min(len(v) for v in points.values())
     rows = []
     for (s, seed), hv in curves.items():
@@ -101,13 +84,12 @@ def render(args, out: Path) -> tuple[list[dict], list[str], go.Figure]:
     ratio = [by[("nsga2", s)]["hypervolume"] / by[("random", s)]["hypervolume"] for s in args.seeds]
     wins = sum(r > 1 for r in ratio)
     mean = {s: statistics.fmean(by[(s, seed)]["hypervolume"] for seed in args.seeds) for s in SAMPLERS}
-    minutes = {k: float((out / f"{k[0]}-seed{k[1]}" / "wall_seconds.txt").read_text()) / 60 for k in by}
-    machine = (out / "machine.txt").read_text().strip() if (out / "machine.txt").is_file() else "?"
+    minutes = {k: wall_minutes(run_dir(out, *k)) for k in by}
     lines = [
         "# search_recovers_squeezebert: NSGA-II vs random sampling at equal trials", "",
         f"Command: `{toolkit.command()}` (from the repository root); each run is "
         f"`python -m arch_search run {' '.join(overrides(args, '<sampler>', 0)).replace('seed=0', 'seed=<seed>')}`.", "",
-        f"Machine: {machine}", "",
+        f"Machine: {machine(out)}", "",
         f"Set-up: the squeezebert space (5^6 = 15,625 designs), {n} finished trials per run, the dense and "
         "SqueezeBERT references enqueued first in every run (as in the default search). Accuracy: the default "
         f"from-scratch proxy (hidden 256, 4 layers) but {args.proxy_steps} steps instead of 400, on 1 thread, no dev "
@@ -125,12 +107,10 @@ def render(args, out: Path) -> tuple[list[dict], list[str], go.Figure]:
         f"Mean hypervolume at {n} trials: NSGA-II {mean['nsga2']:.4f}, random {mean['random']:.4f}; NSGA-II / random "
         f"per seed: {', '.join(f'{r:.3f}' for r in ratio)} (NSGA-II ahead in {wins} of {len(ratio)} seeds).", "",
     ]
-    fig = go.Figure()
-    for (s, seed), hv in curves.items():
-        fig.add_scatter(x=list(range(1, n + 1)), y=hv[:n], mode="lines", name=f"{s} seed {seed}",
-                        line=dict(dash="solid" if s == "nsga2" else "dot", color="#1f77b4" if s == "nsga2" else "#ff7f0e"))
-    fig.update_layout(title="Hypervolume after each trial: NSGA-II (solid) vs random (dotted), 3 seeds each",
-                      xaxis_title="finished trials", yaxis_title="hypervolume (accuracy x ms)")
+    fig = curves_figure(curves, lambda s: dict(dash="solid" if s == "nsga2" else "dot",
+                                               color="#1f77b4" if s == "nsga2" else "#ff7f0e"),
+                        "Hypervolume after each trial: NSGA-II (solid) vs random (dotted), 3 seeds each",
+                        "finished trials", "hypervolume (accuracy x ms)", n=n)
     return rows, lines, fig
 
 
@@ -159,8 +139,7 @@ def main() -> None:
     out = HERE / "samplers"
     if not args.render:
         toolkit.build_lut(overrides(args))  # the machine's table, timed once before the runs
-        (out / "machine.txt").parent.mkdir(exist_ok=True)
-        (out / "machine.txt").write_text(f"{Env.current(threads=1)}\n")
+        save_machine(out, threads=1)
         jobs = [(s, seed) for seed in args.seeds for s in SAMPLERS]
         with ThreadPoolExecutor(args.jobs) as pool:
             list(pool.map(lambda job: run_one(args, *job, out), jobs))

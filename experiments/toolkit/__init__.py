@@ -1,6 +1,6 @@
 """What the experiments share, one job a module; a script imports the package
-(``from experiments import toolkit``) and calls ``toolkit.<name>`` (``ranking``'s names it
-imports from ``experiments.toolkit.ranking``):
+(``from experiments import toolkit``) and calls ``toolkit.<name>`` (``ranking``'s and
+``sampler_runs``' names it imports from their modules):
 
 - ``paths``: the checkout, ``../shared`` (``ARCH_SEARCH_SHARED``), GLUE and the checkpoint (and a
   child process's environment naming them), paths made relative for committed files, the commit.
@@ -16,6 +16,10 @@ imports from ``experiments.toolkit.ranking``):
   latency LUT.
 - ``ranking``: how a proxy ranks designs: per-design means and seed sds, SNR, Kendall tau, the
   dense - SqueezeBERT gap, over the named designs (proxy_compressed, proxy_supernet).
+- ``sampler_runs``: searches compared by sampler (samplers, search_recovers_squeezebert's
+  samplers.py): one run per (sampler, seed), its trials, hypervolume curves against one
+  reference point, the machine and wall time of the runs, the figure (imported from
+  ``experiments.toolkit.sampler_runs``).
 - ``report``: results.md's header and design table, results.csv, summary.json, the PNG.
 """
 
