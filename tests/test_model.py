@@ -132,6 +132,52 @@ def test_every_path_of_a_grouped_layer_computes_the_same(shuffle, groups, monkey
         assert torch.allclose(lin(x), train, atol=1e-6)  # bmm written in place
 
 
+def test_each_mode_takes_its_own_named_path(monkeypatch):
+    """GroupedLinear's dispatch: fp32 CPU inference -> ``_per_group`` on oneDNN; dense or ONNX
+    export -> ``_per_group`` on ``F.linear``; autograd, shuffle or torch.compile -> ``_batched``;
+    other inference -> ``_batched_in_place``. Layer adds its residuals in place only in eval
+    without autograd."""
+    import torch.nn.functional as F
+
+    from arch_search.nn import model as model_module
+    from arch_search.nn.model import GroupedLinear, Layer
+
+    kernels = {F.linear: "F.linear", model_module.onednn_linear: "oneDNN"}
+    calls = []
+    for name in ("_per_group", "_batched", "_batched_in_place"):
+        def spy(self, x, *linear, _name=name, _real=getattr(GroupedLinear, name)):
+            calls.append((_name, *(kernels[k] for k in linear)))
+            return _real(self, x, *linear)
+        monkeypatch.setattr(GroupedLinear, name, spy)
+
+    def path(groups=4, shuffle=False, dtype=torch.float32, grad=False, flag=None):
+        calls.clear()
+        lin = GroupedLinear(16, 32, groups, shuffle).to(dtype)
+        with torch.set_grad_enabled(grad), monkeypatch.context() as m:
+            if flag:
+                m.setattr(flag[0], flag[1], lambda: True)
+            lin(torch.randn(3, 16, dtype=dtype))
+        return calls[0]
+
+    assert path() == path(groups=1) == path(shuffle=True) == ("_per_group", "oneDNN")
+    assert path(grad=True) == path(shuffle=True, grad=True) == ("_batched",)
+    assert path(groups=1, grad=True) == path(grad=True, flag=(torch.onnx, "is_in_onnx_export")) == ("_per_group", "F.linear")
+    assert path(dtype=torch.bfloat16) == ("_batched_in_place",)
+    assert path(dtype=torch.bfloat16, shuffle=True) == ("_batched",)
+    assert path(dtype=torch.bfloat16, flag=(torch.compiler, "is_compiling")) == ("_batched",)
+    assert path(dtype=torch.bfloat16, groups=1) == ("_per_group", "F.linear")
+
+    in_place = []
+    real = Layer._residual
+    monkeypatch.setattr(Layer, "_residual", lambda self, x, y, i: in_place.append(i) or real(self, x, y, i))
+    layer = build_model(tiny_spec()).layers[0]
+    for training in (True, False):
+        for grad in (True, False):
+            with torch.set_grad_enabled(grad):
+                layer.train(training)(torch.randn(2, 5, 32), None)
+    assert in_place == [False, False, False, False, False, False, True, True]
+
+
 def test_fp32_inference_runs_the_projections_through_onednn_and_training_does_not():
     """On this torch build (pinned: 2.13.0, CPU) oneDNN's linear is there, and fp32 inference
     takes it for every projection (6 per layer, dense and grouped alike: G calls for G groups);

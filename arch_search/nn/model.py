@@ -2,16 +2,14 @@
 Iandola et al., 2020, Sec. 3) and optional channel shuffle (ShuffleNet, Zhang et al., 2018).
 
 Layout is (B, T, C) throughout: batch, tokens, channels. A grouped 1x1 convolution over
-tokens is a grouped linear layer over channels. How it runs:
-- training (autograd on): one batched matmul over the groups (``torch.baddbmm``);
-- fp32 inference on CPU: one oneDNN GEMM per group on a contiguous slice of channels, then a
-  concat (``GroupedLinear._per_group`` with ``onednn_linear``), dense layers included.
-  ``F.linear`` / ``bmm`` call MKL's sgemm, which on an AMD EPYC runs at less than half
-  oneDNN's rate (87-91 vs 189-193 GFLOP/s at BERT-base's shapes, 1 thread:
+tokens is a grouped linear layer over channels; ``GroupedLinear`` runs it one way per mode:
+- fp32 CPU inference: ``_per_group`` with ``onednn_linear``, one oneDNN GEMM per group, dense
+  layers included. ``F.linear`` / ``bmm`` call MKL's sgemm, which on an AMD EPYC runs at less
+  than half oneDNN's rate (87-91 vs 189-193 GFLOP/s at BERT-base's shapes, 1 thread:
   ``experiments/speedup/profile.txt``);
-- other inference (bf16, a GPU, or no oneDNN): the batched matmul, written in place (``baddbmm``
-  under ``torch.compile``, which cannot trace that);
-- ONNX export: one 2-D GEMM per group, then Concat.
+- dense layers otherwise, and ONNX export: ``_per_group`` with ``F.linear``;
+- training, shuffle and ``torch.compile``: ``_batched``, one ``torch.baddbmm`` over the groups;
+- other inference (bf16, a GPU, or no oneDNN): ``_batched_in_place``, ``bmm`` into the output.
 PyTorch's grouped ``Conv1d`` in (B, C, T) layout needs permutes around every LayerNorm and
 attention; (B, T, C) needs none (measured: ``experiments/speedup``).
 """
@@ -90,42 +88,48 @@ class GroupedLinear(nn.Module):
         nn.init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: Tensor) -> Tensor:
-        if _fast_path(x):
-            return self._per_group(x, onednn_linear)  # (..., C_in) -> (..., C_out)
-        if self.groups == 1:
-            return F.linear(x, self.weight[0], self.bias)  # (..., C_in) -> (..., C_out)
-        G, lead = self.groups, x.shape[:-1]
-        if torch.onnx.is_in_onnx_export():
+        """(..., C_in) -> (..., C_out), one kernel per mode (module docstring)."""
+        if _fast_path(x):  # fp32 CPU inference
+            return self._per_group(x, onednn_linear)
+        if self.groups == 1 or torch.onnx.is_in_onnx_export():  # dense, or ONNX export
             return self._per_group(x, F.linear)
-        xg = x.reshape(-1, G, self.in_features // G).transpose(0, 1)  # (N, C_in) -> (G, N, C_in/G)
-        w = self.weight.transpose(1, 2)  # (G, C_in/G, C_out/G)
-        # torch.compile cannot trace bmm's out= into a strided view (a graph break per layer): baddbmm
-        if torch.is_grad_enabled() or self.shuffle or torch.compiler.is_compiling():
-            y = torch.baddbmm(self.bias.view(G, 1, -1), xg, w)  # (G, N, C_out/G)
-            # back to (N, C_out): channel g*C_out/G + o, or o*G + g after a shuffle
-            y = y.permute(1, 2, 0) if self.shuffle else y.transpose(0, 1)  # (N, C_out/G, G) | (N, G, C_out/G)
-            return y.reshape(*lead, self.out_features)
-        # Inference: the batched matmul writes straight into the (N, G, C_out/G) layout through
-        # a strided view, so no intermediate buffer is allocated or copied (out= has no autograd).
-        y = x.new_empty(xg.shape[1], G, self.out_features // G)  # (N, G, C_out/G)
-        torch.bmm(xg, w, out=y.transpose(0, 1))  # (G, N, C_in/G) @ (G, C_in/G, C_out/G)
-        y += self.bias.view(G, -1)
-        return y.view(*lead, self.out_features)
+        if torch.is_grad_enabled() or self.shuffle or torch.compiler.is_compiling():  # autograd, shuffle, compile
+            return self._batched(x)
+        return self._batched_in_place(x)  # other inference
 
     def _per_group(self, x: Tensor, linear) -> Tensor:
-        """One 2-D GEMM per group on a contiguous slice of channels (``linear(x_g, W_g, b_g)``),
-        then a concat. The ONNX graph's form (``F.linear``): onnxruntime prepacks each constant
-        2-D weight (a 3-D batched MatMul's it does not), which runs the grouped layers ~6%
-        faster there, and int8 quantisation sees plain 2-D weights. And fp32 CPU inference's
-        (``onednn_linear``)."""
+        """One 2-D GEMM per group, then a concat: in fp32 on CPU oneDNN's runs ~2x MKL's; in ONNX
+        onnxruntime prepacks 2-D weights (~6% faster than a 3-D MatMul) and int8 sees them plain."""
         G, cin, cout = self.groups, self.in_features // self.groups, self.out_features // self.groups
         if G == 1:
-            return linear(x, self.weight[0], self.bias)
+            return linear(x, self.weight[0], self.bias)  # (..., C_in) -> (..., C_out)
         ys = [linear(x[..., g * cin:(g + 1) * cin], self.weight[g], self.bias[g * cout:(g + 1) * cout])
               for g in range(G)]  # G x (..., C_out/G)
         if self.shuffle:  # channel o*G + g
             return torch.stack(ys, -1).flatten(-2)  # (..., C_out/G, G) -> (..., C_out)
         return torch.cat(ys, -1)  # channel g*C_out/G + o
+
+    def _batched(self, x: Tensor) -> Tensor:
+        """One baddbmm over the groups: with autograd, and where out= can't serve (a shuffled
+        layout; torch.compile cannot trace out= into a strided view: a graph break per layer)."""
+        G, lead = self.groups, x.shape[:-1]
+        xg = x.reshape(-1, G, self.in_features // G).transpose(0, 1)  # (..., C_in) -> (G, N, C_in/G)
+        w = self.weight.transpose(1, 2)  # (G, C_in/G, C_out/G)
+        y = torch.baddbmm(self.bias.view(G, 1, -1), xg, w)  # (G, N, C_out/G)
+        # back to (N, C_out): channel g*C_out/G + o, or o*G + g after a shuffle
+        y = y.permute(1, 2, 0) if self.shuffle else y.transpose(0, 1)  # (N, C_out/G, G) | (N, G, C_out/G)
+        return y.reshape(*lead, self.out_features)
+
+    def _batched_in_place(self, x: Tensor) -> Tensor:
+        """Inference without oneDNN (bf16, a GPU): bmm writes into the output's layout through a
+        strided view, so no buffer is copied (out= has no autograd, hence inference only)."""
+        G, lead = self.groups, x.shape[:-1]
+        xg = x.reshape(-1, G, self.in_features // G).transpose(0, 1)  # (..., C_in) -> (G, N, C_in/G)
+        w = self.weight.transpose(1, 2)  # (G, C_in/G, C_out/G)
+        y = x.new_empty(xg.shape[1], G, self.out_features // G)  # (N, G, C_out/G)
+        torch.bmm(xg, w, out=y.transpose(0, 1))  # (G, N, C_in/G) @ (G, C_in/G, C_out/G)
+        y += self.bias.view(G, -1)
+        return y.view(*lead, self.out_features)
 
     def extra_repr(self) -> str:
         return f"{self.in_features}, {self.out_features}, groups={self.groups}, shuffle={self.shuffle}"
@@ -180,15 +184,15 @@ class Layer(nn.Module):
         p = self.attention_dropout if self.training else 0.0
         ctx = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)  # (B, H, T, D)
         ctx = ctx.transpose(1, 2).reshape(B, T, C)  # (B, H, T, D) -> (B, T, C)
-        if self.training or torch.is_grad_enabled():
-            x = self.attn_norm(x + self.drop(self.post_attention(ctx)))  # (B, T, C)
-            h = _ACT[self.act](self.ffn_in(x))  # (B, T, I)
-            return self.ffn_norm(x + self.drop(self.ffn_out(h)))  # (B, T, C)
-        # Inference (eval, no autograd): the same maths in place. Fewer fresh buffers matter on
-        # CPU: each large allocation can come back from malloc as new pages to fault in.
-        x = self.attn_norm(self.post_attention(ctx).add_(x))  # (B, T, C)
-        h = _ACT_INPLACE[self.act](self.ffn_in(x))  # (B, T, I)
-        return self.ffn_norm(self.ffn_out(h).add_(x))  # (B, T, C)
+        in_place = not (self.training or torch.is_grad_enabled())
+        x = self.attn_norm(self._residual(x, self.post_attention(ctx), in_place))  # (B, T, C)
+        h = (_ACT_INPLACE if in_place else _ACT)[self.act](self.ffn_in(x))  # (B, T, I)
+        return self.ffn_norm(self._residual(x, self.ffn_out(h), in_place))  # (B, T, C)
+
+    def _residual(self, x: Tensor, y: Tensor, in_place: bool) -> Tensor:
+        """x + dropout(y); at inference (eval, no autograd) added into y: fewer fresh buffers matter
+        on CPU, where a large allocation can come back from malloc as new pages to fault in."""
+        return y.add_(x) if in_place else x + self.drop(y)
 
 
 class Encoder(nn.Module):
