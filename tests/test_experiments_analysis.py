@@ -260,6 +260,7 @@ def test_lesson_scores_are_stored_row_by_row_resumed_and_shared(tmp_path, monkey
     rows = toolkit.read_rows(a / "scores.csv")
     assert [(r["design"], r["seed"]) for r in rows] == [("dense", "0"), ("q4", "0"), ("dense", "1"), ("q4", "1")]
     assert list(rows[0]) == list(toolkit.SCORE_COLUMNS) and rows[0]["spec"] == base.summary() and rows[0]["from"] == ""
+    assert rows[0]["spec_hash"] == base.hash and rows[1]["spec_hash"] == designs["q4"].hash
 
     FakeProxy.calls = []
     assert toolkit.stored_scores(designs, args, a) == scores and FakeProxy.calls == []
@@ -280,20 +281,54 @@ def test_lesson_scores_are_stored_row_by_row_resumed_and_shared(tmp_path, monkey
 
     text = (b / "scores.csv").read_text()
     key = copied[0]["proxy"]
-    (b / "scores.csv").write_text(text.replace(f"plain,{base.summary()},0,", f"plain,{base.summary()},9,"))  # seed 0 lost
+    (b / "scores.csv").write_text(text.replace(f"plain,{base.summary()},{base.hash},0,", f"plain,{base.summary()},{base.hash},9,"))  # seed 0 lost
     (a / "scores.csv").write_text((a / "scores.csv").read_text().replace(key, "another-proxy"))  # nothing to copy
     FakeProxy.calls = []
     toolkit.stored_scores(other, args, b)
     assert FakeProxy.calls == [(base.summary(), 0)]
 
-    (a / "scores.csv").write_text((a / "scores.csv").read_text().replace(base.summary(), base.replace(groups=2).summary()))
-    with pytest.raises(SystemExit, match=r"'dense' was scored as .*g\[q2 k2 v2 post2 in2 out2\]"):
+    g2 = base.replace(groups=2)
+    (a / "scores.csv").write_text((a / "scores.csv").read_text().replace(base.summary(), g2.summary()).replace(base.hash, g2.hash))
+    with pytest.raises(SystemExit, match=rf"'dense' was scored as .*g\[q2 k2 v2 post2 in2 out2\] \({g2.hash}\), not .* \({base.hash}\)"):
         toolkit.stored_scores(designs, args, a)
     FakeProxy.calls = []
     render = argparse.Namespace(**{**vars(args), "render": True})
     with pytest.raises(SystemExit, match="no score for plain seed 0, plain seed 1, k4 seed 0, k4 seed 1"):
         toolkit.stored_scores(other, render, tmp_path / "c")  # nothing stored there, and --render copies nothing
     assert FakeProxy.calls == []
+
+
+def test_a_design_is_stored_by_its_hash_and_a_row_from_before_the_hash_by_its_summary(tmp_path, monkeypatch):
+    """scores.csv identifies a design by spec.hash: a design the summary cannot tell apart (another
+    activation, vocab or layer-norm eps) is not copied from a sibling's row. A committed row from
+    before the spec_hash column (its summary only) counts for a design of the presets' other
+    fields, and only for one: a summary match with another vocab stops the run as another spec."""
+    monkeypatch.setattr(store, "instantiate", lambda node, **kw: FakeProxy(node.seed))
+    args = argparse.Namespace(seeds=[0], rounds=2, data_dir="/data/glue", cache_dir=str(tmp_path / "cache"),
+                              proxy_threads=None, quick=False, render=False)
+    base = ArchSpec.preset("bert_base")
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    for d in (a, b, c):
+        d.mkdir()
+    toolkit.stored_scores({"dense": base}, args, a)
+    FakeProxy.calls = []
+    relu = base.replace(act="relu")
+    assert relu.summary() == base.summary() and relu.hash != base.hash
+    toolkit.stored_scores({"dense relu": relu}, args, b)
+    assert FakeProxy.calls == [(base.summary(), 0)]  # scored, not copied from a's dense
+    assert [r["spec_hash"] for r in toolkit.read_rows(b / "scores.csv")] == [relu.hash]
+
+    legacy = [{k: v for k, v in r.items() if k != "spec_hash"} for r in toolkit.read_rows(a / "scores.csv")]
+    toolkit.save_rows(a / "scores.csv", legacy)  # as committed before the column: no spec_hash
+    for r in legacy:
+        assert store.scored_as(r, base) and not store.scored_as(r, relu) and not store.scored_as(r, base.replace(vocab=8))
+    FakeProxy.calls = []
+    assert toolkit.stored_scores({"dense": base}, args, a)["dense"].heldout == pytest.approx((0.79,))
+    toolkit.stored_scores({"plain": base}, args, c)
+    assert FakeProxy.calls == []  # a's row from before the hash copied
+    assert [(r["from"], r["spec_hash"]) for r in toolkit.read_rows(c / "scores.csv")] == [("a", base.hash)]
+    with pytest.raises(SystemExit, match=r"'dense' was scored as .* \(no hash\), not"):
+        toolkit.stored_scores({"dense": base.replace(vocab=8)}, args, a)
 
 
 def test_save_rows_writes_the_csv_whole_and_read_rows_gives_it_back(tmp_path):

@@ -1,6 +1,7 @@
 """Scoring designs with the lessons' proxy: every (design, seed) stored in ``scores.csv`` as it
-is scored (``stored_scores``: resumable, shared between lessons by spec, seed and proxy key),
-the task teacher scored as a design (``teacher.csv``), or designs scored once without storing
+is scored (``stored_scores``: resumable, shared between lessons by design identity, seed and
+proxy key; a design's identity is ``spec.hash``, as in the search: ``scored_as``), the task
+teacher scored as a design (``teacher.csv``), or designs scored once without storing
 (``score_designs``, the from-scratch proxy)."""
 
 from __future__ import annotations
@@ -24,7 +25,21 @@ from experiments.toolkit.paths import code_commit
 from experiments.toolkit.scores import Scores
 
 
-SCORE_COLUMNS = ("design", "spec", "seed", "score", "heldout", "dev", "seconds", "proxy", "code", "machine", "from")
+SCORE_COLUMNS = ("design", "spec", "spec_hash", "seed", "score", "heldout", "dev", "seconds", "proxy", "code", "machine",
+                 "from")
+# A row written before the spec_hash column names its design by ``spec.summary()`` (the ``spec``
+# column) alone, which leaves these fields out; every such row was scored for a design with these
+# values (the presets' in conf/arch/ when they were written), so they complete its identity.
+SUMMARY_LEAVES_OUT = {"vocab": 30522, "max_positions": 512, "type_vocab": 2, "act": "gelu", "layer_norm_eps": 1e-12}
+
+
+def scored_as(row: Mapping[str, str], spec: ArchSpec) -> bool:
+    """Was the score ``row`` (of a scores.csv) scored for ``spec``? By ``spec.hash``; a row from
+    before the spec_hash column by its summary, for a design whose fields the summary leaves out
+    are those every such row had (``SUMMARY_LEAVES_OUT``)."""
+    if row.get("spec_hash"):
+        return row["spec_hash"] == spec.hash
+    return row["spec"] == spec.summary() and all(getattr(spec, k) == v for k, v in SUMMARY_LEAVES_OUT.items())
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -68,7 +83,8 @@ def stored_scores(designs: Mapping[str, ArchSpec], args: argparse.Namespace, her
     gets a row after each design, and a (design, seed) already there is not scored again. A row
     of another lesson (``here/../*/scores.csv``) for the same design, seed and proxy is
     copied instead of scored (its folder in ``from``). ``--render`` scores nothing; ``--quick``
-    stores nothing. A stored design whose spec differs from ``designs``' is an error. ``task``,
+    stores nothing. A stored design scored as another spec than ``designs``' (``scored_as``) is an
+    error. ``task``,
     ``extra`` and ``budget``: as ``config`` takes them (glue_tasks scores each task with its own
     held-out rows; another budget's rows go to ``scores_<budget>x.csv``). A (design, seed) still missing (under
     ``--render``) is an error, or None with ``missing_ok``."""
@@ -76,9 +92,9 @@ def stored_scores(designs: Mapping[str, ArchSpec], args: argparse.Namespace, her
     path = here / name
     rows = [] if args.quick else read_rows(path)
     for r in rows:
-        if r["design"] in designs and r["spec"] != designs[r["design"]].summary():
-            raise SystemExit(f"error: {path}: {r['design']!r} was scored as {r['spec']}, not "
-                             f"{designs[r['design']].summary()}; move the file away to score it anew")
+        if r["design"] in designs and not scored_as(r, spec := designs[r["design"]]):
+            raise SystemExit(f"error: {path}: {r['design']!r} was scored as {r['spec']} ({r.get('spec_hash') or 'no hash'}), "
+                             f"not {spec.summary()} ({spec.hash}); move the file away to score it anew")
     siblings = [] if args.quick else [
         {**r, "from": r["from"] or p.parent.name} for p in sorted(here.parent.glob(f"*/{name}"))
         if p.parent != here for r in read_rows(p)]
@@ -95,9 +111,9 @@ def stored_scores(designs: Mapping[str, ArchSpec], args: argparse.Namespace, her
         proxy = None
         for name in todo:
             spec = designs[name]
-            same = next((r for r in siblings if (r["spec"], int(r["seed"]), r["proxy"]) == (spec.summary(), seed, key)), None)
+            same = next((r for r in siblings if (int(r["seed"]), r["proxy"]) == (seed, key) and scored_as(r, spec)), None)
             if same is not None:
-                rows.append({**same, "design": name})
+                rows.append({**same, "design": name, "spec_hash": spec.hash})
                 print(f"seed {seed}  {name:<34} copied from {same['from']}", flush=True)
             else:
                 proxy = proxy or instantiate(cfg.proxy)
@@ -109,7 +125,7 @@ def stored_scores(designs: Mapping[str, ArchSpec], args: argparse.Namespace, her
                 except ProxyDiverged as e:
                     values = (math.nan,) * 3
                     print(f"seed {seed} {name}: diverged ({e})", flush=True)
-                rows.append({"design": name, "spec": spec.summary(), "seed": seed,
+                rows.append({"design": name, "spec": spec.summary(), "spec_hash": spec.hash, "seed": seed,
                              **{k: round(v, 5) for k, v in zip(("score", "heldout", "dev"), values)},
                              "seconds": round(time.perf_counter() - t, 1), "proxy": key, "code": code,
                              "machine": machine, "from": ""})
