@@ -354,12 +354,21 @@ def test_dense_as_the_teacher_moves_only_dense_and_keeps_the_paired_noise():
         seen.update(s)
         return "up" if s["dense"].stats()[0] > 88 else "down"
 
-    out = toolkit.dense_as_teacher(scores, "dense", teacher, rule)
+    out = toolkit.dense_as_teacher(scores, "dense", teacher, rule, task="sst2")
     assert seen["dense"].heldout == pytest.approx((0.89, 0.91)) and seen["a"] == scores["a"]
     assert toolkit.noise(seen).sd == pytest.approx(toolkit.noise(scores).sd)
     assert out["verdict"] == "up" and rule(scores) == "down"
-    assert out["healed_minus_teacher_points"] == pytest.approx(-3.0)
-    assert toolkit.dense_as_teacher(scores, "dense", None, rule) == {"verdict": "not measured"}
+    assert out["healed_minus_teacher_points"] == pytest.approx(-3.0) and out["metric"] == "held-out accuracy"
+    assert toolkit.dense_as_teacher(scores, "dense", None, rule, task="sst2") == {"verdict": "not measured"}
+    assert toolkit.dense_as_teacher(scores, "dense", teacher, rule, "dev", task="cola")["metric"] == "dev MCC"
+
+
+def test_a_metric_is_labelled_by_its_task():
+    """The report's name of a metric says the task's own (GLUE's: MCC, Pearson, F1, accuracy)."""
+    assert [toolkit.metric_label("dev", t) for t in ("sst2", "cola", "stsb", "mrpc", "rte")] == [
+        "dev accuracy", "dev MCC", "dev Pearson", "dev F1", "dev accuracy"]
+    assert toolkit.metric_label("heldout", "sst2") == "held-out accuracy"  # the lessons' (SST-2) labels as before
+    assert toolkit.metric_label("score", "cola") == "score (log-likelihood x100)"
 
 
 def test_scores_stats_of_a_diverged_seed_do_not_depend_on_its_position():

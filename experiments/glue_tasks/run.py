@@ -294,7 +294,8 @@ def main() -> None:
         as_t = toolkit.Scores(tuple(args.seeds), (float(t["heldout"]) / 100,) * n, (float(t["dev"]) / 100,) * n,
                               (0.0,) * n) if t else None
         r["dense_as_teacher"] = toolkit.dense_as_teacher(scores[task], f"{task} dense", as_t,
-                                                         lambda s, task=task: budget_verdict(task)(s)[0], which="dev")
+                                                         lambda s, task=task: budget_verdict(task)(s)[0], which="dev",
+                                                         task=task)
         if t and r["verdict"] in (UNDECIDABLE, "no paper number"):  # the task decides nothing either way
             r["dense_as_teacher"]["verdict"] = r["verdict"]
     task = tasks[0] if args.quick else BUDGET_TASK

@@ -183,7 +183,8 @@ def main() -> None:
     follow, drop = following(rows), drops(scores)
     word, at, first = verdict(rows, scores, drop)
     check = toolkit.at_budget(DESIGNS, args, HERE, knee_rule(latency))  # every G: the knee needs the whole curve
-    teacher = toolkit.dense_as_teacher(scores, "G=1", toolkit.teacher_scores(args, HERE), lambda s: knee_rule(latency)(s)[0])
+    teacher = toolkit.dense_as_teacher(scores, "G=1", toolkit.teacher_scores(args, HERE), lambda s: knee_rule(latency)(s)[0],
+                                       task=toolkit.config(args).task.name)
     summary = toolkit.summary(word, toolkit.mde(scores), args, scores,
                               claim="G=4 is the knee of accuracy against latency", knee=at, first_below_dense=first,
                               drops={r["design"]: r["vs_dense"] for r in drop if r["vs_dense"] != ""}, verdict_at_4x=check,

@@ -40,8 +40,10 @@ from arch_search import ArchSpec
 from arch_search.design.spec import PROJECTIONS
 from arch_search.measure.latency import Env
 from arch_search.proxies import ProxySetup
+from arch_search.tasks.glue import get_task
 from experiments import toolkit
 from experiments.toolkit.ranking import NAMED, gap, means, snr, table_of, tau
+from experiments.toolkit.scores import METRIC_WORDS
 
 HERE = Path(__file__).resolve().parent
 ALL = tuple(NAMED)  # the named designs (groups of q, k, v, post-attention, FFN in, FFN out), every layer alike
@@ -232,7 +234,7 @@ def analyse(rows: list[dict], teacher_s: dict[str, float], seconds: float, machi
         gt = gap(tab)
         summary["second_task"][t] = {
             "designs": len(tab), "seeds": sorted({int(r["seed"]) for r in rows if r["task"] == t}),
-            "metric": METRICS.get(t, "metric"), "gap_points": r2(gt[0]) if gt else None,
+            "metric": METRIC_WORDS[get_task(t).metric], "gap_points": r2(gt[0]) if gt else None,
             "kendall_tau_vs_sst2_score": tau(mean["score"], means(tab, "score"), interval=False)["tau"],
             "kendall_tau_vs_sst2_dev": tau(mean["dev_metric"], means(tab, "dev_metric"), interval=False)["tau"],
         }
@@ -313,9 +315,6 @@ def analyse(rows: list[dict], teacher_s: dict[str, float], seconds: float, machi
     fig.update_xaxes(title_text="distillation steps", row=1, col=2)
     fig.update_layout(template="plotly_white")
     return summary, lines, fig
-
-
-METRICS = {"mrpc": "F1", "cola": "MCC", "stsb": "Pearson", "sst2": "accuracy", "wnli": "accuracy"}
 
 
 if __name__ == "__main__":

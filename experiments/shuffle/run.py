@@ -112,7 +112,8 @@ def main() -> None:
     pair_rows = pairs(scores, latency)
     main_ = next(r for r in pair_rows if r["pair"] == ALL_SIX)
     check = toolkit.at_budget({n: DESIGNS[n] for n in AT_BUDGET}, args, HERE, budget_verdict)
-    teacher = toolkit.dense_as_teacher(scores, "dense", toolkit.teacher_scores(args, HERE), lambda s: budget_verdict(s)[0])
+    teacher = toolkit.dense_as_teacher(scores, "dense", toolkit.teacher_scores(args, HERE), lambda s: budget_verdict(s)[0],
+                                       task=toolkit.config(args).task.name)
     summary = toolkit.summary(main_["verdict_heldout"], main_["shuffle_heldout_mde"], args, scores,
                               claim="a channel shuffle after grouped layers buys accuracy where nothing else mixes channels",
                               pairs={r["pair"]: {"points": r["shuffle_heldout"], "mde_points": r["shuffle_heldout_mde"],

@@ -32,15 +32,15 @@ from experiments.toolkit.paths import REPO, SHARED, checkpoint, code_commit, dat
 from experiments.toolkit.report import (command, design_table, errorbars, header, machine_of, power_lines, show,
                                         summary, write, write_results)
 from experiments.toolkit.runs import build_lut, report_pngs, run_logged, scrub_paths, search_reach, strip_progress
-from experiments.toolkit.scores import METRIC_NAMES, METRICS, Scores, compare, mde, noise
+from experiments.toolkit.scores import METRIC_LABELS, METRICS, Scores, compare, mde, metric_label, noise
 from experiments.toolkit.store import SCORE_COLUMNS, read_rows, save_rows, score_designs, stored_scores, teacher_scores
 
 __all__ = [
-    "BUDGET_CHECK", "COMPRESSED", "METRICS", "METRIC_NAMES", "REPO", "SCORE_COLUMNS", "SCRATCH", "SEEDS",
+    "BUDGET_CHECK", "COMPRESSED", "METRICS", "METRIC_LABELS", "REPO", "SCORE_COLUMNS", "SCRATCH", "SEEDS",
     "SHARED", "SUPERNET", "Scores", "at_budget", "budget_args", "budget_lines", "build_lut", "checkpoint",
     "code_commit", "command", "compare", "compose_run", "config", "costs", "data_env", "dense_as_teacher",
-    "design_table", "errorbars", "evaluate", "glue_dir", "header", "machine_of", "mde", "measure", "noise",
-    "parse", "parser", "power_lines", "proxy_key", "proxy_run", "proxy_settings", "read_rows", "relative",
+    "design_table", "errorbars", "evaluate", "glue_dir", "header", "machine_of", "mde", "measure", "metric_label",
+    "noise", "parse", "parser", "power_lines", "proxy_key", "proxy_run", "proxy_settings", "read_rows", "relative",
     "report_pngs", "rows", "run_logged", "save_rows", "score_designs", "scores_only", "scrub_paths",
     "search_reach", "show", "stored_scores", "strip_progress", "summary", "target", "teacher_lines",
     "teacher_scores", "timed", "write", "write_results",

@@ -12,16 +12,17 @@ from pathlib import Path
 from arch_search import ArchSpec
 from arch_search.tables import md_table
 from experiments.toolkit.compose import config
-from experiments.toolkit.scores import METRIC_NAMES, Scores, noise
+from experiments.toolkit.scores import Scores, metric_label, noise
 from experiments.toolkit.store import stored_scores
 
 
 def dense_as_teacher(scores: Mapping[str, Scores], dense: str, teacher: Scores | None,
-                     verdict: Callable[[Mapping[str, Scores]], str], which: str = "heldout") -> dict:
+                     verdict: Callable[[Mapping[str, Scores]], str], which: str = "heldout", *, task: str) -> dict:
     """What the healed dense design costs, and whether a verdict changes when dense is the
     teacher itself: ``scores`` with ``dense``'s row moved to ``teacher``'s level, each seed keeping
     its deviation from dense's mean, so the paired noise (the residual of design + seed, blind to a
-    row's level) and every other design stay as they were: only dense's value changes."""
+    row's level) and every other design stay as they were: only dense's value changes. ``task``:
+    the GLUE task the scores are on (the result's ``metric`` names its metric)."""
     if teacher is None:
         return {"verdict": "not measured"}
     healed = scores[dense].stats(which)[0]
@@ -32,7 +33,7 @@ def dense_as_teacher(scores: Mapping[str, Scores], dense: str, teacher: Scores |
     word = verdict({**scores, dense: Scores(row.seeds, moved["heldout"], moved["dev"], row.seconds, moved["score"])})
     return {"verdict": word, "teacher_points": round(teacher.stats(which)[0], 2),
             "healed_dense_points": round(healed, 2), "healed_minus_teacher_points": round(healed - teacher.stats(which)[0], 2),
-            "metric": METRIC_NAMES[which],
+            "metric": metric_label(which, task),
             "teacher_dev_points": round(teacher.stats("dev")[0], 2), "healed_dense_dev_points": round(scores[dense].stats("dev")[0], 2)}
 
 
@@ -78,7 +79,7 @@ def at_budget(designs: Mapping[str, ArchSpec], args: argparse.Namespace, here: P
     checked = stored_scores(designs, few, here, budget=budget, **kw)
     cfg = config(few, task=task, extra=extra, budget=budget)
     out = {"budget": budget, "distill_steps": cfg.proxy.distill_steps, "steps": cfg.proxy.steps, "seeds": few.seeds,
-           "designs": list(designs), "metric": METRIC_NAMES[which]}
+           "designs": list(designs), "metric": metric_label(which, cfg.task.name)}
     if checked is None or default is None:
         return {"verdict": "not scored", **out}
     (word, mde_), (word_1x, mde_1x) = verdict(checked), verdict(default)

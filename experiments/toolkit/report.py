@@ -16,7 +16,7 @@ from arch_search.measure.latency import Env
 from arch_search.tables import csv_text, md_table
 from experiments.toolkit.compose import config, proxy_key, target
 from experiments.toolkit.paths import REPO
-from experiments.toolkit.scores import METRIC_NAMES, METRICS, Scores, mde, noise
+from experiments.toolkit.scores import METRICS, Scores, mde, metric_label, noise
 from experiments.toolkit.store import read_rows
 
 if TYPE_CHECKING:
@@ -58,14 +58,14 @@ def machine_of(summary: Path, scored: int) -> str:
     return before if scored == 0 else f"{before} (earlier rows) + {here} ({scored} rows)"
 
 
-def power_lines(scores: Mapping[str, Scores]) -> list[str]:
-    """The lesson's noise and power per metric: the paired seed sd, its dof, and the MDE of a
-    paired difference between two designs."""
+def power_lines(scores: Mapping[str, Scores], task: str) -> list[str]:
+    """The lesson's noise and power per metric (on the GLUE ``task``): the paired seed sd, its
+    dof, and the MDE of a paired difference between two designs."""
     lines = []
     for which in METRICS:
         n = noise(scores, which)
         if n is not None:
-            lines.append(f"- {METRIC_NAMES[which]}: paired seed sd {n.sd:.2f} points ({n.dof} dof, {n.source}); "
+            lines.append(f"- {metric_label(which, task)}: paired seed sd {n.sd:.2f} points ({n.dof} dof, {n.source}); "
                          f"MDE of a difference between two designs {mde(scores, which):.2f} points")
     return lines
 
@@ -104,7 +104,7 @@ def header(title: str, args: argparse.Namespace, latency: Mapping[str, Mapping],
         "**Power**: the noise of a paired difference is the residual of design + seed over all designs here; "
         "MDE = 2 standard errors of the paired difference. A verdict is *reproduced* when the paper's effect "
         "exceeds the MDE, *contradicted* when the opposite effect does, else *not reproduced*.", "",
-        *power_lines(scores), "",
+        *power_lines(scores, cfg.task.name), "",
         f"**Latency** (target scale, {dims.hidden} hidden x {dims.layers} layers, FFN {dims.intermediate}): "
         f"batch {cfg.batch}, seq {cfg.seq_len}, {lat.threads} thread(s), `torch.inference_mode`, {lat.warmup} "
         f"warm-up passes, then {lat.rounds} rounds; all {len(designs)} designs interleaved in one `compare_latency` "
@@ -164,7 +164,7 @@ def summary(verdict: str, mde: float, args: argparse.Namespace, scores: Mapping[
     the noise per metric, and ``more``."""
     cfg = config(args)
     pooled = {w: noise(scores, w) for w in METRICS}
-    return {"verdict": verdict, "mde_points": round(mde, 2), "metric": METRIC_NAMES["heldout"], "seeds": list(args.seeds),
+    return {"verdict": verdict, "mde_points": round(mde, 2), "metric": metric_label("heldout", cfg.task.name), "seeds": list(args.seeds),
             "proxy": f"{cfg.task.name}, proxy_setup=pretrained proxy=compressed ({proxy_key(cfg)})",
             "noise_sd_points": {w: round(n.sd, 3) for w, n in pooled.items() if n is not None},
             "noise_dof": next((n.dof for n in pooled.values() if n is not None), None), **more}

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from arch_search.stats import MDE_STANDARD_ERRORS, Noise, PairedDifference, paired_difference, paired_noise, paired_se
+from arch_search.tasks.glue import get_task
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,15 @@ class Scores:
 
 
 METRICS = ("heldout", "dev", "score")  # the verdicts are on ``heldout``: accuracy, the highest SNR of the three
-METRIC_NAMES = {"heldout": "held-out accuracy", "dev": "dev accuracy", "score": "score (log-likelihood x100)"}
+# What each of ``METRICS`` is, for a report: ``{metric}`` is the task's metric (``metric_label``).
+METRIC_LABELS = {"heldout": "held-out {metric}", "dev": "dev {metric}", "score": "score (log-likelihood x100)"}
+METRIC_WORDS = {"accuracy": "accuracy", "f1": "F1", "matthews_correlation": "MCC", "pearson": "Pearson"}  # GlueTask.metric
+
+
+def metric_label(which: str, task: str) -> str:
+    """``which`` of ``METRICS`` on ``task`` (a GLUE task name), as a report names it: ``held-out
+    accuracy`` (SST-2), ``dev MCC`` (CoLA), ``dev Pearson`` (STS-B), ``dev F1`` (MRPC)."""
+    return METRIC_LABELS[which].format(metric=METRIC_WORDS[get_task(task).metric])
 
 
 def noise(scores: Mapping[str, Scores], which: str = "heldout") -> Noise | None:

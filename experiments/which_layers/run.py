@@ -173,7 +173,8 @@ def main() -> None:
     eff = effects(scores, latency)
     word, keep, alone, versus = verdict(scores)
     check = toolkit.at_budget({n: DESIGNS[n] for n in AT_BUDGET}, args, HERE, budget_verdict)
-    teacher = toolkit.dense_as_teacher(scores, "dense", toolkit.teacher_scores(args, HERE), lambda s: verdict(s)[0])
+    teacher = toolkit.dense_as_teacher(scores, "dense", toolkit.teacher_scores(args, HERE), lambda s: verdict(s)[0],
+                                       task=toolkit.config(args).task.name)
     summary = toolkit.summary(word, keep.mde, args, scores,
                               claim="keeping post-attention dense among grouped layers buys accuracy, more than keeping q, k or v",
                               keep_post_dense_verdict=keep.verdict(+1),
