@@ -357,7 +357,7 @@ def test_the_fingerprint_holds_every_setting_of_a_config_but_how_it_runs(proxy, 
     from omegaconf import OmegaConf
 
     from arch_search.study.fingerprint import scored_settings
-    from tests.test_proxies import RUN_SETTINGS
+    from arch_search.study.fingerprint import RUN_SETTINGS
 
     cfg = compose_run(f"proxy={proxy}", f"proxy_setup={setup}")
     for node in (cfg.proxy, cfg.proxy_setup, cfg.confirm, cfg.confirm.setup):
@@ -377,13 +377,16 @@ def test_the_lessons_score_key_is_pinned():
     assert cache_key(settings, length=12) == "551c9bc485ea"
 
 
-def test_a_proxy_class_that_declares_no_scored_settings_is_refused():
+def test_a_proxy_class_that_declares_no_scored_settings_counts_every_setting_but_how_it_runs():
+    """A user's own proxy (no ``SCORED``; tests/test_run_failures.py runs one) is fingerprinted by
+    all its settings but the run-only ones: resuming it with another budget is refused."""
     from omegaconf import OmegaConf
 
     from arch_search.study.fingerprint import scored_settings
 
-    with pytest.raises(TypeError, match="arch_search.measure.latency.LatencyProtocol declares no SCORED"):
-        scored_settings(OmegaConf.create({"_target_": "arch_search.measure.latency.LatencyProtocol", "seq_len": 8}))
+    node = OmegaConf.create({"_target_": "arch_search.measure.latency.LatencyProtocol", "seq_len": 8, "steps": 3,
+                             "threads": 2, "progress": True, "checkpoint": "a/b/model"})
+    assert scored_settings(node, kind="mine") == {"kind": "mine", "seq_len": 8, "steps": 3, "checkpoint": "model"}
 
 
 def test_the_fingerprint_names_a_precision_only_when_it_is_not_fp32():

@@ -13,6 +13,7 @@ from arch_search.proxies import (CompressedProxy, FinetuneProxy, ProxyDiverged, 
                                   ZeroCostProxy)
 from arch_search.proxies.teacher import TaskTeacher
 from arch_search.resources import conf_dir
+from arch_search.study.fingerprint import RUN_SETTINGS
 from tests.conftest import SHARED
 
 TINY = {"hidden": 32, "layers": 2, "heads": 4, "intermediate": 64}
@@ -236,9 +237,6 @@ def test_the_task_teachers_cache_key_is_pinned(task, key):
     assert instantiate(cfg.proxy).task_teacher.key() == key
 
 
-# what may change where and how fast a proxy runs, or what it shows, but not its score
-RUN_SETTINGS = {"setup", "threads", "progress", "eval_dev", "eval_every", "cache_dir", "data_dir", "device", "bf16",
-                "supernet"}  # the search's supernet (compressed, start=supernet): the search's own fingerprint holds it
 
 
 @pytest.mark.parametrize("cls", [FinetuneProxy, CompressedProxy, SupernetProxy, ZeroCostProxy, ProxySetup, TaskTeacher])

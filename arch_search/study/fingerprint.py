@@ -28,17 +28,22 @@ def space_fingerprint(space: SearchSpace) -> dict[str, Any]:
             "shuffle": list(space.shuffle), "dims": {d: list(c) for d, c in space.dims.items()}}
 
 
+# what may change where and how fast a proxy runs, or what it shows, but not its score (the search's
+# supernet, held by a confirmation that starts from it, is in the search's own fingerprint)
+RUN_SETTINGS = frozenset({"setup", "threads", "progress", "eval_dev", "eval_every", "cache_dir", "data_dir", "device",
+                          "bf16", "supernet"})
+
+
 def scored_settings(node: DictConfig, **first: Any) -> dict[str, Any]:
     """A proxy's or setup's settings that change a score, as its class declares them (its
     ``SCORED``; a checkpoint by its folder name: the same model in another folder is the same),
-    after ``first``. The proxies' device and bf16 autocast are recorded per trial instead
-    (measured: experiments/gpu)."""
-    cls = get_class(node._target_)
-    if not hasattr(cls, "SCORED"):
-        raise TypeError(f"{node._target_} declares no SCORED, the settings that change its score "
-                        "(arch_search.proxies.base.Proxy)")
-    scored = cls.SCORED
+    after ``first``. A class that declares none (a user's own proxy) is taken at its word that
+    every setting counts but ``RUN_SETTINGS``. The proxies' device and bf16 autocast are
+    recorded per trial instead (measured: experiments/gpu)."""
     values = OmegaConf.to_container(node, resolve=True)
+    scored = getattr(get_class(node._target_), "SCORED", None)
+    if scored is None:
+        scored = set(values) - RUN_SETTINGS - {"_target_"}
     if values.get("checkpoint"):
         values["checkpoint"] = Path(values["checkpoint"]).name
     return {**first, **{k: v for k, v in values.items() if k in scored}}
