@@ -67,6 +67,14 @@ def speedup_quick(files: dict[str, str], stdout: str) -> None:
     assert all(float(r) > 0 for _, r, _ in ratios)
 
 
+def model_ab_quick(files: dict[str, str], stdout: str) -> None:
+    summary = json.loads(files["model_ab.json"])  # the model file at HEAD against the working tree's
+    assert [r["design"] for r in summary["designs"]] == ["bert_base", "squeezebert"] and summary["layers"] == 2
+    assert all(r["bit_identical"] is True and r["a_ms"] > 0 and r["b_ms"] > 0 for r in summary["designs"])
+    assert all(r["b_over_a"] == pytest.approx(r["b_ms"] / r["a_ms"], abs=0.01) for r in summary["designs"])
+    assert "| bert_base |" in files["model_ab.md"] and summary["rounds"] == 3
+
+
 def speedup_precision_quick(files: dict[str, str], stdout: str) -> None:
     summary = json.loads(files["precision.json"])
     assert summary["protocol"] == {"batch": 1, "layers": 2, "seq_len": 32, "threads": 1, "warmup": 1, "rounds": 3}
@@ -267,6 +275,7 @@ AT_4X = ("which_layers", "group_count", "shuffle", "glue_tasks")
     "script, args, check",
     [
         ("experiments/speedup/run.py", ["--quick"], speedup_quick),
+        ("experiments/speedup/model_ab.py", ["--before", "HEAD", "--quick"], model_ab_quick),
         pytest.param("experiments/speedup/run.py", ["--precision", "--quick"], speedup_precision_quick, marks=pytest.mark.shared),
         pytest.param("experiments/speedup/run.py", ["--device", "cuda", "--quick"], speedup_cuda_quick, marks=pytest.mark.gpu),
         pytest.param("experiments/proxy_finetune/run.py", ["--quick"], proxy_finetune_quick, marks=pytest.mark.shared),
