@@ -2,7 +2,6 @@
 
 import json
 import math
-import random
 
 import optuna
 import pytest
@@ -92,21 +91,6 @@ def test_resumed_run_proposes_new_designs_and_counts_distinct_evaluations(space,
     assert sum("reference" in t.user_attrs for t in study.trials) == 2  # not enqueued again
 
 
-def test_per_trial_seeds_reproduce_and_differ():
-    from arch_search.study.search import TrialSeededSampler, trial_seed
-
-    assert trial_seed(0, 5) == trial_seed(0, 5) and len({trial_seed(0, n) for n in range(100)}) == 100
-    assert trial_seed(0, 5) != trial_seed(1, 5)
-
-    def proposals(seed):
-        study = optuna.create_study(sampler=TrialSeededSampler(optuna.samplers.RandomSampler, seed))
-        study.optimize(lambda t: t.suggest_int("x", 0, 10**6), n_trials=5)
-        return [t.params["x"] for t in study.trials]
-
-    assert proposals(0) == proposals(0) != proposals(1)
-    assert len(set(proposals(0))) == 5
-
-
 class LastChoice(optuna.samplers.BaseSampler):
     """A fake inner sampler: every parameter at its last choice."""
 
@@ -123,7 +107,7 @@ class LastChoice(optuna.samplers.BaseSampler):
 def test_leveled_start_draws_the_first_trials_by_level_then_hands_over(space, tmp_path):
     import random
 
-    from arch_search.study.search import LeveledStart, trial_seed
+    from arch_search.study.sampling import LeveledStart, trial_seed
 
     drawn = lambda seed, n: space.leveled_params(random.Random(trial_seed(seed, n)))  # noqa: E731
     study = optuna.create_study(sampler=LeveledStart(LastChoice(), space, trials=5, seed=3))
@@ -139,31 +123,8 @@ def test_leveled_start_draws_the_first_trials_by_level_then_hands_over(space, tm
     assert [t.params for t in study.trials[2:6]] == [drawn(1, n) for n in range(2, 6)]
     assert len(proxy.calls) == len(set(proxy.calls)) == 7 == search.evaluations()
     binned = make(space, tmp_path, FakeProxy(), name="b", leveled_start=6, start_bins=3, seed=1)
-    from arch_search.study.search import speedup_edges
+    from arch_search.study.sampling import speedup_edges
     assert binned.study.sampler.edges == speedup_edges(space, 3) and search.study.sampler.edges is None
-
-
-def test_binned_start_puts_trial_n_in_speedup_bin_n_mod_bins():
-    """Over 7 x 20 trial numbers, each draw lies in its MAC-speedup bin (squeezebert's range
-    has a design in every bin), and every bin gets the same count; bins=0 is the level draw."""
-    from arch_search.study.search import LeveledStart, mac_speedup, speedup_edges, trial_seed
-
-    space = SearchSpace.load("squeezebert")
-    edges = speedup_edges(space, 7)
-    assert edges[0] == 1.0 and edges[-1] == pytest.approx(11.3846, abs=1e-4)  # every projection at G=16 (closed form)
-    assert all(b / a == pytest.approx(edges[1]) for a, b in zip(edges, edges[1:]))  # geometric
-    start = LeveledStart(None, space, trials=140, seed=5, bins=7)
-    counts = [0] * 7
-    for n in range(140):
-        x = mac_speedup(space, space.sample(optuna.trial.FixedTrial(start.draw(n))))
-        k = n % 7
-        assert edges[k] * (1 - 1e-9) <= x <= edges[k + 1] * (1 + 1e-9), (n, x)
-        counts[k] += 1
-    assert counts == [20] * 7
-    assert len({json.dumps(start.draw(n), sort_keys=True) for n in range(140)}) > 100  # draws, not one design a bin
-    plain = LeveledStart(None, space, trials=4, seed=5)
-    assert plain.draw(3) == space.leveled_params(random.Random(trial_seed(5, 3)))
-    assert math.isclose(mac_speedup(space, space.base), 1.0)
 
 
 class StepMeasure:

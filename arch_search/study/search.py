@@ -21,24 +21,23 @@ PostgreSQL for many machines):
   the reference's median now (the anchor: the reference's median in the study's first
   measurement).
 
-What a trial records is ``arch_search.study.record.TrialRecord`` (written with ``set_attrs``); the
-front comes from ``arch_search.study.front``, the rows, tables and the run's files from
-``arch_search.study.run_tables`` (``write_run``). ``finish`` is the after-search sequence:
-re-measure the front, write the run's files, close the tracker.
+How a trial draws its design (the per-trial seeds, the leveled start) is
+``arch_search.study.sampling``; what a trial records is ``arch_search.study.record.TrialRecord``
+(written with ``set_attrs``); the front comes from ``arch_search.study.front``, the rows, tables
+and the run's files from ``arch_search.study.run_tables`` (``write_run``), what the run prints
+from ``arch_search.study.console``. ``finish`` is the after-search sequence: re-measure the
+front, write the run's files, close the tracker.
 
 Optuna: Akiba et al., 2019. NSGA-II: Deb et al., 2002.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import math
-import random
 import time
 import warnings
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,20 +48,22 @@ from optuna.trial import FrozenTrial, TrialState
 
 from arch_search.progress import progress_bar
 from arch_search.study import record, run_tables
-from arch_search.measure.cost import closed_form_macs, count_cost
+from arch_search.measure.cost import count_cost
 from arch_search.study.weights import keep_front_weights, save_trial_weights, weights_path
 from arch_search.measure.latency import LatencyProtocol
 from arch_search.measure.latency_model import LatencyModel, MeasuredLatency
 from arch_search.nn.model import build_model
 from arch_search.proxies.base import Proxy, ProxyDiverged
+from arch_search.study.console import SearchResult, trial_line
 from arch_search.study.fingerprint import StudyMismatch, fingerprint_differences, space_fingerprint
 from arch_search.stats import Noise
 from arch_search.study.front import front as pareto_front
 from arch_search.study.record import Confirmed, TrialRecord, set_attrs
 from arch_search.study.run_dir import RunDir
 from arch_search.study.recovery import fail_dead_trials, worker_attrs
+from arch_search.study.sampling import LeveledStart, SamplerFactory, TrialSeededSampler
 from arch_search.design.space import SearchSpace
-from arch_search.design.spec import ArchSpec, Reference
+from arch_search.design.spec import ArchSpec
 
 if TYPE_CHECKING:
     from arch_search.study.confirm import Confirmation
@@ -72,7 +73,6 @@ if TYPE_CHECKING:
 # directions; studies made before the rename name the first proxy_accuracy
 OBJECTIVES = ("score", "latency_ms")
 DIRECTIONS = ("maximize", "minimize")
-SamplerFactory = Callable[[int], BaseSampler]  # seed -> sampler (conf/search/sampler, partially instantiated)
 MAX_DUPLICATES_IN_A_ROW = 50  # a worker whose sampler proposes only known designs this often stops
 
 
@@ -89,137 +89,6 @@ class Constraints:
             latency_ms - self.max_latency_ms if self.max_latency_ms is not None else -1.0,
             params - self.max_params if self.max_params is not None else -1.0,
         ]
-
-
-class TrialSeededSampler(BaseSampler):
-    """The configured sampler, made anew for every trial with a seed derived from (seed, trial
-    number). Trial numbers are unique in a study, so a resumed run or another worker does not
-    replay the same proposals, while one history and seed always give the same proposal. The
-    samplers used here keep their state in the storage (NSGA-II's generations) or none at all."""
-
-    def __init__(self, make: SamplerFactory, seed: int):
-        self.make, self.seed = make, seed
-        self.inner = make(seed=seed)
-
-    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        self.inner = self.make(seed=trial_seed(self.seed, trial.number))
-        self.inner.before_trial(study, trial)
-
-    def infer_relative_search_space(self, study, trial):
-        return self.inner.infer_relative_search_space(study, trial)
-
-    def sample_relative(self, study, trial, search_space):
-        return self.inner.sample_relative(study, trial, search_space)
-
-    def sample_independent(self, study, trial, param_name, param_distribution):
-        return self.inner.sample_independent(study, trial, param_name, param_distribution)
-
-    def after_trial(self, study, trial, state, values) -> None:
-        self.inner.after_trial(study, trial, state, values)
-
-    def reseed_rng(self) -> None:
-        self.inner.reseed_rng()
-
-
-class LeveledStart(BaseSampler):
-    """``inner``, except that the study's first ``trials`` trials (by number; the references,
-    enqueued first, among them) draw their design by complexity level
-    (``SearchSpace.leveled_params``: how many projection types grouped ~ uniform, then which,
-    then their counts), seeded by (seed, trial number). A sampler's own start draws every choice
-    uniformly, so it almost never proposes a design with one or two types grouped, the mild end
-    of the front (1 in ~650 draws leaves one type grouped; experiments/samplers: 13.7 such
-    designs in 64 with this start, 7.7 with TPE's own).
-
-    ``bins`` > 0 spreads these draws over the speedup range too (AttentiveNAS's FLOPs-uniform
-    sampling): trial n's draw is the first level draw whose closed-form MAC speedup over dense
-    lies in bin ``n % bins`` of ``speedup_edges`` (geometric, dense to the space's cheapest
-    design; after ``BIN_TRIES`` misses, the draw nearest the bin). Levels alone reach no further
-    at the fast end (experiments/samplers: fastest design 3.64x vs TPE's 3.73x). These are random
-    draws, not known-good designs; the inner sampler learns from them."""
-
-    def __init__(self, inner: BaseSampler, space: SearchSpace, trials: int, seed: int, bins: int = 0):
-        self.inner, self.space, self.trials, self.seed = inner, space, trials, seed
-        self.edges = speedup_edges(space, bins) if bins else None
-        self._draw: dict[str, Any] | None = None
-
-    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        self._draw = self.draw(trial.number) if trial.number < self.trials else None
-        self.inner.before_trial(study, trial)
-
-    def draw(self, number: int) -> dict[str, Any]:
-        """Trial ``number``'s start parameters."""
-        rng = random.Random(trial_seed(self.seed, number))
-        if self.edges is None:
-            return self.space.leveled_params(rng)
-        k = number % (len(self.edges) - 1)
-        lo, hi = math.log(self.edges[k]), math.log(self.edges[k + 1])
-        nearest, gap = None, math.inf
-        for _ in range(BIN_TRIES):
-            params = self.space.leveled_params(rng)
-            x = math.log(mac_speedup(self.space, self.space.sample(optuna.trial.FixedTrial(params))))
-            miss = max(lo - x, x - hi, 0.0)
-            if miss == 0.0:
-                return params
-            if miss < gap:
-                nearest, gap = params, miss
-        return nearest
-
-    def infer_relative_search_space(self, study, trial):
-        return {} if self._draw is not None else self.inner.infer_relative_search_space(study, trial)
-
-    def sample_relative(self, study, trial, search_space):
-        return {} if self._draw is not None else self.inner.sample_relative(study, trial, search_space)
-
-    def sample_independent(self, study, trial, param_name, param_distribution):
-        if self._draw is not None and param_name in self._draw:
-            return self._draw[param_name]
-        return self.inner.sample_independent(study, trial, param_name, param_distribution)
-
-    def after_trial(self, study, trial, state, values) -> None:
-        self.inner.after_trial(study, trial, state, values)
-
-    def reseed_rng(self) -> None:
-        self.inner.reseed_rng()
-
-
-BIN_TRIES = 2000  # level draws tried for a speedup bin (a bin of 7 over squeezebert's range: ~1 in 200 at worst)
-
-
-def mac_speedup(space: SearchSpace, design: ArchSpec) -> float:
-    """The closed-form MACs of the space's dense reference over ``design``'s
-    (``measure.cost.closed_form_macs``: no model is built)."""
-    return closed_form_macs(space.references()[Reference.DENSE]) / closed_form_macs(design)
-
-
-def speedup_edges(space: SearchSpace, bins: int) -> list[float]:
-    """``bins + 1`` geometric edges of MAC speedup from 1 (dense) to the space's cheapest design
-    (every projection at its largest group count), at the base dims."""
-    top = mac_speedup(space, space.base.replace(groups={p: max(c) for p, c in space.groups.items()}, shuffle=False))
-    return [top ** (i / bins) for i in range(bins + 1)]
-
-
-def trial_seed(seed: int, number: int) -> int:
-    """A 32-bit seed for trial ``number`` of a run seeded ``seed``."""
-    return int.from_bytes(hashlib.sha256(f"{seed}:{number}".encode()).digest()[:4], "little")
-
-
-def trial_line(trial: FrozenTrial, done: int, target: int) -> str:
-    """One line for a finished trial, the run's log of it (a worker's log has no bars), e.g.
-    ``trial 7: 384x6 h12 ffn1536 g[q4 k4 v4 post1 in4 out4]  score -0.4112  8.7 ms  5.1 s  [6/64 evaluations]``:
-    the proxy's score, the latency objective (ms, target scale), the trial's wall time (s) and
-    the study's distinct evaluations out of the target; a copy or a skip names its trial."""
-    r = TrialRecord.of(trial)
-    if r.state == TrialState.PRUNED.name:
-        outcome = f"pruned: {r.pruned_because}"
-    elif r.duplicate_of is not None:
-        outcome = f"copy of trial {r.duplicate_of}"
-    elif r.finished:
-        outcome = f"score {r.score:.4f}  {r.latency_ms:.1f} ms"
-    else:  # e.g. a score Optuna refused (nan): it says why
-        outcome = r.state.lower()
-    seconds = (trial.datetime_complete - trial.datetime_start).total_seconds()
-    name = f" ({r.reference})" if r.reference else ""
-    return f"trial {trial.number}{name}: {r.summary}  {outcome}  {seconds:.1f} s  [{done}/{target} evaluations]"
 
 
 class Search:
@@ -513,26 +382,3 @@ class Search:
         if self.tracker is not None:
             self.tracker.finish(self.study, result.front)
         return result
-
-
-@dataclass(frozen=True)
-class SearchResult:
-    """What a finished run shows: the front's rows (re-measured), the search proxy's noise, and
-    the confirmation's rows and noise (the run's noise, when there is a confirmation)."""
-
-    front: list[dict]
-    noise: Noise | None
-    confirmed: list[dict] = field(default_factory=list)
-    confirm_noise: Noise | None = None
-    teacher: dict | None = None  # the confirmation proxy's task teacher itself (``Confirmation.teacher``)
-
-    def text(self) -> str:
-        if self.noise:
-            noise = (f"search proxy seed noise: sd {self.noise.sd:.4f} of the score ({self.noise.dof} dof: "
-                     f"{self.noise.source}); ~ marks an accuracy within it of the next faster design's")
-        else:
-            noise = "search proxy seed noise: not measured (search.proxy_noise=false, or a proxy without a seed)"
-        text = f"{run_tables.format_pareto(self.front)}\n{noise}"
-        if self.confirmed:  # then the front's 'vs dense' is the search proxy's, the confirmed one the number to report
-            text += f"\n{run_tables.SEARCH_VS_DENSE}\n\n" + run_tables.format_confirmed(self.confirmed, self.confirm_noise, self.teacher)
-        return text
