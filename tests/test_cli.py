@@ -61,6 +61,7 @@ def test_runs_from_the_repository_root_too():
     assert out.returncode == 0 and str(REPO / "conf") in out.stdout
 
 
+@pytest.mark.slow
 @pytest.mark.shared
 def test_evaluate_with_a_proxy_prints_its_score_and_dev_metric(tmp_path):
     from tests.conftest import SHARED
@@ -188,6 +189,7 @@ def test_workers_fan_out_with_the_submitit_launcher(tmp_path):
     assert len(list((tmp_path / "sweep").glob("*/pareto.csv"))) == 2  # each job wrote its view of the study
 
 
+@pytest.mark.slow
 def test_evaluate_at_a_lower_precision_and_a_precision_without_its_runtime(tmp_path):
     common = ("arch=squeezebert", "seq_len=16", "latency.rounds=2", "latency.warmup=0", f"hydra.run.dir={tmp_path}/run")
     out = run("evaluate", *common, "latency.precision=bf16", cwd=tmp_path)

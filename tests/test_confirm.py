@@ -66,6 +66,7 @@ def confirmation(tmp_path, proxies, name="s", bands=4, **kw):
     return Confirmation(proxies, storage_for(f"sqlite:///{tmp_path}/study.db", heartbeat_interval=5), name, bands=bands, **kw)
 
 
+@pytest.mark.slow
 def test_confirmation_scores_each_design_once_per_seed_and_gives_the_runs_noise(space, tmp_path, monkeypatch, capsys):  # noqa: F811
     monkeypatch.setenv("WANDB_MODE", "offline")
     search = make(space, tmp_path, FakeProxy())
@@ -116,6 +117,7 @@ class WithTeacher(FakeProxy):
         return ProxyResult(score=0.95, metric="accuracy", dev={"accuracy": 0.9})
 
 
+@pytest.mark.slow
 def test_the_confirmed_table_shows_the_teacher_itself_beside_the_healed_dense(space, tmp_path):  # noqa: F811
     """The task teacher (dense before the proxy heals it) is scored once per study and shown
     beside the healed dense reference: study.json's ``teacher`` and a line under the table."""
@@ -163,6 +165,7 @@ def test_the_confirmation_cache_key_is_pinned(tmp_path, monkeypatch):
     assert keys == ["81e59b3a4968e610", "a6a6dad3b466dbb2"]
 
 
+@pytest.mark.slow
 def test_a_later_run_copies_each_cached_confirmation_and_scores_only_new_ones(space, tmp_path, capsys):  # noqa: F811
     """With ``cache_dir``, a second run (another study) that picks the same designs with the
     same seeds copies their scores, dev metrics and the first seed's model instead of scoring;

@@ -1003,6 +1003,7 @@ def srow(proxy, variant, design, seed, score, dev, kl="", heldout=0.8) -> dict:
             "seconds": "5.0", "score_seconds": "4.0", "source": "this run"}
 
 
+@pytest.mark.slow
 def test_supernet_experiment_tau_snr_gap_and_the_kl_sign(argv):
     argv("experiments/proxy_supernet/run.py")
     designs = ["dense", "squeezebert", "all-2", "all-4"]

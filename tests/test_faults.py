@@ -99,6 +99,7 @@ def test_workers_racing_to_create_a_new_database_retry(tmp_path, monkeypatch):
     assert len(calls) == 1
 
 
+@pytest.mark.slow
 def test_workers_starting_together_claim_a_queued_trial_once(tmp_path):
     """Four processes open the shared SQLite study at once and each asks for a trial while one is
     queued (a reference): exactly one gets it, and each tells its own trial, in each of 8 rounds.

@@ -142,6 +142,7 @@ def test_a_model_timed_again_reuses_its_prepared_runner(monkeypatch):
     assert len(made) == 1 + 3  # the reference once, each design once
 
 
+@pytest.mark.slow
 @pytest.mark.shared
 def test_each_precision_on_real_sst2_sentences_stays_close_to_fp32(minilm_dir, tmp_path):
     """all-MiniLM-L6-v2 and its SqueezeBERT pattern on 64 SST-2 dev sentences (the benchmark's

@@ -26,6 +26,7 @@ def test_per_trial_seeds_reproduce_and_differ():
     assert len(set(proposals(0))) == 5
 
 
+@pytest.mark.slow
 def test_binned_start_puts_trial_n_in_speedup_bin_n_mod_bins():
     """Over 7 x 20 trial numbers, each draw lies in its MAC-speedup bin (squeezebert's range
     has a design in every bin), and every bin gets the same count; bins=0 is the level draw."""

@@ -80,6 +80,7 @@ def test_identical_designs_are_not_evaluated_twice(tmp_path, capsys):
     assert search.run(10, progress=False) and len(proxy.calls) == 4  # the space (4 designs) is exhausted: stop
 
 
+@pytest.mark.slow
 def test_resumed_run_proposes_new_designs_and_counts_distinct_evaluations(space, tmp_path):
     """The sampler is seeded per trial number: a rerun with the same seed does not replay the
     first run's proposals (before: trials 6-8 of a resumed run were copies of 2-4)."""
@@ -196,6 +197,7 @@ def test_a_failed_reference_is_queued_again(space, tmp_path):
                for t in study.trials)
 
 
+@pytest.mark.slow
 def test_a_dead_workers_running_trial_is_failed_and_requeued_at_start(space, tmp_path):
     import os
     import socket

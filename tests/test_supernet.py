@@ -223,6 +223,7 @@ def _grouped_types(design: ArchSpec) -> list[int]:
     return [sum(g > 1 for g, _ in design.layer(i).values()) for i in range(design.layers)]
 
 
+@pytest.mark.slow
 @pytest.mark.shared
 def test_levels_sampling_trains_every_complexity_level_at_the_same_rate(tiny_proxy):
     import random

@@ -50,6 +50,7 @@ def test_the_tokenizer_cache_key_is_pinned(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["wordpiece-a8929bf7a668f554.json", "wordpiece-d94d428d6b59e3fe.json"]
 
 
+@pytest.mark.slow
 def test_workers_training_the_same_tokenizer_together_all_get_it(tmp_path):
     for _ in range(50):
         for f in tmp_path.iterdir():
