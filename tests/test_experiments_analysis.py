@@ -502,7 +502,7 @@ D = {n: f"768x12 h12 ffn3072 g[q{g} k8 v4 post1 in8 out8]" for n, g in zip(range
 
 def row(trial, acc, ms, points, reference="", design=None, spec_hash=None, dev="", speedup=None, gflops=5.0,
         params=40.0, **extra) -> dict:
-    """A trials.csv / pareto.csv row as ``arch_search.study.search.trial_rows`` writes it (dense: 0.82 at 100 ms)."""
+    """A trials.csv / pareto.csv row as ``arch_search.study.run_tables.trial_rows`` writes it (dense: 0.82 at 100 ms)."""
     return {"trial": trial, "reference": reference, "design": design or D[trial], "proxy_accuracy": acc,
             "latency_ms": ms, "speedup_vs_dense": speedup if speedup is not None else round(100.0 / ms, 2),
             "accuracy_vs_dense_points": points, "dev_score": dev, "gflops": gflops, "params_m": params,
