@@ -28,7 +28,7 @@ from arch_search.cache import atomic_path
 from arch_search.measure.latency import Env
 from arch_search.tables import csv_text, md_table
 from arch_search.tasks.glue import get_task, load_glue
-from arch_search.tasks.tokenizer import longer_than
+from arch_search.tasks.tokenizer import load_tokenizer, longer_than
 from arch_search.tasks.training import score
 
 HERE = Path(__file__).resolve().parent
@@ -54,10 +54,11 @@ def settings(tasks, args) -> dict[str, dict]:
     out = {}
     for task in tasks:
         cfg = toolkit.config(args, task=task)
-        setup = instantiate(cfg.proxy_setup)
+        setup = cfg.proxy_setup  # the checkpoint's tokenizer and dev split only: no train split tokenised here
         dev = load_glue(task, "validation", setup.data_dir)
+        tok = load_tokenizer(setup.checkpoint)
         out[task] = {"max_len": setup.max_len, "heldout_rows": setup.heldout, "teacher_steps": cfg.proxy.teacher_steps,
-                     "dev_over_max_len": round(100 * longer_than(setup.data.tokenizer, dev.text_a, dev.text_b, setup.max_len), 1)}
+                     "dev_over_max_len": round(100 * longer_than(tok, dev.text_a, dev.text_b, setup.max_len), 1)}
     return out
 
 
